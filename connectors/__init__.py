@@ -1,0 +1,1 @@
+"""Vendor connectors, the shared HTTP layer, paginators and vendor simulators."""

@@ -1,0 +1,1 @@
+"""The identity graph: people, vendor accounts, links, events and the outbox."""

@@ -1,0 +1,146 @@
+"""The identity graph's tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+UTCDateTime = sa.DateTime(timezone=True)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False) -> sa.Column[datetime]:
+    return sa.Column(UTCDateTime, nullable=nullable)
+
+
+class Person(SQLModel, table=True):
+    """A canonical person, as the authority describes them."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    primary_email: str = Field(unique=True)
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    lifecycle: str = Field(default="active", index=True)
+    attributes_json: str = "{}"
+    source: str
+    version: int = 1
+    created_at: datetime = Field(sa_column=_ts())
+    updated_at: datetime = Field(sa_column=_ts())
+
+
+class PersonEmail(SQLModel, table=True):
+    """One normalized address known for a person (primary, alias or former)."""
+
+    __tablename__ = "person_email"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", ondelete="CASCADE", index=True)
+    email: str = Field(unique=True)
+    raw: str
+    is_primary: bool = False
+    source: str
+    added_at: datetime = Field(sa_column=_ts())
+
+
+class Account(SQLModel, table=True):
+    """One vendor account as last listed, and its link to a person."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("connector", "external_id", name="uq_account_connector_external_id"),
+        sa.Index("ix_account_connector_email", "connector", "email"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    connector: str
+    external_id: str
+    email_raw: str | None = None
+    email: str | None = Field(default=None, index=True)
+    email_error: str | None = None
+    status: str
+    attributes_json: str = "{}"
+    raw_json: str = "{}"
+    payload_hash: str
+    first_seen: datetime = Field(sa_column=_ts())
+    changed_at: datetime = Field(sa_column=_ts())
+    missing_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    person_id: int | None = Field(
+        default=None, foreign_key="person.id", ondelete="SET NULL", index=True
+    )
+    link_method: str | None = None
+    linked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class Event(SQLModel, table=True):
+    """An append-only audit record of one change."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_ts())
+    source: str
+    kind: str = Field(index=True)
+    subject: str
+    subject_id: int = Field(index=True)
+    old_json: str | None = None
+    new_json: str | None = None
+
+
+class Operation(SQLModel, table=True):
+    """An outbox entry: one write to push to a vendor."""
+
+    __table_args__ = (sa.Index("ix_operation_connector_state", "connector", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    connector: str
+    account_id: int | None = Field(default=None, foreign_key="account.id", ondelete="SET NULL")
+    person_id: int | None = Field(default=None, foreign_key="person.id", ondelete="SET NULL")
+    op: str
+    payload_json: str = "{}"
+    idempotency_key: str = Field(unique=True)
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_error: str | None = None
+    created_at: datetime = Field(sa_column=_ts())
+    updated_at: datetime = Field(sa_column=_ts())
+
+
+class Conflict(SQLModel, table=True):
+    """Something only a person can settle; never acted on automatically."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    kind: str = Field(index=True)
+    connector: str | None = None
+    email: str | None = None
+    person_id: int | None = Field(default=None, foreign_key="person.id", ondelete="CASCADE")
+    account_id: int | None = Field(default=None, foreign_key="account.id", ondelete="CASCADE")
+    detail_json: str = "{}"
+    state: str = Field(default="open", index=True)
+    created_at: datetime = Field(sa_column=_ts())
+    resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class ConnectorState(SQLModel, table=True):
+    """Per-connector bookkeeping: listings, learned rate, failures, parking."""
+
+    __tablename__ = "connector_state"
+
+    connector: str = Field(primary_key=True)
+    listing_started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    listing_finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    listing_complete: bool = False
+    page_count: int = 0
+    account_count: int = 0
+    learned_rate: float | None = None
+    consecutive_failures: int = 0
+    parked_reason: str | None = None
+    updated_at: datetime = Field(sa_column=_ts())
+
+
+metadata = SQLModel.metadata

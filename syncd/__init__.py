@@ -1,0 +1,1 @@
+"""syncd: keep one identity graph true across SaaS vendors."""
