@@ -23,6 +23,7 @@ class Person(SQLModel, table=True):
     """A canonical person, as the authority describes them."""
 
     id: int | None = Field(default=None, primary_key=True)
+    authority_id: str | None = Field(default=None, unique=True)
     primary_email: str = Field(unique=True)
     given_name: str | None = None
     family_name: str | None = None
@@ -61,7 +62,7 @@ class Account(SQLModel, table=True):
     connector: str
     external_id: str
     email_raw: str | None = None
-    email: str | None = Field(default=None, index=True)
+    email: str | None = None
     email_error: str | None = None
     status: str
     attributes_json: str = "{}"
@@ -80,12 +81,14 @@ class Account(SQLModel, table=True):
 class Event(SQLModel, table=True):
     """An append-only audit record of one change."""
 
+    __table_args__ = (sa.Index("ix_event_subject", "subject", "subject_id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=_ts())
     source: str
-    kind: str = Field(index=True)
+    kind: str
     subject: str
-    subject_id: int = Field(index=True)
+    subject_id: int
     old_json: str | None = None
     new_json: str | None = None
 
@@ -144,3 +147,18 @@ class ConnectorState(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, sa.Table)
+    return table
+
+
+person_table = _table(Person)
+person_email_table = _table(PersonEmail)
+account_table = _table(Account)
+event_table = _table(Event)
+operation_table = _table(Operation)
+conflict_table = _table(Conflict)
+connector_state_table = _table(ConnectorState)

@@ -1,0 +1,165 @@
+"""Database connections: URL handling, SQLite tuning, migrations on open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseError(Exception):
+    """The database URL or schema is unusable."""
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def async_url(url: str) -> URL:
+    """Map a plain sqlite:/// or postgresql:// URL to its async driver."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise DatabaseError(f"not a database URL: {display_url(url)}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise DatabaseError("SQLite needs a file path: sqlite:///PATH")
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise DatabaseError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, safe to log or print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def _tune_sqlite(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    # Let SQLAlchemy's begin event emit BEGIN itself, so writers can take the lock up front.
+    dbapi_connection.isolation_level = None
+
+
+def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
+    if url.get_backend_name() != "sqlite":
+        return create_async_engine(
+            url, json_serializer=_json_dumps, pool_size=5, max_overflow=5, pool_pre_ping=True
+        )
+    engine = create_async_engine(
+        url,
+        json_serializer=_json_dumps,
+        pool_size=1 if writer else 4,
+        max_overflow=0,
+    )
+    event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+    event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+    return engine
+
+
+@dataclass
+class Database:
+    """The graph's engines: one writer (SQLite allows one) and readers."""
+
+    url: URL
+    writer: AsyncEngine
+    reader: AsyncEngine
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite backend."""
+        return self.url.get_backend_name() == "sqlite"
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; on SQLite the only one in this process at a time."""
+        async with self.writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction that does not wait for the writer."""
+        async with self.reader.begin() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        """Dispose of every pooled connection."""
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "graph:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def _is_current(connection: Connection) -> bool:
+    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+    return MigrationContext.configure(connection).get_current_revision() == head
+
+
+async def upgrade_database(url: str) -> None:
+    """Apply every pending migration."""
+    target = async_url(url)
+    engine = create_async_engine(target, poolclass=NullPool)
+    if target.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+    finally:
+        await engine.dispose()
+
+
+async def open_database(url: str) -> Database:
+    """Open the graph; SQLite files are created and upgraded, PostgreSQL must be current."""
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        await upgrade_database(url)
+        return Database(
+            target, _make_engine(target, writer=True), _make_engine(target, writer=False)
+        )
+    engine = _make_engine(target, writer=True)
+    async with engine.connect() as conn:
+        current = await conn.run_sync(_is_current)
+    if not current:
+        await engine.dispose()
+        raise DatabaseError(
+            f"database schema is not current: run `syncd db upgrade --database {display_url(url)}`"
+        )
+    return Database(target, engine, engine)

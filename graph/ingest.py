@@ -1,0 +1,385 @@
+"""Ingest vendor listings: hash, insert new, update changed, never touch the unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from graph.db import Database
+from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
+from graph.models import account_table, connector_state_table, event_table, utcnow
+from graph.records import AccountRecord
+from graph.sql import IN_CHUNK, chunks, dumps, execute_many, insert_for, loads
+
+log = structlog.get_logger("graph.ingest")
+
+a = account_table
+
+
+@dataclass
+class Listing:
+    """One pass over a connector's accounts; remembers which accounts it saw."""
+
+    connector: str
+    started_at: datetime
+    seen: set[int] = field(default_factory=set)
+    pages: int = 0
+
+
+@dataclass
+class IngestStats:
+    """What one ingest call did."""
+
+    received: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    invalid_emails: int = 0
+    rejections: list[str] = field(default_factory=list)
+
+    @property
+    def rows_written(self) -> int:
+        """Account rows written (inserted or updated)."""
+        return self.inserted + self.updated
+
+    def add(self, other: IngestStats) -> None:
+        """Fold another call's figures into this one."""
+        self.received += other.received
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+        self.invalid_emails += other.invalid_emails
+        self.rejections.extend(other.rejections)
+
+
+@dataclass
+class FinishResult:
+    """What finishing a listing did; `refused` says why nothing was marked missing."""
+
+    complete: bool
+    seen: int
+    marked_missing: int = 0
+    refused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    external_id: str
+    email_raw: str | None
+    email: str | None
+    email_error: str | None
+    status: str
+    attributes_json: str
+    raw_json: str
+    payload_hash: str
+
+
+def _prepare(record: AccountRecord, policy: EmailPolicy) -> _Prepared:
+    attributes_json = dumps(dict(record.attributes))
+    raw_json = dumps(dict(record.raw))
+    normalized = normalize_email(record.email, policy) if record.email is not None else None
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (record.email or "", record.status, attributes_json, raw_json):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    return _Prepared(
+        external_id=str(record.external_id),
+        email_raw=record.email,
+        email=normalized.email if normalized else None,
+        email_error=normalized.error if normalized else None,
+        status=record.status,
+        attributes_json=attributes_json,
+        raw_json=raw_json,
+        payload_hash=digest.hexdigest(),
+    )
+
+
+def _prepare_batch(
+    records: Iterable[AccountRecord], policy: EmailPolicy, stats: IngestStats
+) -> dict[str, _Prepared]:
+    prepared: dict[str, _Prepared] = {}
+    for record in records:
+        stats.received += 1
+        try:
+            item = _prepare(record, policy)
+        except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
+            stats.rejected += 1
+            stats.rejections.append(f"{getattr(record, 'external_id', '?')}: {exc}")
+            continue
+        if item.email_error is not None:
+            stats.invalid_emails += 1
+        prepared[item.external_id] = item  # a repeated id in one batch: the last one wins
+    return prepared
+
+
+def _changes(old: Any, new: _Prepared) -> tuple[dict[str, object], dict[str, object]]:
+    before: dict[str, object] = {}
+    after: dict[str, object] = {}
+    if old.email_raw != new.email_raw:
+        before["email"], after["email"] = old.email_raw, new.email_raw
+    if old.status != new.status:
+        before["status"], after["status"] = old.status, new.status
+    old_attrs, new_attrs = loads(old.attributes_json), loads(new.attributes_json)
+    for key in sorted(set(old_attrs) | set(new_attrs)):
+        if old_attrs.get(key) != new_attrs.get(key):
+            before[key], after[key] = old_attrs.get(key), new_attrs.get(key)
+    if not before and old.raw_json != new.raw_json:
+        before["raw"], after["raw"] = "changed", "changed"
+    return before, after
+
+
+async def _write_chunk(
+    conn: AsyncConnection,
+    listing: Listing,
+    prepared: dict[str, _Prepared],
+    now: datetime,
+    stats: IngestStats,
+) -> None:
+    existing = (
+        await conn.execute(
+            sa.select(a.c.id, a.c.external_id, a.c.payload_hash, a.c.missing_since).where(
+                a.c.connector == listing.connector, a.c.external_id.in_(list(prepared))
+            )
+        )
+    ).all()
+    known = {row.external_id: row for row in existing}
+    changed_ids: dict[int, _Prepared] = {}
+    reappeared: list[int] = []
+    for row in existing:
+        listing.seen.add(row.id)
+        item = prepared[row.external_id]
+        if row.payload_hash != item.payload_hash:
+            changed_ids[row.id] = item
+        elif row.missing_since is not None:
+            reappeared.append(row.id)
+        else:
+            stats.unchanged += 1
+
+    events: list[dict[str, Any]] = []
+    new_items = [item for key, item in prepared.items() if key not in known]
+    if new_items:
+        inserted = await conn.execute(
+            sa.insert(a).returning(a.c.id, a.c.email_raw, a.c.status),
+            [
+                {
+                    "connector": listing.connector,
+                    "external_id": item.external_id,
+                    "email_raw": item.email_raw,
+                    "email": item.email,
+                    "email_error": item.email_error,
+                    "status": item.status,
+                    "attributes_json": item.attributes_json,
+                    "raw_json": item.raw_json,
+                    "payload_hash": item.payload_hash,
+                    "first_seen": now,
+                    "changed_at": now,
+                }
+                for item in new_items
+            ],
+        )
+        for row in inserted:
+            listing.seen.add(row.id)
+            events.append(
+                _event(
+                    listing.connector,
+                    "account.created",
+                    row.id,
+                    now,
+                    None,
+                    {"email": row.email_raw, "status": row.status},
+                )
+            )
+        stats.inserted += len(new_items)
+
+    if changed_ids:
+        old_rows = (
+            await conn.execute(
+                sa.select(
+                    a.c.id, a.c.email_raw, a.c.status, a.c.attributes_json, a.c.raw_json
+                ).where(a.c.id.in_(list(changed_ids)))
+            )
+        ).all()
+        for old in old_rows:
+            before, after = _changes(old, changed_ids[old.id])
+            events.append(_event(listing.connector, "account.updated", old.id, now, before, after))
+        await conn.execute(
+            sa.update(a)
+            .where(a.c.id == sa.bindparam("account_id"))
+            .values(
+                email_raw=sa.bindparam("email_raw"),
+                email=sa.bindparam("email"),
+                email_error=sa.bindparam("email_error"),
+                status=sa.bindparam("status"),
+                attributes_json=sa.bindparam("attributes_json"),
+                raw_json=sa.bindparam("raw_json"),
+                payload_hash=sa.bindparam("payload_hash"),
+                changed_at=now,
+                missing_since=None,
+            ),
+            [
+                {
+                    "account_id": account_id,
+                    "email_raw": item.email_raw,
+                    "email": item.email,
+                    "email_error": item.email_error,
+                    "status": item.status,
+                    "attributes_json": item.attributes_json,
+                    "raw_json": item.raw_json,
+                    "payload_hash": item.payload_hash,
+                }
+                for account_id, item in changed_ids.items()
+            ],
+        )
+        stats.updated += len(changed_ids)
+
+    if reappeared:
+        await conn.execute(
+            sa.update(a).where(a.c.id.in_(reappeared)).values(missing_since=None, changed_at=now)
+        )
+        events.extend(
+            _event(listing.connector, "account.reappeared", account_id, now, None, None)
+            for account_id in reappeared
+        )
+        stats.updated += len(reappeared)
+    await execute_many(conn, sa.insert(event_table), events)
+
+
+def _event(
+    source: str,
+    kind: str,
+    subject_id: int,
+    at: datetime,
+    old: object,
+    new: object,
+    subject: str = "account",
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "source": source,
+        "kind": kind,
+        "subject": subject,
+        "subject_id": subject_id,
+        "old_json": None if old is None else dumps(old),
+        "new_json": None if new is None else dumps(new),
+    }
+
+
+async def begin_listing(db: Database, connector: str) -> Listing:
+    """Start a listing and record when it started."""
+    listing = Listing(connector=connector, started_at=utcnow())
+    async with db.write() as conn:
+        await _save_state(conn, connector, listing_started_at=listing.started_at)
+    return listing
+
+
+async def ingest(
+    db: Database,
+    listing: Listing,
+    records: Iterable[AccountRecord],
+    policy: EmailPolicy = DEFAULT_POLICY,
+) -> IngestStats:
+    """Write one batch of a listing: new rows inserted, changed rows updated, events logged."""
+    stats = IngestStats()
+    prepared = _prepare_batch(records, policy, stats)
+    now = utcnow()
+    async with db.write() as conn:
+        for keys in chunks(prepared, IN_CHUNK):
+            await _write_chunk(conn, listing, {key: prepared[key] for key in keys}, now, stats)
+    listing.pages += 1
+    if stats.rejected:
+        log.warning(
+            "ingest.rejected",
+            connector=listing.connector,
+            count=stats.rejected,
+            first=stats.rejections[0],
+        )
+    return stats
+
+
+async def finish_listing(
+    db: Database,
+    listing: Listing,
+    *,
+    complete: bool,
+    max_missing_share: float = 0.25,
+    missing_allowance: int = 5,
+) -> FinishResult:
+    """Mark accounts the listing did not see as missing, if it was complete and plausible."""
+    result = FinishResult(complete=complete, seen=len(listing.seen))
+    now = utcnow()
+    async with db.write() as conn:
+        if complete:
+            present = (
+                (
+                    await conn.execute(
+                        sa.select(a.c.id).where(
+                            a.c.connector == listing.connector, a.c.missing_since.is_(None)
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            missing = [account_id for account_id in present if account_id not in listing.seen]
+            result.refused = _implausible(
+                len(missing), len(present), len(listing.seen), max_missing_share, missing_allowance
+            )
+            if result.refused is None:
+                for batch in chunks(missing, IN_CHUNK):
+                    await conn.execute(
+                        sa.update(a).where(a.c.id.in_(batch)).values(missing_since=now)
+                    )
+                await execute_many(
+                    conn,
+                    sa.insert(event_table),
+                    [
+                        _event(listing.connector, "account.missing", account_id, now, None, None)
+                        for account_id in missing
+                    ],
+                )
+                result.marked_missing = len(missing)
+            else:
+                log.warning(
+                    "listing.shrank",
+                    connector=listing.connector,
+                    missing=len(missing),
+                    present=len(present),
+                    reason=result.refused,
+                )
+        await _save_state(
+            conn,
+            listing.connector,
+            listing_finished_at=now,
+            listing_complete=complete and result.refused is None,
+            page_count=listing.pages,
+            account_count=len(listing.seen),
+        )
+    return result
+
+
+def _implausible(
+    missing: int, present: int, seen: int, max_share: float, allowance: int
+) -> str | None:
+    if missing == 0:
+        return None
+    if seen == 0:
+        return f"listing was empty but {present} accounts are known"
+    if missing > allowance and missing > max_share * present:
+        return f"{missing} of {present} accounts would go missing (limit {max_share:.0%})"
+    return None
+
+
+async def _save_state(conn: AsyncConnection, connector: str, **values: Any) -> None:
+    values["updated_at"] = utcnow()
+    statement = insert_for(conn, connector_state_table).values(connector=connector, **values)
+    await conn.execute(statement.on_conflict_do_update(index_elements=["connector"], set_=values))

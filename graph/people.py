@@ -1,0 +1,324 @@
+"""Upsert people from an authority, with their emails and lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from graph.db import Database
+from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
+from graph.ingest import _event
+from graph.models import (
+    conflict_table,
+    event_table,
+    person_email_table,
+    person_table,
+    utcnow,
+)
+from graph.records import LIFECYCLES, PersonRecord
+from graph.sql import chunks, dumps, execute_many, insert_for, loads
+
+p = person_table
+pe = person_email_table
+PEOPLE_CHUNK = 1_000
+_FIELDS = ("given_name", "family_name", "display_name", "lifecycle")
+
+
+@dataclass
+class PeopleStats:
+    """What one upsert of people did."""
+
+    received: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    conflicts: int = 0
+    rejections: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Clean:
+    line: int
+    record: PersonRecord
+    primary: str
+    emails: list[tuple[str, str]]  # (normalized, raw), primary first
+    attributes_json: str
+
+
+def _clean(
+    line: int, record: PersonRecord, policy: EmailPolicy, stats: PeopleStats
+) -> _Clean | None:
+    def reject(reason: str) -> None:
+        stats.rejected += 1
+        stats.rejections.append(f"record {line}: {reason}")
+
+    primary = normalize_email(record.email, policy)
+    if primary.email is None:
+        reject(f"invalid email: {primary.error}")
+        return None
+    if record.lifecycle not in LIFECYCLES:
+        reject(f"lifecycle must be one of {', '.join(LIFECYCLES)}, not {record.lifecycle!r}")
+        return None
+    emails = [(primary.email, record.email)]
+    for alias in record.aliases:
+        normalized = normalize_email(alias, policy)
+        if normalized.email is None:
+            stats.rejections.append(f"record {line}: alias skipped: {normalized.error}")
+        elif all(normalized.email != known for known, _ in emails):
+            emails.append((normalized.email, alias))
+    try:
+        attributes_json = dumps(dict(record.attributes))
+    except TypeError as exc:
+        reject(f"attributes are not JSON: {exc}")
+        return None
+    return _Clean(line, record, primary.email, emails, attributes_json)
+
+
+def _conflict(kind: str, email: str, person_id: int, owner: int, now: datetime) -> dict[str, Any]:
+    return {
+        "key": f"{kind}:{email}:{person_id}",
+        "kind": kind,
+        "email": email,
+        "person_id": person_id,
+        "detail_json": dumps({"claimed_by": owner}),
+        "state": "open",
+        "created_at": now,
+    }
+
+
+async def _upsert_chunk(
+    conn: AsyncConnection, batch: list[_Clean], source: str, stats: PeopleStats
+) -> None:
+    now = utcnow()
+    all_emails = {email for item in batch for email, _ in item.emails}
+    owner: dict[str, int] = {}
+    authority_of: dict[int, str | None] = {}
+    for row in await conn.execute(
+        sa.select(pe.c.email, pe.c.person_id, p.c.authority_id)
+        .join(p, p.c.id == pe.c.person_id)
+        .where(pe.c.email.in_(all_emails))
+    ):
+        owner[row.email] = row.person_id
+        authority_of[row.person_id] = row.authority_id
+    authority_ids = [item.record.authority_id for item in batch if item.record.authority_id]
+    by_authority = {
+        row.authority_id: row.id
+        for row in await conn.execute(
+            sa.select(p.c.id, p.c.authority_id).where(p.c.authority_id.in_(authority_ids))
+        )
+    }
+
+    creates: list[_Clean] = []
+    matched: dict[int, _Clean] = {}
+    claimed_here: set[str] = set()  # emails that people created in this chunk take
+    conflicts: list[dict[str, Any]] = []
+    for item in batch:
+        aid = item.record.authority_id
+        person_id = by_authority.get(aid) if aid else None
+        holder = owner.get(item.primary)
+        if person_id is None and holder is not None:
+            if aid and authority_of.get(holder) not in (None, aid):
+                # The address belongs to someone the authority knows under another id.
+                conflicts.append(
+                    _conflict("email_claimed_twice", item.primary, holder, holder, now)
+                )
+                stats.rejected += 1
+                stats.rejections.append(f"record {item.line}: email belongs to another person")
+                continue
+            person_id = holder
+        if person_id is None:
+            if item.primary in claimed_here:
+                stats.rejected += 1
+                stats.rejections.append(f"record {item.line}: email repeated in this feed")
+                continue
+            item.emails = [pair for pair in item.emails if pair[0] not in claimed_here]
+            claimed_here.update(email for email, _ in item.emails)
+            creates.append(item)
+        elif person_id in matched:
+            stats.rejected += 1
+            stats.rejections.append(f"record {item.line}: the same person appears twice")
+        else:
+            matched[person_id] = item
+
+    events: list[dict[str, Any]] = []
+    new_emails: list[dict[str, Any]] = []
+
+    if creates:
+        rows = await conn.execute(
+            sa.insert(p).returning(p.c.id, p.c.primary_email),
+            [
+                {
+                    "authority_id": item.record.authority_id,
+                    "primary_email": item.primary,
+                    "given_name": item.record.given_name,
+                    "family_name": item.record.family_name,
+                    "display_name": item.record.display_name,
+                    "lifecycle": item.record.lifecycle,
+                    "attributes_json": item.attributes_json,
+                    "source": source,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for item in creates
+            ],
+        )
+        created = {row.primary_email: row.id for row in rows}
+        for item in creates:
+            person_id = created[item.primary]
+            for email, raw in item.emails:
+                if email in owner:
+                    conflicts.append(
+                        _conflict("email_claimed_twice", email, person_id, owner[email], now)
+                    )
+                    continue
+                new_emails.append(
+                    _email_row(person_id, email, raw, email == item.primary, source, now)
+                )
+            events.append(
+                _event(
+                    source,
+                    "person.created",
+                    person_id,
+                    now,
+                    None,
+                    {"email": item.primary, "lifecycle": item.record.lifecycle},
+                    "person",
+                )
+            )
+        stats.created += len(creates)
+
+    if matched:
+        await _update_matched(
+            conn, matched, owner, source, now, stats, events, conflicts, new_emails
+        )
+
+    await execute_many(conn, sa.insert(pe), new_emails)
+    await execute_many(conn, sa.insert(event_table), events)
+    if conflicts:
+        statement = insert_for(conn, conflict_table).on_conflict_do_nothing(index_elements=["key"])
+        await conn.execute(statement, conflicts)
+        stats.conflicts += len(conflicts)
+
+
+def _email_row(
+    person_id: int, email: str, raw: str, primary: bool, source: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "person_id": person_id,
+        "email": email,
+        "raw": raw,
+        "is_primary": primary,
+        "source": source,
+        "added_at": now,
+    }
+
+
+async def _update_matched(
+    conn: AsyncConnection,
+    matched: dict[int, _Clean],
+    owner: dict[str, int],
+    source: str,
+    now: datetime,
+    stats: PeopleStats,
+    events: list[dict[str, Any]],
+    conflicts: list[dict[str, Any]],
+    new_emails: list[dict[str, Any]],
+) -> None:
+    current = {
+        row.id: row for row in await conn.execute(sa.select(p).where(p.c.id.in_(list(matched))))
+    }
+    updates: list[dict[str, Any]] = []
+    primary_moves: list[dict[str, Any]] = []
+    for person_id, item in matched.items():
+        row = current[person_id]
+        before: dict[str, object] = {}
+        after: dict[str, object] = {}
+        for name in _FIELDS:
+            if getattr(row, name) != getattr(item.record, name):
+                before[name], after[name] = getattr(row, name), getattr(item.record, name)
+        if row.attributes_json != item.attributes_json:
+            before["attributes"], after["attributes"] = (
+                loads(row.attributes_json),
+                loads(item.attributes_json),
+            )
+        primary = row.primary_email
+        for email, raw in item.emails:
+            holder = owner.get(email)
+            if holder is None:
+                new_emails.append(_email_row(person_id, email, raw, False, source, now))
+                owner[email] = person_id
+            elif holder != person_id:
+                conflicts.append(_conflict("email_claimed_twice", email, person_id, holder, now))
+        if item.primary != primary and owner.get(item.primary) == person_id:
+            before["primary_email"], after["primary_email"] = primary, item.primary
+            primary = item.primary
+            primary_moves.append({"pid": person_id, "primary": primary})
+        if item.record.authority_id and row.authority_id != item.record.authority_id:
+            before["authority_id"], after["authority_id"] = (
+                row.authority_id,
+                item.record.authority_id,
+            )
+        if not before:
+            stats.unchanged += 1
+            continue
+        updates.append(
+            {
+                "pid": person_id,
+                "authority_id": item.record.authority_id or row.authority_id,
+                "primary_email": primary,
+                "given_name": item.record.given_name,
+                "family_name": item.record.family_name,
+                "display_name": item.record.display_name,
+                "lifecycle": item.record.lifecycle,
+                "attributes_json": item.attributes_json,
+                "version": row.version + 1,
+            }
+        )
+        events.append(_event(source, "person.updated", person_id, now, before, after, "person"))
+    if updates:
+        await conn.execute(
+            sa.update(p)
+            .where(p.c.id == sa.bindparam("pid"))
+            .values(
+                {name: sa.bindparam(name) for name in updates[0] if name != "pid"}
+                | {"updated_at": now, "source": source}
+            ),
+            updates,
+        )
+        stats.updated += len(updates)
+    # New emails must exist before they can be flagged primary.
+    await execute_many(conn, sa.insert(pe), new_emails)
+    new_emails.clear()
+    if primary_moves:
+        await conn.execute(
+            sa.update(pe)
+            .where(pe.c.person_id == sa.bindparam("pid"))
+            .values(is_primary=pe.c.email == sa.bindparam("primary")),
+            primary_moves,
+        )
+
+
+async def upsert_people(
+    db: Database,
+    records: Iterable[PersonRecord],
+    source: str,
+    policy: EmailPolicy = DEFAULT_POLICY,
+) -> PeopleStats:
+    """Create or update people; an email another person holds becomes a conflict."""
+    stats = PeopleStats()
+    async with db.write() as conn:
+        for batch in chunks(enumerate(records, start=1), PEOPLE_CHUNK):
+            stats.received += len(batch)
+            cleaned = [
+                item for line, record in batch if (item := _clean(line, record, policy, stats))
+            ]
+            if cleaned:
+                await _upsert_chunk(conn, cleaned, source, stats)
+    return stats

@@ -1,0 +1,99 @@
+"""Resolution: link accounts to people by email; record what needs a person to decide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from graph.db import Database
+from graph.models import UTCDateTime, utcnow
+
+# Unlinked, live accounts whose normalized email belongs to a person, with how many such
+# accounts claim that person in the same connector and whether the person already holds one
+# there. `link_method IS NULL` leaves manual decisions (link or unlink) alone.
+_CANDIDATES = """
+SELECT c.account_id, c.person_id, c.connector, c.email, c.claims, c.held FROM (
+  SELECT a.id AS account_id, pe.person_id, a.connector, a.email,
+         COUNT(*) OVER (PARTITION BY a.connector, pe.person_id) AS claims,
+         CASE WHEN EXISTS (
+           SELECT 1 FROM account l WHERE l.connector = a.connector AND l.person_id = pe.person_id
+         ) THEN 1 ELSE 0 END AS held
+  FROM account a JOIN person_email pe ON pe.email = a.email
+  WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL
+    AND (:connector IS NULL OR a.connector = :connector)
+) c
+"""
+
+_LINK = f"""
+UPDATE account SET person_id = c.person_id, link_method = 'email', linked_at = :now
+FROM ({_CANDIDATES}) c
+WHERE account.id = c.account_id AND c.claims = 1 AND c.held = 0
+"""
+
+_LINK_EVENTS = """
+INSERT INTO event (at, source, kind, subject, subject_id, old_json, new_json)
+SELECT :now, 'resolver', 'account.linked', 'account', a.id, NULL,
+       '{"person_id":' || a.person_id || ',"method":"email"}'
+FROM account a
+WHERE a.linked_at = :now AND a.link_method = 'email'
+  AND (:connector IS NULL OR a.connector = :connector)
+"""
+
+_SECOND_ACCOUNT_CONFLICTS = f"""
+INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
+                      created_at)
+SELECT 'second_account:' || c.account_id || ':' || c.person_id, 'second_account', c.connector,
+       c.email, c.person_id, c.account_id, '{{}}', 'open', :now
+FROM ({_CANDIDATES}) c
+WHERE c.claims > 1 OR c.held = 1
+ON CONFLICT (key) DO NOTHING
+"""
+
+# A linked account whose vendor-side email is no longer one of its person's emails.
+_DRIFT_CONFLICTS = """
+INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
+                      created_at)
+SELECT 'email_drift:' || a.id || ':' || COALESCE(a.email, ''), 'email_drift', a.connector,
+       a.email, a.person_id, a.id, '{}', 'open', :now
+FROM account a
+WHERE a.person_id IS NOT NULL AND a.link_method <> 'manual'
+  AND (:connector IS NULL OR a.connector = :connector)
+  AND NOT EXISTS (
+    SELECT 1 FROM person_email pe WHERE pe.person_id = a.person_id AND pe.email = a.email
+  )
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+@dataclass
+class ResolveStats:
+    """What one resolution pass did."""
+
+    linked: int = 0
+    new_conflicts: int = 0
+
+
+def _statement(sql: str) -> sa.TextClause:
+    return sa.text(sql).bindparams(
+        sa.bindparam("now", type_=UTCDateTime), sa.bindparam("connector", type_=sa.String)
+    )
+
+
+async def _run(conn: AsyncConnection, sql: str, params: dict[str, object]) -> int:
+    result = await conn.execute(_statement(sql), params)
+    return int(result.rowcount)
+
+
+async def resolve(db: Database, connector: str | None = None) -> ResolveStats:
+    """Link every unlinked account whose email names exactly one person."""
+    stats = ResolveStats()
+    params: dict[str, object] = {"now": utcnow(), "connector": connector}
+    async with db.write() as conn:
+        stats.new_conflicts += await _run(conn, _SECOND_ACCOUNT_CONFLICTS, params)
+        stats.linked = await _run(conn, _LINK, params)
+        if stats.linked:
+            await _run(conn, _LINK_EVENTS, params)
+        stats.new_conflicts += await _run(conn, _DRIFT_CONFLICTS, params)
+    return stats

@@ -1,0 +1,53 @@
+"""Small SQL helpers shared by the graph's bulk paths."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+T = TypeVar("T")
+
+# Well under both SQLite's and asyncpg's limit on bound parameters per statement.
+IN_CHUNK = 2_000
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Yield lists of at most `size` items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def dumps(value: object) -> str:
+    """Canonical JSON text: sorted keys, so equal content gives equal text."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def loads(text: str | None) -> Any:
+    """Parse JSON text stored by `dumps`; None stays None."""
+    return None if text is None else orjson.loads(text)
+
+
+def insert_for(conn: AsyncConnection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def execute_many(
+    conn: AsyncConnection, statement: Any, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Run one statement for many parameter rows (nothing when there are none)."""
+    if rows:
+        await conn.execute(statement, list(rows))

@@ -1,0 +1,80 @@
+"""Email normalization: idempotent, case and Unicode insensitive, never raising."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from graph.emails import EmailPolicy, normalize_email
+
+local_part = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+_-éÄßİ",
+    min_size=1,
+    max_size=30,
+)
+label = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789üÖ",
+    min_size=1,
+    max_size=20,
+)
+emails = st.builds(
+    lambda local, domain, tld: f"{local}@{domain}.{tld}",
+    local_part,
+    label,
+    st.sampled_from(["com", "DE", "org"]),
+)
+
+
+@given(st.one_of(st.text(), emails, st.integers(), st.none()))
+def test_never_raises_and_always_says_why(raw: object) -> None:
+    result = normalize_email(raw)
+    assert (result.email is None) != (result.error is None)
+
+
+@given(emails)
+def test_idempotent(raw: str) -> None:
+    first = normalize_email(raw)
+    if first.email is not None:
+        assert normalize_email(first.email).email == first.email
+
+
+@given(emails)
+def test_case_insensitive(raw: str) -> None:
+    assert normalize_email(raw.upper()).email == normalize_email(raw.lower()).email
+
+
+@given(emails, st.sampled_from(["NFC", "NFD", "NFKC", "NFKD"]))
+def test_unicode_form_insensitive(raw: str, form: str) -> None:
+    assert normalize_email(unicodedata.normalize(form, raw)).email == normalize_email(raw).email
+
+
+@given(emails, st.text(alphabet=" \t\n", max_size=3))
+def test_surrounding_whitespace_ignored(raw: str, pad: str) -> None:
+    assert normalize_email(pad + raw + pad).email == normalize_email(raw).email
+
+
+def test_examples() -> None:
+    assert normalize_email("  Ann.Lee@Example.COM ").email == "ann.lee@example.com"
+    assert normalize_email("jo@Bücher.de").email == "jo@xn--bcher-kva.de"
+    assert normalize_email("Ｊｏ@example.com").email == "jo@example.com"
+    assert normalize_email("STRASSE@x.de").email == normalize_email("straße@x.de").email
+
+
+def test_rejections_name_the_reason() -> None:
+    assert normalize_email("no-at-sign").error == "must contain exactly one @"
+    assert normalize_email("a@@b.com").error == "must contain exactly one @"
+    assert normalize_email("@example.com").error == "empty local part"
+    assert normalize_email("a b@example.com").error == "contains whitespace or control characters"
+    assert normalize_email("a@localhost").error == "domain must contain a dot"
+    assert normalize_email("a@x..com").error == "invalid domain: domain has an empty label"
+    assert normalize_email("a" * 65 + "@x.com").error == "local part longer than 64 characters"
+    assert normalize_email(None).error == "not a string"
+    assert normalize_email("").error == "empty"
+
+
+def test_plus_tags_and_domain_aliases_are_opt_in() -> None:
+    assert normalize_email("ann+hr@example.com").email == "ann+hr@example.com"
+    policy = EmailPolicy(strip_plus_tags=True, domain_aliases={"corp.example.com": "example.com"})
+    assert normalize_email("Ann+hr@Corp.Example.com", policy).email == "ann@example.com"

@@ -1,0 +1,126 @@
+"""Ingest and listings, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from graph.store import GraphStore
+from tests.graph.helpers import Rec, full_listing, scalar
+
+
+async def test_first_ingest_inserts_and_logs_an_event_per_account(store: GraphStore) -> None:
+    listing = await store.begin_listing("acme")
+    stats = await store.ingest(listing, [Rec(str(i), f"u{i}@example.com") for i in range(50)])
+    assert (stats.received, stats.inserted, stats.updated, stats.unchanged) == (50, 50, 0, 0)
+    assert await scalar(store, "SELECT count(*) FROM account WHERE connector = 'acme'") == 50
+    assert await scalar(store, "SELECT count(*) FROM event WHERE kind = 'account.created'") == 50
+
+
+async def test_unchanged_accounts_are_not_written(store: GraphStore) -> None:
+    records = [Rec(str(i), f"u{i}@example.com", attributes={"title": "x"}) for i in range(20)]
+    await full_listing(store, "acme", records)
+    before = await scalar(store, "SELECT max(changed_at) FROM account")
+    events = await scalar(store, "SELECT count(*) FROM event")
+
+    listing = await store.begin_listing("acme")
+    stats = await store.ingest(listing, records)
+    assert stats.rows_written == 0 and stats.unchanged == 20
+    assert await scalar(store, "SELECT max(changed_at) FROM account") == before
+    assert await scalar(store, "SELECT count(*) FROM event") == events
+
+
+async def test_changed_account_is_updated_with_a_diff_event(store: GraphStore) -> None:
+    await full_listing(
+        store, "acme", [Rec("1", "a@example.com", attributes={"title": "Dev", "locale": "en"})]
+    )
+    listing = await store.begin_listing("acme")
+    stats = await store.ingest(
+        listing, [Rec("1", "a@example.com", attributes={"title": "CTO", "locale": "en"})]
+    )
+    assert (stats.updated, stats.inserted) == (1, 0)
+    old = await scalar(store, "SELECT old_json FROM event WHERE kind = 'account.updated'")
+    new = await scalar(store, "SELECT new_json FROM event WHERE kind = 'account.updated'")
+    assert (old, new) == ('{"title":"Dev"}', '{"title":"CTO"}')
+    assert (
+        await scalar(store, "SELECT attributes_json FROM account")
+        == '{"locale":"en","title":"CTO"}'
+    )
+
+
+async def test_raw_only_change_counts_as_a_change(store: GraphStore) -> None:
+    await full_listing(store, "acme", [Rec("1", "a@example.com", raw={"x": 1})])
+    listing = await store.begin_listing("acme")
+    assert (await store.ingest(listing, [Rec("1", "a@example.com", raw={"x": 2})])).updated == 1
+
+
+async def test_same_external_id_in_two_connectors_is_two_accounts(store: GraphStore) -> None:
+    await full_listing(store, "one", [Rec("1", "a@example.com")])
+    await full_listing(store, "two", [Rec("1", "a@example.com")])
+    assert await scalar(store, "SELECT count(*) FROM account") == 2
+
+
+async def test_bad_records_are_reported_and_the_rest_ingested(store: GraphStore) -> None:
+    listing = await store.begin_listing("acme")
+    stats = await store.ingest(
+        listing,
+        [
+            Rec("1", "not an email"),
+            Rec("2", "b@example.com", attributes={"x": {1, 2}}),  # a set is not JSON
+            Rec("3", None),
+            Rec("4", "d@example.com"),
+            Rec("4", "d2@example.com"),  # repeated id: the last one wins
+        ],
+    )
+    assert (stats.inserted, stats.rejected, stats.invalid_emails) == (3, 1, 1)
+    assert stats.rejections[0].startswith("2: ")
+    assert await scalar(store, "SELECT email_error FROM account WHERE external_id = '1'") == (
+        "must contain exactly one @"
+    )
+    assert (
+        await scalar(store, "SELECT email FROM account WHERE external_id = '4'") == "d2@example.com"
+    )
+
+
+async def test_complete_listing_marks_unseen_accounts_missing(store: GraphStore) -> None:
+    await full_listing(store, "acme", [Rec(str(i), f"u{i}@example.com") for i in range(10)])
+    listing = await store.begin_listing("acme")
+    await store.ingest(listing, [Rec(str(i), f"u{i}@example.com") for i in range(1, 10)])
+    result = await store.finish_listing(listing, complete=True)
+    assert (result.marked_missing, result.refused) == (1, None)
+    assert (
+        await scalar(store, "SELECT external_id FROM account WHERE missing_since IS NOT NULL")
+        == "0"
+    )
+    assert await scalar(store, "SELECT count(*) FROM event WHERE kind = 'account.missing'") == 1
+    assert await scalar(store, "SELECT listing_complete FROM connector_state") in (True, 1)
+
+
+async def test_incomplete_listing_marks_nothing(store: GraphStore) -> None:
+    await full_listing(store, "acme", [Rec(str(i), f"u{i}@example.com") for i in range(10)])
+    listing = await store.begin_listing("acme")
+    await store.ingest(listing, [Rec("1", "u1@example.com")])
+    result = await store.finish_listing(listing, complete=False)
+    assert result.marked_missing == 0
+    assert await scalar(store, "SELECT count(*) FROM account WHERE missing_since IS NOT NULL") == 0
+    assert await scalar(store, "SELECT listing_complete FROM connector_state") in (False, 0)
+
+
+@pytest.mark.parametrize("kept", [0, 50])
+async def test_listing_that_shrank_too_far_marks_nothing(store: GraphStore, kept: int) -> None:
+    await full_listing(store, "acme", [Rec(str(i), f"u{i}@example.com") for i in range(100)])
+    listing = await store.begin_listing("acme")
+    await store.ingest(listing, [Rec(str(i), f"u{i}@example.com") for i in range(kept)])
+    result = await store.finish_listing(listing, complete=True)
+    assert result.marked_missing == 0 and result.refused is not None
+    assert await scalar(store, "SELECT count(*) FROM account WHERE missing_since IS NOT NULL") == 0
+
+
+async def test_missing_account_that_comes_back_is_live_again(store: GraphStore) -> None:
+    records = [Rec(str(i), f"u{i}@example.com") for i in range(10)]
+    await full_listing(store, "acme", records)
+    await full_listing(store, "acme", records[1:])
+    listing = await store.begin_listing("acme")
+    stats = await store.ingest(listing, records)
+    assert stats.updated == 1
+    assert await scalar(store, "SELECT count(*) FROM account WHERE missing_since IS NOT NULL") == 0
+    assert await scalar(store, "SELECT count(*) FROM event WHERE kind = 'account.reappeared'") == 1

@@ -1,0 +1,122 @@
+"""Resolution of accounts to people, on both backends."""
+
+from __future__ import annotations
+
+from graph.records import PersonRecord
+from graph.store import GraphStore
+from tests.graph.helpers import Rec, full_listing, scalar
+
+
+async def test_links_by_normalized_email_and_leaves_orphans(store: GraphStore) -> None:
+    await store.upsert_people(
+        [PersonRecord(email="ann@example.com", aliases=["a.lee@example.com"])], "hr"
+    )
+    await full_listing(
+        store,
+        "acme",
+        [Rec("1", " ANN@Example.com"), Rec("2", "stranger@example.com"), Rec("3", "bad email")],
+    )
+    await full_listing(store, "other", [Rec("9", "A.Lee@example.com")])
+    stats = await store.resolve()
+    assert stats.linked == 2
+    person = await store.person("a.lee@EXAMPLE.com")
+    assert person is not None
+    assert sorted((acc.connector, acc.external_id, acc.link_method) for acc in person.accounts) == [
+        ("acme", "1", "email"),
+        ("other", "9", "email"),
+    ]
+    assert sorted(o.external_id for o in await store.orphans()) == ["2", "3"]
+    assert [o.external_id for o in await store.orphans("other")] == []
+    assert await scalar(store, "SELECT count(*) FROM event WHERE kind = 'account.linked'") == 2
+
+
+async def test_resolve_is_idempotent(store: GraphStore) -> None:
+    await store.upsert_people([PersonRecord(email="ann@example.com")], "hr")
+    await full_listing(store, "acme", [Rec("1", "ann@example.com")])
+    assert (await store.resolve()).linked == 1
+    again = await store.resolve()
+    assert (again.linked, again.new_conflicts) == (0, 0)
+
+
+async def test_two_accounts_for_one_person_in_one_vendor_is_a_conflict(store: GraphStore) -> None:
+    await store.upsert_people(
+        [PersonRecord(email="ann@example.com", aliases=["al@example.com"])], "hr"
+    )
+    await full_listing(store, "acme", [Rec("1", "ann@example.com"), Rec("2", "al@example.com")])
+    stats = await store.resolve()
+    assert (stats.linked, stats.new_conflicts) == (0, 2)
+    conflicts = await store.conflicts()
+    assert {c.kind for c in conflicts} == {"second_account"}
+    assert {c.account_id for c in conflicts} == {
+        await scalar(store, "SELECT id FROM account WHERE external_id = :x", x=x)
+        for x in ("1", "2")
+    }
+    assert await store.orphans() == []  # waiting on a conflict is not being an orphan
+
+
+async def test_account_for_a_person_who_already_has_one_there_is_a_conflict(
+    store: GraphStore,
+) -> None:
+    await store.upsert_people(
+        [PersonRecord(email="ann@example.com", aliases=["al@example.com"])], "hr"
+    )
+    await full_listing(store, "acme", [Rec("1", "ann@example.com")])
+    await store.resolve()
+    listing = await store.begin_listing("acme")
+    await store.ingest(listing, [Rec("1", "ann@example.com"), Rec("2", "al@example.com")])
+    await store.finish_listing(listing, complete=True)
+    stats = await store.resolve()
+    assert (stats.linked, stats.new_conflicts) == (0, 1)
+    assert await scalar(store, "SELECT person_id FROM account WHERE external_id = '2'") is None
+
+
+async def test_vendor_side_email_change_never_moves_a_link(store: GraphStore) -> None:
+    await store.upsert_people(
+        [PersonRecord(email="ann@example.com"), PersonRecord(email="bob@example.com")], "hr"
+    )
+    await full_listing(store, "acme", [Rec("1", "ann@example.com")])
+    await store.resolve()
+    ann = await scalar(store, "SELECT person_id FROM account WHERE external_id = '1'")
+
+    await full_listing(store, "acme", [Rec("1", "bob@example.com")])
+    stats = await store.resolve()
+    assert stats.linked == 0 and stats.new_conflicts == 1
+    assert await scalar(store, "SELECT person_id FROM account WHERE external_id = '1'") == ann
+    [conflict] = await store.conflicts()
+    assert (conflict.kind, conflict.email, conflict.person_id) == (
+        "email_drift",
+        "bob@example.com",
+        ann,
+    )
+    assert await scalar(store, "SELECT new_json FROM event WHERE kind = 'account.updated'") == (
+        '{"email":"bob@example.com"}'
+    )
+    assert (await store.resolve()).new_conflicts == 0  # reported once, not every cycle
+
+
+async def test_manual_decisions_are_left_alone(store: GraphStore) -> None:
+    await store.upsert_people([PersonRecord(email="ann@example.com")], "hr")
+    await full_listing(store, "acme", [Rec("1", "ann@example.com")])
+    async with store.db.write() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(text("UPDATE account SET link_method = 'unlinked'"))
+    assert (await store.resolve()).linked == 0
+
+
+async def test_missing_accounts_are_not_linked(store: GraphStore) -> None:
+    await full_listing(store, "acme", [Rec(str(i), f"u{i}@example.com") for i in range(10)])
+    await full_listing(store, "acme", [Rec(str(i), f"u{i}@example.com") for i in range(1, 10)])
+    await store.upsert_people([PersonRecord(email="u0@example.com")], "hr")
+    assert (await store.resolve()).linked == 0
+
+
+async def test_counts_per_connector(store: GraphStore) -> None:
+    await store.upsert_people([PersonRecord(email="ann@example.com")], "hr")
+    await full_listing(store, "acme", [Rec("1", "ann@example.com"), Rec("2", "x@example.com")])
+    await full_listing(store, "zeta", [Rec("1", "y@example.com")])
+    await store.resolve()
+    counts = {c.connector: c for c in await store.counts()}
+    assert (counts["acme"].accounts, counts["acme"].linked, counts["acme"].orphans) == (2, 1, 1)
+    assert (counts["zeta"].accounts, counts["zeta"].linked, counts["zeta"].orphans) == (1, 0, 1)
+    assert counts["acme"].missing == counts["acme"].open_conflicts == 0
