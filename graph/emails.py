@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ class Normalized:
 
 DEFAULT_POLICY = EmailPolicy()
 
+# Lowercased ASCII that the full path would accept unchanged; checked first because
+# nearly every real address is plain ASCII and the full path costs far more.
+_PLAIN_ASCII = re.compile(r"[!#-?\[-~]{1,64}@(?:[a-z0-9-]{1,63}\.)+[a-z0-9-]{1,63}", re.ASCII)
+
 
 def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
@@ -61,6 +66,15 @@ def normalize_email(raw: object, policy: EmailPolicy = DEFAULT_POLICY) -> Normal
     """Normalize an address (trim, NFKC, casefold, IDNA domain); never raises."""
     if not isinstance(raw, str):
         return _reject("not a string")
+    if raw.isascii():
+        lowered = raw.strip().lower()
+        if (
+            _PLAIN_ASCII.fullmatch(lowered)
+            and len(lowered) <= MAX_TOTAL
+            and not policy.strip_plus_tags
+            and not policy.domain_aliases
+        ):
+            return Normalized(lowered)
     text = _fold(raw.strip())
     if not text:
         return _reject("empty")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import anyio
 import orjson
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.bulk import Bulk, placeholders
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.models import account_table, connector_state_table, event_table, utcnow
@@ -20,6 +22,9 @@ from graph.records import AccountRecord
 from graph.sql import IN_CHUNK, chunks, dumps, execute_many, insert_for, loads
 
 log = structlog.get_logger("graph.ingest")
+
+WRITE_BATCH = 5_000
+Pages = AsyncIterable[Iterable[AccountRecord]] | Iterable[Iterable[AccountRecord]]
 
 a = account_table
 
@@ -30,7 +35,9 @@ class Listing:
 
     connector: str
     started_at: datetime
-    seen: set[int] = field(default_factory=set)
+    # Accounts known before this listing that it saw; those it created are seen by definition.
+    seen_known: set[int] = field(default_factory=set)
+    listed: int = 0
     pages: int = 0
 
 
@@ -138,6 +145,18 @@ def _changes(old: Any, new: _Prepared) -> tuple[dict[str, object], dict[str, obj
     return before, after
 
 
+_INSERT_ACCOUNT = """INSERT INTO account (connector, external_id, email_raw, email, email_error,
+  status, attributes_json, raw_json, payload_hash, first_seen, changed_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+_CREATED_EVENTS = """INSERT INTO event (at, source, kind, subject, subject_id)
+  SELECT ?, connector, 'account.created', 'account', id FROM account
+  WHERE connector = ? AND external_id IN ({ids})"""
+
+_EXISTING = """SELECT id, external_id, payload_hash, missing_since FROM account
+  WHERE connector = ? AND external_id IN ({ids})"""
+
+
 async def _write_chunk(
     conn: AsyncConnection,
     listing: Listing,
@@ -145,60 +164,54 @@ async def _write_chunk(
     now: datetime,
     stats: IngestStats,
 ) -> None:
-    existing = (
-        await conn.execute(
-            sa.select(a.c.id, a.c.external_id, a.c.payload_hash, a.c.missing_since).where(
-                a.c.connector == listing.connector, a.c.external_id.in_(list(prepared))
-            )
-        )
-    ).all()
-    known = {row.external_id: row for row in existing}
+    bulk = await Bulk.on(conn)
+    keys = list(prepared)
+    listing.listed += len(keys)
+    existing = await bulk.fetch(
+        _EXISTING.format(ids=placeholders(len(keys))), [listing.connector, *keys]
+    )
+    known: set[str] = set()
     changed_ids: dict[int, _Prepared] = {}
     reappeared: list[int] = []
-    for row in existing:
-        listing.seen.add(row.id)
-        item = prepared[row.external_id]
-        if row.payload_hash != item.payload_hash:
-            changed_ids[row.id] = item
-        elif row.missing_since is not None:
-            reappeared.append(row.id)
+    for account_id, external_id, payload_hash, missing_since in existing:
+        known.add(external_id)
+        listing.seen_known.add(account_id)
+        item = prepared[external_id]
+        if payload_hash != item.payload_hash:
+            changed_ids[account_id] = item
+        elif missing_since is not None:
+            reappeared.append(account_id)
         else:
             stats.unchanged += 1
 
     events: list[dict[str, Any]] = []
     new_items = [item for key, item in prepared.items() if key not in known]
     if new_items:
-        inserted = await conn.execute(
-            sa.insert(a).returning(a.c.id, a.c.email_raw, a.c.status),
+        at = bulk.time(now)
+        await bulk.executemany(
+            _INSERT_ACCOUNT,
             [
-                {
-                    "connector": listing.connector,
-                    "external_id": item.external_id,
-                    "email_raw": item.email_raw,
-                    "email": item.email,
-                    "email_error": item.email_error,
-                    "status": item.status,
-                    "attributes_json": item.attributes_json,
-                    "raw_json": item.raw_json,
-                    "payload_hash": item.payload_hash,
-                    "first_seen": now,
-                    "changed_at": now,
-                }
+                (
+                    listing.connector,
+                    item.external_id,
+                    item.email_raw,
+                    item.email,
+                    item.email_error,
+                    item.status,
+                    item.attributes_json,
+                    item.raw_json,
+                    item.payload_hash,
+                    at,
+                    at,
+                )
                 for item in new_items
             ],
         )
-        for row in inserted:
-            listing.seen.add(row.id)
-            events.append(
-                _event(
-                    listing.connector,
-                    "account.created",
-                    row.id,
-                    now,
-                    None,
-                    {"email": row.email_raw, "status": row.status},
-                )
-            )
+        new_keys = [item.external_id for item in new_items]
+        await bulk.execute(
+            _CREATED_EVENTS.format(ids=placeholders(len(new_keys))),
+            [at, listing.connector, *new_keys],
+        )
         stats.inserted += len(new_items)
 
     if changed_ids:
@@ -282,6 +295,25 @@ async def begin_listing(db: Database, connector: str) -> Listing:
     return listing
 
 
+async def _write(
+    db: Database, listing: Listing, prepared: dict[str, _Prepared], stats: IngestStats
+) -> None:
+    now = utcnow()
+    async with db.write() as conn:
+        for keys in chunks(prepared, IN_CHUNK):
+            await _write_chunk(conn, listing, {key: prepared[key] for key in keys}, now, stats)
+
+
+def _log_rejections(listing: Listing, stats: IngestStats) -> None:
+    if stats.rejected:
+        log.warning(
+            "ingest.rejected",
+            connector=listing.connector,
+            count=stats.rejected,
+            first=stats.rejections[0],
+        )
+
+
 async def ingest(
     db: Database,
     listing: Listing,
@@ -290,19 +322,52 @@ async def ingest(
 ) -> IngestStats:
     """Write one batch of a listing: new rows inserted, changed rows updated, events logged."""
     stats = IngestStats()
-    prepared = _prepare_batch(records, policy, stats)
-    now = utcnow()
-    async with db.write() as conn:
-        for keys in chunks(prepared, IN_CHUNK):
-            await _write_chunk(conn, listing, {key: prepared[key] for key in keys}, now, stats)
+    await _write(db, listing, _prepare_batch(records, policy, stats), stats)
     listing.pages += 1
-    if stats.rejected:
-        log.warning(
-            "ingest.rejected",
-            connector=listing.connector,
-            count=stats.rejected,
-            first=stats.rejections[0],
-        )
+    _log_rejections(listing, stats)
+    return stats
+
+
+async def _batches(listing: Listing, pages: Pages, size: int) -> AsyncIterator[list[AccountRecord]]:
+    """Regroup pages (vendors send ~100 records) into write batches of about `size`."""
+    batch: list[AccountRecord] = []
+    async for page in _each(pages):
+        listing.pages += 1
+        batch.extend(page)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _each(pages: Pages) -> AsyncIterator[Iterable[AccountRecord]]:
+    if isinstance(pages, AsyncIterable):
+        async for page in pages:
+            yield page
+    else:
+        for page in pages:
+            yield page
+
+
+async def ingest_pages(
+    db: Database, listing: Listing, pages: Pages, policy: EmailPolicy = DEFAULT_POLICY
+) -> IngestStats:
+    """Ingest page after page, preparing the next page while the last one is written."""
+    stats = IngestStats()
+    send, receive = anyio.create_memory_object_stream[dict[str, _Prepared]](1)
+
+    async def writer() -> None:
+        async with receive:
+            async for prepared in receive:
+                await _write(db, listing, prepared, stats)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(writer)
+        async with send:
+            async for batch in _batches(listing, pages, WRITE_BATCH):
+                await send.send(_prepare_batch(batch, policy, stats))
+    _log_rejections(listing, stats)
     return stats
 
 
@@ -315,7 +380,7 @@ async def finish_listing(
     missing_allowance: int = 5,
 ) -> FinishResult:
     """Mark accounts the listing did not see as missing, if it was complete and plausible."""
-    result = FinishResult(complete=complete, seen=len(listing.seen))
+    result = FinishResult(complete=complete, seen=listing.listed)
     now = utcnow()
     async with db.write() as conn:
         if complete:
@@ -323,16 +388,18 @@ async def finish_listing(
                 (
                     await conn.execute(
                         sa.select(a.c.id).where(
-                            a.c.connector == listing.connector, a.c.missing_since.is_(None)
+                            a.c.connector == listing.connector,
+                            a.c.missing_since.is_(None),
+                            a.c.first_seen < listing.started_at,
                         )
                     )
                 )
                 .scalars()
                 .all()
             )
-            missing = [account_id for account_id in present if account_id not in listing.seen]
+            missing = [account_id for account_id in present if account_id not in listing.seen_known]
             result.refused = _implausible(
-                len(missing), len(present), len(listing.seen), max_missing_share, missing_allowance
+                len(missing), len(present), listing.listed, max_missing_share, missing_allowance
             )
             if result.refused is None:
                 for batch in chunks(missing, IN_CHUNK):
@@ -362,7 +429,7 @@ async def finish_listing(
             listing_finished_at=now,
             listing_complete=complete and result.refused is None,
             page_count=listing.pages,
-            account_count=len(listing.seen),
+            account_count=listing.listed,
         )
     return result
 

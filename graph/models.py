@@ -55,7 +55,13 @@ class Account(SQLModel, table=True):
 
     __table_args__ = (
         sa.UniqueConstraint("connector", "external_id", name="uq_account_connector_external_id"),
-        sa.Index("ix_account_connector_email", "connector", "email"),
+        # Partial: most accounts arrive unlinked, and they need no entry in this index.
+        sa.Index(
+            "ix_account_person_id",
+            "person_id",
+            sqlite_where=sa.text("person_id IS NOT NULL"),
+            postgresql_where=sa.text("person_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -71,9 +77,7 @@ class Account(SQLModel, table=True):
     first_seen: datetime = Field(sa_column=_ts())
     changed_at: datetime = Field(sa_column=_ts())
     missing_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    person_id: int | None = Field(
-        default=None, foreign_key="person.id", ondelete="SET NULL", index=True
-    )
+    person_id: int | None = Field(default=None, foreign_key="person.id", ondelete="SET NULL")
     link_method: str | None = None
     linked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from graph import ingest, people, queries, resolve
 from graph.db import Database, open_database
 from graph.emails import DEFAULT_POLICY, EmailPolicy
-from graph.ingest import FinishResult, IngestStats, Listing
+from graph.ingest import FinishResult, IngestStats, Listing, Pages
 from graph.people import PeopleStats
 from graph.queries import AccountView, ConflictView, ConnectorCounts, PersonView
 from graph.records import AccountRecord, PersonRecord
@@ -37,6 +37,10 @@ class GraphStore:
     async def ingest(self, listing: Listing, records: Iterable[AccountRecord]) -> IngestStats:
         """Write one batch of the listing; unchanged accounts are not written at all."""
         return await ingest.ingest(self.db, listing, records, self.policy)
+
+    async def ingest_pages(self, listing: Listing, pages: Pages) -> IngestStats:
+        """Ingest a stream of pages, overlapping preparation with writing."""
+        return await ingest.ingest_pages(self.db, listing, pages, self.policy)
 
     async def finish_listing(
         self, listing: Listing, *, complete: bool, max_missing_share: float = 0.25

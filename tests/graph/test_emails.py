@@ -78,3 +78,13 @@ def test_plus_tags_and_domain_aliases_are_opt_in() -> None:
     assert normalize_email("ann+hr@example.com").email == "ann+hr@example.com"
     policy = EmailPolicy(strip_plus_tags=True, domain_aliases={"corp.example.com": "example.com"})
     assert normalize_email("Ann+hr@Corp.Example.com", policy).email == "ann@example.com"
+
+
+ascii_emails = st.from_regex(r"\A[ -~]{0,8}@[ -~]{0,12}\Z")
+
+
+@given(st.one_of(ascii_emails, emails))
+def test_plain_ascii_fast_path_agrees_with_the_full_path(raw: str) -> None:
+    # A policy with a (never matching) domain alias always takes the full path.
+    full_path = EmailPolicy(domain_aliases={"unused.invalid": "example.com"})
+    assert normalize_email(raw) == normalize_email(raw, full_path)

@@ -124,3 +124,20 @@ async def test_missing_account_that_comes_back_is_live_again(store: GraphStore) 
     assert stats.updated == 1
     assert await scalar(store, "SELECT count(*) FROM account WHERE missing_since IS NOT NULL") == 0
     assert await scalar(store, "SELECT count(*) FROM event WHERE kind = 'account.reappeared'") == 1
+
+
+async def test_pages_stream_in_and_regroup(store: GraphStore) -> None:
+    async def pages():  # type: ignore[no-untyped-def]
+        for start in range(0, 12_000, 100):
+            yield [Rec(str(i), f"u{i}@example.com") for i in range(start, start + 100)]
+
+    listing = await store.begin_listing("acme")
+    stats = await store.ingest_pages(listing, pages())
+    assert (stats.received, stats.inserted) == (12_000, 12_000)
+    assert listing.pages == 120
+    result = await store.finish_listing(listing, complete=True)
+    assert (result.seen, result.marked_missing) == (12_000, 0)
+
+    listing = await store.begin_listing("acme")
+    again = await store.ingest_pages(listing, [[Rec("1", "u1@example.com")]] * 2)
+    assert again.unchanged == 1  # a repeated record in a listing counts once

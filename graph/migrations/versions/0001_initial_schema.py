@@ -92,8 +92,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("connector", "external_id", name="uq_account_connector_external_id"),
     )
     with op.batch_alter_table("account", schema=None) as batch_op:
-        batch_op.create_index("ix_account_connector_email", ["connector", "email"], unique=False)
-        batch_op.create_index(batch_op.f("ix_account_person_id"), ["person_id"], unique=False)
+        batch_op.create_index(
+            "ix_account_person_id",
+            ["person_id"],
+            unique=False,
+            sqlite_where=sa.text("person_id IS NOT NULL"),
+            postgresql_where=sa.text("person_id IS NOT NULL"),
+        )
 
     op.create_table(
         "person_email",
@@ -174,8 +179,7 @@ def downgrade() -> None:
 
     op.drop_table("person_email")
     with op.batch_alter_table("account", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_account_person_id"))
-        batch_op.drop_index("ix_account_connector_email")
+        batch_op.drop_index("ix_account_person_id")
 
     op.drop_table("account")
     with op.batch_alter_table("person", schema=None) as batch_op:
