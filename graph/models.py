@@ -147,6 +147,7 @@ class ConnectorState(SQLModel, table=True):
     learned_rate: float | None = None
     consecutive_failures: int = 0
     parked_reason: str | None = None
+    resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     updated_at: datetime = Field(sa_column=_ts())
 
 

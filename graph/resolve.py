@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.db import Database
-from graph.models import UTCDateTime, utcnow
+from graph.models import UTCDateTime, connector_state_table, utcnow
+
+state = connector_state_table
+SINCE_MARGIN = timedelta(minutes=10)
 
 # Unlinked, live accounts whose normalized email belongs to a person, with how many such
 # accounts claim that person in the same connector and whether the person already holds one
@@ -51,7 +56,8 @@ WHERE c.claims > 1 OR c.held = 1
 ON CONFLICT (key) DO NOTHING
 """
 
-# A linked account whose vendor-side email is no longer one of its person's emails.
+# A linked account whose vendor-side email is no longer one of its person's emails. Only
+# accounts changed since the last pass can have drifted: people never lose an address.
 _DRIFT_CONFLICTS = """
 INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
                       created_at)
@@ -60,6 +66,7 @@ SELECT 'email_drift:' || a.id || ':' || COALESCE(a.email, ''), 'email_drift', a.
 FROM account a
 WHERE a.person_id IS NOT NULL AND a.link_method <> 'manual'
   AND (:connector IS NULL OR a.connector = :connector)
+  AND (:since IS NULL OR a.changed_at >= :since)
   AND NOT EXISTS (
     SELECT 1 FROM person_email pe WHERE pe.person_id = a.person_id AND pe.email = a.email
   )
@@ -76,24 +83,45 @@ class ResolveStats:
 
 
 def _statement(sql: str) -> sa.TextClause:
+    types: dict[str, Any] = {"now": UTCDateTime, "since": UTCDateTime, "connector": sa.String()}
     return sa.text(sql).bindparams(
-        sa.bindparam("now", type_=UTCDateTime), sa.bindparam("connector", type_=sa.String)
+        *(sa.bindparam(name, type_=kind) for name, kind in types.items() if f":{name}" in sql)
     )
 
 
 async def _run(conn: AsyncConnection, sql: str, params: dict[str, object]) -> int:
-    result = await conn.execute(_statement(sql), params)
+    used = {name: value for name, value in params.items() if f":{name}" in sql}
+    result = await conn.execute(_statement(sql), used)
     return int(result.rowcount)
+
+
+async def _last_pass(conn: AsyncConnection, connector: str | None) -> datetime | None:
+    if connector is None:
+        return None
+    last = (
+        await conn.execute(sa.select(state.c.resolved_at).where(state.c.connector == connector))
+    ).scalar()
+    # The margin covers writers whose timestamps predate this pass but committed after it.
+    return None if last is None else last - SINCE_MARGIN
 
 
 async def resolve(db: Database, connector: str | None = None) -> ResolveStats:
     """Link every unlinked account whose email names exactly one person."""
     stats = ResolveStats()
-    params: dict[str, object] = {"now": utcnow(), "connector": connector}
+    now = utcnow()
     async with db.write() as conn:
+        params: dict[str, object] = {
+            "now": now,
+            "connector": connector,
+            "since": await _last_pass(conn, connector),
+        }
         stats.new_conflicts += await _run(conn, _SECOND_ACCOUNT_CONFLICTS, params)
         stats.linked = await _run(conn, _LINK, params)
         if stats.linked:
             await _run(conn, _LINK_EVENTS, params)
         stats.new_conflicts += await _run(conn, _DRIFT_CONFLICTS, params)
+        if connector is not None:
+            await conn.execute(
+                sa.update(state).where(state.c.connector == connector).values(resolved_at=now)
+            )
     return stats

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from graph.records import PersonRecord
 from graph.store import GraphStore
 from tests.graph.helpers import Rec, full_listing, scalar
@@ -70,16 +72,19 @@ async def test_account_for_a_person_who_already_has_one_there_is_a_conflict(
     assert await scalar(store, "SELECT person_id FROM account WHERE external_id = '2'") is None
 
 
-async def test_vendor_side_email_change_never_moves_a_link(store: GraphStore) -> None:
+@pytest.mark.parametrize("scope", [None, "acme"])
+async def test_vendor_side_email_change_never_moves_a_link(
+    store: GraphStore, scope: str | None
+) -> None:
     await store.upsert_people(
         [PersonRecord(email="ann@example.com"), PersonRecord(email="bob@example.com")], "hr"
     )
     await full_listing(store, "acme", [Rec("1", "ann@example.com")])
-    await store.resolve()
+    await store.resolve(scope)
     ann = await scalar(store, "SELECT person_id FROM account WHERE external_id = '1'")
 
     await full_listing(store, "acme", [Rec("1", "bob@example.com")])
-    stats = await store.resolve()
+    stats = await store.resolve(scope)
     assert stats.linked == 0 and stats.new_conflicts == 1
     assert await scalar(store, "SELECT person_id FROM account WHERE external_id = '1'") == ann
     [conflict] = await store.conflicts()
@@ -91,7 +96,7 @@ async def test_vendor_side_email_change_never_moves_a_link(store: GraphStore) ->
     assert await scalar(store, "SELECT new_json FROM event WHERE kind = 'account.updated'") == (
         '{"email":"bob@example.com"}'
     )
-    assert (await store.resolve()).new_conflicts == 0  # reported once, not every cycle
+    assert (await store.resolve(scope)).new_conflicts == 0  # reported once, not every cycle
 
 
 async def test_manual_decisions_are_left_alone(store: GraphStore) -> None:

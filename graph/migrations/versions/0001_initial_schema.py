@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("learned_rate", sa.Float(), nullable=True),
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
         sa.Column("parked_reason", sa.String(), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("connector"),
     )
