@@ -17,18 +17,18 @@ SINCE_MARGIN = timedelta(minutes=10)
 
 # Unlinked, live accounts whose normalized email belongs to a person, with how many such
 # accounts claim that person in the same connector and whether the person already holds one
-# there. `link_method IS NULL` leaves manual decisions (link or unlink) alone.
+# there. `link_method IS NULL` leaves manual decisions (link or unlink) alone. `{scope}`
+# becomes a connector filter when one is given: an `OR :x IS NULL` would defeat the planner.
 _CANDIDATES = """
-SELECT c.account_id, c.person_id, c.connector, c.email, c.claims, c.held FROM (
-  SELECT a.id AS account_id, pe.person_id, a.connector, a.email,
-         COUNT(*) OVER (PARTITION BY a.connector, pe.person_id) AS claims,
-         CASE WHEN EXISTS (
-           SELECT 1 FROM account l WHERE l.connector = a.connector AND l.person_id = pe.person_id
-         ) THEN 1 ELSE 0 END AS held
-  FROM account a JOIN person_email pe ON pe.email = a.email
-  WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL
-    AND (:connector IS NULL OR a.connector = :connector)
-) c
+SELECT a.id AS account_id, pe.person_id, a.connector, a.email,
+       COUNT(*) OVER (PARTITION BY a.connector, pe.person_id) AS claims,
+       CASE WHEN h.person_id IS NULL THEN 0 ELSE 1 END AS held
+FROM account a
+JOIN person_email pe ON pe.email = a.email
+LEFT JOIN (
+  SELECT DISTINCT a.connector, a.person_id FROM account a WHERE a.person_id IS NOT NULL {scope}
+) h ON h.connector = a.connector AND h.person_id = pe.person_id
+WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL {scope}
 """
 
 _LINK = f"""
@@ -40,33 +40,31 @@ WHERE account.id = c.account_id AND c.claims = 1 AND c.held = 0
 _LINK_EVENTS = """
 INSERT INTO event (at, source, kind, subject, subject_id, old_json, new_json)
 SELECT :now, 'resolver', 'account.linked', 'account', a.id, NULL,
-       '{"person_id":' || a.person_id || ',"method":"email"}'
+       '{{"person_id":' || a.person_id || ',"method":"email"}}'
 FROM account a
-WHERE a.linked_at = :now AND a.link_method = 'email'
-  AND (:connector IS NULL OR a.connector = :connector)
+WHERE a.linked_at = :now AND a.link_method = 'email' {scope}
 """
 
 _SECOND_ACCOUNT_CONFLICTS = f"""
 INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
                       created_at)
 SELECT 'second_account:' || c.account_id || ':' || c.person_id, 'second_account', c.connector,
-       c.email, c.person_id, c.account_id, '{{}}', 'open', :now
+       c.email, c.person_id, c.account_id, '{{{{}}}}', 'open', :now
 FROM ({_CANDIDATES}) c
 WHERE c.claims > 1 OR c.held = 1
 ON CONFLICT (key) DO NOTHING
 """
 
 # A linked account whose vendor-side email is no longer one of its person's emails. Only
-# accounts changed since the last pass can have drifted: people never lose an address.
+# accounts changed since the last pass (`{since}`) can have drifted: people never lose an
+# address.
 _DRIFT_CONFLICTS = """
 INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
                       created_at)
 SELECT 'email_drift:' || a.id || ':' || COALESCE(a.email, ''), 'email_drift', a.connector,
-       a.email, a.person_id, a.id, '{}', 'open', :now
+       a.email, a.person_id, a.id, '{{}}', 'open', :now
 FROM account a
-WHERE a.person_id IS NOT NULL AND a.link_method <> 'manual'
-  AND (:connector IS NULL OR a.connector = :connector)
-  AND (:since IS NULL OR a.changed_at >= :since)
+WHERE a.person_id IS NOT NULL AND a.link_method <> 'manual' {scope} {since}
   AND NOT EXISTS (
     SELECT 1 FROM person_email pe WHERE pe.person_id = a.person_id AND pe.email = a.email
   )
@@ -90,6 +88,10 @@ def _statement(sql: str) -> sa.TextClause:
 
 
 async def _run(conn: AsyncConnection, sql: str, params: dict[str, object]) -> int:
+    sql = sql.format(
+        scope="" if params.get("connector") is None else "AND a.connector = :connector",
+        since="" if params.get("since") is None else "AND a.changed_at >= :since",
+    )
     used = {name: value for name, value in params.items() if f":{name}" in sql}
     result = await conn.execute(_statement(sql), used)
     return int(result.rowcount)
