@@ -129,7 +129,7 @@ async def fresh_postgres(base: str) -> str:
     """An empty `syncd_bench` database beside the one named."""
     url = make_url(base).set(drivername="postgresql")
     admin = await asyncpg.connect(url.render_as_string(hide_password=False))
-    await admin.execute("DROP DATABASE IF EXISTS syncd_bench")
+    await admin.execute("DROP DATABASE IF EXISTS syncd_bench WITH (FORCE)")
     await admin.execute("CREATE DATABASE syncd_bench")
     await admin.close()
     bench_url = url.set(database="syncd_bench").render_as_string(hide_password=False)

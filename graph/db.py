@@ -71,7 +71,14 @@ def _tune_sqlite(dbapi_connection: Any, record: Any) -> None:
 def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
     if url.get_backend_name() != "sqlite":
         return create_async_engine(
-            url, json_serializer=_json_dumps, pool_size=5, max_overflow=5, pool_pre_ping=True
+            url,
+            json_serializer=_json_dumps,
+            pool_size=5,
+            max_overflow=5,
+            pool_pre_ping=True,
+            # Bulk statements carry thousands of keys; a cached generic plan, made while one
+            # connector filled the table, can turn their index lookups into full scans.
+            connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
         )
     engine = create_async_engine(
         url,
