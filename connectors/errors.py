@@ -1,0 +1,88 @@
+"""Errors raised by connectors; none carries headers, query strings or secrets."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+def strip_query(path: str) -> str:
+    """Return a path without its query string or fragment."""
+    return path.split("?", 1)[0].split("#", 1)[0]
+
+
+class ConnectorError(Exception):
+    """Base class for every error a connector raises."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, vendor: str, message: str) -> None:
+        super().__init__(f"{vendor}: {message}")
+        self.vendor = vendor
+
+
+class ConnectorConfigError(ConnectorError):
+    """A connector was constructed with missing or invalid settings."""
+
+
+class UnsupportedOperation(ConnectorError):
+    """The vendor has no API for the requested operation."""
+
+
+class VendorRequestError(ConnectorError):
+    """A request to a vendor did not succeed."""
+
+    def __init__(
+        self, vendor: str, method: str, path: str, detail: str, status: int | None = None
+    ) -> None:
+        self.method = method.upper()
+        self.path = strip_query(path)
+        self.status = status
+        self.detail = detail
+        super().__init__(vendor, f"{self.method} {self.path} -> {detail}")
+
+
+class VendorHTTPError(VendorRequestError):
+    """The vendor answered with an error status that retrying will not fix."""
+
+    def __init__(self, vendor: str, method: str, path: str, status: int) -> None:
+        super().__init__(vendor, method, path, f"HTTP {status}", status)
+
+
+class AuthenticationError(VendorHTTPError):
+    """The vendor rejected the credentials (401/403); park the connector."""
+
+
+class RateLimitedError(VendorHTTPError):
+    """The vendor kept answering 429 after every allowed attempt."""
+
+
+class VendorServerError(VendorHTTPError):
+    """The vendor answered 5xx."""
+
+    retryable = True
+
+
+class VendorUnavailableError(VendorRequestError):
+    """The request timed out or the connection failed."""
+
+    retryable = True
+
+
+class MalformedResponseError(VendorRequestError):
+    """The vendor answered 2xx with a body that is not the JSON it promised."""
+
+    retryable = True
+
+
+class IncompleteListing(ConnectorError):
+    """A listing looped, hit its page cap or was cut short; it proves nothing missing."""
+
+    def __init__(self, vendor: str, path: str, reason: str, *, pages: int, records: int) -> None:
+        self.path = strip_query(path)
+        self.reason = reason
+        self.pages = pages
+        self.records = records
+        super().__init__(
+            vendor,
+            f"listing {self.path} incomplete after {pages} pages, {records} records: {reason}",
+        )

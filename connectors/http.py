@@ -1,0 +1,183 @@
+"""The one way a connector talks to its vendor: budgeted, retried, authenticated, redacted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+import anyio
+import orjson
+import structlog
+from yarl import URL
+
+from connectors.auth import Auth
+from connectors.budget import RateBudget, Ticket
+from connectors.errors import (
+    AuthenticationError,
+    ConnectorError,
+    MalformedResponseError,
+    RateLimitedError,
+    VendorHTTPError,
+    VendorServerError,
+    VendorUnavailableError,
+    strip_query,
+)
+from connectors.priority import Priority
+from connectors.redaction import contains_secret
+from connectors.retry import RetryPolicy, parse_retry_after
+
+
+class _Throttled(Exception):
+    """The vendor answered 429; the budget has already taken note."""
+
+
+class VendorHttp:
+    """JSON requests to one vendor through its rate budget, with retries and auth headers."""
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        connector: str,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        auth: Auth,
+        budget: RateBudget,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.connector = connector
+        self.budget = budget
+        self.retry = retry or RetryPolicy()
+        self._session = session
+        self._base_url = URL(base_url.rstrip("/"))
+        if not self._base_url.is_absolute() or self._base_url.query_string:
+            raise ValueError("base_url must be an absolute URL without a query string")
+        self._base = str(self._base_url)
+        self._headers = {**(headers or {}), **auth.headers()}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._log = structlog.get_logger("connectors.http", connector=connector)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: object = None,
+        priority: Priority = Priority.READ,
+    ) -> object:
+        """Send one request and return its decoded JSON body (None when empty).
+
+        Timeouts, connection errors, 5xx and malformed JSON are retried with capped
+        exponential backoff; 429s are paced by the budget; other errors raise at once.
+        """
+        method = method.upper()
+        if not path.startswith("/"):
+            raise ValueError("path must start with '/'")
+        if contains_secret(path) or any(contains_secret(v) for v in (params or {}).values()):
+            raise ValueError("refusing to put a secret in a URL")
+        body = orjson.dumps(json) if json is not None else None
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        failures = throttled = 0
+        while True:
+            try:
+                return await self._attempt(method, path, params, body, headers, priority)
+            except _Throttled:
+                throttled += 1
+                if throttled > self.retry.max_throttled:
+                    raise RateLimitedError(self.vendor, method, path, 429) from None
+            except ConnectorError as error:
+                failures += 1
+                if not error.retryable or failures >= self.retry.attempts:
+                    raise
+                delay = self.retry.delay(failures)
+                self._log.warning(
+                    "http.retry",
+                    method=method,
+                    path=strip_query(path),
+                    attempt=failures,
+                    delay=round(delay, 3),
+                    reason=getattr(error, "detail", type(error).__name__),
+                )
+                await anyio.sleep(delay)
+
+    def resolve_link(self, link: str) -> tuple[str, dict[str, str]]:
+        """Turn a vendor's next-page link into a path and query for `request`.
+
+        Raises ValueError for a link to another origin: credentials never follow it.
+        """
+        url = URL(link)
+        if url.is_absolute() and url.origin() != self._base_url.origin():
+            raise ValueError("next-page link points to another origin")
+        path = url.path if url.path.startswith("/") else "/" + url.path
+        prefix = self._base_url.path.rstrip("/")
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) :] or "/"
+        return path, dict(url.query)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        priority: Priority,
+    ) -> object:
+        """Send once within the budget and classify the outcome."""
+        async with self.budget.slot(priority) as ticket:
+            status, payload = await self._send(method, path, params, body, headers, ticket)
+        if status == 429:
+            raise _Throttled
+        if status in (401, 403):
+            raise AuthenticationError(self.vendor, method, path, status)
+        if status >= 500:
+            raise VendorServerError(self.vendor, method, path, status)
+        if status >= 300:  # redirects are not followed: they could carry credentials elsewhere
+            raise VendorHTTPError(self.vendor, method, path, status)
+        if not payload.strip():
+            return None
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise MalformedResponseError(self.vendor, method, path, "malformed JSON") from None
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        ticket: Ticket,
+    ) -> tuple[int, bytes]:
+        """Perform the HTTP exchange and report the outcome to the budget."""
+        try:
+            async with self._session.request(
+                method,
+                self._base + path,
+                params=params,
+                data=body,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                payload = await response.read()
+        except TimeoutError:
+            raise VendorUnavailableError(self.vendor, method, path, "timed out") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            # Named by type only: aiohttp's messages include the full URL with its query.
+            detail = f"connection failed ({type(exc).__name__})"
+            raise VendorUnavailableError(self.vendor, method, path, detail) from None
+        if status == 429:
+            self.budget.on_throttled(ticket, retry_after)
+        else:
+            self.budget.on_accepted(ticket)
+        return status, payload

@@ -1,0 +1,275 @@
+"""Paginators: small classes that stream a vendor listing page by page and detect loops."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from connectors.errors import IncompleteListing
+
+Record = dict[str, object]
+Page = list[Record]
+FetchJSON = Callable[[str, Mapping[str, str]], Awaitable[object]]
+ResolveLink = Callable[[str], tuple[str, Mapping[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ListingSource:
+    """Where one listing comes from and how its response bodies are shaped."""
+
+    vendor: str
+    path: str
+    fetch: FetchJSON
+    params: Mapping[str, str] = field(default_factory=dict)
+    records_key: str | None = None  # None: the body itself is the list of records
+    id_key: str = "id"
+    resolve_link: ResolveLink | None = None
+
+
+class _Guard:
+    """Counts pages and records of one listing and stops it on a loop or the page cap."""
+
+    def __init__(self, source: ListingSource, max_pages: int) -> None:
+        self._source = source
+        self._max_pages = max_pages
+        self._fingerprints: set[int] = set()
+        self._cursors: set[str] = set()
+        self.pages = 0
+        self.records = 0
+
+    def incomplete(self, reason: str) -> IncompleteListing:
+        """Build the error that ends this listing."""
+        return IncompleteListing(
+            self._source.vendor,
+            self._source.path,
+            reason,
+            pages=self.pages,
+            records=self.records,
+        )
+
+    def extract(self, body: object) -> Page:
+        """Return the records of one response body, or fail on an unexpected shape."""
+        key = self._source.records_key
+        container = body.get(key) if key is not None and isinstance(body, dict) else body
+        if key is not None and not isinstance(body, dict):
+            container = None
+        if not isinstance(container, list) or not all(isinstance(r, dict) for r in container):
+            raise self.incomplete("unexpected response shape")
+        return container
+
+    def accept(self, records: Sequence[Record], label: str) -> None:
+        """Count a page; fail if it is past the cap or repeats an earlier page."""
+        if self.pages >= self._max_pages:
+            raise self.incomplete(f"page cap of {self._max_pages} reached")
+        ids = tuple(self.record_id(record) for record in records)
+        if ids:
+            fingerprint = hash(ids)
+            if fingerprint in self._fingerprints:
+                raise self.incomplete(f"{label} repeats an earlier page")
+            self._fingerprints.add(fingerprint)
+        self.pages += 1
+        self.records += len(records)
+
+    def cursor(self, cursor: str) -> None:
+        """Fail if a cursor or next-page link comes round a second time."""
+        if cursor in self._cursors:
+            raise self.incomplete("cursor seen twice")
+        self._cursors.add(cursor)
+
+    def record_id(self, record: Record) -> str:
+        """Return a record's id, or fail if it has none."""
+        value = record.get(self._source.id_key)
+        if value is None or value == "":
+            raise self.incomplete(f"a record has no {self._source.id_key!r}")
+        return str(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Paginator(ABC):
+    """Streams a listing as pages of records; a loop or the page cap is IncompleteListing."""
+
+    max_pages: int = 10_000
+
+    @abstractmethod
+    def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield the listing's pages in order; never hold more than a bounded number."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageNumberPaginator(Paginator):
+    """`?page=N` counting from `start`; the page size is unknown, so an empty page ends it."""
+
+    page_param: str = "page"
+    start: int = 1
+    size_param: str | None = None
+    size: int | None = None
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages until the vendor answers with an empty one."""
+        guard = _Guard(source, self.max_pages)
+        number = self.start
+        while True:
+            params = {**source.params, self.page_param: str(number)}
+            if self.size_param is not None and self.size is not None:
+                params[self.size_param] = str(self.size)
+            records = guard.extract(await source.fetch(source.path, params))
+            if not records:
+                return
+            guard.accept(records, f"page {number}")
+            yield records
+            number += 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageCountPaginator(Paginator):
+    """`?page=N&count=SIZE`; a page shorter than SIZE is the last one."""
+
+    page_param: str = "page"
+    size_param: str = "count"
+    size: int = 100
+    start: int = 1
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages until one holds fewer than `size` records."""
+        guard = _Guard(source, self.max_pages)
+        number = self.start
+        while True:
+            params = {
+                **source.params,
+                self.page_param: str(number),
+                self.size_param: str(self.size),
+            }
+            records = guard.extract(await source.fetch(source.path, params))
+            guard.accept(records, f"page {number}")
+            if records:
+                yield records
+            if len(records) < self.size:
+                return
+            number += 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageTotalPaginator(Paginator):
+    """`?page=N&per_page=SIZE` with a `total` in the body: the rest is fetched concurrently.
+
+    Pages after the first are fetched `window` at a time (the budget paces them) and
+    yielded in order; every page must hold exactly what the total implies.
+    """
+
+    page_param: str = "page"
+    size_param: str = "per_page"
+    size: int = 100
+    total_key: str = "total"
+    start: int = 1
+    window: int = 32
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield the first page, then the remaining pages window by window."""
+        guard = _Guard(source, self.max_pages)
+        first = await source.fetch(source.path, self._params(source, self.start))
+        total = self._total(first, guard)
+        page_count = math.ceil(total / self.size)
+        if page_count > self.max_pages:
+            raise guard.incomplete(f"{total} records need more than {self.max_pages} pages")
+        last = self.start + max(page_count, 1) - 1
+        yield self._checked(first, self.start, total, last, guard)
+        for batch_start in range(self.start + 1, last + 1, self.window):
+            batch = range(batch_start, min(batch_start + self.window, last + 1))
+            bodies = await self._fetch_batch(source, batch)
+            for number in batch:
+                yield self._checked(bodies[number], number, total, last, guard)
+
+    def _params(self, source: ListingSource, number: int) -> dict[str, str]:
+        """Return the query for page `number`."""
+        return {**source.params, self.page_param: str(number), self.size_param: str(self.size)}
+
+    def _total(self, body: object, guard: _Guard) -> int:
+        """Return the body's total, or fail if it has none."""
+        total = body.get(self.total_key) if isinstance(body, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise guard.incomplete(f"response has no valid {self.total_key!r}")
+        return total
+
+    def _checked(self, body: object, number: int, total: int, last: int, guard: _Guard) -> Page:
+        """Return page `number`'s records if they are exactly what the total implies."""
+        if self._total(body, guard) != total:
+            raise guard.incomplete("the total changed during the listing")
+        records = guard.extract(body)
+        expected = self.size if number < last else total - (last - self.start) * self.size
+        if len(records) != expected:
+            raise guard.incomplete(
+                f"page {number} holds {len(records)} records, {expected} expected: cut short"
+            )
+        guard.accept(records, f"page {number}")
+        return records
+
+    async def _fetch_batch(self, source: ListingSource, batch: range) -> dict[int, object]:
+        """Fetch every page of a batch concurrently; the first failure cancels the rest."""
+        bodies: dict[int, object] = {}
+        failures: list[Exception] = []
+
+        async def fetch(number: int) -> None:
+            try:
+                bodies[number] = await source.fetch(source.path, self._params(source, number))
+            except Exception as exc:
+                failures.append(exc)
+                group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for number in batch:
+                group.start_soon(fetch, number)
+        if failures:
+            raise failures[0]
+        return bodies
+
+
+@dataclass(frozen=True, kw_only=True)
+class CursorPaginator(Paginator):
+    """`?limit=N&starting_after=ID` with `has_more`, following `next_page_url` when given."""
+
+    limit_param: str = "limit"
+    limit: int = 100
+    cursor_param: str = "starting_after"
+    has_more_key: str = "has_more"
+    next_url_key: str | None = "next_page_url"
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages until the vendor says there are no more."""
+        guard = _Guard(source, self.max_pages)
+        path: str = source.path
+        params: Mapping[str, str] = {**source.params, self.limit_param: str(self.limit)}
+        while True:
+            body = await source.fetch(path, params)
+            records = guard.extract(body)
+            guard.accept(records, f"page {guard.pages + 1}")
+            if records:
+                yield records
+            fields = body if isinstance(body, dict) else {}
+            more = fields.get(self.has_more_key)
+            link = fields.get(self.next_url_key) if self.next_url_key else None
+            if more is False or (more is None and not link):
+                return
+            if not records:
+                raise guard.incomplete("an empty page claims more records")
+            if isinstance(link, str) and link:
+                guard.cursor(link)
+                path, params = self._follow(link, source, guard)
+            else:
+                cursor = guard.record_id(records[-1])
+                guard.cursor(cursor)
+                params = {**params, self.cursor_param: cursor}
+
+    def _follow(
+        self, link: str, source: ListingSource, guard: _Guard
+    ) -> tuple[str, Mapping[str, str]]:
+        """Return the path and query of a next-page link on the vendor's own origin."""
+        if source.resolve_link is None:
+            raise guard.incomplete("a next-page link was given but cannot be followed")
+        try:
+            return source.resolve_link(link)
+        except ValueError:
+            raise guard.incomplete("the next-page link points to another origin") from None
