@@ -1,0 +1,33 @@
+"""Every vendor by name: its connector declaration and its simulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.base import Connector
+from connectors.example import ExampleConnector
+from connectors.sim.base import VendorSimulator
+from connectors.sim.example import ExampleSimulator
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    """A vendor's connector class and simulator class."""
+
+    name: str
+    connector: type[Connector]
+    simulator: type[VendorSimulator]
+
+
+VENDORS: dict[str, Vendor] = {
+    "example": Vendor("example", ExampleConnector, ExampleSimulator),
+}
+
+
+def vendor(name: str) -> Vendor:
+    """Return the vendor registered under name; KeyError names the known ones."""
+    try:
+        return VENDORS[name]
+    except KeyError:
+        known = ", ".join(sorted(VENDORS))
+        raise KeyError(f"unknown vendor {name!r} (known: {known})") from None

@@ -1,0 +1,351 @@
+"""The vendor simulator base: users in memory, a rate limit, latency, faults, `/_sim/`."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import math
+import random
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+from typing import ClassVar
+from urllib.parse import unquote_plus
+
+import anyio
+import orjson
+from aiohttp import web
+
+from connectors.sim.listing import ListingStyle, ListingView, Record
+from connectors.sim.ratelimit import TokenBucket
+from connectors.sim.settings import SettingsError, SimSettings
+from connectors.sim.stats import SimStats
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CONTROL_PREFIX = "/_sim/"
+CLIENT_GONE = 499  # recorded for a request the client gave up on before it was answered
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    """Return a JSON response."""
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+class VendorSimulator(ABC):
+    """An aiohttp app that behaves like one vendor's user API.
+
+    A vendor is a small subclass: `vendor`, `listing` (its pagination), `wrapper_key`,
+    `authorized` (which headers, the accepted token) and `seed_user`; override
+    `apply_update`, `new_user` or `routes` where the vendor's semantics differ.
+    """
+
+    vendor: ClassVar[str]
+    listing: ClassVar[ListingStyle]
+    users_path: ClassVar[str] = "/users"
+    id_key: ClassVar[str] = "id"
+    wrapper_key: ClassVar[str | None] = None  # single-user bodies are {wrapper_key: user}
+    unique_email: ClassVar[bool] = True  # creating a second user with an email is a 409
+
+    def __init__(
+        self,
+        *,
+        users: int = 0,
+        seed: int = 0,
+        token: str | None = None,
+        settings: SimSettings | None = None,
+    ) -> None:
+        self.token = token or secrets.token_urlsafe(16)
+        self.seed = seed
+        self.user_count = users
+        self.settings = settings or SimSettings()
+        self._initial_settings = copy.deepcopy(self.settings)
+        self.users: dict[str, Record] = {}
+        self.stats = SimStats(self.token)
+        self._next_id = 1
+        self._faults_injected = 0
+        # Simulated traffic and data, not security: a seeded generator keeps runs repeatable.
+        self._rng = random.Random(seed)  # noqa: S311
+        self._bucket: TokenBucket | None = None
+        self.reset()
+
+    # -- what a vendor declares ------------------------------------------------------------
+
+    @abstractmethod
+    def authorized(self, request: web.Request) -> bool:
+        """Tell whether the request carries the vendor's accepted credentials."""
+
+    @abstractmethod
+    def seed_user(self, index: int, rng: random.Random) -> Record:
+        """Return the stored form of seeded user number `index` (its id included)."""
+
+    def new_user(self, fields: Record) -> Record:
+        """Return the stored form of a user created through the API."""
+        return {self.id_key: self.allocate_id(), **fields}
+
+    def apply_update(self, stored: Record, fields: Record) -> Record:
+        """Return a stored user after an update; the default merges the given fields."""
+        return {**stored, **fields, self.id_key: stored[self.id_key]}
+
+    def unwrap(self, body: object) -> Record:
+        """Return the user fields inside a request body."""
+        if self.wrapper_key is not None:
+            body = body.get(self.wrapper_key) if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="expected a JSON object")
+        return dict(body)
+
+    def wrap(self, user: Record) -> object:
+        """Return the response body for one user."""
+        return {self.wrapper_key: user} if self.wrapper_key is not None else user
+
+    def routes(self) -> list[web.RouteDef]:
+        """Return the vendor routes; the default is list/get/create/update/delete on users."""
+        one = f"{self.users_path}/{{id}}"
+        return [
+            web.get(self.users_path, self.handle_list),
+            web.post(self.users_path, self.handle_create),
+            web.get(one, self.handle_get),
+            web.put(one, self.handle_update),
+            web.patch(one, self.handle_update),
+            web.delete(one, self.handle_delete),
+        ]
+
+    # -- state -----------------------------------------------------------------------------
+
+    def allocate_id(self) -> str:
+        """Return a fresh user id."""
+        while (candidate := f"u{self._next_id:06d}") in self.users:
+            self._next_id += 1
+        self._next_id += 1
+        return candidate
+
+    def add_user(self, user: Record) -> Record:
+        """Store a user exactly as given, allocating an id if it has none."""
+        if not user.get(self.id_key):
+            user = {self.id_key: self.allocate_id(), **user}
+        self.users[str(user[self.id_key])] = user
+        return user
+
+    def reset(self) -> None:
+        """Restore the seeded users and initial settings, and clear the statistics."""
+        self.users.clear()
+        self._next_id = 1
+        rng = random.Random(self.seed)  # noqa: S311
+        for index in range(self.user_count):
+            self.add_user(self.seed_user(index, rng))
+        self._next_id = self.user_count + 1
+        self.settings = copy.deepcopy(self._initial_settings)
+        self.stats = SimStats(self.token)
+        self._faults_injected = 0
+        self._rng = random.Random(self.seed)  # noqa: S311
+        self._bucket = None
+
+    # -- the app ---------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        """Build the aiohttp application: vendor routes plus the `/_sim/` control API."""
+        app = web.Application(middlewares=[self._vendor_behaviour])
+        app.add_routes(self.routes())
+        app.add_routes(
+            [
+                web.get(CONTROL_PREFIX + "users", self._sim_users),
+                web.post(CONTROL_PREFIX + "users", self._sim_add_users),
+                web.get(CONTROL_PREFIX + "stats", self._sim_stats),
+                web.put(CONTROL_PREFIX + "config", self._sim_config),
+                web.get(CONTROL_PREFIX + "config", self._sim_get_config),
+                web.post(CONTROL_PREFIX + "reset", self._sim_reset),
+            ]
+        )
+        return app
+
+    @web.middleware
+    async def _vendor_behaviour(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Apply rate limit, latency, faults and auth to vendor requests; count them."""
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)
+        resource = request.match_info.route.resource
+        path = resource.canonical if resource is not None else request.path
+        self.stats.arrived(
+            anyio.current_time(), unquote_plus(request.path_qs), list(request.query.keys())
+        )
+        try:
+            response = await self._answer(request, handler)
+        except web.HTTPException as exc:
+            self.stats.answered(request.method, path, exc.status)
+            raise
+        except asyncio.CancelledError:
+            self.stats.answered(request.method, path, CLIENT_GONE)
+            raise
+        self.stats.answered(request.method, path, response.status)
+        return response
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answer one vendor request the way the settings say."""
+        throttled = self._throttle()
+        if throttled is not None:
+            return throttled
+        if self.settings.latency_ms > 0:
+            await anyio.sleep(self.settings.latency_ms / 1000)
+        fault = await self._fault(request)
+        if fault is not None:
+            return fault
+        if not self.authorized(request):
+            return json_response({"error": "unauthorized"}, status=401)
+        return await handler(request)
+
+    def _throttle(self) -> web.Response | None:
+        """Return a 429 if the token bucket is empty."""
+        rate = self.settings.rate
+        if rate is None or rate <= 0:
+            return None
+        now = anyio.current_time()
+        burst = self.settings.burst or max(1.0, rate)
+        if self._bucket is None or (self._bucket.rate, self._bucket.burst) != (rate, burst):
+            self._bucket = TokenBucket(rate, burst, now)
+        if self._bucket.take(now):
+            return None
+        wait = self._bucket.wait(now)
+        headers = {}
+        if self.settings.retry_after == "seconds":
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        elif self.settings.retry_after == "date":
+            headers["Retry-After"] = formatdate(math.ceil(time.time() + wait), usegmt=True)
+        response = json_response({"error": "rate limited"}, status=429)
+        response.headers.update(headers)
+        return response
+
+    async def _fault(self, request: web.Request) -> web.StreamResponse | None:
+        """Inject at most one request fault; return its response, if it replaces the answer."""
+        faults = self.settings.faults
+        if faults.unauthorized:
+            return json_response({"error": "unauthorized"}, status=401)
+        if faults.limit is not None and self._faults_injected >= faults.limit:
+            return None
+        roll = self._rng.random()
+        for share, kind in (
+            (faults.server_error_share, "error"),
+            (faults.timeout_share, "timeout"),
+            (faults.reset_share, "reset"),
+            (faults.malformed_share, "malformed"),
+        ):
+            if roll < share:
+                self._faults_injected += 1
+                return await self._inject(kind, request)
+            roll -= share
+        return None
+
+    async def _inject(self, kind: str, request: web.Request) -> web.StreamResponse | None:
+        """Produce one fault."""
+        faults = self.settings.faults
+        if kind == "error":
+            return json_response({"error": "unavailable"}, status=faults.server_error_status)
+        if kind == "timeout":
+            await anyio.sleep(faults.timeout_delay)
+            return None  # answer normally, long after the client gave up
+        if kind == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable  # never reaches the client: the connection is gone
+        return web.Response(
+            body=b'{"users": [{"id": "u0', status=200, content_type="application/json"
+        )
+
+    # -- vendor handlers -------------------------------------------------------------------
+
+    async def handle_list(self, request: web.Request) -> web.Response:
+        """List users in the vendor's pagination style."""
+        view = ListingView(list(self.users.values()), self.id_key, self.settings.faults)
+        return json_response(self.listing.respond(request, view))
+
+    async def handle_get(self, request: web.Request) -> web.Response:
+        """Return one user or 404."""
+        return json_response(self.wrap(self._stored(request)))
+
+    async def handle_create(self, request: web.Request) -> web.Response:
+        """Create a user; 409 if its email is taken."""
+        fields = self.unwrap(await self._body(request))
+        email = fields.get("email")
+        if self.unique_email and isinstance(email, str) and self._email_taken(email):
+            return json_response({"error": "email already exists"}, status=409)
+        user = self.add_user(self.new_user(fields))
+        return json_response(self.wrap(user), status=201)
+
+    async def handle_update(self, request: web.Request) -> web.Response:
+        """Update a user per the vendor's semantics."""
+        stored = self._stored(request)
+        fields = self.unwrap(await self._body(request))
+        user = self.apply_update(stored, fields)
+        self.users[str(user[self.id_key])] = user
+        return json_response(self.wrap(user))
+
+    async def handle_delete(self, request: web.Request) -> web.Response:
+        """Delete a user."""
+        stored = self._stored(request)
+        del self.users[str(stored[self.id_key])]
+        return web.Response(status=204)
+
+    def _stored(self, request: web.Request) -> Record:
+        """Return the user named in the path, or raise 404."""
+        user = self.users.get(request.match_info["id"])
+        if user is None:
+            raise web.HTTPNotFound(text='{"error": "not found"}', content_type="application/json")
+        return user
+
+    def _email_taken(self, email: str) -> bool:
+        """Tell whether any user has this email, ignoring case."""
+        wanted = email.casefold()
+        return any(
+            isinstance(user.get("email"), str) and str(user["email"]).casefold() == wanted
+            for user in self.users.values()
+        )
+
+    async def _body(self, request: web.Request) -> object:
+        """Return the request's JSON body, or raise 400."""
+        try:
+            return orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raise web.HTTPBadRequest(text="malformed JSON") from None
+
+    # -- /_sim/ control API ----------------------------------------------------------------
+
+    async def _sim_users(self, request: web.Request) -> web.Response:
+        """Return every user as the vendor stores it."""
+        return json_response({"users": list(self.users.values())})
+
+    async def _sim_add_users(self, request: web.Request) -> web.Response:
+        """Store users exactly as given: `{"users": [...]}` or a bare list."""
+        body = await self._body(request)
+        users = body.get("users") if isinstance(body, dict) else body
+        if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
+            raise web.HTTPBadRequest(text="expected a list of user objects")
+        added = [self.add_user(dict(user)) for user in users]
+        return json_response({"added": len(added), "ids": [u[self.id_key] for u in added]})
+
+    async def _sim_stats(self, request: web.Request) -> web.Response:
+        """Return the request statistics."""
+        return json_response(self.stats.to_json())
+
+    async def _sim_get_config(self, request: web.Request) -> web.Response:
+        """Return the current settings."""
+        return json_response(self.settings.to_json())
+
+    async def _sim_config(self, request: web.Request) -> web.Response:
+        """Change settings (rate, burst, retry_after, latency_ms, faults) in part."""
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="expected a JSON object")
+        try:
+            self.settings.update(body)
+        except SettingsError as error:
+            raise web.HTTPBadRequest(text=str(error)) from None
+        self._bucket = None
+        self._faults_injected = 0
+        return json_response(self.settings.to_json())
+
+    async def _sim_reset(self, request: web.Request) -> web.Response:
+        """Restore seeded users and initial settings; clear statistics."""
+        self.reset()
+        return json_response({"users": len(self.users)})

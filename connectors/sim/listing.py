@@ -1,0 +1,171 @@
+"""How a simulated vendor pages its user listing; one small class per pagination style."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from connectors.sim.settings import Faults
+
+Record = dict[str, object]
+
+
+class ListingView:
+    """The users one listing request sees, with the repeat-page and truncate faults applied."""
+
+    def __init__(self, users: Sequence[Record], id_key: str, faults: Faults) -> None:
+        self._users = users
+        self._id_key = id_key
+        self._faults = faults
+
+    @property
+    def total(self) -> int:
+        """Return how many users the vendor holds (what it reports, even when truncating)."""
+        return len(self._users)
+
+    def page(self, start: int, size: int) -> list[Record]:
+        """Return up to `size` users from position `start`."""
+        repeat = self._faults.repeat_page
+        if repeat is not None and size > 0 and start // size == repeat + 1:
+            start -= size
+        visible = self._users
+        if self._faults.truncate_after is not None:
+            visible = visible[: self._faults.truncate_after]
+        return list(visible[start : start + size])
+
+    def record_id(self, record: Record) -> str:
+        """Return a user's id as a string."""
+        return str(record.get(self._id_key))
+
+    def position_after(self, record_id: str) -> int | None:
+        """Return the position just after the user with this id, or None if unknown."""
+        for index, user in enumerate(self._users):
+            if str(user.get(self._id_key)) == record_id:
+                return index + 1
+        return None
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """Read an integer query parameter, clamped to [low, high]; 400 if not a number."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
+    return max(low, min(high, value))
+
+
+def _envelope(records_key: str | None, records: list[Record], **extra: object) -> object:
+    """Return the records bare or under their key, with extra body fields."""
+    if records_key is None:
+        return records
+    return {**extra, records_key: records}
+
+
+class ListingStyle(ABC):
+    """One way of paging a listing."""
+
+    @abstractmethod
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return the JSON body for one listing request."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageNumberListing(ListingStyle):
+    """`?page=N` from `start` with an undocumented page size; past the end, an empty page."""
+
+    page_param: str = "page"
+    size_param: str | None = None
+    default_size: int = 25
+    max_size: int = 100
+    start: int = 1
+    records_key: str | None = None
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return page N."""
+        number = int_param(request, self.page_param, self.start, self.start, 10**9)
+        size = self.default_size
+        if self.size_param is not None:
+            size = int_param(request, self.size_param, self.default_size, 1, self.max_size)
+        return _envelope(self.records_key, view.page((number - self.start) * size, size))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageCountListing(ListingStyle):
+    """`?page=N&count=SIZE`; the last page is short."""
+
+    page_param: str = "page"
+    size_param: str = "count"
+    default_size: int = 25
+    max_size: int = 100
+    start: int = 1
+    records_key: str | None = None
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return page N of SIZE."""
+        number = int_param(request, self.page_param, self.start, self.start, 10**9)
+        size = int_param(request, self.size_param, self.default_size, 1, self.max_size)
+        return _envelope(self.records_key, view.page((number - self.start) * size, size))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageTotalListing(ListingStyle):
+    """`?page=N&per_page=SIZE` with the vendor's total in the body."""
+
+    page_param: str = "page"
+    size_param: str = "per_page"
+    default_size: int = 25
+    max_size: int = 100
+    start: int = 1
+    records_key: str | None = "users"
+    total_key: str = "total"
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return page N of SIZE and the total."""
+        number = int_param(request, self.page_param, self.start, self.start, 10**9)
+        size = int_param(request, self.size_param, self.default_size, 1, self.max_size)
+        records = view.page((number - self.start) * size, size)
+        return _envelope(self.records_key, records, **{self.total_key: view.total})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CursorListing(ListingStyle):
+    """`?limit=N&starting_after=ID` with `has_more` and a `next_page_url` carrying the query."""
+
+    limit_param: str = "limit"
+    cursor_param: str = "starting_after"
+    default_limit: int = 20
+    max_limit: int = 100
+    records_key: str = "data"
+    has_more_key: str = "has_more"
+    next_url_key: str | None = "next_page_url"
+    envelope: Mapping[str, object] = field(default_factory=lambda: {"object": "list"})
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return the page after the cursor, and how to get the next one."""
+        limit = int_param(request, self.limit_param, self.default_limit, 1, self.max_limit)
+        start = 0
+        cursor = request.query.get(self.cursor_param)
+        if cursor is not None:
+            position = view.position_after(cursor)
+            if position is None:
+                raise web.HTTPBadRequest(text=f"unknown {self.cursor_param}")
+            start = position
+        records = view.page(start, limit)
+        has_more = start + limit < view.total
+        body: dict[str, object] = {**self.envelope, self.records_key: records}
+        body[self.has_more_key] = has_more
+        if self.next_url_key is not None:
+            body[self.next_url_key] = None
+            if has_more and records:
+                query = dict(request.query)
+                query[self.limit_param] = str(limit)
+                query[self.cursor_param] = view.record_id(records[-1])
+                body[self.next_url_key] = f"{request.path}?{urlencode(query)}"
+        return body

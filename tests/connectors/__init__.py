@@ -1,0 +1,1 @@
+"""Tests of the connector foundation: HTTP layer, budget, paginators, simulators."""

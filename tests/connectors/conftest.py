@@ -1,0 +1,121 @@
+"""Shared fixtures: a running example simulator, a client session, captured logs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import structlog
+
+from connectors import RateBudget, RetryPolicy, open_session, redact_secrets
+from connectors.example import ExampleConnector
+from connectors.sim import serve
+from connectors.sim.example import ExampleSimulator
+
+TOKEN = "tok-Secret-4242-abcdef"
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+
+
+@pytest.fixture
+def simulator() -> ExampleSimulator:
+    """An example simulator with 250 seeded users (not yet serving)."""
+    return ExampleSimulator(users=250, seed=7, token=TOKEN)
+
+
+@pytest.fixture
+async def sim_url(simulator: ExampleSimulator) -> AsyncIterator[str]:
+    """The base URL of the example simulator, serving on 127.0.0.1."""
+    async with serve(simulator) as url:
+        yield url
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """The shared client session."""
+    async with open_session() as client:
+        yield client
+
+
+def make_connector(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    budget: RateBudget | None = None,
+    token: str = TOKEN,
+    timeout: float = 5.0,
+    retry: RetryPolicy = FAST_RETRY,
+    connector_class: type[ExampleConnector] = ExampleConnector,
+) -> ExampleConnector:
+    """Build an example connector against a simulator."""
+    return connector_class(
+        name="example-test",
+        session=session,
+        base_url=url,
+        secrets={"token": token},
+        budget=budget or RateBudget(500, concurrency=8),
+        retry=retry,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def connector(session: aiohttp.ClientSession, sim_url: str) -> ExampleConnector:
+    """An example connector wired to the running simulator."""
+    return make_connector(session, sim_url)
+
+
+async def configure(session: aiohttp.ClientSession, url: str, **changes: object) -> None:
+    """Change the simulator's settings through `PUT /_sim/config`."""
+    async with session.put(f"{url}/_sim/config", json=changes) as response:
+        assert response.status == 200, await response.text()
+
+
+async def sim_get(session: aiohttp.ClientSession, url: str, what: str) -> Any:
+    """Read `GET /_sim/<what>`."""
+    async with session.get(f"{url}/_sim/{what}") as response:
+        assert response.status == 200
+        return await response.json()
+
+
+class LogLines:
+    """Log lines rendered as JSON through the redaction processor."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self._stream = stream
+
+    @property
+    def text(self) -> str:
+        """Every rendered line."""
+        return self._stream.getvalue()
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every line, decoded."""
+        return [orjson.loads(line) for line in self.text.splitlines() if line]
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        """The lines with this event name."""
+        return [line for line in self.events() if line["event"] == event]
+
+
+@pytest.fixture
+def logs() -> Iterator[LogLines]:
+    """Route structlog through redact_secrets into JSON lines for the test to read."""
+    stream = io.StringIO()
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield LogLines(stream)
+    finally:
+        structlog.reset_defaults()

@@ -1,0 +1,307 @@
+"""Paginators against simulators of each pagination style: data, streaming, loops, caps."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import ClassVar
+
+import aiohttp
+import anyio
+import pytest
+from aiohttp import web
+
+from connectors import (
+    CursorPaginator,
+    IncompleteListing,
+    PageCountPaginator,
+    PageNumberPaginator,
+    PageTotalPaginator,
+    Paginator,
+)
+from connectors.example import ExampleConnector
+from connectors.sim import (
+    CursorListing,
+    ListingStyle,
+    ListingView,
+    PageCountListing,
+    PageNumberListing,
+    serve,
+)
+from connectors.sim.example import ExampleSimulator
+from tests.connectors.conftest import TOKEN, configure, make_connector, sim_get
+
+
+class NumberSimulator(ExampleSimulator):
+    """Pages of an undocumented seven users: `?page=N`, a bare list."""
+
+    listing: ClassVar[ListingStyle] = PageNumberListing(default_size=7)
+
+
+class NumberConnector(ExampleConnector):
+    """Reads NumberSimulator."""
+
+    paginator: ClassVar[Paginator] = PageNumberPaginator(page_param="page")
+    records_key: ClassVar[str | None] = None
+
+
+class CountSimulator(ExampleSimulator):
+    """`?page=N&count=SIZE`, users under `users`."""
+
+    listing: ClassVar[ListingStyle] = PageCountListing(records_key="users")
+
+
+class CountConnector(ExampleConnector):
+    """Reads CountSimulator ten at a time."""
+
+    paginator: ClassVar[Paginator] = PageCountPaginator(size_param="count", size=10)
+
+
+class CursorSimulator(ExampleSimulator):
+    """`?limit=N&starting_after=ID` with `has_more` and `next_page_url`."""
+
+    listing: ClassVar[ListingStyle] = CursorListing()
+
+
+class CursorConnector(ExampleConnector):
+    """Reads CursorSimulator by following next_page_url."""
+
+    paginator: ClassVar[Paginator] = CursorPaginator(limit=10)
+    records_key: ClassVar[str | None] = "data"
+    list_params: ClassVar[dict[str, str]] = {"order_by": "created_at"}
+
+
+class BareCursorSimulator(ExampleSimulator):
+    """Cursor pages with `has_more` only, no next-page link."""
+
+    listing: ClassVar[ListingStyle] = CursorListing(next_url_key=None)
+
+
+class BareCursorConnector(CursorConnector):
+    """Reads BareCursorSimulator by passing the last id as starting_after."""
+
+    paginator: ClassVar[Paginator] = CursorPaginator(limit=10, next_url_key=None)
+
+
+class FixedLinkListing(CursorListing):
+    """A broken vendor: the next-page link never moves on."""
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        body = super().respond(request, view)
+        assert isinstance(body, dict)
+        body["next_page_url"] = "/users?limit=10&starting_after=u000005"
+        return body
+
+
+class FixedLinkSimulator(ExampleSimulator):
+    """Serves FixedLinkListing."""
+
+    listing: ClassVar[ListingStyle] = FixedLinkListing()
+
+
+class ForeignLinkListing(CursorListing):
+    """A vendor whose next-page link leaves for another host."""
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        body = super().respond(request, view)
+        assert isinstance(body, dict)
+        body["next_page_url"] = "http://elsewhere.invalid/users?limit=10&starting_after=x"
+        return body
+
+
+class ForeignLinkSimulator(ExampleSimulator):
+    """Serves ForeignLinkListing."""
+
+    listing: ClassVar[ListingStyle] = ForeignLinkListing()
+
+
+async def _ids(connector: ExampleConnector) -> list[str]:
+    return [account.external_id async for account in connector.list_accounts()]
+
+
+def _expected(count: int) -> list[str]:
+    return [f"u{index:06d}" for index in range(1, count + 1)]
+
+
+async def _listing_requests(session: aiohttp.ClientSession, url: str) -> int:
+    stats = await sim_get(session, url, "stats")
+    return sum(r["count"] for r in stats["by_route"] if r["path"] == "/users")
+
+
+async def test_page_number_stops_on_an_empty_page(session: aiohttp.ClientSession) -> None:
+    async with serve(NumberSimulator(users=30, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=NumberConnector)
+        assert await _ids(connector) == _expected(30)
+        assert await _listing_requests(session, url) == 6  # five pages, then the empty one
+
+
+async def test_page_count_stops_on_a_short_page(session: aiohttp.ClientSession) -> None:
+    async with serve(CountSimulator(users=35, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=CountConnector)
+        assert await _ids(connector) == _expected(35)
+        assert await _listing_requests(session, url) == 4
+        stats = await sim_get(session, url, "stats")
+        assert stats["query_keys"] == ["count", "page"]
+
+
+async def test_page_count_with_an_exact_multiple_reads_one_empty_page(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with serve(CountSimulator(users=40, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=CountConnector)
+        assert await _ids(connector) == _expected(40)
+        assert await _listing_requests(session, url) == 5
+
+
+async def test_page_total_reads_every_page(
+    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+) -> None:
+    assert await _ids(connector) == _expected(250)
+    assert await _listing_requests(session, sim_url) == 3
+    stats = await sim_get(session, sim_url, "stats")
+    assert stats["query_keys"] == ["page", "per_page"]
+
+
+async def test_page_total_fetches_the_rest_concurrently(
+    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+) -> None:
+    await configure(session, sim_url, latency_ms=150)
+    started = anyio.current_time()
+    assert len(await _ids(connector)) == 250
+    # Three pages of 150 ms one after another would take 0.45 s; pages 2 and 3 overlap.
+    assert anyio.current_time() - started < 0.42
+
+
+async def test_page_total_of_an_empty_vendor(session: aiohttp.ClientSession) -> None:
+    async with serve(ExampleSimulator(users=0, seed=1, token=TOKEN)) as url:
+        assert await _ids(make_connector(session, url)) == []
+
+
+async def test_cursor_follows_next_page_url(session: aiohttp.ClientSession) -> None:
+    async with serve(CursorSimulator(users=45, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=CursorConnector)
+        assert await _ids(connector) == _expected(45)
+        assert await _listing_requests(session, url) == 5
+        stats = await sim_get(session, url, "stats")
+        assert stats["query_keys"] == ["limit", "order_by", "starting_after"]
+
+
+async def test_cursor_without_links_uses_the_last_id(session: aiohttp.ClientSession) -> None:
+    async with serve(BareCursorSimulator(users=25, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=BareCursorConnector)
+        assert await _ids(connector) == _expected(25)
+        assert await _listing_requests(session, url) == 3
+
+
+@pytest.mark.parametrize(
+    ("simulator_class", "connector_class"),
+    [
+        (NumberSimulator, NumberConnector),
+        (CountSimulator, CountConnector),
+        (ExampleSimulator, ExampleConnector),
+        (CursorSimulator, CursorConnector),
+    ],
+)
+async def test_listings_stream_page_by_page(
+    session: aiohttp.ClientSession,
+    simulator_class: type[ExampleSimulator],
+    connector_class: type[ExampleConnector],
+) -> None:
+    async with serve(simulator_class(users=300, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=connector_class)
+        async with aclosing(connector.list_pages()) as pages:
+            first = await anext(pages)
+        assert first and first[0].external_id == "u000001"
+        # Only the first page was fetched: nothing accumulated ahead of the consumer.
+        assert await _listing_requests(session, url) == 1
+
+
+@pytest.mark.parametrize(
+    ("simulator_class", "connector_class"),
+    [
+        (NumberSimulator, NumberConnector),
+        (CountSimulator, CountConnector),
+        (ExampleSimulator, ExampleConnector),
+        (CursorSimulator, CursorConnector),
+        (BareCursorSimulator, BareCursorConnector),
+    ],
+)
+async def test_a_repeated_page_is_an_incomplete_listing(
+    session: aiohttp.ClientSession,
+    simulator_class: type[ExampleSimulator],
+    connector_class: type[ExampleConnector],
+) -> None:
+    async with serve(simulator_class(users=200, seed=1, token=TOKEN)) as url:
+        await configure(session, url, faults={"repeat_page": 0})
+        connector = make_connector(session, url, connector_class=connector_class)
+        with pytest.raises(IncompleteListing, match="repeats an earlier page") as caught:
+            await _ids(connector)
+    assert caught.value.path == "/users"
+    assert caught.value.pages == 1
+
+
+async def test_a_cursor_seen_twice_is_an_incomplete_listing(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with serve(FixedLinkSimulator(users=50, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=CursorConnector)
+        with pytest.raises(IncompleteListing, match="cursor seen twice"):
+            await _ids(connector)
+        assert await _listing_requests(session, url) == 2
+
+
+async def test_a_link_to_another_origin_is_not_followed(session: aiohttp.ClientSession) -> None:
+    async with serve(ForeignLinkSimulator(users=50, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=CursorConnector)
+        with pytest.raises(IncompleteListing, match="another origin"):
+            await _ids(connector)
+
+
+class CappedNumberConnector(NumberConnector):
+    """Allows three pages."""
+
+    paginator: ClassVar[Paginator] = PageNumberPaginator(max_pages=3)
+
+
+class CappedTotalConnector(ExampleConnector):
+    """Allows two pages."""
+
+    paginator: ClassVar[Paginator] = PageTotalPaginator(size=100, max_pages=2)
+
+
+async def test_the_page_cap_is_an_incomplete_listing(session: aiohttp.ClientSession) -> None:
+    async with serve(NumberSimulator(users=30, seed=1, token=TOKEN)) as url:
+        connector = make_connector(session, url, connector_class=CappedNumberConnector)
+        with pytest.raises(IncompleteListing, match="page cap of 3"):
+            await _ids(connector)
+
+
+async def test_a_total_beyond_the_cap_fails_before_fetching_more(
+    session: aiohttp.ClientSession, sim_url: str
+) -> None:
+    connector = make_connector(session, sim_url, connector_class=CappedTotalConnector)
+    with pytest.raises(IncompleteListing, match="more than 2 pages"):
+        await _ids(connector)
+    assert await _listing_requests(session, sim_url) == 1
+
+
+@pytest.mark.parametrize(
+    ("simulator_class", "connector_class"),
+    [(ExampleSimulator, ExampleConnector), (CursorSimulator, CursorConnector)],
+)
+async def test_a_listing_cut_short_is_incomplete_where_it_can_be_told(
+    session: aiohttp.ClientSession,
+    simulator_class: type[ExampleSimulator],
+    connector_class: type[ExampleConnector],
+) -> None:
+    async with serve(simulator_class(users=120, seed=1, token=TOKEN)) as url:
+        await configure(session, url, faults={"truncate_after": 60})
+        connector = make_connector(session, url, connector_class=connector_class)
+        with pytest.raises(IncompleteListing, match=r"cut short|claims more"):
+            await _ids(connector)
+
+
+def test_paginators_are_declarations() -> None:
+    paginator: Paginator = PageTotalPaginator(size=50, window=4)
+    assert paginator.max_pages == 10_000
+    with pytest.raises(AttributeError):
+        paginator.max_pages = 1  # type: ignore[misc]
