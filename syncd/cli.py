@@ -23,6 +23,21 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sim(args: argparse.Namespace) -> int:
+    """Run one vendor simulator on 127.0.0.1 in the foreground until interrupted."""
+    from connectors.sim.command import run_simulator
+
+    return run_simulator(
+        args.vendor,
+        port=args.port,
+        users=args.users,
+        seed=args.seed,
+        token=args.token,
+        rate=args.rate,
+        latency_ms=args.latency_ms,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="syncd", description=__doc__)
@@ -37,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="database URL (sqlite:///PATH or postgresql://...); default %(default)s",
     )
     upgrade.set_defaults(handler=_db_upgrade)
+
+    sim = commands.add_parser("sim", help="run a vendor simulator on 127.0.0.1")
+    sim.add_argument("vendor", help="vendor name, e.g. example")
+    sim.add_argument("--port", type=int, default=8400, help="default %(default)s")
+    sim.add_argument("--users", type=int, default=100, help="seeded users; default %(default)s")
+    sim.add_argument("--seed", type=int, default=0, help="seed for the users; default %(default)s")
+    sim.add_argument("--token", help="the accepted API token (default: a random one, printed)")
+    sim.add_argument("--rate", type=float, help="requests per second before 429 (default: none)")
+    sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
+    sim.set_defaults(handler=_sim)
     return parser
 
 
