@@ -1,0 +1,194 @@
+"""Rate-budget benchmark: list 20,000 users through simulators with limits the client is not told.
+
+Prints one JSON object. `utilization` is the accepted request rate over the simulator's true
+limit (the worst run); `rejected_share` is 429s over all requests (the worst run). The
+simulator's token bucket holds one second's worth of requests unless a run says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+
+import anyio
+import structlog
+
+from connectors import RateBudget, open_session
+from connectors.example import ExampleConnector
+from connectors.sim import SimSettings, serve
+from connectors.sim.example import ExampleSimulator
+
+TOKEN = "bench-token-0123456789"
+PAGE_SIZE = 100  # the example connector's per_page
+CONCURRENCY = 8
+
+GOALS = {
+    "utilization": (">=", 0.90),
+    "rejected_share": ("<=", 0.03),
+    "configured_utilization": (">=", 0.97),
+    "configured_rejected": ("<=", 0),
+    "offset_pages_per_s": (">=", 0.95 * 20),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One listing run: the simulator's hidden limit and the client's ceiling."""
+
+    limit: float
+    ceiling: float
+    retry_after: str = "none"
+    latency_ms: float = 20.0
+    burst: float | None = None  # the simulator's bucket; None: one second's worth
+
+
+ADAPTIVE = (
+    Scenario(limit=10, ceiling=100, retry_after="none", latency_ms=50),
+    Scenario(limit=25, ceiling=125, retry_after="seconds", latency_ms=20),
+    Scenario(limit=40, ceiling=400, retry_after="date", latency_ms=20),
+)
+CONFIGURED = Scenario(limit=20, ceiling=20, retry_after="none", latency_ms=20)
+OFFSET = Scenario(limit=20, ceiling=20, retry_after="none", latency_ms=100)
+STRICT_BURST = Scenario(limit=20, ceiling=100, retry_after="none", latency_ms=20, burst=4)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one listing run achieved."""
+
+    scenario: Scenario
+    requests: int
+    throttled: int
+    elapsed: float
+    learned_rate: float
+    limit_estimate: float | None
+
+    @property
+    def accepted(self) -> int:
+        """Requests the simulator answered with anything but 429."""
+        return self.requests - self.throttled
+
+    @property
+    def utilization(self) -> float:
+        """Accepted requests per second over the simulator's true limit."""
+        return self.accepted / self.elapsed / self.scenario.limit
+
+    @property
+    def rejected_share(self) -> float:
+        """429s over all requests."""
+        return self.throttled / self.requests
+
+    def to_json(self) -> dict[str, object]:
+        """The run's parameters and figures."""
+        bucket = self.scenario.burst or max(1.0, self.scenario.limit)
+        estimate = self.limit_estimate
+        return {
+            "limit": self.scenario.limit,
+            "server_burst": bucket,
+            "retry_after": self.scenario.retry_after,
+            "latency_ms": self.scenario.latency_ms,
+            "ceiling": self.scenario.ceiling,
+            "concurrency": CONCURRENCY,
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "elapsed_s": round(self.elapsed, 3),
+            "pages_per_s": round(self.accepted / self.elapsed, 3),
+            "utilization": round(self.utilization, 3),
+            # Against all the bucket could give, its initial burst included.
+            "utilization_of_capacity": round(
+                self.accepted / (bucket + self.scenario.limit * self.elapsed), 3
+            ),
+            "rejected_share": round(self.rejected_share, 4),
+            "learned_rate": round(self.learned_rate, 3),
+            "limit_estimate": None if estimate is None else round(estimate, 3),
+        }
+
+
+async def run(scenario: Scenario, users: int) -> Outcome:
+    """List every user once under the scenario and report what the simulator saw."""
+    settings = SimSettings(
+        rate=scenario.limit,
+        burst=scenario.burst,
+        retry_after=scenario.retry_after,
+        latency_ms=scenario.latency_ms,
+    )
+    simulator = ExampleSimulator(users=users, seed=1, token=TOKEN, settings=settings)
+    async with serve(simulator) as url, open_session() as session:
+        budget = RateBudget(scenario.ceiling, concurrency=CONCURRENCY)
+        connector = ExampleConnector(
+            name=f"bench-{scenario.limit:g}",
+            session=session,
+            base_url=url,
+            secrets={"token": TOKEN},
+            budget=budget,
+        )
+        started = time.perf_counter()
+        listed = 0
+        async for page in connector.list_pages():
+            listed += len(page)
+        elapsed = time.perf_counter() - started
+    if listed != users:
+        raise SystemExit(f"listed {listed} of {users} users")
+    return Outcome(
+        scenario=scenario,
+        requests=sum(simulator.stats.requests.values()),
+        throttled=simulator.stats.throttled,
+        elapsed=elapsed,
+        learned_rate=budget.learned_rate,
+        limit_estimate=budget.limit_estimate,
+    )
+
+
+def _met(value: float, goal: tuple[str, float]) -> bool:
+    """Tell whether a figure meets its goal."""
+    sign, target = goal
+    return value >= target if sign == ">=" else value <= target
+
+
+async def benchmark(users: int) -> dict[str, object]:
+    """Run every scenario and gather the figures."""
+    adaptive = [await run(scenario, users) for scenario in ADAPTIVE]
+    configured = await run(CONFIGURED, users)
+    offset = await run(OFFSET, users)
+    strict = await run(STRICT_BURST, users)
+    figures: dict[str, float] = {
+        "utilization": round(min(outcome.utilization for outcome in adaptive), 3),
+        "rejected_share": round(max(outcome.rejected_share for outcome in adaptive), 4),
+        "configured_utilization": round(configured.utilization, 3),
+        "configured_rejected": configured.throttled,
+        "offset_pages_per_s": round(offset.accepted / offset.elapsed, 3),
+    }
+    return {
+        **figures,
+        "goals_met": {name: _met(figures[name], goal) for name, goal in GOALS.items()},
+        "goals": {name: f"{sign} {target:g}" for name, (sign, target) in GOALS.items()},
+        "parameters": {
+            "users": users,
+            "page_size": PAGE_SIZE,
+            "pages": -(-users // PAGE_SIZE),
+            "client_concurrency": CONCURRENCY,
+            "server_burst": "one second's worth of requests unless given",
+        },
+        "adaptive_runs": [outcome.to_json() for outcome in adaptive],
+        "configured_run": configured.to_json(),
+        "offset_run": offset.to_json(),
+        "not_a_goal_small_server_burst": strict.to_json(),
+    }
+
+
+def main() -> None:
+    """Parse arguments, run the benchmark, print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=20_000)
+    args = parser.parse_args()
+    # Keep stdout for the JSON; the budget's log lines go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    result = anyio.run(benchmark, args.users)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
