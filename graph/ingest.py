@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -86,28 +86,39 @@ class _Prepared:
     email: str | None
     email_error: str | None
     status: str
-    attributes_json: str
-    raw_json: str
+    attributes: Mapping[str, object]
+    raw: Mapping[str, object]
     payload_hash: str
+
+    @property
+    def attributes_json(self) -> str:
+        return dumps(self.attributes)
+
+    @property
+    def raw_json(self) -> str:
+        return dumps(self.raw)
+
+
+def _plain(mapping: Mapping[str, object]) -> dict[str, object]:
+    return mapping if type(mapping) is dict else dict(mapping)
 
 
 def _prepare(record: AccountRecord, policy: EmailPolicy) -> _Prepared:
-    attributes_json = dumps(dict(record.attributes))
-    raw_json = dumps(dict(record.raw))
+    # One serialization for the hash; the stored JSON is made only for rows that are written.
+    attributes, raw = _plain(record.attributes), _plain(record.raw)
+    content = orjson.dumps(
+        [record.email, record.status, attributes, raw], option=orjson.OPT_SORT_KEYS
+    )
     normalized = normalize_email(record.email, policy) if record.email is not None else None
-    digest = hashlib.blake2b(digest_size=16)
-    for part in (record.email or "", record.status, attributes_json, raw_json):
-        digest.update(part.encode())
-        digest.update(b"\x00")
     return _Prepared(
         external_id=str(record.external_id),
         email_raw=record.email,
         email=normalized.email if normalized else None,
         email_error=normalized.error if normalized else None,
         status=record.status,
-        attributes_json=attributes_json,
-        raw_json=raw_json,
-        payload_hash=digest.hexdigest(),
+        attributes=attributes,
+        raw=raw,
+        payload_hash=hashlib.blake2b(content, digest_size=16).hexdigest(),
     )
 
 
