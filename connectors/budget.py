@@ -130,7 +130,7 @@ class RateBudget:
                 raise
         try:
             now = anyio.current_time()
-            self._sends.append(now)
+            self._note_send(now)
             yield Ticket(now)
         finally:
             self._concurrency.release()
@@ -215,6 +215,12 @@ class RateBudget:
         if span <= 0 or span > self.estimate_horizon:
             return 0, 0.0
         return self._accepted_since_throttle, span
+
+    def _note_send(self, now: float) -> None:
+        """Remember a send time, forgetting those older than the window."""
+        self._sends.append(now)
+        while self._sends[0] < now - _SEND_WINDOW:
+            self._sends.popleft()
 
     def _send_rate(self, now: float) -> float:
         """Return the rate requests were actually sent at over the last second."""

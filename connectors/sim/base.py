@@ -248,7 +248,7 @@ class VendorSimulator(ABC):
         if kind == "reset":
             if request.transport is not None:
                 request.transport.abort()
-            raise web.HTTPServiceUnavailable  # never reaches the client: the connection is gone
+            return web.Response(status=CLIENT_GONE)  # never sent: the connection is gone
         return web.Response(
             body=b'{"users": [{"id": "u0', status=200, content_type="application/json"
         )
