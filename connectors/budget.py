@@ -108,7 +108,7 @@ class RateBudget:
 
     @property
     def limit_estimate(self) -> float | None:
-        """Return the rate at which the vendor last answered 429, if it ever did."""
+        """Return the vendor limit learned from 429s (or given as learned_rate), if any."""
         return self._limit
 
     @property
