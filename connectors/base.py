@@ -30,6 +30,7 @@ class Capabilities:
     has_delete: bool = True
     bulk_invite: bool = False
     create_needs_password: bool = False
+    email_filter: bool = False  # the vendor can look a user up by email without a listing
 
 
 class Connector(ABC):
@@ -116,6 +117,18 @@ class Connector(ABC):
             async for page in pages:
                 for account in page:
                     yield account
+
+    async def find_by_email(self, email: str) -> VendorAccount | None:
+        """Return the account with this email (case-insensitive), scanning the listing.
+
+        Vendors with an email filter override this with one request.
+        """
+        wanted = email.strip().casefold()
+        async with aclosing(self.list_accounts()) as accounts:
+            async for account in accounts:
+                if account.email is not None and account.email.strip().casefold() == wanted:
+                    return account
+        return None
 
     async def get_account(self, external_id: str) -> VendorAccount | None:
         """Return one account, or None if the vendor does not know it."""

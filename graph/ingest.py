@@ -24,6 +24,7 @@ from graph.sql import IN_CHUNK, chunks, dumps, execute_many, insert_for, loads
 log = structlog.get_logger("graph.ingest")
 
 WRITE_BATCH = 5_000
+ANALYZE_AFTER = 10_000
 Pages = AsyncIterable[Iterable[AccountRecord]] | Iterable[Iterable[AccountRecord]]
 
 a = account_table
@@ -38,6 +39,7 @@ class Listing:
     # Accounts known before this listing that it saw; those it created are seen by definition.
     seen_known: set[int] = field(default_factory=set)
     listed: int = 0
+    inserted: int = 0
     pages: int = 0
 
 
@@ -224,6 +226,7 @@ async def _write_chunk(
             [at, listing.connector, *new_keys],
         )
         stats.inserted += len(new_items)
+        listing.inserted += len(new_items)
 
     if changed_ids:
         old_rows = (
@@ -442,6 +445,9 @@ async def finish_listing(
             page_count=listing.pages,
             account_count=listing.listed,
         )
+        if listing.inserted >= ANALYZE_AFTER and listing.inserted * 10 >= listing.listed:
+            # Fresh statistics after a bulk load; stale ones make resolution plans quadratic.
+            await conn.execute(sa.text("ANALYZE account"))
     return result
 
 
