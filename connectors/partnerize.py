@@ -1,0 +1,291 @@
+"""Partnerize: two API keys, `page` + `count` listing, PUT replaces the user object."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+from typing import ClassVar, Literal
+from urllib.parse import quote
+
+import aiohttp
+
+from connectors.auth import Auth, BasicAuth, HeaderAuth
+from connectors.base import Capabilities, Connector
+from connectors.budget import RateBudget
+from connectors.errors import (
+    ConnectorConfigError,
+    ConnectorError,
+    IncompleteListing,
+    MalformedResponseError,
+    UnsupportedOperation,
+    VendorHTTPError,
+)
+from connectors.pagination import ListingSource, Page, PageCountPaginator, Paginator, Record
+from connectors.priority import Priority
+from connectors.records import VendorAccount
+from connectors.redaction import register_secret
+from connectors.retry import RetryPolicy
+
+DEFAULT_BASE_URL = "https://api.partnerize.com"
+AuthStyle = Literal["headers", "basic"]
+
+_TO_VENDOR = {
+    "email": "email",
+    "given_name": "firstname",
+    "family_name": "lastname",
+    "locale": "locale",
+    "timezone": "timezone",
+    "role": "role",
+}
+_SYSTEM_FIELDS = frozenset({"user_id", "created_at", "updated_at", "password"})
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%&*+-=?@^_~"
+_PASSWORD_LENGTH = 24
+
+
+def _text(value: object) -> str | None:
+    """Return a non-empty string value, or None."""
+    return value if isinstance(value, str) and value else None
+
+
+def generate_password() -> str:
+    """Return a strong random password with every character class the vendor may demand."""
+    while True:
+        candidate = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(_PASSWORD_LENGTH))
+        if (
+            any(c.islower() for c in candidate)
+            and any(c.isupper() for c in candidate)
+            and any(c.isdigit() for c in candidate)
+            and any(not c.isalnum() for c in candidate)
+        ):
+            return candidate
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountCheckedPaginator(PageCountPaginator):
+    """PageCountPaginator that also checks the body's total: a short page alone proves nothing.
+
+    Without it a vendor that cuts a listing short mid-page looks like a finished listing.
+    """
+
+    total_key: str = "count"
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages as PageCountPaginator does; IncompleteListing if the total disagrees."""
+        totals: set[object] = set()
+
+        async def fetch(path: str, params: Mapping[str, str]) -> object:
+            body = await source.fetch(path, params)
+            totals.add(body.get(self.total_key) if isinstance(body, dict) else None)
+            return body
+
+        pages = records = 0
+
+        def incomplete(reason: str) -> IncompleteListing:
+            return IncompleteListing(
+                source.vendor, source.path, reason, pages=pages, records=records
+            )
+
+        async with aclosing(super().pages(replace(source, fetch=fetch))) as stream:
+            async for page in stream:
+                if len(totals) != 1:
+                    raise incomplete(f"the {self.total_key!r} total changed during the listing")
+                pages += 1
+                records += len(page)
+                yield page
+        total = next(iter(totals)) if len(totals) == 1 else None
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise incomplete(f"response has no steady {self.total_key!r} total")
+        if total != records:
+            raise incomplete(f"{records} records listed, the vendor reports {total}: cut short")
+
+
+class PartnerizeConnector(Connector):
+    """Connector for Partnerize users (`/user`)."""
+
+    vendor = "partnerize"
+    secret_names = ("application_key", "user_api_key")
+    paginator: ClassVar[Paginator] = CountCheckedPaginator(size=100)
+    capabilities = Capabilities(
+        put_replaces_object=True,
+        upsert_only=False,
+        has_deactivate=True,
+        has_delete=True,
+        bulk_invite=False,
+        create_needs_password=True,
+        email_filter=False,
+    )
+    list_path = "/user"
+    records_key: ClassVar[str | None] = "users"
+    id_key = "user_id"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        session: aiohttp.ClientSession,
+        secrets: Mapping[str, str],
+        base_url: str = DEFAULT_BASE_URL,
+        auth_style: AuthStyle = "headers",
+        users_path: str = "/user",
+        self_path: str = "/user/self",
+        verify_total: bool = True,
+        allow_delete: bool = False,
+        budget: RateBudget | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if auth_style not in ("headers", "basic"):
+            raise ConnectorConfigError(
+                self.vendor, f"auth_style must be headers or basic, not {auth_style!r}"
+            )
+        self.auth_style = auth_style
+        self.users_path = users_path.rstrip("/")
+        self.self_path = self_path
+        self.allow_delete = allow_delete
+        self._paginator: Paginator = (
+            self.paginator if verify_total else PageCountPaginator(size=100)
+        )
+        super().__init__(
+            name=name,
+            session=session,
+            base_url=base_url,
+            secrets=secrets,
+            budget=budget,
+            retry=retry,
+            timeout=timeout,
+        )
+
+    def build_auth(self, secrets: Mapping[str, str]) -> Auth:
+        """Return the two keys as `X-Application-Key`/`X-User-Api-Key` or as HTTP Basic."""
+        app_key, user_key = secrets["application_key"], secrets["user_api_key"]
+        if self.auth_style == "basic":
+            return BasicAuth(app_key, user_key)
+        return HeaderAuth({"X-Application-Key": app_key, "X-User-Api-Key": user_key})
+
+    def listing_source(self) -> ListingSource:
+        """Describe the user listing at the configured path."""
+        return replace(super().listing_source(), path=self.users_path)
+
+    async def list_pages(self) -> AsyncGenerator[list[VendorAccount], None]:
+        """Yield every account a page at a time, with the total check unless disabled."""
+        async with aclosing(self._paginator.pages(self.listing_source())) as pages:
+            async for page in pages:
+                yield [self.to_account(raw) for raw in page]
+
+    def to_account(self, raw: Record) -> VendorAccount:
+        """Map a Partnerize user to an account."""
+        email = _text(raw.get("email"))
+        given, family = _text(raw.get("firstname")), _text(raw.get("lastname"))
+        status = _text(raw.get("status")) or "active"
+        attributes: dict[str, object] = {
+            "email": email,
+            "given_name": given,
+            "family_name": family,
+            "display_name": " ".join(part for part in (given, family) if part) or None,
+            "locale": _text(raw.get("locale")),
+            "timezone": _text(raw.get("timezone")),
+            "role": _text(raw.get("role")),
+            "active": status == "active",
+        }
+        return VendorAccount(
+            external_id=str(raw["user_id"]),
+            email=email,
+            status=status,
+            attributes=attributes,
+            raw=raw,
+        )
+
+    def to_vendor(self, attributes: Mapping[str, object]) -> Record:
+        """Map canonical attributes to Partnerize fields (title, company, groups have none)."""
+        fields: Record = {
+            field: attributes[key] for key, field in _TO_VENDOR.items() if key in attributes
+        }
+        if "active" in attributes:
+            fields["status"] = "active" if attributes["active"] else "inactive"
+        return fields
+
+    async def check_credentials(self) -> VendorAccount:
+        """Return the user the keys belong to; AuthenticationError if the vendor rejects them."""
+        body = await self.http.request("GET", self.self_path)
+        return self.to_account(self._unwrap(body, "GET", self.self_path))
+
+    async def get_account(self, external_id: str) -> VendorAccount | None:
+        """Return one user, or None on 404."""
+        raw = await self._read(external_id, Priority.READ)
+        return None if raw is None else self.to_account(raw)
+
+    async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
+        """Create a user with a generated password that is never logged or kept."""
+        fields = self.to_vendor(attributes)
+        display = _text(attributes.get("display_name"))
+        if display and not (fields.get("firstname") and fields.get("lastname")):
+            given, _, family = display.partition(" ")
+            fields.setdefault("firstname", given)
+            fields.setdefault("lastname", family or given)
+        missing = [key for key in ("firstname", "lastname", "email") if not fields.get(key)]
+        if missing:
+            raise ConnectorError(self.vendor, f"creating a user needs {', '.join(missing)}")
+        password = generate_password()
+        register_secret(password)
+        body = await self.http.request(
+            "POST",
+            self.users_path,
+            json={**fields, "password": password},
+            priority=Priority.WRITE,
+        )
+        return self.to_account(self._unwrap(body, "POST", self.users_path))
+
+    async def update_account(
+        self, external_id: str, attributes: Mapping[str, object]
+    ) -> VendorAccount:
+        """Read the user, merge the changes, write the whole object back (PUT replaces)."""
+        return await self._merge_write(external_id, self.to_vendor(attributes), Priority.WRITE)
+
+    async def deactivate_account(self, external_id: str) -> None:
+        """Set `status: inactive`, keeping every other field; ahead of routine reads."""
+        await self._merge_write(external_id, {"status": "inactive"}, Priority.DEACTIVATE)
+
+    async def delete_account(self, external_id: str) -> None:
+        """Delete the user, only when this connector's config allows it."""
+        if not self.allow_delete:
+            raise UnsupportedOperation(
+                self.vendor, f"deleting is disabled for {self.name!r} (set allow_delete)"
+            )
+        await self.http.request("DELETE", self._user_path(external_id), priority=Priority.WRITE)
+
+    async def _merge_write(
+        self, external_id: str, changes: Record, priority: Priority
+    ) -> VendorAccount:
+        """Write the current object with `changes` applied, so PUT resets nothing."""
+        path = self._user_path(external_id)
+        current = await self._read(external_id, priority)
+        if current is None:
+            raise VendorHTTPError(self.vendor, "GET", path, 404)
+        merged = {key: value for key, value in current.items() if key not in _SYSTEM_FIELDS}
+        merged.update(changes)
+        body = await self.http.request("PUT", path, json=merged, priority=priority)
+        return self.to_account(self._unwrap(body, "PUT", path))
+
+    async def _read(self, external_id: str, priority: Priority) -> Record | None:
+        """Return one user's record, or None on 404."""
+        path = self._user_path(external_id)
+        try:
+            body = await self.http.request("GET", path, priority=priority)
+        except VendorHTTPError as error:
+            if error.status == 404:
+                return None
+            raise
+        return self._unwrap(body, "GET", path)
+
+    def _user_path(self, external_id: str) -> str:
+        """Return the path of one user."""
+        return f"{self.users_path}/{quote(external_id, safe='')}"
+
+    def _unwrap(self, body: object, method: str, path: str) -> Record:
+        """Return the record inside a `{"user": {...}}` body."""
+        if isinstance(body, dict) and isinstance(body.get("user"), dict):
+            return dict(body["user"])
+        raise MalformedResponseError(self.vendor, method, path, "no 'user' object in the body")
