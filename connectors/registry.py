@@ -6,8 +6,12 @@ from dataclasses import dataclass
 
 from connectors.base import Connector
 from connectors.example import ExampleConnector
+from connectors.partnerize import PartnerizeConnector
 from connectors.sim.base import VendorSimulator
 from connectors.sim.example import ExampleSimulator
+from connectors.sim.partnerize import PartnerizeSimulator
+from connectors.sim.userflow import UserflowSimulator
+from connectors.userflow import UserflowConnector
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +25,8 @@ class Vendor:
 
 VENDORS: dict[str, Vendor] = {
     "example": Vendor("example", ExampleConnector, ExampleSimulator),
+    "partnerize": Vendor("partnerize", PartnerizeConnector, PartnerizeSimulator),
+    "userflow": Vendor("userflow", UserflowConnector, UserflowSimulator),
 }
 
 
