@@ -52,6 +52,10 @@ class AuthenticationError(VendorHTTPError):
     """The vendor rejected the credentials (401/403); park the connector."""
 
 
+class AccountExistsError(VendorHTTPError):
+    """The vendor refused a create because an account with that email exists; look it up."""
+
+
 class RateLimitedError(VendorHTTPError):
     """The vendor kept answering 429 after every allowed attempt."""
 
