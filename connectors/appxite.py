@@ -1,0 +1,449 @@
+"""AppXite: Azure API Management key plus Bearer token, scoped page listing, bulk invites.
+
+AppXite's exact API is behind a partner login, so every path, the API version, the scope
+of the listing, the paging parameters and the deactivate verb are settings. The defaults
+are assumptions modelled on the public summary and marked as such in the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+from urllib.parse import quote
+
+import aiohttp
+
+from connectors.auth import Auth, BearerAuth, CombinedAuth, HeaderAuth
+from connectors.base import Capabilities, Connector
+from connectors.budget import RateBudget
+from connectors.errors import (
+    ConnectorConfigError,
+    MalformedResponseError,
+    UnsupportedOperation,
+    VendorHTTPError,
+)
+from connectors.pagination import ListingSource, PageTotalPaginator, Paginator, Record
+from connectors.priority import Priority
+from connectors.records import VendorAccount
+from connectors.retry import RetryPolicy
+
+ScopeKind = Literal["platform", "customer"]
+
+# Vendor state -> (normalized status, canonical active). A pending invitation is provisioned.
+STATES: dict[str, tuple[str, bool]] = {
+    "New": ("invited", True),
+    "Active": ("active", True),
+    "Blocked": ("inactive", False),
+}
+BLOCKED, ACTIVE = "Blocked", "Active"
+
+# Canonical attribute -> vendor field, for plain string fields.
+_TO_VENDOR = {
+    "email": "Email",
+    "given_name": "FirstName",
+    "family_name": "LastName",
+    "display_name": "DisplayName",
+    "title": "JobTitle",
+    "company": "CompanyName",
+    "locale": "Language",
+    "timezone": "TimeZone",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AppXitePaths:
+    """Path templates; `{version}`, `{id}`, `{scope_kind}` and `{scope_id}` are filled in."""
+
+    list_users: str = "/{version}/users"
+    user: str = "/{version}/users/{id}"
+    user_state: str = "/{version}/users/{id}/status"
+    invite: str = "/{version}/users/invite"
+    roles: str = "/{version}/roles"
+    identity_providers: str = "/{version}/identity-providers"
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A platform role (the doc also calls it a group)."""
+
+    id: str
+    name: str
+    weight: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityProvider:
+    """An identity provider configured for the platform."""
+
+    id: str
+    name: str
+    prefix: str | None
+    enabled: bool
+
+
+def _text(value: object) -> str | None:
+    """Return a non-empty string value, or None."""
+    return value if isinstance(value, str) and value else None
+
+
+def _items(body: object) -> list[Record]:
+    """Return the records of a bare JSON array or of an `{"Items": [...]}` body."""
+    if isinstance(body, dict):
+        body = body.get("Items")
+    if isinstance(body, list) and all(isinstance(item, dict) for item in body):
+        return [dict(item) for item in body]
+    raise ValueError("expected a JSON array of objects")
+
+
+class AppXiteConnector(Connector):
+    """Connector for AppXite's partner user-management API."""
+
+    vendor = "appxite"
+    secret_names = ("subscription_key", "token")
+    paginator: ClassVar[Paginator] = PageTotalPaginator(
+        page_param="page", size_param="pageSize", size=100, total_key="TotalCount"
+    )
+    capabilities = Capabilities(
+        put_replaces_object=False,  # PATCH merges by default; update_method="PUT" reads first
+        has_deactivate=True,  # deactivate = block
+        has_delete=True,  # undocumented; refused unless allow_delete
+        bulk_invite=True,
+        email_filter=False,  # no documented email filter: find_by_email scans the listing
+    )
+    records_key: ClassVar[str | None] = "Items"
+    id_key = "Id"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        secrets: Mapping[str, str],
+        scope_id: str,
+        scope_kind: ScopeKind = "platform",
+        scope_in: Literal["query", "path"] = "query",
+        api_version: str = "v1",
+        paths: AppXitePaths | None = None,
+        subscription_key_header: str = "Ocp-Apim-Subscription-Key",
+        page_size: int = 100,
+        list_paginator: Paginator | None = None,
+        invite_batch_size: int = 100,
+        organization_ids: Sequence[str] | None = None,
+        identity_provider_id: str | None = None,
+        update_method: Literal["PATCH", "PUT"] = "PATCH",
+        deactivate_method: Literal["PUT", "PATCH"] = "PUT",
+        allow_delete: bool = False,
+        budget: RateBudget | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if scope_kind not in ("platform", "customer") or not scope_id:
+            raise ConnectorConfigError(self.vendor, "scope_kind must be platform or customer")
+        if invite_batch_size < 1 or page_size < 1:
+            raise ConnectorConfigError(self.vendor, "batch and page sizes must be positive")
+        self.paths = paths or AppXitePaths()
+        if scope_in == "path" and "{scope_id}" not in self.paths.list_users:
+            raise ConnectorConfigError(
+                self.vendor, "scope_in='path' needs {scope_id} in paths.list_users"
+            )
+        self._subscription_key_header = subscription_key_header
+        super().__init__(
+            name=name,
+            session=session,
+            base_url=base_url,
+            secrets=secrets,
+            budget=budget,
+            retry=retry,
+            timeout=timeout,
+        )
+        self.scope_kind: ScopeKind = scope_kind
+        self.scope_id = scope_id
+        self.api_version = api_version
+        self.list_paginator = list_paginator or PageTotalPaginator(
+            page_param="page", size_param="pageSize", size=page_size, total_key="TotalCount"
+        )
+        self.invite_batch_size = invite_batch_size
+        self.organization_ids = tuple(organization_ids or (scope_id,))
+        self.identity_provider_id = identity_provider_id
+        self.update_method = update_method
+        self.deactivate_method = deactivate_method
+        self.allow_delete = allow_delete
+        self._list_path = self._path(self.paths.list_users)
+        self._list_params = {f"{scope_kind}Id": scope_id} if scope_in == "query" else {}
+        self._roles: list[Role] | None = None
+
+    def build_auth(self, secrets: Mapping[str, str]) -> Auth:
+        """Return the APIM subscription key header plus `Authorization: Bearer TOKEN`."""
+        return CombinedAuth(
+            HeaderAuth({self._subscription_key_header: secrets["subscription_key"]}),
+            BearerAuth(secrets["token"]),
+        )
+
+    # -- mapping -------------------------------------------------------------------------
+
+    def to_account(self, raw: Record) -> VendorAccount:
+        """Map an AppXite user to an account."""
+        email = _text(raw.get("Email"))
+        state = _text(raw.get("State")) or ""
+        status, active = STATES.get(state, (state.casefold() or "unknown", False))
+        given, family = _text(raw.get("FirstName")), _text(raw.get("LastName"))
+        organizations = raw.get("OrganizationIds")
+        attributes: dict[str, object] = {
+            key: _text(raw.get(field)) for key, field in _TO_VENDOR.items()
+        }
+        attributes["display_name"] = attributes["display_name"] or (
+            " ".join(part for part in (given, family) if part) or None
+        )
+        attributes["role"] = _text(raw.get("RoleName")) or _text(raw.get("RoleId"))
+        attributes["groups"] = (
+            [str(org) for org in organizations] if isinstance(organizations, list) else []
+        )
+        attributes["active"] = active
+        return VendorAccount(
+            external_id=str(raw["Id"]), email=email, status=status, attributes=attributes, raw=raw
+        )
+
+    async def to_vendor(self, attributes: Mapping[str, object]) -> Record:
+        """Map canonical profile attributes to AppXite fields (role names become role ids)."""
+        fields: Record = {
+            field: attributes[key] for key, field in _TO_VENDOR.items() if key in attributes
+        }
+        if "role" in attributes:
+            fields["RoleId"] = await self._role_id(attributes["role"])
+        return fields
+
+    # -- listing -------------------------------------------------------------------------
+
+    def listing_source(self) -> ListingSource:
+        """Describe the scoped user listing for the paginator."""
+        return ListingSource(
+            vendor=self.vendor,
+            path=self._list_path,
+            fetch=self._fetch_page,
+            params=self._list_params,
+            records_key=self.records_key,
+            id_key=self.id_key,
+            resolve_link=self.http.resolve_link,
+        )
+
+    async def list_pages(self) -> AsyncGenerator[list[VendorAccount], None]:
+        """Yield every account of the scope, a page at a time."""
+        async with aclosing(self.list_paginator.pages(self.listing_source())) as pages:
+            async for page in pages:
+                yield [self.to_account(raw) for raw in page]
+
+    async def list_roles(self) -> list[Role]:
+        """Return the platform's roles (id, name, weight)."""
+        path = self._path(self.paths.roles)
+        records = self._records(await self.http.request("GET", path), path)
+        roles = [
+            Role(
+                id=str(record["Id"]),
+                name=str(record.get("Name") or ""),
+                weight=weight if isinstance(weight := record.get("Weight"), int) else None,
+            )
+            for record in records
+        ]
+        self._roles = roles
+        return roles
+
+    async def list_identity_providers(self) -> list[IdentityProvider]:
+        """Return the platform's identity providers (id, name, prefix, enabled)."""
+        path = self._path(self.paths.identity_providers)
+        records = self._records(await self.http.request("GET", path), path)
+        return [
+            IdentityProvider(
+                id=str(record["Id"]),
+                name=str(record.get("Name") or ""),
+                prefix=_text(record.get("Prefix")),
+                enabled=record.get("Enabled") is True,
+            )
+            for record in records
+        ]
+
+    # -- reads and writes ----------------------------------------------------------------
+
+    async def get_account(self, external_id: str) -> VendorAccount | None:
+        """Return one user, or None on 404."""
+        raw = await self._get_raw(external_id)
+        return None if raw is None else self.to_account(raw)
+
+    async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
+        """Invite one user; the account starts as New (status "invited")."""
+        return (await self.invite_accounts([attributes]))[0]
+
+    async def invite_accounts(
+        self, accounts: Sequence[Mapping[str, object]]
+    ) -> list[VendorAccount]:
+        """Invite users in as few calls as the batch size allows; return them in order.
+
+        One call carries one `OrganizationIds` set, so users are grouped by their
+        `groups` (or the configured organizations) before they are batched.
+        """
+        by_organizations: dict[tuple[str, ...], list[int]] = {}
+        users: list[Record] = []
+        for index, attributes in enumerate(accounts):
+            if not _text(attributes.get("email")):
+                raise ValueError(f"invite {index} has no email")
+            user = await self.to_vendor(attributes)
+            if self.identity_provider_id is not None:
+                user["IdentityProviderId"] = self.identity_provider_id
+            users.append(user)
+            by_organizations.setdefault(self._organizations(attributes), []).append(index)
+        invited: dict[str, Record] = {}
+        path = self._path(self.paths.invite)
+        for organizations, indexes in by_organizations.items():
+            for start in range(0, len(indexes), self.invite_batch_size):
+                batch = [users[i] for i in indexes[start : start + self.invite_batch_size]]
+                body = await self.http.request(
+                    "POST",
+                    path,
+                    json={"Users": batch, "OrganizationIds": list(organizations)},
+                    priority=Priority.WRITE,
+                )
+                for record in self._invited(body):
+                    invited[str(record.get("Email", "")).casefold()] = record
+        return await self._in_order(users, invited)
+
+    async def update_account(
+        self, external_id: str, attributes: Mapping[str, object]
+    ) -> VendorAccount:
+        """Change a user's profile; `active` blocks or unblocks. Groups are set at invite only."""
+        fields = await self.to_vendor(attributes)
+        path = self._user_path(external_id)
+        if fields and self.update_method == "PATCH":
+            raw = self._record(await self._write("PATCH", path, fields), "PATCH", path)
+        else:
+            current = await self._get_raw(external_id)
+            if current is None:
+                raise VendorHTTPError(self.vendor, "GET", path, 404)
+            raw = current
+            if fields:  # PUT replaces the profile: send everything we read, changed
+                raw = self._record(
+                    await self._write("PUT", path, {**current, **fields}), "PUT", path
+                )
+        active = attributes.get("active")
+        state = raw.get("State")
+        if active is False and state != BLOCKED:
+            raw = await self._set_state(external_id, BLOCKED, Priority.WRITE)
+        elif active is True and state == BLOCKED:
+            raw = await self._set_state(external_id, ACTIVE, Priority.WRITE)
+        return self.to_account(raw)
+
+    async def deactivate_account(self, external_id: str) -> None:
+        """Block the user, ahead of routine reads."""
+        await self._set_state(external_id, BLOCKED, Priority.DEACTIVATE)
+
+    async def delete_account(self, external_id: str) -> None:
+        """Delete the user, only when this connector's config allows it."""
+        if not self.allow_delete:
+            raise UnsupportedOperation(self.vendor, "delete is disabled (allow_delete=False)")
+        await self.http.request("DELETE", self._user_path(external_id), priority=Priority.WRITE)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _path(self, template: str, external_id: str | None = None) -> str:
+        """Fill a path template with this connector's version, scope and a user id."""
+        return template.format(
+            version=quote(self.api_version, safe=""),
+            scope_kind=self.scope_kind,
+            scope_id=quote(self.scope_id, safe=""),
+            id=quote(external_id or "", safe=""),
+        )
+
+    def _user_path(self, external_id: str) -> str:
+        """Return the path of one user."""
+        return self._path(self.paths.user, external_id)
+
+    def _organizations(self, attributes: Mapping[str, object]) -> tuple[str, ...]:
+        """Return the organizations a user is invited to: its groups, else the configured ones."""
+        groups = attributes.get("groups")
+        if isinstance(groups, list | tuple) and groups:
+            return tuple(sorted(str(group) for group in groups))
+        return self.organization_ids
+
+    async def _role_id(self, role: object) -> object:
+        """Return the id of a role given by id or name; unknown values pass through as ids."""
+        if not isinstance(role, str) or not role:
+            return role
+        roles = self._roles if self._roles is not None else await self.list_roles()
+        for candidate in roles:
+            if role == candidate.id:
+                return candidate.id
+        for candidate in roles:
+            if role.casefold() == candidate.name.casefold():
+                return candidate.id
+        return role
+
+    async def _get_raw(self, external_id: str) -> Record | None:
+        """Return one user's record, or None on 404."""
+        path = self._user_path(external_id)
+        try:
+            body = await self.http.request("GET", path)
+        except VendorHTTPError as error:
+            if error.status == 404:
+                return None
+            raise
+        return self._record(body, "GET", path)
+
+    async def _write(self, method: str, path: str, fields: Record) -> object:
+        """Send a profile write."""
+        return await self.http.request(method, path, json=fields, priority=Priority.WRITE)
+
+    async def _set_state(self, external_id: str, state: str, priority: Priority) -> Record:
+        """Move a user to a state through the configured state endpoint; return the user."""
+        path = self._path(self.paths.user_state, external_id)
+        body = await self.http.request(
+            self.deactivate_method, path, json={"State": state}, priority=priority
+        )
+        if isinstance(body, dict) and body.get("Id") is not None:
+            return dict(body)
+        raw = await self._get_raw(external_id)  # the state endpoint answered without the user
+        if raw is None:
+            raise VendorHTTPError(self.vendor, "GET", self._user_path(external_id), 404)
+        return raw
+
+    def _invited(self, body: object) -> list[Record]:
+        """Return the users an invite call echoed back (none when it answered without them)."""
+        if isinstance(body, dict) and isinstance(body.get("Users"), list):
+            return [dict(user) for user in body["Users"] if isinstance(user, dict)]
+        return []
+
+    async def _in_order(
+        self, users: Sequence[Record], invited: dict[str, Record]
+    ) -> list[VendorAccount]:
+        """Return the invited accounts in request order, listing once for any not echoed."""
+        wanted = [str(user["Email"]).casefold() for user in users]
+        missing = {email for email in wanted if email not in invited}
+        if missing:
+            async with aclosing(self.list_accounts()) as accounts:
+                async for account in accounts:
+                    email = (account.email or "").casefold()
+                    if email in missing:
+                        invited[email] = account.raw
+        absent = [email for email in wanted if email not in invited]
+        if absent:
+            path = self._path(self.paths.invite)
+            raise MalformedResponseError(
+                self.vendor, "POST", path, f"{len(absent)} invited user(s) not found afterwards"
+            )
+        return [self.to_account(invited[email]) for email in wanted]
+
+    def _record(self, body: object, method: str, path: str) -> Record:
+        """Return a single-user body as a record."""
+        if isinstance(body, dict) and body.get("Id") is not None:
+            return dict(body)
+        raise MalformedResponseError(self.vendor, method, path, "no user object in the body")
+
+    def _records(self, body: object, path: str) -> list[Record]:
+        """Return the records of a roles or identity-provider body."""
+        try:
+            records = _items(body)
+        except ValueError:
+            raise MalformedResponseError(self.vendor, "GET", path, "not a list") from None
+        if any(record.get("Id") is None for record in records):
+            raise MalformedResponseError(self.vendor, "GET", path, "a record has no Id")
+        return records

@@ -1,0 +1,350 @@
+"""The AppXite simulator: APIM key plus Bearer token, scoped page listing, bulk invites.
+
+Modelled on the public summary; what it leaves open is assumed (see the README):
+`?page=N&pageSize=S` (S at most 100) answered `{"Items", "TotalCount", "Page", "PageSize"}`,
+PATCH merges a profile, PUT replaces it, states change through `/users/{id}/status`.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import orjson
+from aiohttp import web
+
+from connectors.sim.base import VendorSimulator, json_response
+from connectors.sim.listing import ListingStyle, ListingView, Record
+from connectors.sim.settings import SimSettings
+from connectors.sim.stats import SimStats
+
+_GIVEN = ("Mette", "Lars", "Ingrid", "Jonas", "Sofie", "Anders", "Freja", "Nikolaj", "Ida")
+_FAMILY = ("Hansen", "Jensen", "Nielsen", "Larsen", "Olsen", "Berg", "Lund", "Dahl")
+_LANGUAGES = ("en-US", "da-DK", "nb-NO", "sv-SE", "de-DE")
+_ZONES = ("Europe/Copenhagen", "Europe/Oslo", "Europe/Stockholm", "Europe/Berlin", "UTC")
+_TITLES = ("Buyer", "IT Manager", "Reseller Admin", "Accountant", None)
+ROLES = (
+    {"Id": "role-owner", "Name": "Owner", "Weight": 100},
+    {"Id": "role-admin", "Name": "Administrator", "Weight": 50},
+    {"Id": "role-member", "Name": "Member", "Weight": 10},
+    {"Id": "role-billing", "Name": "Billing", "Weight": 5},
+)
+IDENTITY_PROVIDERS = (
+    {"Id": "idp-local", "Name": "AppXite", "Prefix": None, "Enabled": True},
+    {"Id": "idp-entra", "Name": "Microsoft Entra ID", "Prefix": "entra", "Enabled": True},
+    {"Id": "idp-google", "Name": "Google", "Prefix": "google", "Enabled": False},
+)
+STATES = ("New", "Active", "Blocked")
+# Profile fields a client may write; PUT replaces exactly these.
+WRITABLE = (
+    "Email", "FirstName", "LastName", "DisplayName", "JobTitle", "CompanyName",
+    "Language", "TimeZone", "RoleId", "IdentityProviderId", "PhoneNumber", "ExternalReference",
+)  # fmt: skip
+# Server-owned fields: a write may repeat them unchanged, never change them.
+READ_ONLY = ("Id", "CreatedDate", "LastLoginDate", "IsAccessible", "OrganizationIds")
+DERIVED = ("RoleName",)  # recomputed from RoleId; ignored on writes
+MOVES = {("New", "Blocked"), ("Active", "Blocked"), ("Blocked", "Active")}
+MAX_PAGE_SIZE = 100
+CUSTOMERS = 12
+
+
+def _bad(message: str, status: int = 400) -> web.HTTPException:
+    """Return an HTTP error with a JSON body, as APIM-fronted services answer."""
+    cls = web.HTTPConflict if status == 409 else web.HTTPBadRequest
+    return cls(text=orjson.dumps({"message": message}).decode(), content_type="application/json")
+
+
+def _member(user: Record, organization: str) -> bool:
+    """Tell whether a user belongs to an organization."""
+    organizations = user.get("OrganizationIds")
+    return isinstance(organizations, list) and organization in organizations
+
+
+class StrictPageListing(ListingStyle):
+    """`?page=N&pageSize=S` from page 1, with the total; anything malformed is a 400."""
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return page N of S and the total."""
+        page = self._number(request, "page", 1, 10**9)
+        size = self._number(request, "pageSize", 25, MAX_PAGE_SIZE)
+        return {
+            "Items": view.page((page - 1) * size, size),
+            "TotalCount": view.total,
+            "Page": page,
+            "PageSize": size,
+        }
+
+    def _number(self, request: web.Request, name: str, default: int, high: int) -> int:
+        """Read a paging parameter; not an integer in [1, high] is a 400."""
+        raw = request.query.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or not 1 <= int(raw) <= high:
+            raise _bad(f"{name} must be an integer from 1 to {high}")
+        return int(raw)
+
+
+class _Stats(SimStats):
+    """Counts a request whose URL carries either of the two secrets."""
+
+    def __init__(self, token: str, key: str) -> None:
+        super().__init__(token)
+        self._key = key
+
+    def arrived(self, now: float, url: str, query_keys: list[str]) -> None:
+        """Count the request, also when the subscription key is in its URL."""
+        super().arrived(now, url, query_keys)
+        if self._key in url and self._secret not in url:
+            self.secret_in_url += 1
+
+
+class AppXiteSimulator(VendorSimulator):
+    """Simulates AppXite's partner user API under `/{version}`."""
+
+    vendor = "appxite"
+    listing: ClassVar[ListingStyle] = StrictPageListing()
+    id_key = "Id"
+    key_header: ClassVar[str] = "Ocp-Apim-Subscription-Key"
+
+    def __init__(
+        self,
+        *,
+        users: int = 0,
+        seed: int = 0,
+        token: str | None = None,
+        settings: SimSettings | None = None,
+        subscription_key: str | None = None,
+        api_version: str = "v1",
+        platform_id: str = "platform-1",
+        echo_invites: bool = True,
+    ) -> None:
+        self.api_version = api_version
+        self.platform_id = platform_id
+        self.customer_ids = [f"customer-{n:02d}" for n in range(1, CUSTOMERS + 1)]
+        self.echo_invites = echo_invites
+        self.roles: list[Record] = []
+        self.identity_providers: list[Record] = []
+        self._ids = random.Random(seed)  # noqa: S311
+        self.subscription_key = subscription_key or ""
+        super().__init__(users=users, seed=seed, token=token, settings=settings)
+        # `syncd sim appxite --token T` accepts T as both secrets unless a key is given.
+        self.subscription_key = subscription_key or self.token
+        self.stats = _Stats(self.token, self.subscription_key)
+
+    # -- what the vendor declares ----------------------------------------------------------
+
+    def authorized(self, request: web.Request) -> bool:
+        """Accept only the subscription key header together with the Bearer token."""
+        key = request.headers.get(self.key_header, "")
+        bearer = request.headers.get("Authorization", "")
+        return secrets.compare_digest(key, self.subscription_key) and secrets.compare_digest(
+            bearer, f"Bearer {self.token}"
+        )
+
+    def seed_user(self, index: int, rng: random.Random) -> Record:
+        """Return seeded user number `index`: mostly Active, some New, some Blocked."""
+        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        state = rng.choices(STATES, weights=(12, 80, 8))[0]
+        role = rng.choice(ROLES[1:])
+        customer = rng.choice(self.customer_ids)
+        return {
+            "Id": self.allocate_id(),
+            "Email": f"{given.lower()}.{family.lower()}.{index + 1}@{customer}.example.com",
+            "FirstName": given,
+            "LastName": family,
+            "DisplayName": f"{given} {family}",
+            "JobTitle": rng.choice(_TITLES),
+            "CompanyName": customer.replace("-", " ").title(),
+            "Language": rng.choice(_LANGUAGES),
+            "TimeZone": rng.choice(_ZONES),
+            "RoleId": role["Id"],
+            "RoleName": role["Name"],
+            "IdentityProviderId": rng.choice(("idp-local", "idp-entra")),
+            "PhoneNumber": f"+45 {rng.randrange(10**7, 10**8)}",
+            "ExternalReference": f"crm-{rng.randrange(10**6):06d}",
+            "State": state,
+            "IsAccessible": state != "Blocked",
+            "OrganizationIds": [customer],
+            "CreatedDate": f"2023-{index % 12 + 1:02d}-{index % 28 + 1:02d}T08:00:00Z",
+            "LastLoginDate": None if state == "New" else "2024-05-01T09:30:00Z",
+        }
+
+    def allocate_id(self) -> str:
+        """Return a fresh user id: a GUID, deterministic per seed."""
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def reset(self) -> None:
+        """Restore seeded users, roles and identity providers; clear statistics."""
+        self._ids = random.Random(self.seed)  # noqa: S311
+        self.roles = [dict(role) for role in ROLES]
+        self.identity_providers = [dict(idp) for idp in IDENTITY_PROVIDERS]
+        super().reset()
+        if self.subscription_key:
+            self.stats = _Stats(self.token, self.subscription_key)
+
+    def routes(self) -> list[web.RouteDef]:
+        """Return AppXite's routes under the API version."""
+        v = f"/{self.api_version}"
+        return [
+            web.get(f"{v}/users", self.handle_list),
+            web.get(f"{v}/platforms/{{scope}}/users", self.handle_list),
+            web.get(f"{v}/customers/{{scope}}/users", self.handle_list),
+            web.post(f"{v}/users/invite", self.handle_invite),
+            web.get(f"{v}/users/{{id}}", self.handle_get),
+            web.patch(f"{v}/users/{{id}}", self.handle_update),
+            web.put(f"{v}/users/{{id}}", self.handle_replace),
+            web.delete(f"{v}/users/{{id}}", self.handle_delete),
+            web.put(f"{v}/users/{{id}}/status", self.handle_state),
+            web.patch(f"{v}/users/{{id}}/status", self.handle_state),
+            web.get(f"{v}/roles", self.handle_roles),
+            web.get(f"{v}/identity-providers", self.handle_identity_providers),
+        ]
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def handle_list(self, request: web.Request) -> web.Response:
+        """List the users of one platform or customer, a page at a time."""
+        users = self._scoped(request)
+        view = ListingView(users, self.id_key, self.settings.faults)
+        return json_response(self.listing.respond(request, view))
+
+    async def handle_invite(self, request: web.Request) -> web.Response:
+        """Invite a batch of users to organizations; each starts as New."""
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise _bad("expected a JSON object")
+        users, organizations = body.get("Users"), body.get("OrganizationIds")
+        if not isinstance(users, list) or not users or not all(isinstance(u, dict) for u in users):
+            raise _bad("Users must be a non-empty array of user objects")
+        if not isinstance(organizations, list) or not organizations:
+            raise _bad("OrganizationIds must be a non-empty array")
+        known = {self.platform_id, *self.customer_ids}
+        if not all(isinstance(org, str) and org in known for org in organizations):
+            raise _bad("unknown organization id")
+        emails = [self._email(user) for user in users]
+        folded = [email.casefold() for email in emails]
+        if len(set(folded)) != len(folded):
+            raise _bad("the same email is invited twice")
+        existing = self._emails()
+        taken = [email for email in folded if email in existing]
+        if taken:
+            raise _bad(f"{len(taken)} user(s) already exist", status=409)
+        profiles = [self._profile({}, user) for user in users]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        invited = [
+            self.add_user(
+                {
+                    "Id": self.allocate_id(),
+                    **profile,
+                    "State": "New",
+                    "IsAccessible": True,
+                    "OrganizationIds": list(organizations),
+                    "CreatedDate": now,
+                    "LastLoginDate": None,
+                }
+            )
+            for profile in profiles
+        ]
+        if not self.echo_invites:
+            return web.Response(status=202)
+        return json_response({"Users": invited}, status=201)
+
+    async def handle_update(self, request: web.Request) -> web.Response:
+        """PATCH: change the given profile fields (and State), keep the rest."""
+        stored = self._stored(request)
+        fields = self.unwrap(await self._body(request))
+        user = self._moved(stored, fields)
+        self.users[str(user["Id"])] = self._profile(user, fields)
+        return json_response(self.users[str(user["Id"])])
+
+    async def handle_replace(self, request: web.Request) -> web.Response:
+        """PUT: replace the whole profile; writable fields left out are cleared."""
+        stored = self._stored(request)
+        fields = self.unwrap(await self._body(request))
+        user = self._moved(stored, fields)
+        cleared = {key: value for key, value in user.items() if key not in WRITABLE}
+        self.users[str(user["Id"])] = self._profile(cleared, fields)
+        return json_response(self.users[str(user["Id"])])
+
+    async def handle_state(self, request: web.Request) -> web.Response:
+        """Move a user to another state: `{"State": "Blocked" | "Active"}`."""
+        stored = self._stored(request)
+        fields = self.unwrap(await self._body(request))
+        if set(fields) != {"State"}:
+            raise _bad('expected exactly {"State": ...}')
+        user = self._moved(stored, fields)
+        self.users[str(user["Id"])] = user
+        return json_response(user)
+
+    async def handle_roles(self, request: web.Request) -> web.Response:
+        """Return the platform roles as a JSON array."""
+        return json_response(self.roles)
+
+    async def handle_identity_providers(self, request: web.Request) -> web.Response:
+        """Return the identity providers as a JSON array."""
+        return json_response(self.identity_providers)
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def _scoped(self, request: web.Request) -> list[Record]:
+        """Return the users of the platform or customer the request names; 400/404 otherwise."""
+        scope = request.match_info.get("scope")
+        if scope is not None:
+            kind = "platform" if "/platforms/" in request.path else "customer"
+        else:
+            named = [k for k in ("platformId", "customerId") if k in request.query]
+            if len(named) != 1:
+                raise _bad("give exactly one of platformId or customerId")
+            kind, scope = named[0].removesuffix("Id"), request.query[named[0]]
+        if kind == "platform" and scope == self.platform_id:
+            return list(self.users.values())
+        if kind == "customer" and scope in self.customer_ids:
+            return [u for u in self.users.values() if _member(u, scope)]
+        raise web.HTTPNotFound(text='{"message": "unknown scope"}', content_type="application/json")
+
+    def _emails(self) -> set[str]:
+        """Return every stored email, case-folded."""
+        return {str(user.get("Email", "")).casefold() for user in self.users.values()}
+
+    def _email(self, user: Record) -> str:
+        """Return an invited user's email; 400 when it is missing or not an address."""
+        email = user.get("Email")
+        if not isinstance(email, str) or "@" not in email.strip("@"):
+            raise _bad("every user needs a valid Email")
+        return email
+
+    def _profile(self, base: Record, fields: Record) -> Record:
+        """Return `base` with the writable fields applied, after checking them."""
+        unknown = set(fields) - {*WRITABLE, *READ_ONLY, *DERIVED, "State"}
+        if unknown:
+            raise _bad(f"unknown field(s): {', '.join(sorted(unknown))}")
+        for key in READ_ONLY:
+            if key in fields and key in base and fields[key] != base[key]:
+                raise _bad(f"{key} is read-only")
+        profile = {**base, **{key: fields[key] for key in WRITABLE if key in fields}}
+        if "Email" in fields:
+            email = self._email(fields)
+            others = (u for u in self.users.values() if base and u["Id"] != base.get("Id"))
+            if any(str(u.get("Email", "")).casefold() == email.casefold() for u in others):
+                raise _bad("email already exists", status=409)
+        role = next((r for r in self.roles if r["Id"] == profile.get("RoleId")), None)
+        if profile.get("RoleId") is not None and role is None:
+            raise _bad("unknown RoleId")
+        profile["RoleName"] = role["Name"] if role is not None else None
+        idp_id = profile.get("IdentityProviderId")
+        idp = next((i for i in self.identity_providers if i["Id"] == idp_id), None)
+        if idp_id is not None and (idp is None or idp["Enabled"] is not True):
+            raise _bad("unknown or disabled IdentityProviderId")
+        return profile
+
+    def _moved(self, stored: Record, fields: Record) -> Record:
+        """Return the stored user in the state `fields` asks for, if that move is allowed."""
+        state = fields.get("State", stored["State"])
+        if state == stored["State"]:
+            return dict(stored)
+        if (stored["State"], state) not in MOVES:
+            raise _bad(f"cannot move a user from {stored['State']} to {state}")
+        return {**stored, "State": state, "IsAccessible": state != "Blocked"}
