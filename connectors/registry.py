@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from connectors.appxite import AppXiteConnector
 from connectors.base import Connector
 from connectors.example import ExampleConnector
+from connectors.influitive import InfluitiveConnector
 from connectors.partnerize import PartnerizeConnector
+from connectors.sim.appxite import AppXiteSimulator
 from connectors.sim.base import VendorSimulator
 from connectors.sim.example import ExampleSimulator
+from connectors.sim.influitive import InfluitiveSimulator
 from connectors.sim.partnerize import PartnerizeSimulator
+from connectors.sim.thought_industries import ThoughtIndustriesSimulator
 from connectors.sim.userflow import UserflowSimulator
+from connectors.thought_industries import ThoughtIndustriesConnector
 from connectors.userflow import UserflowConnector
 
 
@@ -24,8 +30,13 @@ class Vendor:
 
 
 VENDORS: dict[str, Vendor] = {
+    "appxite": Vendor("appxite", AppXiteConnector, AppXiteSimulator),
     "example": Vendor("example", ExampleConnector, ExampleSimulator),
+    "influitive": Vendor("influitive", InfluitiveConnector, InfluitiveSimulator),
     "partnerize": Vendor("partnerize", PartnerizeConnector, PartnerizeSimulator),
+    "thought_industries": Vendor(
+        "thought_industries", ThoughtIndustriesConnector, ThoughtIndustriesSimulator
+    ),
     "userflow": Vendor("userflow", UserflowConnector, UserflowSimulator),
 }
 
