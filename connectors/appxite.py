@@ -19,6 +19,7 @@ from connectors.auth import Auth, BearerAuth, CombinedAuth, HeaderAuth
 from connectors.base import Capabilities, Connector
 from connectors.budget import RateBudget
 from connectors.errors import (
+    AccountExistsError,
     ConnectorConfigError,
     MalformedResponseError,
     UnsupportedOperation,
@@ -298,11 +299,8 @@ class AppXiteConnector(Connector):
         for organizations, indexes in by_organizations.items():
             for start in range(0, len(indexes), self.invite_batch_size):
                 batch = [users[i] for i in indexes[start : start + self.invite_batch_size]]
-                body = await self.http.request(
-                    "POST",
-                    path,
-                    json={"Users": batch, "OrganizationIds": list(organizations)},
-                    priority=Priority.WRITE,
+                body = await self._write(
+                    "POST", path, {"Users": batch, "OrganizationIds": list(organizations)}
                 )
                 for record in self._invited(body):
                     invited[str(record.get("Email", "")).casefold()] = record
@@ -369,13 +367,16 @@ class AppXiteConnector(Connector):
         """Return the id of a role given by id or name; unknown values pass through as ids."""
         if not isinstance(role, str) or not role:
             return role
-        roles = self._roles if self._roles is not None else await self.list_roles()
-        for candidate in roles:
-            if role == candidate.id:
-                return candidate.id
-        for candidate in roles:
-            if role.casefold() == candidate.name.casefold():
-                return candidate.id
+        for fresh in (False, True):  # a cached list may predate a new role: look once more
+            if fresh or self._roles is None:
+                await self.list_roles()
+            roles = self._roles or []
+            for candidate in roles:
+                if role == candidate.id:
+                    return candidate.id
+            for candidate in roles:
+                if role.casefold() == candidate.name.casefold():
+                    return candidate.id
         return role
 
     async def _get_raw(self, external_id: str) -> Record | None:
@@ -389,9 +390,14 @@ class AppXiteConnector(Connector):
             raise
         return self._record(body, "GET", path)
 
-    async def _write(self, method: str, path: str, fields: Record) -> object:
-        """Send a profile write."""
-        return await self.http.request(method, path, json=fields, priority=Priority.WRITE)
+    async def _write(self, method: str, path: str, body: Record) -> object:
+        """Send a write; a 409 (an email already taken) is AccountExistsError."""
+        try:
+            return await self.http.request(method, path, json=body, priority=Priority.WRITE)
+        except VendorHTTPError as error:
+            if error.status == 409:
+                raise AccountExistsError(self.vendor, method, path, 409) from None
+            raise
 
     async def _set_state(self, external_id: str, state: str, priority: Priority) -> Record:
         """Move a user to a state through the configured state endpoint; return the user."""

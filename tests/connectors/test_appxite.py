@@ -18,6 +18,7 @@ from connectors import (
     VendorHTTPError,
 )
 from connectors.appxite import AppXiteConnector, AppXitePaths
+from connectors.errors import AccountExistsError
 from connectors.registry import VENDORS
 from connectors.sim import serve
 from connectors.sim.appxite import IDENTITY_PROVIDERS, ROLES, AppXiteSimulator
@@ -411,8 +412,14 @@ async def test_the_simulator_rejects_duplicates_and_impossible_moves(
     async with session.post(f"{url}/v1/users/invite", json=invite, headers=HEADERS) as reply:
         assert reply.status == 409
     connector = make(session, url)
-    with pytest.raises(VendorHTTPError, match="HTTP 409"):
+    with pytest.raises(AccountExistsError, match="HTTP 409"):
         await connector.create_account({"email": taken["Email"]})
+    other = list(simulator.users.values())[1]
+    with pytest.raises(AccountExistsError):
+        await connector.update_account(str(other["Id"]), {"email": taken["Email"]})
+    with pytest.raises(VendorHTTPError, match="HTTP 400"):
+        await connector.update_account(str(other["Id"]), {"role": "no-such-role"})
+    assert simulator.users[str(other["Id"])] == other
     new_user = next(i for i, u in simulator.users.items() if u["State"] == "New")
     status_path = f"{url}/v1/users/{new_user}/status"
     async with session.put(status_path, json={"State": "Active"}, headers=HEADERS) as reply:
