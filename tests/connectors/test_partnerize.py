@@ -219,12 +219,14 @@ async def test_check_credentials(session: aiohttp.ClientSession, url: str) -> No
 
 @pytest.mark.parametrize("retry_after", ["seconds", "none"])
 async def test_a_429_storm_ends_in_the_full_listing(
-    session: aiohttp.ClientSession, url: str, retry_after: str
+    session: aiohttp.ClientSession, retry_after: str
 ) -> None:
-    await configure(session, url, rate=40, burst=1, retry_after=retry_after)
-    accounts = [account async for account in connect(session, url).list_accounts()]
-    assert [account.raw for account in accounts] == (await sim_get(session, url, "users"))["users"]
-    stats = await sim_get(session, url, "stats")
+    async with serve(PartnerizeSimulator(users=300, seed=9, token=f"{APP_KEY}:{USER_KEY}")) as url:
+        await configure(session, url, rate=40, burst=1, retry_after=retry_after)
+        accounts = [account async for account in connect(session, url).list_accounts()]
+        held = (await sim_get(session, url, "users"))["users"]
+        stats = await sim_get(session, url, "stats")
+    assert [account.raw for account in accounts] == held and len(held) == 300
     assert stats["throttled"] >= 1
 
 
