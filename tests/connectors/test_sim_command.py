@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from connectors.registry import VENDORS
 from syncd.cli import main
 
 
@@ -52,4 +53,5 @@ def test_sim_command_serves_the_vendor() -> None:
 
 def test_sim_command_rejects_an_unknown_vendor(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "nosuchvendor", "--port", "1"]) == 2
-    assert "unknown vendor 'nosuchvendor' (known: example)" in capsys.readouterr().err
+    known = ", ".join(sorted(VENDORS))
+    assert f"unknown vendor 'nosuchvendor' (known: {known})" in capsys.readouterr().err
