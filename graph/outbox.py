@@ -1,0 +1,194 @@
+"""The outbox: operations to push to vendors, each queued once and completed once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from graph.db import Database
+from graph.models import operation_table, utcnow
+from graph.sql import dumps, insert_for, loads
+
+o = operation_table
+# Deactivations first: a leaver's access goes before routine profile updates.
+OP_ORDER = sa.case((o.c.op == "deactivate", 0), (o.c.op == "delete", 1), else_=2)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSpec:
+    """One write the planner wants pushed to a vendor."""
+
+    connector: str
+    op: str
+    payload: Mapping[str, object]
+    account_id: int | None = None
+    person_id: int | None = None
+    key_basis: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        """Equal for identical operations, so one is never queued twice."""
+        text = "|".join(
+            (
+                self.connector,
+                self.op,
+                str(self.account_id),
+                str(self.person_id),
+                self.key_basis,
+                dumps(dict(self.payload)),
+            )
+        )
+        return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedOperation:
+    """An operation as stored in the outbox."""
+
+    id: int
+    connector: str
+    op: str
+    payload: dict[str, Any]
+    account_id: int | None
+    person_id: int | None
+    idempotency_key: str
+    state: str
+    attempts: int
+    last_error: str | None
+
+
+def _queued(row: Any) -> QueuedOperation:
+    return QueuedOperation(
+        id=row.id,
+        connector=row.connector,
+        op=row.op,
+        payload=loads(row.payload_json),
+        account_id=row.account_id,
+        person_id=row.person_id,
+        idempotency_key=row.idempotency_key,
+        state=row.state,
+        attempts=row.attempts,
+        last_error=row.last_error,
+    )
+
+
+async def enqueue(
+    conn: AsyncConnection, specs: Iterable[OperationSpec], *, held: bool = False
+) -> int:
+    """Queue operations inside the caller's transaction; returns how many were new."""
+    now = utcnow()
+    rows = [
+        {
+            "connector": spec.connector,
+            "op": spec.op,
+            "payload_json": dumps(dict(spec.payload)),
+            "account_id": spec.account_id,
+            "person_id": spec.person_id,
+            "idempotency_key": spec.idempotency_key,
+            "state": "held" if held else "pending",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for spec in specs
+    ]
+    if not rows:
+        return 0
+    statement = insert_for(conn, o).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    new = 0
+    for row in rows:
+        new += (await conn.execute(statement, row)).rowcount
+    return new
+
+
+async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperation]:
+    """Take the next due operations of a connector, marking them in flight."""
+    now = utcnow()
+    async with db.write() as conn:
+        ids = (
+            (
+                await conn.execute(
+                    sa.select(o.c.id)
+                    .where(
+                        o.c.connector == connector,
+                        o.c.state == "pending",
+                        sa.or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
+                    )
+                    .order_by(OP_ORDER, o.c.id)
+                    .limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not ids:
+            return []
+        await conn.execute(
+            sa.update(o)
+            .where(o.c.id.in_(ids))
+            .values(state="in_flight", attempts=o.c.attempts + 1, updated_at=now)
+        )
+        rows = (await conn.execute(sa.select(o).where(o.c.id.in_(ids)))).all()
+    order = {op_id: index for index, op_id in enumerate(ids)}
+    return sorted((_queued(row) for row in rows), key=lambda op: order[op.id])
+
+
+async def _set(db: Database, op_id: int, **values: Any) -> None:
+    async with db.write() as conn:
+        await conn.execute(
+            sa.update(o).where(o.c.id == op_id).values(updated_at=utcnow(), **values)
+        )
+
+
+async def complete(db: Database, op_id: int) -> None:
+    """The vendor confirmed the operation."""
+    await _set(db, op_id, state="done", last_error=None)
+
+
+async def fail(
+    db: Database, op: QueuedOperation, error: str, *, retry_at: datetime, max_attempts: int
+) -> str:
+    """Record a failed attempt: retry later, or `dead` once attempts run out."""
+    state = "dead" if op.attempts >= max_attempts else "pending"
+    await _set(db, op.id, state=state, last_error=error[:2000], next_attempt_at=retry_at)
+    return state
+
+
+async def recover_in_flight(db: Database, connector: str | None = None) -> int:
+    """After a crash, put operations that were in flight back in the queue."""
+    query = sa.update(o).where(o.c.state == "in_flight")
+    if connector is not None:
+        query = query.where(o.c.connector == connector)
+    async with db.write() as conn:
+        result = await conn.execute(query.values(state="pending", updated_at=utcnow()))
+    return int(result.rowcount)
+
+
+async def release_held(db: Database, *, approve: bool, connector: str | None = None) -> int:
+    """Approve held operations (they go out) or reject them (they never do)."""
+    query = sa.update(o).where(o.c.state == "held")
+    if connector is not None:
+        query = query.where(o.c.connector == connector)
+    values: dict[str, Any] = (
+        {"state": "pending"}
+        if approve
+        else {"state": "dead", "last_error": "rejected by an operator"}
+    )
+    async with db.write() as conn:
+        result = await conn.execute(query.values(updated_at=utcnow(), **values))
+    return int(result.rowcount)
+
+
+async def counts_by_state(db: Database) -> dict[tuple[str, str], int]:
+    """How many operations each connector has in each state."""
+    async with db.read() as conn:
+        rows = await conn.execute(
+            sa.select(o.c.connector, o.c.state, sa.func.count()).group_by(o.c.connector, o.c.state)
+        )
+        return {(connector, state): count for connector, state, count in rows}

@@ -1,0 +1,84 @@
+"""The outbox, on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from graph import outbox
+from graph.models import utcnow
+from graph.outbox import OperationSpec
+from graph.store import GraphStore
+
+
+def _spec(op: str = "update", title: str = "CTO", basis: str = "v2") -> OperationSpec:
+    return OperationSpec("acme", op, {"title": title}, key_basis=basis)
+
+
+async def test_an_identical_operation_is_queued_once(store: GraphStore) -> None:
+    async with store.db.write() as conn:
+        assert await outbox.enqueue(conn, [_spec(), _spec()]) == 1
+    async with store.db.write() as conn:
+        assert await outbox.enqueue(conn, [_spec(), _spec(title="CEO")]) == 1
+    assert await outbox.counts_by_state(store.db) == {("acme", "pending"): 2}
+
+
+async def test_enqueue_rolls_back_with_the_change_that_caused_it(store: GraphStore) -> None:
+    try:
+        async with store.db.write() as conn:
+            await outbox.enqueue(conn, [_spec()])
+            raise RuntimeError("the cycle failed")
+    except RuntimeError:
+        pass
+    assert await outbox.counts_by_state(store.db) == {}
+
+
+async def test_claim_takes_deactivations_first_and_marks_them_in_flight(store: GraphStore) -> None:
+    async with store.db.write() as conn:
+        await outbox.enqueue(conn, [_spec(), _spec("deactivate", basis="v3"), _spec(title="x")])
+    claimed = await outbox.claim(store.db, "acme", limit=2)
+    assert [op.op for op in claimed] == ["deactivate", "update"]
+    assert all(op.state == "in_flight" and op.attempts == 1 for op in claimed)
+    assert await outbox.claim(store.db, "other", limit=5) == []
+    await outbox.complete(store.db, claimed[0].id)
+    assert await outbox.counts_by_state(store.db) == {
+        ("acme", "done"): 1,
+        ("acme", "in_flight"): 1,
+        ("acme", "pending"): 1,
+    }
+
+
+async def test_failures_retry_later_then_go_dead(store: GraphStore) -> None:
+    async with store.db.write() as conn:
+        await outbox.enqueue(conn, [_spec()])
+    [op] = await outbox.claim(store.db, "acme", limit=1)
+    later = utcnow() + timedelta(hours=1)
+    assert await outbox.fail(store.db, op, "HTTP 503", retry_at=later, max_attempts=2) == "pending"
+    assert await outbox.claim(store.db, "acme", limit=1) == []  # not due yet
+    await outbox.fail(store.db, op, "HTTP 503", retry_at=utcnow(), max_attempts=2)
+    [again] = await outbox.claim(store.db, "acme", limit=1)
+    assert again.attempts == 2
+    assert await outbox.fail(store.db, again, "HTTP 503", retry_at=utcnow(), max_attempts=2) == (
+        "dead"
+    )
+    assert await outbox.counts_by_state(store.db) == {("acme", "dead"): 1}
+
+
+async def test_in_flight_work_is_recovered_after_a_crash(store: GraphStore) -> None:
+    async with store.db.write() as conn:
+        await outbox.enqueue(conn, [_spec()])
+    await outbox.claim(store.db, "acme", limit=1)
+    assert await outbox.recover_in_flight(store.db) == 1
+    assert [op.attempts for op in await outbox.claim(store.db, "acme", limit=1)] == [2]
+
+
+async def test_held_operations_wait_for_approval_or_rejection(store: GraphStore) -> None:
+    async with store.db.write() as conn:
+        await outbox.enqueue(conn, [_spec("deactivate", basis="a")], held=True)
+        await outbox.enqueue(conn, [_spec("deactivate", basis="b")], held=True)
+    assert await outbox.claim(store.db, "acme", limit=5) == []
+    assert await outbox.release_held(store.db, approve=True, connector="acme") == 2
+    assert len(await outbox.claim(store.db, "acme", limit=5)) == 2
+    async with store.db.write() as conn:
+        await outbox.enqueue(conn, [_spec("deactivate", basis="c")], held=True)
+    assert await outbox.release_held(store.db, approve=False) == 1
+    assert await outbox.claim(store.db, "acme", limit=5) == []
