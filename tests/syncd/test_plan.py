@@ -1,0 +1,62 @@
+"""Planning one person's operations."""
+
+from __future__ import annotations
+
+from syncd.plan import Account, Guard, Person, Target, plan_person
+
+ANN = Person(1, "ann@example.com", "active", 3, {"given_name": "Ann", "title": "CTO"})
+EVERYONE = Target("acme", provision=lambda person: person.email.endswith("@example.com"))
+NOBODY = Target("zeta")
+
+
+def test_a_new_hire_gets_an_account_where_the_rule_says() -> None:
+    plan = plan_person(ANN, {}, [EVERYONE, NOBODY])
+    [create] = plan.operations
+    assert (create.connector, create.op, create.payload["email"]) == ("acme", "create", ANN.email)
+    assert create.payload["title"] == "CTO"
+
+
+def test_only_differing_mapped_attributes_are_updated() -> None:
+    account = Account(7, True, {"email": ANN.email, "title": "Dev", "given_name": "Ann"})
+    [update] = plan_person(ANN, {"acme": account}, [EVERYONE]).operations
+    assert (update.op, dict(update.payload), update.account_id) == ("update", {"title": "CTO"}, 7)
+    same = Account(7, True, {"email": ANN.email, "title": "CTO", "given_name": "Ann"})
+    assert plan_person(ANN, {"acme": same}, [EVERYONE]).operations == []
+
+
+def test_a_cleared_attribute_is_sent_as_none() -> None:
+    account = Account(7, True, {"email": ANN.email, "company": "Old Co"})
+    [update] = plan_person(ANN, {"acme": account}, [EVERYONE]).operations
+    assert dict(update.payload) == {"company": None}
+
+
+def test_a_leaver_is_deactivated_where_the_vendor_can() -> None:
+    leaver = Person(1, ANN.email, "deprovisioned", 4, ANN.attributes)
+    accounts = {"acme": Account(7, True, {}), "zeta": Account(8, True, {})}
+    plan = plan_person(leaver, accounts, [EVERYONE, Target("zeta", has_deactivate=False)])
+    assert [(op.connector, op.op) for op in plan.operations] == [("acme", "deactivate")]
+    assert plan.unsupported == ["zeta: cannot deactivate"]
+    assert plan_person(leaver, {}, [EVERYONE]).operations == []  # nobody creates for a leaver
+
+
+def test_a_rehire_is_reactivated() -> None:
+    [op] = plan_person(ANN, {"acme": Account(7, False, {"title": "CTO"})}, [EVERYONE]).operations
+    assert (op.op, dict(op.payload)) == ("reactivate", {})
+
+
+def test_idempotency_keys_follow_the_person_version() -> None:
+    account = Account(7, True, {"title": "Dev"})
+    first = plan_person(ANN, {"acme": account}, [EVERYONE]).operations[0]
+    again = plan_person(ANN, {"acme": account}, [EVERYONE]).operations[0]
+    newer = Person(1, ANN.email, "active", 4, ANN.attributes)
+    later = plan_person(newer, {"acme": account}, [EVERYONE]).operations[0]
+    assert first.idempotency_key == again.idempotency_key != later.idempotency_key
+
+
+def test_guard_holds_mass_deactivations() -> None:
+    guard = Guard(max_count=10, max_share=0.05)
+    assert not guard.holds(1, 3)  # one leaver at a small vendor goes through
+    assert not guard.holds(5, 1000)
+    assert guard.holds(11, 10_000)  # past the count
+    assert guard.holds(6, 100)  # past the share
+    assert guard.holds(2, 0)
