@@ -25,6 +25,7 @@ from connectors.errors import (
     UnsupportedOperation,
     VendorHTTPError,
 )
+from connectors.mapping import text
 from connectors.pagination import ListingSource, PageTotalPaginator, Paginator, Record
 from connectors.priority import Priority
 from connectors.records import VendorAccount
@@ -82,11 +83,6 @@ class IdentityProvider:
     name: str
     prefix: str | None
     enabled: bool
-
-
-def _text(value: object) -> str | None:
-    """Return a non-empty string value, or None."""
-    return value if isinstance(value, str) and value else None
 
 
 def _items(body: object) -> list[Record]:
@@ -187,18 +183,18 @@ class AppXiteConnector(Connector):
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map an AppXite user to an account."""
-        email = _text(raw.get("Email"))
-        state = _text(raw.get("State")) or ""
+        email = text(raw.get("Email"))
+        state = text(raw.get("State")) or ""
         status, active = STATES.get(state, (state.casefold() or "unknown", False))
-        given, family = _text(raw.get("FirstName")), _text(raw.get("LastName"))
+        given, family = text(raw.get("FirstName")), text(raw.get("LastName"))
         organizations = raw.get("OrganizationIds")
         attributes: dict[str, object] = {
-            key: _text(raw.get(field)) for key, field in _TO_VENDOR.items()
+            key: text(raw.get(field)) for key, field in _TO_VENDOR.items()
         }
         attributes["display_name"] = attributes["display_name"] or (
             " ".join(part for part in (given, family) if part) or None
         )
-        attributes["role"] = _text(raw.get("RoleName")) or _text(raw.get("RoleId"))
+        attributes["role"] = text(raw.get("RoleName")) or text(raw.get("RoleId"))
         attributes["groups"] = (
             [str(org) for org in organizations] if isinstance(organizations, list) else []
         )
@@ -259,7 +255,7 @@ class AppXiteConnector(Connector):
             IdentityProvider(
                 id=str(record["Id"]),
                 name=str(record.get("Name") or ""),
-                prefix=_text(record.get("Prefix")),
+                prefix=text(record.get("Prefix")),
                 enabled=record.get("Enabled") is True,
             )
             for record in records
@@ -287,7 +283,7 @@ class AppXiteConnector(Connector):
         by_organizations: dict[tuple[str, ...], list[int]] = {}
         users: list[Record] = []
         for index, attributes in enumerate(accounts):
-            if not _text(attributes.get("email")):
+            if not text(attributes.get("email")):
                 raise ValueError(f"invite {index} has no email")
             user = await self.to_vendor(attributes)
             if self.identity_provider_id is not None:

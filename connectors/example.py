@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 from connectors.auth import Auth, BearerAuth
 from connectors.base import Capabilities, Connector
-from connectors.errors import MalformedResponseError, VendorHTTPError
+from connectors.errors import VendorHTTPError
+from connectors.mapping import text, unwrap
 from connectors.pagination import PageTotalPaginator, Paginator, Record
 from connectors.priority import Priority
 from connectors.records import VendorAccount
@@ -19,11 +20,6 @@ _TO_VENDOR = {
     "family_name": "last_name",
     "role": "role",
 }
-
-
-def _text(value: object) -> str | None:
-    """Return a non-empty string value, or None."""
-    return value if isinstance(value, str) and value else None
 
 
 class ExampleConnector(Connector):
@@ -45,15 +41,15 @@ class ExampleConnector(Connector):
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map an example user to an account."""
-        email = _text(raw.get("email"))
-        given, family = _text(raw.get("first_name")), _text(raw.get("last_name"))
-        status = _text(raw.get("status")) or "active"
+        email = text(raw.get("email"))
+        given, family = text(raw.get("first_name")), text(raw.get("last_name"))
+        status = text(raw.get("status")) or "active"
         attributes: dict[str, object] = {
             "email": email,
             "given_name": given,
             "family_name": family,
             "display_name": " ".join(part for part in (given, family) if part) or None,
-            "role": _text(raw.get("role")),
+            "role": text(raw.get("role")),
             "active": status == "active",
         }
         return VendorAccount(
@@ -121,6 +117,4 @@ class ExampleConnector(Connector):
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return the record inside a `{"user": {...}}` body."""
-        if isinstance(body, dict) and isinstance(body.get("user"), dict):
-            return dict(body["user"])
-        raise MalformedResponseError(self.vendor, method, path, "no 'user' object in the body")
+        return unwrap(self.vendor, body, "user", method, path)

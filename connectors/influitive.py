@@ -19,6 +19,7 @@ from connectors.errors import (
     UnsupportedOperation,
     VendorHTTPError,
 )
+from connectors.mapping import text, unwrap
 from connectors.pagination import ListingSource, PageNumberPaginator, Paginator, Record
 from connectors.priority import Priority
 from connectors.records import VendorAccount
@@ -34,11 +35,6 @@ _TO_VENDOR = {
     "company": "company",
     "groups": "groups",
 }
-
-
-def _text(value: object) -> str | None:
-    """Return a non-empty string value, or None."""
-    return value if isinstance(value, str) and value else None
 
 
 def hub_url(hub: str) -> str:
@@ -118,17 +114,17 @@ class InfluitiveConnector(Connector):
         custom = raw.get("custom_fields")
         custom = custom if isinstance(custom, dict) else {}
         self.hub_custom_fields.update(custom)
-        email = _text(raw.get("email"))
-        given, family = _text(raw.get("first_name")), _text(raw.get("last_name"))
-        status = _text(raw.get("status")) or "active"
+        email = text(raw.get("email"))
+        given, family = text(raw.get("first_name")), text(raw.get("last_name"))
+        status = text(raw.get("status")) or "active"
         groups = raw.get("groups")
         attributes: dict[str, object] = {
             "email": email,
             "given_name": given,
             "family_name": family,
             "display_name": " ".join(part for part in (given, family) if part) or None,
-            "title": _text(raw.get("title")),
-            "company": _text(raw.get("company")),
+            "title": text(raw.get("title")),
+            "company": text(raw.get("company")),
             "groups": [str(g) for g in groups] if isinstance(groups, list) else [],
             "active": status == "active",
         }
@@ -187,7 +183,7 @@ class InfluitiveConnector(Connector):
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Create an advocate; the hub requires email, first and last name."""
         fields = self.to_vendor(attributes)
-        display = _text(attributes.get("display_name"))
+        display = text(attributes.get("display_name"))
         if display and not (fields.get("first_name") and fields.get("last_name")):
             given, _, family = display.partition(" ")
             fields.setdefault("first_name", given)
@@ -272,6 +268,4 @@ class InfluitiveConnector(Connector):
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return the record inside an `{"advocate": {...}}` body."""
-        if isinstance(body, dict) and isinstance(body.get("advocate"), dict):
-            return dict(body["advocate"])
-        raise MalformedResponseError(self.vendor, method, path, "no 'advocate' object in the body")
+        return unwrap(self.vendor, body, "advocate", method, path)

@@ -19,10 +19,10 @@ from connectors.errors import (
     ConnectorConfigError,
     ConnectorError,
     IncompleteListing,
-    MalformedResponseError,
     UnsupportedOperation,
     VendorHTTPError,
 )
+from connectors.mapping import text, unwrap
 from connectors.pagination import ListingSource, Page, PageCountPaginator, Paginator, Record
 from connectors.priority import Priority
 from connectors.records import VendorAccount
@@ -43,11 +43,6 @@ _TO_VENDOR = {
 _SYSTEM_FIELDS = frozenset({"user_id", "created_at", "updated_at", "password"})
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%&*+-=?@^_~"
 _PASSWORD_LENGTH = 24
-
-
-def _text(value: object) -> str | None:
-    """Return a non-empty string value, or None."""
-    return value if isinstance(value, str) and value else None
 
 
 def generate_password() -> str:
@@ -177,17 +172,17 @@ class PartnerizeConnector(Connector):
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map a Partnerize user to an account."""
-        email = _text(raw.get("email"))
-        given, family = _text(raw.get("firstname")), _text(raw.get("lastname"))
-        status = _text(raw.get("status")) or "active"
+        email = text(raw.get("email"))
+        given, family = text(raw.get("firstname")), text(raw.get("lastname"))
+        status = text(raw.get("status")) or "active"
         attributes: dict[str, object] = {
             "email": email,
             "given_name": given,
             "family_name": family,
             "display_name": " ".join(part for part in (given, family) if part) or None,
-            "locale": _text(raw.get("locale")),
-            "timezone": _text(raw.get("timezone")),
-            "role": _text(raw.get("role")),
+            "locale": text(raw.get("locale")),
+            "timezone": text(raw.get("timezone")),
+            "role": text(raw.get("role")),
             "active": status == "active",
         }
         return VendorAccount(
@@ -220,7 +215,7 @@ class PartnerizeConnector(Connector):
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Create a user with a generated password that is never logged or kept."""
         fields = self.to_vendor(attributes)
-        display = _text(attributes.get("display_name"))
+        display = text(attributes.get("display_name"))
         if display and not (fields.get("firstname") and fields.get("lastname")):
             given, _, family = display.partition(" ")
             fields.setdefault("firstname", given)
@@ -286,6 +281,4 @@ class PartnerizeConnector(Connector):
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return the record inside a `{"user": {...}}` body."""
-        if isinstance(body, dict) and isinstance(body.get("user"), dict):
-            return dict(body["user"])
-        raise MalformedResponseError(self.vendor, method, path, "no 'user' object in the body")
+        return unwrap(self.vendor, body, "user", method, path)

@@ -21,6 +21,7 @@ from connectors.errors import (
     UnsupportedOperation,
     VendorHTTPError,
 )
+from connectors.mapping import text, unwrap
 from connectors.pagination import ListingSource, PageTotalPaginator, Paginator, Record
 from connectors.priority import Priority
 from connectors.records import VendorAccount
@@ -43,11 +44,6 @@ _TO_VENDOR = {
     "active": "active",
 }
 _SYSTEM_FIELDS = frozenset({"id", "createdAt", "updatedAt"})  # documented as immutable
-
-
-def _text(value: object) -> str | None:
-    """Return a non-empty string value, or None."""
-    return value if isinstance(value, str) and value else None
 
 
 def tenant_url(subdomain: str) -> str:
@@ -147,8 +143,8 @@ class ThoughtIndustriesConnector(Connector):
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map a Thought Industries user to an account."""
-        email = _text(raw.get("email"))
-        given, family = _text(raw.get("firstName")), _text(raw.get("lastName"))
+        email = text(raw.get("email"))
+        given, family = text(raw.get("firstName")), text(raw.get("lastName"))
         active = raw.get("active") is not False  # the field is optional; absent means active
         groups = raw.get("groups")
         attributes: dict[str, object] = {
@@ -156,8 +152,8 @@ class ThoughtIndustriesConnector(Connector):
             "given_name": given,
             "family_name": family,
             "display_name": " ".join(part for part in (given, family) if part) or None,
-            "locale": _text(raw.get("language")),
-            "role": _text(raw.get("role")),
+            "locale": text(raw.get("language")),
+            "role": text(raw.get("role")),
             "groups": [str(g) for g in groups] if isinstance(groups, list) else [],
             "active": active,
         }
@@ -275,6 +271,4 @@ class ThoughtIndustriesConnector(Connector):
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return the record inside a `{"user": {...}}` body."""
-        if isinstance(body, dict) and isinstance(body.get("user"), dict):
-            return dict(body["user"])
-        raise MalformedResponseError(self.vendor, method, path, "no 'user' object in the body")
+        return unwrap(self.vendor, body, "user", method, path)

@@ -18,6 +18,7 @@ from connectors.errors import (
     UnsupportedOperation,
     VendorHTTPError,
 )
+from connectors.mapping import text
 from connectors.pagination import CursorPaginator, ListingSource, Paginator, Record
 from connectors.priority import Priority
 from connectors.records import VendorAccount
@@ -39,11 +40,6 @@ ATTRIBUTE_NAMES: Mapping[str, str] = {
     "timezone": "timezone",
     "role": "role",
 }
-
-
-def _text(value: object) -> str | None:
-    """Return a non-empty string value, or None."""
-    return value if isinstance(value, str) and value else None
 
 
 class _VersionHeader:
@@ -137,7 +133,7 @@ class UserflowConnector(Connector):
         attributes["active"] = True
         return VendorAccount(
             external_id=str(raw["id"]),
-            email=_text(attributes["email"]),
+            email=text(attributes["email"]),
             status="active",
             attributes=attributes,
             raw=raw,
