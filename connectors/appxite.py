@@ -378,13 +378,8 @@ class AppXiteConnector(Connector):
     async def _get_raw(self, external_id: str) -> Record | None:
         """Return one user's record, or None on 404."""
         path = self._user_path(external_id)
-        try:
-            body = await self.http.request("GET", path)
-        except VendorHTTPError as error:
-            if error.status == 404:
-                return None
-            raise
-        return self._record(body, "GET", path)
+        body = await self.http.get_or_none(path)
+        return None if body is None else self._record(body, "GET", path)
 
     async def _write(self, method: str, path: str, body: Record) -> object:
         """Send a write; a 409 (an email already taken) is AccountExistsError."""

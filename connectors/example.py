@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from connectors.auth import Auth, BearerAuth
 from connectors.base import Capabilities, Connector
-from connectors.errors import VendorHTTPError
 from connectors.mapping import text, unwrap
 from connectors.pagination import PageTotalPaginator, Paginator, Record
 from connectors.priority import Priority
@@ -71,12 +70,9 @@ class ExampleConnector(Connector):
 
     async def get_account(self, external_id: str) -> VendorAccount | None:
         """Return one user, or None on 404."""
-        try:
-            body = await self.http.request("GET", self._user_path(external_id))
-        except VendorHTTPError as error:
-            if error.status == 404:
-                return None
-            raise
+        body = await self.http.get_or_none(self._user_path(external_id))
+        if body is None:
+            return None
         return self.to_account(self._unwrap(body, "GET", self._user_path(external_id)))
 
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:

@@ -60,6 +60,18 @@ class VendorHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._log = structlog.get_logger("connectors.http", connector=connector)
 
+    async def get_or_none(self, path: str, *, priority: Priority = Priority.READ) -> object | None:
+        """GET a resource; None when the vendor answers 404 (an empty 200 is malformed)."""
+        try:
+            body = await self.request("GET", path, priority=priority)
+        except VendorHTTPError as error:
+            if error.status == 404:
+                return None
+            raise
+        if body is None:
+            raise MalformedResponseError(self.vendor, "GET", path, "empty body")
+        return body
+
     async def request(
         self,
         method: str,

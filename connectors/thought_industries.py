@@ -257,13 +257,8 @@ class ThoughtIndustriesConnector(Connector):
     async def _read(self, external_id: str, priority: Priority) -> Record | None:
         """Return one user's record, or None on 404."""
         path = self._path(external_id)
-        try:
-            body = await self.http.request("GET", path, priority=priority)
-        except VendorHTTPError as error:
-            if error.status == 404:
-                return None
-            raise
-        return self._unwrap(body, "GET", path)
+        body = await self.http.get_or_none(path, priority=priority)
+        return None if body is None else self._unwrap(body, "GET", path)
 
     def _path(self, external_id: str) -> str:
         """Return the path of one user."""

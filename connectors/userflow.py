@@ -155,13 +155,8 @@ class UserflowConnector(Connector):
     async def get_account(self, external_id: str) -> VendorAccount | None:
         """Return one user, or None on 404."""
         path = self._user_path(external_id)
-        try:
-            body = await self.http.request("GET", path)
-        except VendorHTTPError as error:
-            if error.status == 404:
-                return None
-            raise
-        return self.to_account(self._checked(body, "GET", path))
+        body = await self.http.get_or_none(path)
+        return None if body is None else self.to_account(self._checked(body, "GET", path))
 
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Upsert a user under the app user id taken from `id_attribute`."""
