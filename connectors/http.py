@@ -60,10 +60,16 @@ class VendorHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._log = structlog.get_logger("connectors.http", connector=connector)
 
-    async def get_or_none(self, path: str, *, priority: Priority = Priority.READ) -> object | None:
+    async def get_or_none(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        priority: Priority = Priority.READ,
+    ) -> object | None:
         """GET a resource; None when the vendor answers 404 (an empty 200 is malformed)."""
         try:
-            body = await self.request("GET", path, priority=priority)
+            body = await self.request("GET", path, params=params, priority=priority)
         except VendorHTTPError as error:
             if error.status == 404:
                 return None
