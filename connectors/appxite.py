@@ -22,7 +22,6 @@ from connectors.errors import (
     AccountExistsError,
     ConnectorConfigError,
     MalformedResponseError,
-    UnsupportedOperation,
     VendorHTTPError,
 )
 from connectors.mapping import text
@@ -333,8 +332,7 @@ class AppXiteConnector(Connector):
 
     async def delete_account(self, external_id: str) -> None:
         """Delete the user, only when this connector's config allows it."""
-        if not self.allow_delete:
-            raise UnsupportedOperation(self.vendor, "delete is disabled (allow_delete=False)")
+        self.require_delete_allowed()
         await self.http.request("DELETE", self._user_path(external_id), priority=Priority.WRITE)
 
     # -- helpers -------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class Connector(ABC):
     id_key: ClassVar[str] = "id"
     extra_headers: ClassVar[Mapping[str, str]] = {}
     default_ceiling: ClassVar[float] = 5.0  # requests per second when no budget is given
+    allow_delete: bool = False  # from the connector's config; deletes are refused without it
 
     def __init__(
         self,
@@ -147,6 +148,13 @@ class Connector(ABC):
     async def deactivate_account(self, external_id: str) -> None:
         """Deactivate an account (ahead of routine reads)."""
         raise UnsupportedOperation(self.vendor, "deactivating accounts is not supported")
+
+    def require_delete_allowed(self) -> None:
+        """Refuse a delete unless this connector's config enables deletes (safety rule 2)."""
+        if not self.allow_delete:
+            raise UnsupportedOperation(
+                self.vendor, f"deleting is disabled for {self.name!r} (set allow_delete)"
+            )
 
     async def delete_account(self, external_id: str) -> None:
         """Delete an account for good."""

@@ -19,7 +19,6 @@ from connectors.errors import (
     ConnectorConfigError,
     ConnectorError,
     IncompleteListing,
-    UnsupportedOperation,
     VendorHTTPError,
 )
 from connectors.mapping import text, unwrap
@@ -245,10 +244,7 @@ class PartnerizeConnector(Connector):
 
     async def delete_account(self, external_id: str) -> None:
         """Delete the user, only when this connector's config allows it."""
-        if not self.allow_delete:
-            raise UnsupportedOperation(
-                self.vendor, f"deleting is disabled for {self.name!r} (set allow_delete)"
-            )
+        self.require_delete_allowed()
         await self.http.request("DELETE", self._user_path(external_id), priority=Priority.WRITE)
 
     async def _merge_write(

@@ -18,7 +18,6 @@ from connectors.errors import (
     ConnectorConfigError,
     ConnectorError,
     MalformedResponseError,
-    UnsupportedOperation,
     VendorHTTPError,
 )
 from connectors.mapping import text, unwrap
@@ -226,10 +225,7 @@ class ThoughtIndustriesConnector(Connector):
 
     async def delete_account(self, external_id: str) -> None:
         """Delete the user for good, only when this connector's config allows it."""
-        if not self.allow_delete:
-            raise UnsupportedOperation(
-                self.vendor, f"deleting is disabled for {self.name!r} (set allow_delete)"
-            )
+        self.require_delete_allowed()
         await self.http.request("DELETE", self._path(external_id), priority=Priority.WRITE)
 
     async def _merge_write(

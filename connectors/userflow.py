@@ -187,10 +187,7 @@ class UserflowConnector(Connector):
 
     async def delete_account(self, external_id: str) -> None:
         """Delete the user, only when this connector's config allows it."""
-        if not self.allow_delete:
-            raise UnsupportedOperation(
-                self.vendor, f"deleting is disabled for {self.name!r} (set allow_delete)"
-            )
+        self.require_delete_allowed()
         await self._delete(external_id, Priority.WRITE)
 
     async def _upsert(self, external_id: str, attributes: Mapping[str, object]) -> VendorAccount:
