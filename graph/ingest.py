@@ -19,7 +19,7 @@ from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.models import account_table, connector_state_table, event_table, utcnow
 from graph.records import AccountRecord
-from graph.sql import IN_CHUNK, chunks, dumps, execute_many, insert_for, loads
+from graph.sql import IN_CHUNK, chunks, dumps, event_row, execute_many, insert_for, loads
 
 log = structlog.get_logger("graph.ingest")
 
@@ -238,7 +238,9 @@ async def _write_chunk(
         ).all()
         for old in old_rows:
             before, after = _changes(old, changed_ids[old.id])
-            events.append(_event(listing.connector, "account.updated", old.id, now, before, after))
+            events.append(
+                event_row(listing.connector, "account.updated", old.id, now, before, after)
+            )
         await conn.execute(
             sa.update(a)
             .where(a.c.id == sa.bindparam("account_id"))
@@ -274,31 +276,11 @@ async def _write_chunk(
             sa.update(a).where(a.c.id.in_(reappeared)).values(missing_since=None, changed_at=now)
         )
         events.extend(
-            _event(listing.connector, "account.reappeared", account_id, now, None, None)
+            event_row(listing.connector, "account.reappeared", account_id, now, None, None)
             for account_id in reappeared
         )
         stats.updated += len(reappeared)
     await execute_many(conn, sa.insert(event_table), events)
-
-
-def _event(
-    source: str,
-    kind: str,
-    subject_id: int,
-    at: datetime,
-    old: object,
-    new: object,
-    subject: str = "account",
-) -> dict[str, Any]:
-    return {
-        "at": at,
-        "source": source,
-        "kind": kind,
-        "subject": subject,
-        "subject_id": subject_id,
-        "old_json": None if old is None else dumps(old),
-        "new_json": None if new is None else dumps(new),
-    }
 
 
 async def begin_listing(db: Database, connector: str) -> Listing:
@@ -424,7 +406,7 @@ async def finish_listing(
                     conn,
                     sa.insert(event_table),
                     [
-                        _event(listing.connector, "account.missing", account_id, now, None, None)
+                        event_row(listing.connector, "account.missing", account_id, now, None, None)
                         for account_id in missing
                     ],
                 )

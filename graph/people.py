@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
-from graph.ingest import _event
 from graph.models import (
     conflict_table,
     event_table,
@@ -21,7 +20,7 @@ from graph.models import (
     utcnow,
 )
 from graph.records import LIFECYCLES, PersonRecord
-from graph.sql import chunks, dumps, execute_many, insert_for, loads
+from graph.sql import chunks, dumps, event_row, execute_many, insert_for, loads
 
 p = person_table
 pe = person_email_table
@@ -182,7 +181,7 @@ async def _upsert_chunk(
                     _email_row(person_id, email, raw, email == item.primary, source, now)
                 )
             events.append(
-                _event(
+                event_row(
                     source,
                     "person.created",
                     person_id,
@@ -281,7 +280,7 @@ async def _update_matched(
                 "version": row.version + 1,
             }
         )
-        events.append(_event(source, "person.updated", person_id, now, before, after, "person"))
+        events.append(event_row(source, "person.updated", person_id, now, before, after, "person"))
     if updates:
         await conn.execute(
             sa.update(p)

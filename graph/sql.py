@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -51,3 +52,24 @@ async def execute_many(
     """Run one statement for many parameter rows (nothing when there are none)."""
     if rows:
         await conn.execute(statement, list(rows))
+
+
+def event_row(
+    source: str,
+    kind: str,
+    subject_id: int,
+    at: datetime,
+    old: object,
+    new: object,
+    subject: str = "account",
+) -> dict[str, Any]:
+    """One audit event, as a row for the event table."""
+    return {
+        "at": at,
+        "source": source,
+        "kind": kind,
+        "subject": subject,
+        "subject_id": subject_id,
+        "old_json": None if old is None else dumps(old),
+        "new_json": None if new is None else dumps(new),
+    }
