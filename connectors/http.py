@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 import aiohttp
 import anyio
@@ -25,6 +26,9 @@ from connectors.errors import (
 from connectors.priority import Priority
 from connectors.redaction import contains_secret
 from connectors.retry import RetryPolicy, parse_retry_after
+
+RequestObserver = Callable[[str, str, int, float], None]
+"""Called with connector, method, status (0: no answer) and seconds, once per attempt."""
 
 
 class _Throttled(Exception):
@@ -59,6 +63,7 @@ class VendorHttp:
         self._headers = {**(headers or {}), **auth.headers()}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._log = structlog.get_logger("connectors.http", connector=connector)
+        self.observer: RequestObserver | None = None
 
     async def get_or_none(
         self,
@@ -174,7 +179,8 @@ class VendorHttp:
         headers: Mapping[str, str],
         ticket: Ticket,
     ) -> tuple[int, bytes]:
-        """Perform the HTTP exchange and report the outcome to the budget."""
+        """Perform the HTTP exchange and report the outcome to the budget and the observer."""
+        started = time.perf_counter()
         try:
             async with self._session.request(
                 method,
@@ -189,13 +195,21 @@ class VendorHttp:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 payload = await response.read()
         except TimeoutError:
+            self._observe(method, 0, started)
             raise VendorUnavailableError(self.vendor, method, path, "timed out") from None
         except (aiohttp.ClientError, OSError) as exc:
+            self._observe(method, 0, started)
             # Named by type only: aiohttp's messages include the full URL with its query.
             detail = f"connection failed ({type(exc).__name__})"
             raise VendorUnavailableError(self.vendor, method, path, detail) from None
+        self._observe(method, status, started)
         if status == 429:
             self.budget.on_throttled(ticket, retry_after)
         else:
             self.budget.on_accepted(ticket)
         return status, payload
+
+    def _observe(self, method: str, status: int, started: float) -> None:
+        """Tell the observer, if any, how one attempt ended and how long it took."""
+        if self.observer is not None:
+            self.observer(self.connector, method, status, time.perf_counter() - started)
