@@ -232,3 +232,19 @@ async def counts(db: Database) -> list[ConnectorCounts]:
         )
         for row in rows
     ]
+
+
+async def people_by_lifecycle(db: Database) -> dict[str, int]:
+    """How many people are in each lifecycle state."""
+    async with db.read() as conn:
+        rows = await conn.execute(sa.select(p.c.lifecycle, sa.func.count()).group_by(p.c.lifecycle))
+        return {lifecycle: count for lifecycle, count in rows}
+
+
+async def open_conflict_count(db: Database) -> int:
+    """How many conflicts are open, whether or not they name a connector."""
+    async with db.read() as conn:
+        count = await conn.scalar(
+            sa.select(sa.func.count()).select_from(c).where(c.c.state == "open")
+        )
+    return int(count or 0)
