@@ -82,7 +82,9 @@ class FinishResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class Prepared:
+    """One account record ready to store: normalized email, content hash."""
+
     external_id: str
     email_raw: str | None
     email: str | None
@@ -105,14 +107,15 @@ def _plain(mapping: Mapping[str, object]) -> dict[str, object]:
     return mapping if type(mapping) is dict else dict(mapping)
 
 
-def _prepare(record: AccountRecord, policy: EmailPolicy) -> _Prepared:
+def prepare(record: AccountRecord, policy: EmailPolicy) -> Prepared:
+    """Normalize a record's email and hash its content."""
     # One serialization for the hash; the stored JSON is made only for rows that are written.
     attributes, raw = _plain(record.attributes), _plain(record.raw)
     content = orjson.dumps(
         [record.email, record.status, attributes, raw], option=orjson.OPT_SORT_KEYS
     )
     normalized = normalize_email(record.email, policy) if record.email is not None else None
-    return _Prepared(
+    return Prepared(
         external_id=str(record.external_id),
         email_raw=record.email,
         email=normalized.email if normalized else None,
@@ -126,12 +129,12 @@ def _prepare(record: AccountRecord, policy: EmailPolicy) -> _Prepared:
 
 def _prepare_batch(
     records: Iterable[AccountRecord], policy: EmailPolicy, stats: IngestStats
-) -> dict[str, _Prepared]:
-    prepared: dict[str, _Prepared] = {}
+) -> dict[str, Prepared]:
+    prepared: dict[str, Prepared] = {}
     for record in records:
         stats.received += 1
         try:
-            item = _prepare(record, policy)
+            item = prepare(record, policy)
         except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
             stats.rejected += 1
             stats.rejections.append(f"{getattr(record, 'external_id', '?')}: {exc}")
@@ -142,7 +145,7 @@ def _prepare_batch(
     return prepared
 
 
-def _changes(old: Any, new: _Prepared) -> tuple[dict[str, object], dict[str, object]]:
+def _changes(old: Any, new: Prepared) -> tuple[dict[str, object], dict[str, object]]:
     before: dict[str, object] = {}
     after: dict[str, object] = {}
     if old.email_raw != new.email_raw:
@@ -173,7 +176,7 @@ _EXISTING = """SELECT id, external_id, payload_hash, missing_since FROM account
 async def _write_chunk(
     conn: AsyncConnection,
     listing: Listing,
-    prepared: dict[str, _Prepared],
+    prepared: dict[str, Prepared],
     now: datetime,
     stats: IngestStats,
 ) -> None:
@@ -184,7 +187,7 @@ async def _write_chunk(
         _EXISTING.format(ids=placeholders(len(keys))), [listing.connector, *keys]
     )
     known: set[str] = set()
-    changed_ids: dict[int, _Prepared] = {}
+    changed_ids: dict[int, Prepared] = {}
     reappeared: list[int] = []
     for account_id, external_id, payload_hash, missing_since in existing:
         known.add(external_id)
@@ -292,7 +295,7 @@ async def begin_listing(db: Database, connector: str) -> Listing:
 
 
 async def _write(
-    db: Database, listing: Listing, prepared: dict[str, _Prepared], stats: IngestStats
+    db: Database, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
 ) -> None:
     now = utcnow()
     async with db.write() as conn:
@@ -351,7 +354,7 @@ async def ingest_pages(
 ) -> IngestStats:
     """Ingest page after page, preparing the next page while the last one is written."""
     stats = IngestStats()
-    send, receive = anyio.create_memory_object_stream[dict[str, _Prepared]](1)
+    send, receive = anyio.create_memory_object_stream[dict[str, Prepared]](1)
 
     async def writer() -> None:
         async with receive:

@@ -20,7 +20,7 @@ from graph.models import (
     utcnow,
 )
 from graph.records import LIFECYCLES, PersonRecord
-from graph.sql import chunks, dumps, event_row, execute_many, insert_for, loads
+from graph.sql import IN_CHUNK, chunks, dumps, event_row, execute_many, insert_for, loads
 
 p = person_table
 pe = person_email_table
@@ -39,6 +39,8 @@ class PeopleStats:
     rejected: int = 0
     conflicts: int = 0
     rejections: list[str] = field(default_factory=list)
+    present: set[int] = field(default_factory=set)  # every person the records named
+    changed: set[int] = field(default_factory=set)  # people created or updated
 
 
 @dataclass
@@ -169,6 +171,8 @@ async def _upsert_chunk(
             ],
         )
         created = {row.primary_email: row.id for row in rows}
+        stats.present.update(created.values())
+        stats.changed.update(created.values())
         for item in creates:
             person_id = created[item.primary]
             for email, raw in item.emails:
@@ -193,6 +197,7 @@ async def _upsert_chunk(
             )
         stats.created += len(creates)
 
+    stats.present.update(matched)
     if matched:
         await _update_matched(
             conn, matched, owner, source, now, stats, events, conflicts, new_emails
@@ -281,6 +286,7 @@ async def _update_matched(
             }
         )
         events.append(event_row(source, "person.updated", person_id, now, before, after, "person"))
+        stats.changed.add(person_id)
     if updates:
         await conn.execute(
             sa.update(p)
@@ -311,13 +317,50 @@ async def upsert_people(
     policy: EmailPolicy = DEFAULT_POLICY,
 ) -> PeopleStats:
     """Create or update people; an email another person holds becomes a conflict."""
-    stats = PeopleStats()
     async with db.write() as conn:
-        for batch in chunks(enumerate(records, start=1), PEOPLE_CHUNK):
-            stats.received += len(batch)
-            cleaned = [
-                item for line, record in batch if (item := _clean(line, record, policy, stats))
-            ]
-            if cleaned:
-                await _upsert_chunk(conn, cleaned, source, stats)
+        return await upsert_people_in(conn, records, source, policy)
+
+
+async def upsert_people_in(
+    conn: AsyncConnection,
+    records: Iterable[PersonRecord],
+    source: str,
+    policy: EmailPolicy = DEFAULT_POLICY,
+) -> PeopleStats:
+    """Upsert people inside the caller's transaction."""
+    stats = PeopleStats()
+    for batch in chunks(enumerate(records, start=1), PEOPLE_CHUNK):
+        stats.received += len(batch)
+        cleaned = [item for line, record in batch if (item := _clean(line, record, policy, stats))]
+        if cleaned:
+            await _upsert_chunk(conn, cleaned, source, stats)
     return stats
+
+
+async def active_from(conn: AsyncConnection, source: str) -> set[int]:
+    """The people an authority last described as not deprovisioned."""
+    rows = await conn.execute(
+        sa.select(p.c.id).where(p.c.source == source, p.c.lifecycle != "deprovisioned")
+    )
+    return set(rows.scalars())
+
+
+async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: str) -> int:
+    """Mark people deprovisioned (they left the authority), one version up each."""
+    ids = sorted(person_ids)
+    now = utcnow()
+    for batch in chunks(ids, IN_CHUNK):
+        await conn.execute(
+            sa.update(p)
+            .where(p.c.id.in_(batch), p.c.lifecycle != "deprovisioned")
+            .values(lifecycle="deprovisioned", version=p.c.version + 1, updated_at=now)
+        )
+    await execute_many(
+        conn,
+        sa.insert(event_table),
+        [
+            event_row(source, "person.deprovisioned", person_id, now, None, None, "person")
+            for person_id in ids
+        ],
+    )
+    return len(ids)

@@ -109,21 +109,26 @@ async def _last_pass(conn: AsyncConnection, connector: str | None) -> datetime |
 
 async def resolve(db: Database, connector: str | None = None) -> ResolveStats:
     """Link every unlinked account whose email names exactly one person."""
+    async with db.write() as conn:
+        return await resolve_in(conn, connector)
+
+
+async def resolve_in(conn: AsyncConnection, connector: str | None = None) -> ResolveStats:
+    """Resolve inside the caller's transaction."""
     stats = ResolveStats()
     now = utcnow()
-    async with db.write() as conn:
-        params: dict[str, object] = {
-            "now": now,
-            "connector": connector,
-            "since": await _last_pass(conn, connector),
-        }
-        stats.new_conflicts += await _run(conn, _SECOND_ACCOUNT_CONFLICTS, params)
-        stats.linked = await _run(conn, _LINK, params)
-        if stats.linked:
-            await _run(conn, _LINK_EVENTS, params)
-        stats.new_conflicts += await _run(conn, _DRIFT_CONFLICTS, params)
-        if connector is not None:
-            await conn.execute(
-                sa.update(state).where(state.c.connector == connector).values(resolved_at=now)
-            )
+    params: dict[str, object] = {
+        "now": now,
+        "connector": connector,
+        "since": await _last_pass(conn, connector),
+    }
+    stats.new_conflicts += await _run(conn, _SECOND_ACCOUNT_CONFLICTS, params)
+    stats.linked = await _run(conn, _LINK, params)
+    if stats.linked:
+        await _run(conn, _LINK_EVENTS, params)
+    stats.new_conflicts += await _run(conn, _DRIFT_CONFLICTS, params)
+    if connector is not None:
+        await conn.execute(
+            sa.update(state).where(state.c.connector == connector).values(resolved_at=now)
+        )
     return stats

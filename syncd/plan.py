@@ -21,15 +21,24 @@ CANONICAL = (
 )
 
 
+AUTHORITY = "authority"
+Precedence = Mapping[str, Sequence[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Person:
-    """A person as the authority wants them to be."""
+    """A person as the authority wants them to be.
+
+    An attribute the authority sent empty is present as None (clear it at vendors); one
+    it never sent is absent (leave vendors as they are).
+    """
 
     id: int
     email: str
     lifecycle: str
     version: int
     attributes: Mapping[str, object]
+    authority_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,11 @@ class Account:
     id: int
     active: bool
     attributes: Mapping[str, object]
+    version: str = ""  # the account's content hash: a vendor-side change makes a new key
+
+
+def _nobody(_person: Person) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +61,10 @@ class Target:
 
     connector: str
     has_deactivate: bool = True
-    provision: Callable[[Person], bool] = lambda _person: False
+    writable: frozenset[str] = frozenset(CANONICAL)
+    provision: Callable[[Person], bool] = _nobody
+    can_create: bool = True  # False until a complete listing says who is already there
+    can_deactivate: bool = True  # False after a listing that did not finish cleanly
 
 
 @dataclass
@@ -58,53 +75,91 @@ class PersonPlan:
     unsupported: list[str] = field(default_factory=list)
 
 
-def desired_attributes(person: Person) -> dict[str, object]:
-    """The canonical attributes every vendor should hold for this person."""
-    wanted = {key: person.attributes.get(key) for key in CANONICAL}
+def _has_value(value: object) -> bool:
+    return value not in (None, "", [])
+
+
+def desired_attributes(
+    person: Person, accounts: Mapping[str, Account], precedence: Precedence
+) -> dict[str, object]:
+    """Each canonical attribute from the first source in its precedence that has a value."""
+    wanted: dict[str, object] = {}
+    for key in CANONICAL:
+        for source in precedence.get(key, (AUTHORITY,)):
+            if source == AUTHORITY:
+                if key in person.attributes:
+                    wanted[key] = person.attributes[key]
+                    break
+                continue
+            account = accounts.get(source)
+            if account is not None and _has_value(account.attributes.get(key)):
+                wanted[key] = account.attributes[key]
+                break
     wanted["email"] = person.email
     return wanted
+
+
+def same_value(key: str, wanted: object, held: object) -> bool:
+    """Whether a vendor's value already says what the person's value says."""
+    if not _has_value(wanted) or not _has_value(held):
+        return _has_value(wanted) == _has_value(held)
+    if isinstance(wanted, list | tuple) and isinstance(held, list | tuple):
+        return sorted(map(str, wanted)) == sorted(map(str, held))
+    if key == "email":
+        return str(wanted).strip().casefold() == str(held).strip().casefold()
+    return wanted == held or str(wanted).strip() == str(held).strip()
 
 
 def _spec(
     target: Target, person: Person, op: str, payload: Mapping[str, object], account: Account | None
 ) -> OperationSpec:
+    basis = f"person:{person.id}:v{person.version}"
     return OperationSpec(
         connector=target.connector,
         op=op,
         payload=payload,
         account_id=account.id if account else None,
         person_id=person.id,
-        key_basis=f"person:{person.id}:v{person.version}",
+        key_basis=f"{basis}:account:{account.version}" if account else basis,
     )
 
 
 def plan_person(
-    person: Person, accounts: Mapping[str, Account], targets: Sequence[Target]
+    person: Person,
+    accounts: Mapping[str, Account],
+    targets: Sequence[Target],
+    precedence: Precedence | None = None,
 ) -> PersonPlan:
     """Create, update, deactivate or reactivate so each vendor matches the person."""
     plan = PersonPlan()
-    wanted = desired_attributes(person)
+    wanted = desired_attributes(person, accounts, precedence or {})
     active = person.lifecycle == "active"
     for target in targets:
         account = accounts.get(target.connector)
         if account is None:
-            if active and target.provision(person):
-                plan.operations.append(_spec(target, person, "create", wanted, None))
+            if active and target.can_create and target.provision(person):
+                payload = {key: value for key, value in wanted.items() if _has_value(value)}
+                if person.authority_id:
+                    payload["employee_id"] = person.authority_id
+                plan.operations.append(_spec(target, person, "create", payload, None))
             continue
         if not active:
-            if account.active:
-                if target.has_deactivate:
-                    plan.operations.append(_spec(target, person, "deactivate", {}, account))
-                else:
-                    plan.unsupported.append(f"{target.connector}: cannot deactivate")
+            if not account.active or not target.can_deactivate:
+                continue
+            if target.has_deactivate:
+                plan.operations.append(_spec(target, person, "deactivate", {}, account))
+            else:
+                plan.unsupported.append(f"{target.connector}: cannot deactivate")
             continue
         changes = {
             key: value
             for key, value in wanted.items()
-            if key in account.attributes and account.attributes[key] != value
+            if key in target.writable and not same_value(key, value, account.attributes.get(key))
         }
         if not account.active:
-            plan.operations.append(_spec(target, person, "reactivate", changes, account))
+            plan.operations.append(
+                _spec(target, person, "reactivate", {**changes, "active": True}, account)
+            )
         elif changes:
             plan.operations.append(_spec(target, person, "update", changes, account))
     return plan

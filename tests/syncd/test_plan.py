@@ -25,9 +25,13 @@ def test_only_differing_mapped_attributes_are_updated() -> None:
 
 
 def test_a_cleared_attribute_is_sent_as_none() -> None:
-    account = Account(7, True, {"email": ANN.email, "company": "Old Co"})
-    [update] = plan_person(ANN, {"acme": account}, [EVERYONE]).operations
+    cleared = Person(1, ANN.email, "active", 3, {**ANN.attributes, "company": None})
+    held = {"email": ANN.email, "given_name": "Ann", "title": "CTO", "company": "Old Co"}
+    account = Account(7, True, held)
+    [update] = plan_person(cleared, {"acme": account}, [EVERYONE]).operations
     assert dict(update.payload) == {"company": None}
+    # An attribute the authority never sent is left as the vendor has it.
+    assert plan_person(ANN, {"acme": account}, [EVERYONE]).operations == []
 
 
 def test_a_leaver_is_deactivated_where_the_vendor_can() -> None:
@@ -40,8 +44,9 @@ def test_a_leaver_is_deactivated_where_the_vendor_can() -> None:
 
 
 def test_a_rehire_is_reactivated() -> None:
-    [op] = plan_person(ANN, {"acme": Account(7, False, {"title": "CTO"})}, [EVERYONE]).operations
-    assert (op.op, dict(op.payload)) == ("reactivate", {})
+    held = {"email": ANN.email, "given_name": "Ann", "title": "CTO"}
+    [op] = plan_person(ANN, {"acme": Account(7, False, held)}, [EVERYONE]).operations
+    assert (op.op, dict(op.payload)) == ("reactivate", {"active": True})
 
 
 def test_idempotency_keys_follow_the_person_version() -> None:

@@ -1,0 +1,176 @@
+"""What the planner reads: people with their linked accounts, orphans, and listing state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from graph.models import account_table, connector_state_table, operation_table, person_table
+from graph.sql import IN_CHUNK, chunks, loads
+
+a = account_table
+p = person_table
+o = operation_table
+OPEN_STATES = ("pending", "in_flight", "held")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedAccount:
+    """A live account as last listed (or as the vendor last answered)."""
+
+    id: int
+    connector: str
+    external_id: str
+    active: bool
+    attributes: dict[str, Any]
+    payload_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """A person and their live accounts, one per connector."""
+
+    id: int
+    email: str
+    authority_id: str | None
+    lifecycle: str
+    version: int
+    names: dict[str, str | None]
+    attributes: dict[str, Any]
+    accounts: dict[str, LinkedAccount] = field(default_factory=dict)
+
+
+def _account(row: Any) -> LinkedAccount:
+    attributes = loads(row.attributes_json) or {}
+    active = attributes.get("active")
+    return LinkedAccount(
+        id=row.id,
+        connector=row.connector,
+        external_id=row.external_id,
+        active=bool(active) if active is not None else row.status == "active",
+        attributes=attributes,
+        payload_hash=row.payload_hash,
+    )
+
+
+_ACCOUNT_COLUMNS = (
+    a.c.id,
+    a.c.connector,
+    a.c.external_id,
+    a.c.status,
+    a.c.attributes_json,
+    a.c.payload_hash,
+    a.c.person_id,
+)
+
+
+async def people_with_accounts(
+    conn: AsyncConnection, person_ids: Collection[int] | None = None, chunk: int = IN_CHUNK
+) -> AsyncIterator[list[PersonRow]]:
+    """Yield every person (or the ones named) with their live linked accounts, in chunks."""
+    async for ids in _id_batches(conn, person_ids, chunk):
+        people = {
+            row.id: PersonRow(
+                id=row.id,
+                email=row.primary_email,
+                authority_id=row.authority_id,
+                lifecycle=row.lifecycle,
+                version=row.version,
+                names={
+                    "given_name": row.given_name,
+                    "family_name": row.family_name,
+                    "display_name": row.display_name,
+                },
+                attributes=loads(row.attributes_json) or {},
+            )
+            for row in await conn.execute(sa.select(p).where(p.c.id.in_(ids)).order_by(p.c.id))
+        }
+        for row in await conn.execute(
+            sa.select(*_ACCOUNT_COLUMNS)
+            .where(a.c.person_id.in_(ids), a.c.missing_since.is_(None))
+            .order_by(a.c.id)
+        ):
+            # Two linked accounts in one connector is a conflict; plan for the first.
+            people[row.person_id].accounts.setdefault(row.connector, _account(row))
+        yield list(people.values())
+
+
+async def _id_batches(
+    conn: AsyncConnection, person_ids: Collection[int] | None, chunk: int
+) -> AsyncIterator[list[int]]:
+    if person_ids is not None:
+        for ids in chunks(sorted(person_ids), chunk):
+            yield ids
+        return
+    after = 0
+    while True:
+        ids = list(
+            (
+                await conn.execute(
+                    sa.select(p.c.id).where(p.c.id > after).order_by(p.c.id).limit(chunk)
+                )
+            ).scalars()
+        )
+        if not ids:
+            return
+        yield ids
+        after = ids[-1]
+
+
+async def live_orphans(conn: AsyncConnection, connector: str) -> list[LinkedAccount]:
+    """Live accounts at one connector that belong to no person."""
+    rows = await conn.execute(
+        sa.select(*_ACCOUNT_COLUMNS).where(
+            a.c.connector == connector, a.c.person_id.is_(None), a.c.missing_since.is_(None)
+        )
+    )
+    return [_account(row) for row in rows]
+
+
+async def live_account_count(conn: AsyncConnection, connector: str) -> int:
+    """How many accounts the connector's last listings hold."""
+    count = await conn.execute(
+        sa.select(sa.func.count())
+        .select_from(a)
+        .where(a.c.connector == connector, a.c.missing_since.is_(None))
+    )
+    return int(count.scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class ListingState:
+    """Whether a connector has been listed, and whether its last listing was complete."""
+
+    listed: bool
+    complete: bool
+
+
+async def listing_state(conn: AsyncConnection, connector: str) -> ListingState:
+    """The connector's listing bookkeeping."""
+    s = connector_state_table
+    row = (
+        await conn.execute(
+            sa.select(s.c.listing_finished_at, s.c.listing_complete).where(
+                s.c.connector == connector
+            )
+        )
+    ).first()
+    if row is None or row.listing_finished_at is None:
+        return ListingState(listed=False, complete=False)
+    return ListingState(listed=True, complete=bool(row.listing_complete))
+
+
+async def open_operations(
+    conn: AsyncConnection, connectors: Collection[str]
+) -> set[tuple[str, str, int | None, int | None, str]]:
+    """(connector, op, account, person, payload) of every operation not yet finished."""
+    rows = await conn.execute(
+        sa.select(o.c.connector, o.c.op, o.c.account_id, o.c.person_id, o.c.payload_json).where(
+            o.c.state.in_(OPEN_STATES), o.c.connector.in_(list(connectors))
+        )
+    )
+    return {(r.connector, r.op, r.account_id, r.person_id, r.payload_json) for r in rows}
