@@ -101,6 +101,7 @@ class AppXiteConnector(Connector):
     paginator: ClassVar[Paginator] = PageTotalPaginator(
         page_param="page", size_param="pageSize", size=100, total_key="TotalCount"
     )
+    writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR) | {"role"}
     capabilities = Capabilities(
         put_replaces_object=False,  # PATCH merges by default; update_method="PUT" reads first
         has_deactivate=True,  # deactivate = block

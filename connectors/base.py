@@ -16,7 +16,7 @@ from connectors.budget import RateBudget
 from connectors.errors import ConnectorConfigError, UnsupportedOperation
 from connectors.http import VendorHttp
 from connectors.pagination import ListingSource, Paginator, Record
-from connectors.records import VendorAccount
+from connectors.records import CANONICAL_ATTRIBUTES, VendorAccount
 from connectors.retry import RetryPolicy
 
 
@@ -52,6 +52,8 @@ class Connector(ABC):
     extra_headers: ClassVar[Mapping[str, str]] = {}
     default_ceiling: ClassVar[float] = 5.0  # requests per second when no budget is given
     allow_delete: bool = False  # from the connector's config; deletes are refused without it
+    # Canonical attributes an update can change (the others are derived or read-only).
+    writable: ClassVar[frozenset[str]] = frozenset(CANONICAL_ATTRIBUTES) - {"active"}
 
     def __init__(
         self,

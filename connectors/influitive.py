@@ -54,6 +54,7 @@ class InfluitiveConnector(Connector):
     secret_names = ("api_key",)
     # The page size is undocumented, so only an empty page proves the end.
     paginator: ClassVar[Paginator] = PageNumberPaginator(page_param="page", max_pages=100_000)
+    writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
     capabilities = Capabilities(
         put_replaces_object=False,
         upsert_only=False,

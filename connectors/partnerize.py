@@ -102,6 +102,7 @@ class PartnerizeConnector(Connector):
     vendor = "partnerize"
     secret_names = ("application_key", "user_api_key")
     paginator: ClassVar[Paginator] = CountCheckedPaginator(size=100)
+    writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
     capabilities = Capabilities(
         put_replaces_object=True,
         upsert_only=False,

@@ -62,6 +62,7 @@ class ThoughtIndustriesConnector(Connector):
     paginator: ClassVar[Paginator] = PageTotalPaginator(
         page_param="page", size_param="per_page", size=MAX_PAGE_SIZE
     )
+    writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR) - {"active"}
     capabilities = Capabilities(
         put_replaces_object=True,
         upsert_only=False,

@@ -65,6 +65,7 @@ class UserflowConnector(Connector):
     vendor = "userflow"
     secret_names = ("api_key",)
     paginator: ClassVar[Paginator] = CursorPaginator(limit=100)
+    writable: ClassVar[frozenset[str]] = frozenset(ATTRIBUTE_NAMES)
     capabilities = Capabilities(
         put_replaces_object=False,
         upsert_only=True,

@@ -146,9 +146,13 @@ async def _set(db: Database, op_id: int, **values: Any) -> None:
         )
 
 
-async def complete(db: Database, op_id: int) -> None:
-    """The vendor confirmed the operation."""
-    await _set(db, op_id, state="done", last_error=None)
+async def complete(conn: AsyncConnection, op_id: int) -> None:
+    """The vendor confirmed the operation (inside the caller's transaction)."""
+    await conn.execute(
+        sa.update(o)
+        .where(o.c.id == op_id)
+        .values(state="done", last_error=None, updated_at=utcnow())
+    )
 
 
 async def fail(

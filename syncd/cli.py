@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 
@@ -38,6 +39,49 @@ def _sim(args: argparse.Namespace) -> int:
     )
 
 
+def _engine_command(args: argparse.Namespace) -> int:
+    """Run one of the engine's operator commands against --config."""
+    from connectors.errors import ConnectorError
+    from graph.db import DatabaseError
+    from syncd.commands import run_command
+    from syncd.config import ConfigError
+
+    try:
+        return run_command(args)
+    except ConfigError as exc:
+        print(f"syncd: bad config: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (DatabaseError, ConnectorError, OSError) as exc:
+        print(f"syncd {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def command(name: str, help_text: str, *, json: bool = True) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument("--config", type=Path, required=True, help="the TOML config file")
+        if json:
+            parser.add_argument("--json", action="store_true", help="print data as JSON")
+        parser.set_defaults(handler=_engine_command)
+        return parser
+
+    command("once", "run one full cycle of every connector")
+    command("plan", "show what a cycle would queue, writing nothing outward")
+    for name, verb in (("approve", "release"), ("reject", "drop")):
+        held = command(name, f"{verb} operations a guard held")
+        held.add_argument("--connector", help="only this connector's")
+    command("status", "per-connector listing and outbox state")
+    command("person", "a person and their accounts").add_argument("email")
+    command("conflicts", "open conflicts")
+    link = command("link", "link an account to a person by hand", json=False)
+    link.add_argument("connector")
+    link.add_argument("external_id")
+    link.add_argument("email")
+    unlink = command("unlink", "detach an account from its person by hand", json=False)
+    unlink.add_argument("connector")
+    unlink.add_argument("external_id")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="syncd", description=__doc__)
@@ -62,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, help="requests per second before 429 (default: none)")
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     sim.set_defaults(handler=_sim)
+    _add_engine_commands(commands)
     return parser
 
 

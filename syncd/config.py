@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.registry import VENDORS
 
@@ -33,6 +33,10 @@ class AuthorityConfig(_Strict):
     """The authoritative source of people."""
 
     hr_feed: Path
+    poll_interval: float = Field(default=30.0, gt=0)
+    # A feed missing more than this share of the people it last held deprovisions nobody.
+    max_missing_share: float = Field(default=0.1, ge=0, le=1)
+    missing_allowance: int = Field(default=1, ge=0)
 
 
 class GuardConfig(_Strict):
@@ -47,6 +51,7 @@ class ProvisionConfig(_Strict):
 
     domains: list[str] = []
     groups: list[str] = []
+    attributes: dict[str, str] = {}
 
 
 class ConnectorConfig(_Strict):
@@ -61,6 +66,8 @@ class ConnectorConfig(_Strict):
     secrets: dict[str, str] = {}
     settings: dict[str, Any] = {}
     provision: ProvisionConfig = ProvisionConfig()
+    deactivate_orphans: bool = False
+    staleness_limit: float | None = Field(default=None, gt=0)
 
     @field_validator("vendor")
     @classmethod
@@ -81,13 +88,55 @@ class ConnectorConfig(_Strict):
         return value
 
 
+class PushConfig(_Strict):
+    """How failed writes are retried."""
+
+    max_attempts: int = Field(default=5, ge=1)
+    base_delay: float = Field(default=2.0, gt=0)
+    max_delay: float = Field(default=300.0, gt=0)
+
+
+class HealthConfig(_Strict):
+    """Where the health endpoint listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
 class Config(_Strict):
     """The whole config file."""
 
     database: DatabaseConfig = DatabaseConfig()
     authority: AuthorityConfig | None = None
     guard: GuardConfig = GuardConfig()
+    push: PushConfig = PushConfig()
+    health: HealthConfig = HealthConfig()
+    precedence: dict[str, list[str]] = {}
     connectors: dict[str, ConnectorConfig] = {}
+
+    @field_validator("precedence")
+    @classmethod
+    def _known_attributes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from syncd.plan import CANONICAL
+
+        for key, sources in value.items():
+            if key not in CANONICAL:
+                raise ValueError(f"{key!r} is not a canonical attribute ({', '.join(CANONICAL)})")
+            if not sources:
+                raise ValueError(f"{key!r} needs at least one source")
+        return value
+
+    @model_validator(mode="after")
+    def _known_sources(self) -> Config:
+        known = {"authority", *self.connectors}
+        for key, sources in self.precedence.items():
+            unknown = [source for source in sources if source not in known]
+            if unknown:
+                raise ValueError(
+                    f"precedence.{key}: unknown source(s) {', '.join(unknown)} "
+                    "(use 'authority' or a connector name)"
+                )
+        return self
 
 
 def _describe(error: ValidationError) -> str:

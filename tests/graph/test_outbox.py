@@ -39,7 +39,8 @@ async def test_claim_takes_deactivations_first_and_marks_them_in_flight(store: G
     assert [op.op for op in claimed] == ["deactivate", "update"]
     assert all(op.state == "in_flight" and op.attempts == 1 for op in claimed)
     assert await outbox.claim(store.db, "other", limit=5) == []
-    await outbox.complete(store.db, claimed[0].id)
+    async with store.db.write() as conn:
+        await outbox.complete(conn, claimed[0].id)
     assert await outbox.counts_by_state(store.db) == {
         ("acme", "done"): 1,
         ("acme", "in_flight"): 1,

@@ -1,0 +1,288 @@
+"""The sync engine: authority in, listings in, plan, outbox, push out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import anyio
+import structlog
+
+from connectors.base import Connector
+from connectors.budget import RateBudget
+from connectors.errors import AuthenticationError, ConnectorError
+from connectors.registry import vendor
+from connectors.session import open_session
+from graph import outbox
+from graph.people import active_from, deprovision, upsert_people_in
+from graph.resolve import resolve_in
+from graph.store import GraphStore
+from syncd.config import Config, ConfigError, ConnectorConfig, ProvisionConfig, resolve_secrets
+from syncd.hrfeed import read_feed
+from syncd.plan import Guard, Person, Target
+from syncd.push import Pusher, PushStats, RetryPolicy
+from syncd.reconcile import Policy, ReconcileResult, reconcile
+
+log = structlog.get_logger("syncd.engine")
+AUTHORITY_SOURCE = "hr"
+
+
+class Rollback(Exception):
+    """Raised inside a transaction to undo it (a dry run)."""
+
+
+def provision_rule(rule: ProvisionConfig) -> Callable[[Person], bool]:
+    """Who gets a new account: an email domain, a group, or every listed attribute matching."""
+    domains = {domain.casefold() for domain in rule.domains}
+    groups = set(rule.groups)
+
+    def matches(person: Person) -> bool:
+        if person.email.rpartition("@")[2].casefold() in domains:
+            return True
+        held = person.attributes.get("groups")
+        if groups and isinstance(held, list) and groups.intersection(map(str, held)):
+            return True
+        return bool(rule.attributes) and all(
+            str(person.attributes.get(key)) == value for key, value in rule.attributes.items()
+        )
+
+    return matches
+
+
+@dataclass
+class FeedResult:
+    """What one read of the authority feed did."""
+
+    people: int = 0
+    skipped_rows: int = 0
+    created: int = 0
+    updated: int = 0
+    deprovisioned: int = 0
+    refused: str | None = None
+    plan: ReconcileResult = field(default_factory=ReconcileResult)
+
+
+@dataclass
+class ListingResult:
+    """What one listing of one connector did."""
+
+    connector: str
+    complete: bool = False
+    accounts: int = 0
+    changed: int = 0
+    error: str | None = None
+    plan: ReconcileResult = field(default_factory=ReconcileResult)
+    seconds: float = 0.0
+
+
+def build_connector(
+    name: str, settings: ConnectorConfig, session: aiohttp.ClientSession, secrets: Mapping[str, str]
+) -> Connector:
+    """Build one configured connector; a setting the vendor does not take is a ConfigError."""
+    kwargs: dict[str, object] = dict(settings.settings)
+    if settings.allow_delete:
+        kwargs["allow_delete"] = True
+    if settings.base_url:
+        kwargs["base_url"] = settings.base_url
+    budget = RateBudget(settings.rate, burst=settings.burst, name=name)
+    try:
+        return vendor(settings.vendor).connector(
+            name=name,
+            session=session,
+            secrets=secrets,
+            budget=budget,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except TypeError as exc:
+        raise ConfigError(f"connectors.{name}.settings: {exc}") from None
+    except ConnectorError as exc:
+        raise ConfigError(f"connectors.{name}: {exc}") from None
+
+
+def _connector_error(exc: BaseException) -> ConnectorError | None:
+    """The vendor failure inside an error (task groups wrap what their tasks raise)."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _connector_error(inner)) is not None:
+                return found
+    return None
+
+
+class Engine:
+    """One configured deployment: the graph, its connectors and their pushers."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: GraphStore,
+        connectors: Mapping[str, Connector],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.connectors = dict(connectors)
+        guard = Guard(
+            max_count=config.guard.max_deactivations,
+            max_share=config.guard.max_deactivation_share,
+        )
+        self.policy = Policy(
+            guard=guard,
+            precedence={key: tuple(sources) for key, sources in config.precedence.items()},
+            deactivate_orphans=frozenset(
+                name for name, item in config.connectors.items() if item.deactivate_orphans
+            ),
+        )
+        self.targets = {
+            name: Target(
+                name,
+                has_deactivate=connector.capabilities.has_deactivate,
+                writable=connector.writable,
+                provision=provision_rule(config.connectors[name].provision),
+            )
+            for name, connector in self.connectors.items()
+        }
+        retry = RetryPolicy(
+            max_attempts=config.push.max_attempts,
+            base_delay=config.push.base_delay,
+            max_delay=config.push.max_delay,
+        )
+        self.pushers = {
+            name: Pusher(store.db, connector, retry=retry, policy=store.policy)
+            for name, connector in self.connectors.items()
+        }
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, config: Config, environ: Mapping[str, str] | None = None
+    ) -> AsyncIterator[Engine]:
+        """Open the graph and a client session and build every connector."""
+        secrets = {
+            name: resolve_secrets(name, item.secrets, environ)
+            for name, item in config.connectors.items()
+        }
+        store = await GraphStore.open(config.database.url)
+        try:
+            async with open_session() as session:
+                connectors = {
+                    name: build_connector(name, item, session, secrets[name])
+                    for name, item in config.connectors.items()
+                }
+                yield cls(config, store, connectors)
+        finally:
+            await store.close()
+
+    # -- authority ------------------------------------------------------------------
+
+    async def apply_feed(self, path: Path | None = None, *, dry_run: bool = False) -> FeedResult:
+        """Read the HR feed and apply it with its plan in one transaction."""
+        if path is None:
+            if self.config.authority is None:
+                return FeedResult()
+            path = self.config.authority.hr_feed
+        feed = await anyio.to_thread.run_sync(read_feed, path)
+        result = FeedResult(people=len(feed.people), skipped_rows=len(feed.errors))
+        for error in feed.errors:
+            log.warning("authority.row_skipped", line=error.line, reason=error.message)
+        try:
+            async with self.store.db.write() as conn:
+                before = await active_from(conn, AUTHORITY_SOURCE)
+                stats = await upsert_people_in(
+                    conn, feed.people, AUTHORITY_SOURCE, self.store.policy
+                )
+                result.created, result.updated = stats.created, stats.updated
+                absent = before - stats.present
+                result.refused = self._feed_refusal(len(absent), len(before), len(stats.present))
+                if result.refused is not None:
+                    log.warning("authority.shrank", absent=len(absent), reason=result.refused)
+                    absent = set()
+                result.deprovisioned = await deprovision(conn, absent, AUTHORITY_SOURCE)
+                changed = stats.changed | absent
+                if changed:
+                    result.plan = await reconcile(
+                        conn, list(self.targets.values()), self.policy, changed, dry_run=dry_run
+                    )
+                if dry_run:
+                    raise Rollback
+        except Rollback:
+            pass
+        return result
+
+    def _feed_refusal(self, absent: int, before: int, present: int) -> str | None:
+        settings = self.config.authority
+        if absent == 0 or settings is None:
+            return None
+        if present == 0:
+            return f"the feed holds nobody but {before} people are active"
+        if absent > settings.missing_allowance and absent > settings.max_missing_share * before:
+            return f"{absent} of {before} people would be deprovisioned"
+        return None
+
+    # -- connectors -----------------------------------------------------------------
+
+    async def list_connector(self, name: str, *, dry_run: bool = False) -> ListingResult:
+        """List every account, write what changed, resolve, and plan for this connector."""
+        connector = self.connectors[name]
+        result = ListingResult(name)
+        started = time.monotonic()
+        listing = await self.store.begin_listing(name)
+        complete = False
+        try:
+            async with aclosing(connector.list_pages()) as pages:
+                stats = await self.store.ingest_pages(listing, pages)
+            result.changed = stats.inserted + stats.updated
+            complete = True
+        except (ConnectorError, ExceptionGroup) as caught:
+            exc = _connector_error(caught)
+            if exc is None:
+                raise
+            if isinstance(exc, AuthenticationError):
+                result.error = f"credentials rejected: {exc}"
+            else:
+                result.error = f"{type(exc).__name__}: {exc}"
+        finish = await self.store.finish_listing(listing, complete=complete)
+        result.complete = complete and finish.refused is None
+        result.accounts = listing.listed
+        if finish.refused:
+            result.error = f"listing refused: {finish.refused}"
+        try:
+            async with self.store.db.write() as conn:
+                await resolve_in(conn, name)
+                result.plan = await reconcile(
+                    conn, [self.targets[name]], self.policy, dry_run=dry_run
+                )
+                if dry_run:
+                    raise Rollback
+        except Rollback:
+            pass
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def replan(self, *, dry_run: bool = False) -> ReconcileResult:
+        """Plan every person against every listed connector from the graph as it stands."""
+        result = ReconcileResult()
+        try:
+            async with self.store.db.write() as conn:
+                for name in self.targets:
+                    await resolve_in(conn, name)
+                result = await reconcile(
+                    conn, list(self.targets.values()), self.policy, dry_run=dry_run
+                )
+                if dry_run:
+                    raise Rollback
+        except Rollback:
+            pass
+        return result
+
+    async def push(self, name: str) -> PushStats:
+        """Drain one connector's outbox."""
+        return await self.pushers[name].drain()
+
+    async def recover(self) -> int:
+        """Put operations a crash left in flight back in the queue."""
+        return await outbox.recover_in_flight(self.store.db)

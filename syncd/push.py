@@ -1,0 +1,235 @@
+"""Drain a connector's outbox on its rate budget: each operation done once at the vendor."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import anyio
+import sqlalchemy as sa
+import structlog
+
+from connectors.base import Connector
+from connectors.errors import (
+    AccountExistsError,
+    AuthenticationError,
+    ConnectorError,
+    UnsupportedOperation,
+    VendorHTTPError,
+)
+from connectors.records import VendorAccount
+from graph.db import Database
+from graph.emails import DEFAULT_POLICY, EmailPolicy
+from graph.models import account_table, utcnow
+from graph.outbox import QueuedOperation, claim, complete, fail
+from graph.writeback import mark_deactivated, record_account
+
+log = structlog.get_logger("syncd.push")
+
+
+@dataclass
+class PushStats:
+    """What one drain did."""
+
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    auth_failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how far apart a failed operation is tried again."""
+
+    max_attempts: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        """Capped exponential backoff with full jitter."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311  (timing jitter, not security)
+
+
+class Pusher:
+    """Pushes a connector's queued operations and writes the vendor's answers to the graph."""
+
+    def __init__(
+        self,
+        db: Database,
+        connector: Connector,
+        *,
+        retry: RetryPolicy | None = None,
+        policy: EmailPolicy = DEFAULT_POLICY,
+        batch: int = 64,
+        concurrency: int = 8,
+        observe: Callable[[str, str, float], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.connector = connector
+        self.retry = retry or RetryPolicy()
+        self.policy = policy
+        self.batch = batch
+        self.concurrency = concurrency
+        self.observe = observe
+        self.log = log.bind(connector=connector.name)
+
+    async def drain(self) -> PushStats:
+        """Push every due operation; stop early if the vendor rejects the credentials."""
+        stats = PushStats()
+        while not stats.auth_failed:
+            ops = await claim(self.db, self.connector.name, self.batch)
+            if not ops:
+                break
+            creates = [op for op in ops if op.op == "create" and op.attempts == 1]
+            rest = [op for op in ops if op not in creates]
+            if self.connector.capabilities.bulk_invite and len(creates) > 1:
+                await self._invite(creates, stats)
+            else:
+                rest = ops
+            await self._push_all(rest, stats)
+        return stats
+
+    async def _push_all(self, ops: list[QueuedOperation], stats: PushStats) -> None:
+        limiter = anyio.Semaphore(self.concurrency)
+
+        async def one(op: QueuedOperation) -> None:
+            async with limiter:
+                await self._push(op, stats)
+
+        async with anyio.create_task_group() as group:
+            for op in ops:
+                group.start_soon(one, op)
+
+    async def _push(self, op: QueuedOperation, stats: PushStats) -> None:
+        started = time.monotonic()
+        try:
+            await self._apply(op)
+        except AuthenticationError as exc:
+            stats.auth_failed = True
+            await self._failed(op, exc, stats, final=False, attempts_back=True)
+        except UnsupportedOperation as exc:
+            await self._failed(op, exc, stats, final=True)
+        except (ConnectorError, ValueError) as exc:
+            await self._failed(op, exc, stats, final=False)
+        else:
+            stats.done += 1
+            if self.observe is not None:
+                self.observe(self.connector.name, op.op, time.monotonic() - started)
+
+    async def _failed(
+        self,
+        op: QueuedOperation,
+        exc: Exception,
+        stats: PushStats,
+        *,
+        final: bool,
+        attempts_back: bool = False,
+    ) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        retry_at = utcnow() + timedelta(seconds=self.retry.delay(op.attempts))
+        # A rejected credential is not the operation's fault: it does not use up attempts.
+        max_attempts = op.attempts + 1 if attempts_back else self.retry.max_attempts
+        state = await fail(
+            self.db, op, error, retry_at=retry_at, max_attempts=1 if final else max_attempts
+        )
+        if state == "dead":
+            stats.dead += 1
+            self.log.error("push.dead", op=op.op, operation=op.id, error=error)
+        else:
+            stats.retried += 1
+            self.log.warning("push.retry", op=op.op, operation=op.id, error=error)
+
+    async def _apply(self, op: QueuedOperation) -> None:
+        connector = self.connector
+        if op.op == "create":
+            account = await self._create(op)
+            await self._record(op, account)
+            return
+        external_id = await self._external_id(op)
+        if op.op in ("update", "reactivate"):
+            try:
+                account = await connector.update_account(external_id, op.payload)
+            except VendorHTTPError as exc:
+                if exc.status == 404:
+                    raise UnsupportedOperation(connector.vendor, "the account is gone") from exc
+                raise
+            await self._record(op, account)
+        elif op.op == "deactivate":
+            try:
+                await connector.deactivate_account(external_id)
+            except VendorHTTPError as exc:
+                if exc.status != 404:  # an account that is gone has no access left
+                    raise
+            await self._finish(op, deactivated=True)
+        elif op.op == "delete":
+            await connector.delete_account(external_id)
+            await self._finish(op, deactivated=True)
+        else:
+            raise UnsupportedOperation(connector.vendor, f"unknown operation {op.op!r}")
+
+    async def _create(self, op: QueuedOperation) -> VendorAccount:
+        email = str(op.payload.get("email", ""))
+        if op.attempts > 1:
+            # An earlier try may have reached the vendor before a crash or timeout.
+            found = await self.connector.find_by_email(email)
+            if found is not None:
+                self.log.info("push.create_found", operation=op.id)
+                return found
+        try:
+            return await self.connector.create_account(op.payload)
+        except AccountExistsError:
+            found = await self.connector.find_by_email(email)
+            if found is None:
+                raise
+            return found
+
+    async def _invite(self, ops: list[QueuedOperation], stats: PushStats) -> None:
+        invite = getattr(self.connector, "invite_accounts", None)
+        assert invite is not None
+        started = time.monotonic()
+        try:
+            accounts: list[VendorAccount] = await invite([op.payload for op in ops])
+        except AuthenticationError as exc:
+            stats.auth_failed = True
+            for op in ops:
+                await self._failed(op, exc, stats, final=False, attempts_back=True)
+            return
+        except (ConnectorError, ValueError) as exc:
+            for op in ops:
+                await self._failed(op, exc, stats, final=False)
+            return
+        for op, account in zip(ops, accounts, strict=True):
+            await self._record(op, account)
+            stats.done += 1
+            if self.observe is not None:
+                self.observe(self.connector.name, op.op, time.monotonic() - started)
+
+    async def _external_id(self, op: QueuedOperation) -> str:
+        async with self.db.read() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(account_table.c.external_id).where(
+                        account_table.c.id == op.account_id
+                    )
+                )
+            ).scalar()
+        if found is None:
+            raise UnsupportedOperation(self.connector.vendor, "the account is no longer known")
+        return str(found)
+
+    async def _record(self, op: QueuedOperation, account: VendorAccount) -> None:
+        async with self.db.write() as conn:
+            await record_account(
+                conn, self.connector.name, account, person_id=op.person_id, policy=self.policy
+            )
+            await complete(conn, op.id)
+
+    async def _finish(self, op: QueuedOperation, *, deactivated: bool) -> None:
+        async with self.db.write() as conn:
+            if deactivated and op.account_id is not None:
+                await mark_deactivated(conn, op.account_id)
+            await complete(conn, op.id)

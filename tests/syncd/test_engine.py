@@ -1,0 +1,265 @@
+"""The sync engine end to end: five vendor simulators, an HR file, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.sim import serve
+from connectors.sim.appxite import AppXiteSimulator
+from connectors.sim.base import VendorSimulator
+from connectors.sim.influitive import InfluitiveSimulator
+from connectors.sim.partnerize import PartnerizeSimulator
+from connectors.sim.thought_industries import ThoughtIndustriesSimulator
+from connectors.sim.userflow import UserflowSimulator
+from graph import outbox
+from syncd.config import Config
+from syncd.engine import Engine
+
+TOKEN = "engine-Secret-token-0001"
+KEY = "engine-Secret-key-0002"
+ENV = {"SYNCD_TOKEN": TOKEN, "SYNCD_KEY": KEY}
+PEOPLE = 12
+FIELDS = ["employee_id", "email", "given_name", "family_name", "title", "status"]
+
+
+def person(index: int, **changes: str) -> dict[str, str]:
+    """One HR row."""
+    row = {
+        "employee_id": f"E{index:03d}",
+        "email": f"person{index}@corp.example",
+        "given_name": f"Given{index}",
+        "family_name": f"Family{index}",
+        "title": "Engineer",
+        "status": "active",
+    }
+    return {**row, **changes}
+
+
+def write_feed(path: Path, rows: list[dict[str, str]]) -> None:
+    """Write the HR export."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+SIMS: dict[str, Any] = {
+    "influitive": lambda: InfluitiveSimulator(token=TOKEN),
+    "thought_industries": lambda: ThoughtIndustriesSimulator(token=TOKEN),
+    "partnerize": lambda: PartnerizeSimulator(token=f"{TOKEN}:{KEY}"),
+    "userflow": lambda: UserflowSimulator(token=TOKEN),
+    "appxite": lambda: AppXiteSimulator(token=TOKEN, subscription_key=KEY),
+}
+SECRETS: dict[str, dict[str, str]] = {
+    "influitive": {"api_key": "env:SYNCD_TOKEN"},
+    "thought_industries": {"api_key": "env:SYNCD_TOKEN"},
+    "partnerize": {"application_key": "env:SYNCD_TOKEN", "user_api_key": "env:SYNCD_KEY"},
+    "userflow": {"api_key": "env:SYNCD_TOKEN"},
+    "appxite": {"token": "env:SYNCD_TOKEN", "subscription_key": "env:SYNCD_KEY"},
+}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "userflow": {"id_attribute": "employee_id"},
+    "appxite": {"scope_id": "platform-1"},
+}
+
+
+class World:
+    """Running simulators, an HR file, and a config that points at them."""
+
+    def __init__(self, urls: dict[str, str], sims: dict[str, VendorSimulator], feed: Path) -> None:
+        self.urls, self.sims, self.feed = urls, sims, feed
+
+    def config(self, db_url: str, **guard: Any) -> Config:
+        """The deployment's config."""
+        return Config.model_validate(
+            {
+                "database": {"url": db_url},
+                "authority": {"hr_feed": str(self.feed)},
+                "guard": guard or {},
+                "push": {"base_delay": 0.01, "max_delay": 0.05},
+                "connectors": {
+                    name: {
+                        "vendor": name,
+                        "base_url": url,
+                        "rate": 200,
+                        "secrets": SECRETS[name],
+                        "settings": SETTINGS.get(name, {}),
+                        "provision": {"domains": ["corp.example"]},
+                    }
+                    for name, url in self.urls.items()
+                },
+            }
+        )
+
+    def users(self, name: str) -> list[dict[str, Any]]:
+        """Every user the vendor simulator holds."""
+        return list(self.sims[name].users.values())
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    """Five empty vendors and an HR feed of PEOPLE people."""
+    sims = {name: make() for name, make in SIMS.items()}
+    async with AsyncExitStack() as stack:
+        urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in sims.items()}
+        feed = tmp_path / "hr.csv"
+        write_feed(feed, [person(i) for i in range(PEOPLE)])
+        yield World(urls, sims, feed)
+
+
+async def cycle(engine: Engine) -> None:
+    """Feed, then list and push every connector."""
+    await engine.recover()
+    await engine.apply_feed()
+    for name in engine.connectors:
+        result = await engine.list_connector(name)
+        assert result.complete, result.error
+        await engine.push(name)
+    for name in engine.connectors:
+        await engine.push(name)
+
+
+def by_email(world: World, name: str) -> dict[str, dict[str, Any]]:
+    """A vendor's users by lowercased email, whatever the vendor calls the field."""
+    found = {}
+    for user in world.users(name):
+        email = (
+            user.get("email") or user.get("Email") or (user.get("attributes") or {}).get("email")
+        )
+        found[str(email).lower()] = user
+    return found
+
+
+def title_of(user: dict[str, Any]) -> Any:
+    """The title field in any vendor's shape."""
+    return user.get("title") or user.get("JobTitle") or (user.get("attributes") or {}).get("title")
+
+
+def active(name: str, user: dict[str, Any]) -> bool:
+    """Whether a vendor user is active, in that vendor's terms."""
+    if name == "appxite":
+        return bool(user["State"] != "Blocked")
+    if name == "thought_industries":
+        return user.get("active") is not False
+    if name == "userflow":
+        return True
+    return bool(user.get("status", "active") == "active")
+
+
+async def test_hires_changes_leavers_and_guards(world: World, db_url: str) -> None:
+    config = world.config(db_url, max_deactivations=3, max_deactivation_share=0.5)
+    async with Engine.open(config, environ=ENV) as engine:
+        await cycle(engine)
+        # A new hire (everyone is new here) gets an account at every vendor the rule names.
+        for name in SIMS:
+            held = by_email(world, name)
+            assert {f"person{i}@corp.example" for i in range(PEOPLE)} <= set(held), name
+        count_before = {name: len(world.users(name)) for name in SIMS}
+
+        # A second cycle changes nothing and creates no duplicate.
+        await cycle(engine)
+        assert {name: len(world.users(name)) for name in SIMS} == count_before
+
+        # A title change reaches every vendor that has a title, leaving other fields alone.
+        rows = [person(i) for i in range(PEOPLE)]
+        rows[1] = person(1, title="Staff Engineer")
+        write_feed(world.feed, rows)
+        await engine.apply_feed()
+        for name in engine.connectors:
+            await engine.push(name)
+        for name in ("influitive", "userflow", "appxite"):
+            assert title_of(by_email(world, name)["person1@corp.example"]) == "Staff Engineer"
+
+        # A leaver is deactivated everywhere that can deactivate; Userflow cannot.
+        write_feed(world.feed, rows[:-1])
+        feed = await engine.apply_feed()
+        assert feed.deprovisioned == 1
+        assert "userflow: cannot deactivate" in feed.plan.unsupported
+        for name in engine.connectors:
+            await engine.push(name)
+        leaver = f"person{PEOPLE - 1}@corp.example"
+        for name in ("influitive", "thought_industries", "partnerize", "appxite"):
+            assert not active(name, by_email(world, name)[leaver]), name
+
+        # A truncated feed deprovisions nobody.
+        write_feed(world.feed, rows[:3])
+        feed = await engine.apply_feed()
+        assert feed.refused is not None and feed.deprovisioned == 0
+
+        # A mass termination past the guard is held until approved.
+        terminated = [person(i, status="terminated") if i >= 5 else rows[i] for i in range(11)]
+        write_feed(world.feed, terminated)
+        feed = await engine.apply_feed()
+        assert feed.plan.held.get("influitive") == 6
+        await engine.push("influitive")
+        still = by_email(world, "influitive")
+        assert all(active("influitive", still[f"person{i}@corp.example"]) for i in range(5, 11))
+
+
+async def test_a_rehire_is_reactivated(world: World, db_url: str) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await cycle(engine)
+        rows = [person(i) for i in range(PEOPLE)]
+        write_feed(world.feed, [*rows[:-1], person(PEOPLE - 1, status="terminated")])
+        await cycle(engine)
+        who = f"person{PEOPLE - 1}@corp.example"
+        assert not active("partnerize", by_email(world, "partnerize")[who])
+        write_feed(world.feed, rows)
+        await cycle(engine)
+        assert active("partnerize", by_email(world, "partnerize")[who])
+        assert active("appxite", by_email(world, "appxite")[who])
+
+
+async def test_a_vendor_401_or_cut_listing_deactivates_nobody(world: World, db_url: str) -> None:
+    config = world.config(db_url)
+    async with Engine.open(config, environ=ENV) as engine:
+        await cycle(engine)
+        sim = world.sims["influitive"]
+        sim.token = "rotated-elsewhere"
+        rows = [person(i) for i in range(PEOPLE)]
+        write_feed(world.feed, [*rows[:-1], person(PEOPLE - 1, status="terminated")])
+        await engine.apply_feed()
+        result = await engine.list_connector("influitive")
+        assert not result.complete and result.error and "credentials" in result.error
+        assert TOKEN not in result.error
+        assert result.plan.operations == []
+
+
+async def test_an_email_change_reaches_vendors_without_a_new_account(
+    world: World, db_url: str
+) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await cycle(engine)
+        counts = {name: len(world.users(name)) for name in SIMS}
+        rows = [person(i) for i in range(PEOPLE)]
+        rows[2] = person(2, email="renamed2@corp.example")
+        write_feed(world.feed, rows)
+        await cycle(engine)
+        assert {name: len(world.users(name)) for name in SIMS} == counts
+        assert "renamed2@corp.example" in by_email(world, "influitive")
+        assert "person2@corp.example" not in by_email(world, "influitive")
+
+
+async def test_a_create_retried_after_a_crash_finds_the_account(world: World, db_url: str) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await engine.apply_feed()
+        await engine.list_connector("thought_industries")
+        # The process dies after the vendor created the account but before it was recorded:
+        # claim the operations, create directly at the vendor, then recover.
+        ops = await outbox.claim(engine.store.db, "thought_industries", 100)
+        assert len(ops) == PEOPLE
+        connector = engine.connectors["thought_industries"]
+        for op in ops[:5]:
+            await connector.create_account(op.payload)
+        assert await engine.recover() == PEOPLE
+        await engine.push("thought_industries")
+        assert len(world.users("thought_industries")) == PEOPLE
+        await engine.list_connector("thought_industries")
+        await engine.push("thought_industries")
+        assert len(world.users("thought_industries")) == PEOPLE
