@@ -56,6 +56,20 @@ def _engine_command(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
 
 
+def _run(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM or SIGINT."""
+    from syncd.config import ConfigError
+    from syncd.daemon import run_daemon
+    from syncd.logging import configure_logging
+
+    configure_logging(level=args.log_level)
+    try:
+        return run_daemon(args.config)
+    except ConfigError as exc:
+        print(f"syncd: bad config: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
 def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def command(name: str, help_text: str, *, json: bool = True) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_text)
@@ -65,6 +79,10 @@ def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         parser.set_defaults(handler=_engine_command)
         return parser
 
+    run = commands.add_parser("run", help="run the daemon (systemd service or container)")
+    run.add_argument("--config", type=Path, required=True, help="the TOML config file")
+    run.add_argument("--log-level", default="info", help="default %(default)s")
+    run.set_defaults(handler=_run)
     command("once", "run one full cycle of every connector")
     command("plan", "show what a cycle would queue, writing nothing outward")
     for name, verb in (("approve", "release"), ("reject", "drop")):

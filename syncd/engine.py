@@ -126,6 +126,20 @@ class Engine:
         self.config = config
         self.store = store
         self.connectors = dict(connectors)
+        self.reload(config)
+        retry = RetryPolicy(
+            max_attempts=config.push.max_attempts,
+            base_delay=config.push.base_delay,
+            max_delay=config.push.max_delay,
+        )
+        self.pushers = {
+            name: Pusher(store.db, connector, retry=retry, policy=store.policy)
+            for name, connector in self.connectors.items()
+        }
+
+    def reload(self, config: Config) -> None:
+        """Take up the settings that can change while running: authority, guards, rules."""
+        self.config = config
         guard = Guard(
             max_count=config.guard.max_deactivations,
             max_share=config.guard.max_deactivation_share,
@@ -145,15 +159,7 @@ class Engine:
                 provision=provision_rule(config.connectors[name].provision),
             )
             for name, connector in self.connectors.items()
-        }
-        retry = RetryPolicy(
-            max_attempts=config.push.max_attempts,
-            base_delay=config.push.base_delay,
-            max_delay=config.push.max_delay,
-        )
-        self.pushers = {
-            name: Pusher(store.db, connector, retry=retry, policy=store.policy)
-            for name, connector in self.connectors.items()
+            if name in config.connectors
         }
 
     @classmethod
@@ -279,9 +285,9 @@ class Engine:
             pass
         return result
 
-    async def push(self, name: str) -> PushStats:
-        """Drain one connector's outbox."""
-        return await self.pushers[name].drain()
+    async def push(self, name: str, stop: anyio.Event | None = None) -> PushStats:
+        """Drain one connector's outbox (until `stop` is set, if given)."""
+        return await self.pushers[name].drain(stop)
 
     async def recover(self) -> int:
         """Put operations a crash left in flight back in the queue."""

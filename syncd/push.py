@@ -77,10 +77,10 @@ class Pusher:
         self.observe = observe
         self.log = log.bind(connector=connector.name)
 
-    async def drain(self) -> PushStats:
-        """Push every due operation; stop early if the vendor rejects the credentials."""
+    async def drain(self, stop: anyio.Event | None = None) -> PushStats:
+        """Push every due operation; stop early on rejected credentials or when told to."""
         stats = PushStats()
-        while not stats.auth_failed:
+        while not stats.auth_failed and not (stop is not None and stop.is_set()):
             ops = await claim(self.db, self.connector.name, self.batch)
             if not ops:
                 break

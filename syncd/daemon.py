@@ -1,0 +1,251 @@
+"""`syncd run`: pollers, pushers and the authority feed under one task group, with health."""
+
+from __future__ import annotations
+
+import random
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+import sqlalchemy as sa
+import structlog
+from anyio.abc import TaskGroup
+
+from graph import outbox
+from graph.models import utcnow
+from syncd.config import Config, ConfigError, load_config
+from syncd.engine import Engine
+from syncd.health import Check, health_app, serve_health
+from syncd.metrics import Metrics
+from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
+
+log = structlog.get_logger("syncd.daemon")
+DRAIN_GRACE = 8.0  # seconds in-flight writes get to finish after SIGTERM
+PUSH_IDLE = 1.0
+
+
+@dataclass
+class ConnectorHealth:
+    """What the daemon knows of one connector between cycles."""
+
+    last_success: datetime | None = None
+    failing: str | None = None
+    parked: str | None = None
+    failures: int = 0
+
+
+class Daemon:
+    """The long-running service; also the health endpoint's source."""
+
+    def __init__(self, config_path: Path, environ: Mapping[str, str] | None = None) -> None:
+        self.config_path = config_path
+        self.environ = environ
+        self.metrics = Metrics()
+        self.notifier = Notifier(environ)
+        self.health: dict[str, ConnectorHealth] = {}
+        self.stopping = anyio.Event()
+        self.engine: Engine | None = None
+        self._feed_signature: tuple[int, int] | None = None
+        self._wake: dict[str, anyio.Event] = {}
+
+    async def run(self, config: Config) -> int:
+        """Start in order (database, health server, connectors), run until a signal."""
+        async with Engine.open(config, self.environ) as engine:
+            self.engine = engine
+            for name, connector in engine.connectors.items():
+                self.health[name] = ConnectorHealth()
+                self._wake[name] = anyio.Event()
+                connector.http.observer = self.metrics.observe_request
+                engine.pushers[name].observe = self.metrics.observe_push
+            app = health_app(self, self.metrics)
+            async with serve_health(app, config.health.host, config.health.port) as url:
+                log.info("daemon.started", health=url, connectors=sorted(engine.connectors))
+                recovered = await engine.recover()
+                if recovered:
+                    log.warning("outbox.recovered", operations=recovered)
+                await self._supervise(engine)
+        self.notifier.close()
+        log.info("daemon.stopped")
+        return 0
+
+    async def _supervise(self, engine: Engine) -> None:
+        async with anyio.create_task_group() as writers:
+            async with anyio.create_task_group() as readers:
+                readers.start_soon(self._signals, readers)
+                if (interval := watchdog_interval(self.environ)) is not None:
+                    readers.start_soon(watchdog_loop, self.notifier, interval)
+                if engine.config.authority is not None:
+                    readers.start_soon(self._feed_loop, engine)
+                for name in engine.connectors:
+                    readers.start_soon(self._poll_loop, engine, name)
+                    writers.start_soon(self._push_loop, engine, name)
+                self.notifier.ready(self._summary())
+            # Readers are done: pushers finish their in-flight writes, within a bound.
+            for event in self._wake.values():
+                event.set()
+            writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
+        # Whatever a cancelled write left in flight goes back to the queue, not half-done.
+        with anyio.CancelScope(shield=True):
+            await outbox.recover_in_flight(engine.store.db)
+
+    async def _signals(self, readers: TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for received in signals:
+                if received == signal.SIGHUP:
+                    self._reload()
+                    continue
+                log.info("daemon.stopping", signal=signal.Signals(received).name)
+                self.notifier.stopping("stopping")
+                self.stopping.set()
+                readers.cancel_scope.cancel()
+                return
+
+    def _reload(self) -> None:
+        assert self.engine is not None
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("config.reload_failed", error=str(exc))
+            return
+        if config.connectors != self.engine.config.connectors or (
+            config.database != self.engine.config.database
+        ):
+            log.warning("config.restart_needed", reason="connectors or database changed")
+        self.engine.reload(config)
+        log.info("config.reloaded")
+
+    async def _feed_loop(self, engine: Engine) -> None:
+        while True:
+            settings = engine.config.authority
+            if settings is None:
+                return
+            try:
+                stat = settings.hr_feed.stat()
+                signature = (stat.st_mtime_ns, stat.st_size)
+                if signature != self._feed_signature:
+                    result = await engine.apply_feed()
+                    self._feed_signature = signature
+                    log.info(
+                        "authority.applied",
+                        people=result.people,
+                        created=result.created,
+                        updated=result.updated,
+                        deprovisioned=result.deprovisioned,
+                        skipped_rows=result.skipped_rows,
+                        queued=result.plan.queued,
+                    )
+                    for event in self._wake.values():
+                        event.set()
+            except OSError as exc:
+                log.error("authority.unreadable", error=exc.strerror)
+            await anyio.sleep(settings.poll_interval)
+
+    async def _poll_loop(self, engine: Engine, name: str) -> None:
+        health = self.health[name]
+        while True:
+            result = await engine.list_connector(name)
+            connector = engine.connectors[name]
+            self.metrics.observe_listing(name, result.seconds)
+            self.metrics.set_rates(name, connector.budget.rate, connector.budget.learned_rate)
+            if result.complete:
+                health.last_success = utcnow()
+                health.failures = 0
+                self.metrics.cycle_succeeded(name, health.last_success)
+                if health.failing or health.parked:
+                    log.info("connector.recovered", connector=name)
+                health.failing = health.parked = None
+            else:
+                health.failures += 1
+                error = result.error or "listing incomplete"
+                parked = error.startswith("credentials rejected")
+                if health.failing is None:
+                    log.error("connector.failing", connector=name, error=error, parked=parked)
+                health.failing = error
+                health.parked = error if parked else None
+            self.metrics.set_parked(name, health.parked is not None)
+            self._wake[name].set()
+            self.notifier.status(self._summary())
+            interval = engine.config.connectors[name].poll_interval
+            await anyio.sleep(interval * random.uniform(0.9, 1.1))  # noqa: S311  (jitter)
+
+    async def _push_loop(self, engine: Engine, name: str) -> None:
+        while not self.stopping.is_set():
+            stats = await engine.push(name, self.stopping)
+            if stats.auth_failed:
+                self.health[name].parked = "credentials rejected while pushing"
+            if self.stopping.is_set():
+                return
+            with anyio.move_on_after(PUSH_IDLE):
+                await self._wake[name].wait()
+            self._wake[name] = anyio.Event()
+
+    def _summary(self) -> str:
+        ok = sum(1 for item in self.health.values() if item.failing is None)
+        parked = sum(1 for item in self.health.values() if item.parked)
+        return f"{ok}/{len(self.health)} connectors ok, {parked} parked"
+
+    # -- HealthSource ---------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, Check]:
+        """Database reachable; every connector listed within its staleness limit, none parked."""
+        assert self.engine is not None
+        checks: dict[str, Check] = {}
+        try:
+            async with self.engine.store.db.read() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = Check(True, "answers")
+        except Exception as exc:  # any failure means not ready
+            checks["database"] = Check(False, f"error: {type(exc).__name__}")
+        now = utcnow()
+        for name, health in self.health.items():
+            settings = self.engine.config.connectors[name]
+            limit = settings.staleness_limit or 3 * settings.poll_interval
+            if health.parked:
+                checks[f"connector:{name}"] = Check(False, "parked: credentials rejected")
+            elif health.last_success is None:
+                checks[f"connector:{name}"] = Check(False, "no complete listing yet")
+            elif (age := (now - health.last_success).total_seconds()) > limit:
+                checks[f"connector:{name}"] = Check(False, f"stale: last listing {age:.0f}s ago")
+            else:
+                checks[f"connector:{name}"] = Check(True, "fresh")
+        return checks
+
+    async def status(self) -> dict[str, object]:
+        """Per connector: health, last success, outbox by state (no emails, no secrets)."""
+        assert self.engine is not None
+        by_state = await outbox.counts_by_state(self.engine.store.db)
+        connectors: dict[str, object] = {}
+        for name, health in self.health.items():
+            budget = self.engine.connectors[name].budget
+            outbox_states = {state: n for (c, state), n in by_state.items() if c == name}
+            connectors[name] = {
+                "ok": health.failing is None and health.last_success is not None,
+                "parked": health.parked is not None,
+                "failing": health.failing is not None,
+                "consecutive_failures": health.failures,
+                "last_success": health.last_success,
+                "rate": budget.rate,
+                "learned_rate": budget.learned_rate,
+                "outbox": outbox_states,
+                "held": outbox_states.get("held", 0),
+            }
+        return {"summary": self._summary(), "connectors": connectors}
+
+    async def refresh_metrics(self) -> None:
+        """Bring the graph gauges up to date."""
+        assert self.engine is not None
+        await self.metrics.refresh(self.engine.store.db)
+
+
+def run_daemon(config_path: Path) -> int:
+    """Load the config and run the daemon until SIGTERM or SIGINT."""
+    config = load_config(config_path)
+    daemon = Daemon(config_path)
+
+    async def main() -> int:
+        return await daemon.run(config)
+
+    return anyio.run(main)
