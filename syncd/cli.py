@@ -70,6 +70,16 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
 
+def _demo(args: argparse.Namespace) -> int:
+    """Play the demo story against in-process simulators."""
+    from syncd.demo import demo
+
+    try:
+        return demo(args.cycles, args.port)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
 def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def command(name: str, help_text: str, *, json: bool = True) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_text)
@@ -83,6 +93,10 @@ def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     run.add_argument("--config", type=Path, required=True, help="the TOML config file")
     run.add_argument("--log-level", default="info", help="default %(default)s")
     run.set_defaults(handler=_run)
+    demo = commands.add_parser("demo", help="five simulated vendors, an HR file and the daemon")
+    demo.add_argument("--cycles", type=int, help="story rounds to play (default: until Ctrl-C)")
+    demo.add_argument("--port", type=int, default=8080, help="health port; default %(default)s")
+    demo.set_defaults(handler=_demo)
     command("once", "run one full cycle of every connector")
     command("plan", "show what a cycle would queue, writing nothing outward")
     for name, verb in (("approve", "release"), ("reject", "drop")):

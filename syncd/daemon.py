@@ -12,7 +12,6 @@ from pathlib import Path
 import anyio
 import sqlalchemy as sa
 import structlog
-from anyio.abc import TaskGroup
 
 from graph import outbox
 from graph.models import utcnow
@@ -50,6 +49,8 @@ class Daemon:
         self.engine: Engine | None = None
         self._feed_signature: tuple[int, int] | None = None
         self._wake: dict[str, anyio.Event] = {}
+        self._readers: anyio.CancelScope | None = None
+        self.health_url: str | None = None
 
     async def run(self, config: Config) -> int:
         """Start in order (database, health server, connectors), run until a signal."""
@@ -62,6 +63,7 @@ class Daemon:
                 engine.pushers[name].observe = self.metrics.observe_push
             app = health_app(self, self.metrics)
             async with serve_health(app, config.health.host, config.health.port) as url:
+                self.health_url = url
                 log.info("daemon.started", health=url, connectors=sorted(engine.connectors))
                 recovered = await engine.recover()
                 if recovered:
@@ -74,7 +76,8 @@ class Daemon:
     async def _supervise(self, engine: Engine) -> None:
         async with anyio.create_task_group() as writers:
             async with anyio.create_task_group() as readers:
-                readers.start_soon(self._signals, readers)
+                self._readers = readers.cancel_scope
+                readers.start_soon(self._signals)
                 if (interval := watchdog_interval(self.environ)) is not None:
                     readers.start_soon(watchdog_loop, self.notifier, interval)
                 if engine.config.authority is not None:
@@ -91,16 +94,21 @@ class Daemon:
         with anyio.CancelScope(shield=True):
             await outbox.recover_in_flight(engine.store.db)
 
-    async def _signals(self, readers: TaskGroup) -> None:
+    def stop(self) -> None:
+        """Stop polling and let in-flight writes finish, as SIGTERM does."""
+        self.notifier.stopping("stopping")
+        self.stopping.set()
+        if self._readers is not None:
+            self._readers.cancel()
+
+    async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             async for received in signals:
                 if received == signal.SIGHUP:
                     self._reload()
                     continue
                 log.info("daemon.stopping", signal=signal.Signals(received).name)
-                self.notifier.stopping("stopping")
-                self.stopping.set()
-                readers.cancel_scope.cancel()
+                self.stop()
                 return
 
     def _reload(self) -> None:

@@ -1,0 +1,209 @@
+"""`syncd demo`: five simulated vendors, an HR file and the daemon on SQLite, telling a story."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import tempfile
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from connectors.sim import serve
+from connectors.sim.appxite import AppXiteSimulator
+from connectors.sim.base import VendorSimulator
+from connectors.sim.influitive import InfluitiveSimulator
+from connectors.sim.partnerize import PartnerizeSimulator
+from connectors.sim.thought_industries import ThoughtIndustriesSimulator
+from connectors.sim.userflow import UserflowSimulator
+from syncd.config import Config
+from syncd.daemon import Daemon
+from syncd.logging import configure_logging
+
+TOKEN = "demo-token-not-a-real-secret"  # noqa: S105  (the simulators accept it; nothing else does)
+KEY = "demo-key-not-a-real-secret"
+FIELDS = ("employee_id", "email", "given_name", "family_name", "title", "status")
+DOMAIN = "corp.example"
+STARTING_STAFF = 8
+WAIT = 30.0
+
+SIMULATORS: dict[str, Callable[[], VendorSimulator]] = {
+    "influitive": lambda: InfluitiveSimulator(users=40, seed=1, token=TOKEN),
+    "thought_industries": lambda: ThoughtIndustriesSimulator(users=40, seed=2, token=TOKEN),
+    "partnerize": lambda: PartnerizeSimulator(users=40, seed=3, token=f"{TOKEN}:{KEY}"),
+    "userflow": lambda: UserflowSimulator(users=40, seed=4, token=TOKEN),
+    "appxite": lambda: AppXiteSimulator(users=40, seed=5, token=TOKEN, subscription_key=KEY),
+}
+SECRETS = {
+    "influitive": {"api_key": "env:DEMO_TOKEN"},
+    "thought_industries": {"api_key": "env:DEMO_TOKEN"},
+    "partnerize": {"application_key": "env:DEMO_TOKEN", "user_api_key": "env:DEMO_KEY"},
+    "userflow": {"api_key": "env:DEMO_TOKEN"},
+    "appxite": {"token": "env:DEMO_TOKEN", "subscription_key": "env:DEMO_KEY"},
+}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "userflow": {"id_attribute": "employee_id"},
+    "appxite": {"scope_id": "platform-1"},
+}
+
+
+def vendor_view(name: str, user: dict[str, Any]) -> tuple[str, object, bool]:
+    """(email, title, active) of a simulator's user, whatever the vendor's shape."""
+    if name == "appxite":
+        return str(user.get("Email")).lower(), user.get("JobTitle"), user.get("State") != "Blocked"
+    if name == "userflow":
+        attributes = user.get("attributes") or {}
+        return str(attributes.get("email")).lower(), attributes.get("title"), True
+    if name == "thought_industries":
+        return str(user.get("email")).lower(), None, user.get("active") is not False
+    return str(user.get("email")).lower(), user.get("title"), user.get("status") == "active"
+
+
+class Story:
+    """The HR file and the simulators the demo drives."""
+
+    def __init__(self, feed: Path, sims: dict[str, VendorSimulator]) -> None:
+        self.feed = feed
+        self.sims = sims
+        self.staff: dict[int, dict[str, str]] = {}
+        self.next_id = 1
+
+    def hire(self, title: str = "Engineer") -> dict[str, str]:
+        """Add one person to the HR file."""
+        number = self.next_id
+        self.next_id += 1
+        self.staff[number] = {
+            "employee_id": f"E{number:04d}",
+            "email": f"person{number}@{DOMAIN}",
+            "given_name": f"Person{number}",
+            "family_name": "Example",
+            "title": title,
+            "status": "active",
+        }
+        return self.staff[number]
+
+    def write(self) -> None:
+        """Write the HR export the daemon watches."""
+        with self.feed.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, FIELDS)
+            writer.writeheader()
+            writer.writerows(self.staff.values())
+
+    def holders(self, email: str, test: Callable[[str, object, bool], bool]) -> list[str]:
+        """The vendors whose copy of this person passes the test."""
+        found = []
+        for name, sim in self.sims.items():
+            for user in sim.users.values():
+                seen_email, title, active = vendor_view(name, user)
+                if seen_email == email and test(name, title, active):
+                    found.append(name)
+        return sorted(found)
+
+    async def until(
+        self, what: str, email: str, test: Callable[[str, object, bool], bool], want: int
+    ) -> None:
+        """Wait until `want` vendors show the change, then say so."""
+        with anyio.move_on_after(WAIT):
+            while len(self.holders(email, test)) < want:  # noqa: ASYNC110  (simulator state)
+                await anyio.sleep(0.2)
+        say(f"  {what}: {', '.join(self.holders(email, test)) or 'nowhere yet'}")
+
+
+def say(line: str) -> None:
+    """Print one line of the story."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def play(story: Story, daemon: Daemon, cycles: int | None) -> None:
+    """Hire, change a title, let someone go, break a vendor and mend it; round after round."""
+    while daemon.health_url is None:  # noqa: ASYNC110  (set by the daemon's startup)
+        await anyio.sleep(0.1)
+    say(f"health endpoint: {daemon.health_url}/readyz  /status  /metrics  /livez")
+    await story.until("starting staff provisioned at", story.staff[1]["email"], lambda *_: True, 5)
+    round_number = 0
+    while cycles is None or round_number < cycles:
+        round_number += 1
+        say(f"round {round_number}")
+        hire = story.hire()
+        story.write()
+        say(f"- hire: {hire['email']} joins")
+        await story.until("account created at", hire["email"], lambda *_: True, 5)
+
+        hire["title"] = "Staff Engineer"
+        story.write()
+        say(f"- title change: {hire['email']} is now Staff Engineer")
+        await story.until(
+            "title updated at", hire["email"], lambda _n, title, _a: title == "Staff Engineer", 3
+        )
+
+        leaver_id = min(story.staff)
+        leaver = story.staff.pop(leaver_id)
+        story.write()
+        say(f"- leaver: {leaver['email']} leaves (Userflow cannot deactivate: reported)")
+        await story.until("deactivated at", leaver["email"], lambda name, _t, active: not active, 4)
+
+        sim = story.sims["partnerize"]
+        sim.settings.faults.server_error_share = 1.0
+        say("- outage: partnerize answers 503 to everything (/readyz turns 503)")
+        await anyio.sleep(4)
+        sim.settings.faults.server_error_share = 0.0
+        say("  partnerize is back; its next poll recovers (/readyz turns 200)")
+        await anyio.sleep(2)
+    daemon.stop()
+
+
+def demo_config(root: Path, urls: dict[str, str], port: int) -> Config:
+    """The demo's config: SQLite in the temporary directory, every vendor provisioning."""
+    return Config.model_validate(
+        {
+            "database": {"url": f"sqlite:///{root / 'syncd.db'}"},
+            "authority": {"hr_feed": str(root / "hr.csv"), "poll_interval": 0.5},
+            "health": {"port": port},
+            "push": {"base_delay": 0.2, "max_delay": 2.0},
+            "connectors": {
+                name: {
+                    "vendor": name,
+                    "base_url": url,
+                    "rate": 50,
+                    "poll_interval": 1.0,
+                    "staleness_limit": 3.0,
+                    "secrets": SECRETS[name],
+                    "settings": SETTINGS.get(name, {}),
+                    "provision": {"domains": [DOMAIN]},
+                }
+                for name, url in urls.items()
+            },
+        }
+    )
+
+
+async def run_demo(cycles: int | None, port: int) -> int:
+    """Start everything in this process and play the story."""
+    with tempfile.TemporaryDirectory(prefix="syncd-demo-") as directory:
+        root = Path(directory)
+        sims = {name: make() for name, make in SIMULATORS.items()}
+        async with AsyncExitStack() as stack:
+            urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in sims.items()}
+            story = Story(root / "hr.csv", sims)
+            for _ in range(STARTING_STAFF):
+                story.hire()
+            story.write()
+            say(f"5 vendor simulators up; HR file {story.feed} with {STARTING_STAFF} people")
+            config = demo_config(root, urls, port)
+            daemon = Daemon(root / "syncd.toml", {"DEMO_TOKEN": TOKEN, "DEMO_KEY": KEY})
+            async with anyio.create_task_group() as group:
+                group.start_soon(play, story, daemon, cycles)
+                await daemon.run(config)
+                group.cancel_scope.cancel()
+    say("demo finished")
+    return 0
+
+
+def demo(cycles: int | None, port: int) -> int:
+    """Run the demo until interrupted or for `cycles` rounds."""
+    configure_logging(level="warning")
+    return anyio.run(run_demo, cycles, port)
