@@ -103,6 +103,7 @@ def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         held = command(name, f"{verb} operations a guard held")
         held.add_argument("--connector", help="only this connector's")
     command("status", "per-connector listing and outbox state")
+    command("doctor", "check config, database and every vendor's credentials")
     command("person", "a person and their accounts").add_argument("email")
     command("conflicts", "open conflicts")
     link = command("link", "link an account to a person by hand", json=False)

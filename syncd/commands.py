@@ -6,12 +6,15 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
 import anyio
 import orjson
+import sqlalchemy as sa
 
+from connectors.errors import ConnectorError
 from graph import outbox, writeback
 from graph.linked import listing_state
 from graph.store import GraphStore
@@ -255,6 +258,30 @@ async def run_link(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def run_doctor(config: Config, args: argparse.Namespace) -> int:
+    """Check the config, the database, and each vendor's credentials with one cheap read."""
+    checks: dict[str, str] = {"config": "ok"}
+    failed = False
+    async with Engine.open(config) as engine:
+        try:
+            async with engine.store.db.read() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure is the finding
+            checks["database"] = f"FAILED: {type(exc).__name__}"
+            failed = True
+        for name, connector in engine.connectors.items():
+            try:
+                async with aclosing(connector.list_pages()) as pages:
+                    await anext(pages, None)  # the first page only: one request
+                checks[f"connector:{name}"] = "ok"
+            except ConnectorError as exc:
+                checks[f"connector:{name}"] = f"FAILED: {exc}"
+                failed = True
+    emit(args, checks, lambda data: "\n".join(f"{key}: {value}" for key, value in data.items()))
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
 HANDLERS: dict[str, Callable[[Config, argparse.Namespace], Awaitable[int]]] = {
     "once": run_once,
     "plan": run_plan,
@@ -265,6 +292,7 @@ HANDLERS: dict[str, Callable[[Config, argparse.Namespace], Awaitable[int]]] = {
     "conflicts": run_conflicts,
     "link": run_link,
     "unlink": run_link,
+    "doctor": run_doctor,
 }
 
 

@@ -52,6 +52,8 @@ async def test_once_plan_status_person_and_links(tmp_path: Path) -> None:
         assert unlink.returncode == 0, unlink.stderr
         missing = await syncd("link", "influitive", "nope", "a@b.example", "--config", str(config))
         assert missing.returncode == 1 and "no person" in missing.stderr
+        doctor = await syncd("doctor", "--config", str(config), "--json")
+        assert json.loads(doctor.stdout)["connector:influitive"] == "ok", doctor.stderr
         held = await syncd("approve", "--config", str(config), "--json")
         assert json.loads(held.stdout) == {"approved": 0}
 
