@@ -74,3 +74,33 @@ def test_a_bad_config_is_78_and_usage_is_2(tmp_path: Path) -> None:
         assert exit_.code == 2
     else:
         raise AssertionError("a missing --config must be a usage error")
+
+
+async def test_killed_mid_push_then_run_again_leaves_no_duplicate(tmp_path: Path) -> None:
+    sim = SIMS["thought_industries"]()
+    sim.settings.latency_ms = 150  # slow writes, so the kill lands mid-push
+    async with serve(sim) as url:
+        feed = tmp_path / "hr.csv"
+        write_feed(feed, [person(i) for i in range(30)])
+        config = tmp_path / "syncd.toml"
+        text = config_text(tmp_path / "g.db", feed, {"thought_industries": url}, free_port())
+        config.write_text(text)
+        process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
+            [sys.executable, "-m", "syncd.cli", "once", "--config", str(config)],
+            env={**os.environ, **ENV},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        with anyio.fail_after(60):
+            while len(sim.users) < 5:  # noqa: ASYNC110  (another process is writing)
+                await anyio.sleep(0.02)
+        process.kill()
+        process.wait()
+        assert 5 <= len(sim.users) < 30
+        sim.settings.latency_ms = 0
+        again = await syncd("once", "--config", str(config), "--json")
+        assert again.returncode == 0, again.stderr
+        emails = sorted(str(user["email"]) for user in sim.users.values())
+        assert emails == sorted(f"person{i}@corp.example" for i in range(30))  # each once
+        status = json.loads((await syncd("status", "--config", str(config), "--json")).stdout)
+        assert status["connectors"]["thought_industries"]["outbox"] == {"done": 30}
