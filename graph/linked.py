@@ -174,3 +174,18 @@ async def open_operations(
         )
     )
     return {(r.connector, r.op, r.account_id, r.person_id, r.payload_json) for r in rows}
+
+
+async def learned_rates(conn: AsyncConnection) -> dict[str, float]:
+    """The rate each connector's budget had learned when it last saved it."""
+    s = connector_state_table
+    rows = await conn.execute(
+        sa.select(s.c.connector, s.c.learned_rate).where(s.c.learned_rate.is_not(None))
+    )
+    return {row.connector: float(row.learned_rate) for row in rows}
+
+
+async def save_learned_rate(conn: AsyncConnection, connector: str, rate: float) -> None:
+    """Keep a connector's learned rate for the next start."""
+    s = connector_state_table
+    await conn.execute(sa.update(s).where(s.c.connector == connector).values(learned_rate=rate))

@@ -158,6 +158,7 @@ class Daemon:
             connector = engine.connectors[name]
             self.metrics.observe_listing(name, result.seconds)
             self.metrics.set_rates(name, connector.budget.rate, connector.budget.learned_rate)
+            await engine.save_learned_rate(name)
             if result.complete:
                 health.last_success = utcnow()
                 health.failures = 0

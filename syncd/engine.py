@@ -18,6 +18,7 @@ from connectors.errors import AuthenticationError, ConnectorError
 from connectors.registry import vendor
 from connectors.session import open_session
 from graph import outbox
+from graph.linked import learned_rates, save_learned_rate
 from graph.people import active_from, deprovision, upsert_people_in
 from graph.resolve import resolve_in
 from graph.store import GraphStore
@@ -80,7 +81,11 @@ class ListingResult:
 
 
 def build_connector(
-    name: str, settings: ConnectorConfig, session: aiohttp.ClientSession, secrets: Mapping[str, str]
+    name: str,
+    settings: ConnectorConfig,
+    session: aiohttp.ClientSession,
+    secrets: Mapping[str, str],
+    learned_rate: float | None = None,
 ) -> Connector:
     """Build one configured connector; a setting the vendor does not take is a ConfigError."""
     kwargs: dict[str, object] = dict(settings.settings)
@@ -88,7 +93,7 @@ def build_connector(
         kwargs["allow_delete"] = True
     if settings.base_url:
         kwargs["base_url"] = settings.base_url
-    budget = RateBudget(settings.rate, burst=settings.burst, name=name)
+    budget = RateBudget(settings.rate, burst=settings.burst, name=name, learned_rate=learned_rate)
     try:
         return vendor(settings.vendor).connector(
             name=name,
@@ -174,9 +179,11 @@ class Engine:
         }
         store = await GraphStore.open(config.database.url)
         try:
+            async with store.db.read() as conn:
+                learned = await learned_rates(conn)
             async with open_session() as session:
                 connectors = {
-                    name: build_connector(name, item, session, secrets[name])
+                    name: build_connector(name, item, session, secrets[name], learned.get(name))
                     for name, item in config.connectors.items()
                 }
                 yield cls(config, store, connectors)
@@ -284,6 +291,11 @@ class Engine:
         except Rollback:
             pass
         return result
+
+    async def save_learned_rate(self, name: str) -> None:
+        """Keep what the connector's budget learned, so a restart starts there."""
+        async with self.store.db.write() as conn:
+            await save_learned_rate(conn, name, self.connectors[name].budget.learned_rate)
 
     async def push(self, name: str, stop: anyio.Event | None = None) -> PushStats:
         """Drain one connector's outbox (until `stop` is set, if given)."""

@@ -18,6 +18,7 @@ from connectors.sim.partnerize import PartnerizeSimulator
 from connectors.sim.thought_industries import ThoughtIndustriesSimulator
 from connectors.sim.userflow import UserflowSimulator
 from graph import outbox
+from graph.linked import save_learned_rate
 from syncd.config import Config
 from syncd.engine import Engine
 
@@ -263,3 +264,15 @@ async def test_a_create_retried_after_a_crash_finds_the_account(world: World, db
         await engine.list_connector("thought_industries")
         await engine.push("thought_industries")
         assert len(world.users("thought_industries")) == PEOPLE
+
+
+async def test_a_learned_rate_survives_a_restart(world: World, db_url: str) -> None:
+    config = world.config(db_url)
+    async with Engine.open(config, environ=ENV) as engine:
+        await engine.list_connector("influitive")
+        await engine.save_learned_rate("influitive")
+        async with engine.store.db.write() as conn:
+            await save_learned_rate(conn, "influitive", 7.5)  # as if 429s had taught it
+    async with Engine.open(config, environ=ENV) as engine:
+        assert engine.connectors["influitive"].budget.rate == 7.5
+        assert engine.connectors["partnerize"].budget.rate == 200
