@@ -1,0 +1,487 @@
+"""Leaver propagation benchmark: the real engine against five vendor simulators; prints JSON.
+
+Five simulated vendors each hold an account for every person in a shared population (the
+HR feed lists the same people). The simulators are seeded in-process with vendor-shaped
+records, one engine cycle links them and leaves nothing to do, then:
+
+* `leaver_seconds`: one person leaves the feed; from `apply_feed()` until the last vendor
+  has answered the deactivation (all connectors pushed concurrently). Userflow has no
+  deactivate, so four vendors deactivate.
+* `batch_ratio`: with the guards raised, `--batch` people leave at once; the wall time
+  over the floor the vendors' rate limits set (the most requests any vendor needs over its
+  rate). Each simulator enforces `--rate` requests per second and each connector is
+  configured with the same rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import structlog
+from sqlalchemy.engine import make_url
+
+from connectors.sim import serve
+from connectors.sim.appxite import AppXiteSimulator
+from connectors.sim.base import VendorSimulator
+from connectors.sim.influitive import HUB_CUSTOM_FIELDS, InfluitiveSimulator
+from connectors.sim.partnerize import PartnerizeSimulator
+from connectors.sim.thought_industries import ThoughtIndustriesSimulator
+from connectors.sim.userflow import UserflowSimulator
+from graph.db import upgrade_database
+from syncd.config import Config
+from syncd.engine import Engine
+from syncd.push import PushStats
+
+TOKEN = "bench-Secret-token-0001"
+KEY = "bench-Secret-key-0002"
+ENV = {"SYNCD_TOKEN": TOKEN, "SYNCD_KEY": KEY}
+FIELDS = ["employee_id", "email", "given_name", "family_name", "title", "status"]
+DOMAIN = "corp.example"
+SETUP_RATE = 100_000.0  # client rate while seeding and linking; the simulators are unlimited
+LEAVER_RUNS = 3
+BATCH_GOAL = 1.10
+LEAVER_GOAL = 1.0
+PLATFORM = "platform-1"
+
+SIMS: dict[str, Callable[[], VendorSimulator]] = {
+    "influitive": lambda: InfluitiveSimulator(token=TOKEN),
+    "thought_industries": lambda: ThoughtIndustriesSimulator(token=TOKEN),
+    "partnerize": lambda: PartnerizeSimulator(token=f"{TOKEN}:{KEY}"),
+    "userflow": lambda: UserflowSimulator(token=TOKEN),
+    "appxite": lambda: AppXiteSimulator(token=TOKEN, subscription_key=KEY, platform_id=PLATFORM),
+}
+SECRETS: dict[str, dict[str, str]] = {
+    "influitive": {"api_key": "env:SYNCD_TOKEN"},
+    "thought_industries": {"api_key": "env:SYNCD_TOKEN"},
+    "partnerize": {"application_key": "env:SYNCD_TOKEN", "user_api_key": "env:SYNCD_KEY"},
+    "userflow": {"api_key": "env:SYNCD_TOKEN"},
+    "appxite": {"token": "env:SYNCD_TOKEN", "subscription_key": "env:SYNCD_KEY"},
+}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "userflow": {"id_attribute": "employee_id"},
+    "appxite": {"scope_id": PLATFORM},
+}
+STAMP = "2024-01-01T00:00:00Z"
+
+
+# -- the population --------------------------------------------------------------------------
+
+
+def employee_id(index: int) -> str:
+    """The HR id of person `index` (also their Userflow user id)."""
+    return f"E{index:06d}"
+
+
+def hr_row(index: int) -> dict[str, str]:
+    """One HR row."""
+    return {
+        "employee_id": employee_id(index),
+        "email": f"person{index}@{DOMAIN}",
+        "given_name": f"Given{index}",
+        "family_name": f"Family{index}",
+        "title": "Engineer",
+        "status": "active",
+    }
+
+
+def write_feed(path: Path, indexes: Iterable[int]) -> None:
+    """Write the HR export for these people (atomically, as an exporter should)."""
+    partial = path.with_suffix(".partial")
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, FIELDS)
+        writer.writeheader()
+        writer.writerows(hr_row(i) for i in indexes)
+    partial.replace(path)
+
+
+def vendor_record(vendor: str, index: int) -> dict[str, Any]:
+    """Person `index`'s account as `vendor` stores it, matching what the feed asks for."""
+    row = hr_row(index)
+    email, given, family = row["email"], row["given_name"], row["family_name"]
+    title = row["title"]
+    if vendor == "influitive":
+        return {
+            "id": index + 1,
+            "email": email,
+            "first_name": given,
+            "last_name": family,
+            "title": title,
+            "company": None,
+            "status": "active",
+            "groups": [],
+            "custom_fields": dict.fromkeys(HUB_CUSTOM_FIELDS),
+            "level": "Insider",
+            "points": 0,
+            "created_at": STAMP,
+        }
+    if vendor == "thought_industries":
+        return {
+            "id": f"ti{index:010d}",
+            "email": email,
+            "firstName": given,
+            "lastName": family,
+            "role": "learner",
+            "groups": [],
+            "customFields": {},
+            "active": True,
+            "ssoId": None,
+            "avatarUrl": None,
+            "language": None,
+            "createdAt": STAMP,
+            "updatedAt": STAMP,
+            "lastActiveAt": None,
+        }
+    if vendor == "partnerize":
+        return {
+            "user_id": str(500_000 + index),
+            "status": "active",
+            "role": "standard",
+            "firstname": given,
+            "lastname": family,
+            "email": email,
+            "created_at": STAMP,
+            "updated_at": STAMP,
+        }
+    if vendor == "userflow":
+        return {
+            "id": employee_id(index),
+            "object": "user",
+            "created_at": STAMP,
+            "attributes": {
+                "email": email,
+                "name": f"{given} {family}",
+                "first_name": given,
+                "last_name": family,
+                "title": title,
+            },
+            "memberships": [],
+        }
+    if vendor == "appxite":
+        return {
+            "Id": f"00000000-0000-4000-8000-{index:012d}",
+            "Email": email,
+            "FirstName": given,
+            "LastName": family,
+            "DisplayName": f"{given} {family}",
+            "JobTitle": title,
+            "CompanyName": None,
+            "Language": None,
+            "TimeZone": None,
+            "RoleId": "role-member",
+            "RoleName": "Member",
+            "IdentityProviderId": None,
+            "PhoneNumber": None,
+            "ExternalReference": None,
+            "State": "Active",
+            "IsAccessible": True,
+            "OrganizationIds": [PLATFORM],
+            "CreatedDate": STAMP,
+            "LastLoginDate": None,
+        }
+    raise ValueError(f"unknown vendor {vendor!r}")
+
+
+def is_active(vendor: str, user: dict[str, Any]) -> bool:
+    """Whether a vendor user is active, in that vendor's terms."""
+    if vendor == "appxite":
+        return bool(user["State"] != "Blocked")
+    if vendor == "thought_industries":
+        return user.get("active") is not False
+    if vendor == "userflow":
+        return True
+    return bool(user.get("status", "active") == "active")
+
+
+# -- the world -------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """Running simulators, their base URLs, the HR file and the database."""
+
+    sims: dict[str, VendorSimulator]
+    urls: dict[str, str]
+    feed: Path
+    db_url: str
+    ids: dict[str, list[str]] = field(default_factory=dict)
+
+    def config(
+        self, rate: float, *, guard: dict[str, Any] | None = None, missing_share: float = 0.1
+    ) -> Config:
+        """The deployment's config at this client rate."""
+        return Config.model_validate(
+            {
+                "database": {"url": self.db_url},
+                "authority": {"hr_feed": str(self.feed), "max_missing_share": missing_share},
+                "guard": guard or {},
+                "push": {"base_delay": 0.05, "max_delay": 1.0},
+                "connectors": {
+                    name: {
+                        "vendor": name,
+                        "base_url": url,
+                        "rate": rate,
+                        "secrets": SECRETS[name],
+                        "settings": SETTINGS.get(name, {}),
+                        "provision": {"domains": [DOMAIN]},
+                    }
+                    for name, url in self.urls.items()
+                },
+            }
+        )
+
+    def seed(self, users: int) -> None:
+        """Store every person's account at every vendor, straight into the simulators."""
+        for name, sim in self.sims.items():
+            self.ids[name] = []
+            for index in range(users):
+                stored = sim.add_user(vendor_record(name, index))
+                self.ids[name].append(str(stored[sim.id_key]))
+
+    def limit(self, rate: float | None) -> None:
+        """Set every simulator's server-side rate limit (None: unlimited)."""
+        for sim in self.sims.values():
+            sim.settings.update({"rate": rate, "burst": None})
+
+    def active_count(self, vendor: str, indexes: list[int]) -> int:
+        """How many of these people are still active at the vendor."""
+        sim = self.sims[vendor]
+        return sum(is_active(vendor, sim.users[self.ids[vendor][i]]) for i in indexes)
+
+    def traffic(self) -> dict[str, tuple[int, int]]:
+        """Every vendor's (requests answered, 429s) so far."""
+        return {
+            name: (sum(sim.stats.requests.values()), sim.stats.throttled)
+            for name, sim in self.sims.items()
+        }
+
+
+async def push_all(engine: Engine) -> dict[str, PushStats]:
+    """Drain every connector's outbox concurrently."""
+    results: dict[str, PushStats] = {}
+
+    async def one(name: str) -> None:
+        results[name] = await engine.push(name)
+
+    async with anyio.create_task_group() as group:
+        for name in engine.connectors:
+            group.start_soon(one, name)
+    return results
+
+
+async def settle(world: World, users: int, rate: float) -> dict[str, object]:
+    """Seed the vendors and run one full cycle so the graph is linked; report what it did."""
+    started = time.perf_counter()
+    world.seed(users)
+    seeded = time.perf_counter() - started
+    write_feed(world.feed, range(users))
+    world.limit(None)
+    guard = {"max_deactivations": 100_000, "max_deactivation_share": 1.0}
+    started = time.perf_counter()
+    queued: dict[str, int] = {}
+    async with Engine.open(world.config(SETUP_RATE, guard=guard), environ=ENV) as engine:
+        await engine.recover()
+        feed = await engine.apply_feed()
+        for name in engine.connectors:
+            result = await engine.list_connector(name)
+            if not result.complete:
+                raise RuntimeError(f"setup listing of {name} failed: {result.error}")
+            queued[name] = result.plan.queued
+        pushed = await push_all(engine)
+        # A second pass shows whether anything is left to do.
+        replan = await engine.replan()
+        await push_all(engine)
+    return {
+        "seed_seconds": round(seeded, 2),
+        "cycle_seconds": round(time.perf_counter() - started, 2),
+        "people_created": feed.created,
+        "queued_by_listing": queued,
+        "pushed": {name: stats.done for name, stats in pushed.items()},
+        "left_after_cycle": replan.queued,
+        "rate": rate,
+    }
+
+
+# -- the measurements ------------------------------------------------------------------------
+
+
+async def leaver(world: World, engine: Engine, present: list[int], who: int) -> dict[str, object]:
+    """Remove one person from the feed; time the feed and the pushes until all vendors answer."""
+    write_feed(world.feed, [i for i in present if i != who])
+    await anyio.sleep(1.0)  # the rate budgets refill: the run starts idle
+    before = world.traffic()
+    started = time.perf_counter()
+    feed = await engine.apply_feed()
+    fed = time.perf_counter()
+    pushed = await push_all(engine)
+    finished = time.perf_counter()
+    after = world.traffic()
+    deactivated = [name for name in world.sims if world.active_count(name, [who]) == 0]
+    return {
+        "person": who,
+        "seconds": round(finished - started, 3),
+        "feed_seconds": round(fed - started, 3),
+        "push_seconds": round(finished - fed, 3),
+        "deprovisioned": feed.deprovisioned,
+        "vendors_deactivated": len(deactivated),
+        "unsupported": feed.plan.unsupported,
+        "requests": {name: after[name][0] - before[name][0] for name in world.sims},
+        "throttled": sum(after[name][1] - before[name][1] for name in world.sims),
+        "push_done": sum(stats.done for stats in pushed.values()),
+        "push_retried": sum(stats.retried for stats in pushed.values()),
+    }
+
+
+async def batch(
+    world: World, engine: Engine, present: list[int], leavers: list[int], rate: float
+) -> dict[str, object]:
+    """Remove many people at once; time until every vendor has answered every deactivation."""
+    gone = set(leavers)
+    write_feed(world.feed, [i for i in present if i not in gone])
+    await anyio.sleep(1.0)
+    before = world.traffic()
+    started = time.perf_counter()
+    feed = await engine.apply_feed()
+    fed = time.perf_counter()
+    pushed = await push_all(engine)
+    finished = time.perf_counter()
+    after = world.traffic()
+    vendors: dict[str, dict[str, object]] = {}
+    floors: list[float] = []
+    for name in world.sims:
+        requests = after[name][0] - before[name][0]
+        throttled = after[name][1] - before[name][1]
+        needed = requests - throttled
+        floors.append(needed / rate)
+        stats = pushed.get(name, PushStats())
+        vendors[name] = {
+            "requests": requests,
+            "throttled": throttled,
+            "requests_per_deactivation": round(needed / len(leavers), 3),
+            "floor_seconds": round(needed / rate, 2),
+            "still_active": world.active_count(name, leavers),
+            "push_done": stats.done,
+            "push_retried": stats.retried,
+            "push_dead": stats.dead,
+        }
+    elapsed = finished - started
+    theoretical = max(floors)
+    return {
+        "leavers": len(leavers),
+        "deprovisioned": feed.deprovisioned,
+        "refused": feed.refused,
+        "held": feed.plan.held,
+        "queued": feed.plan.queued,
+        "batch_seconds": round(elapsed, 2),
+        "feed_seconds": round(fed - started, 2),
+        "push_seconds": round(finished - fed, 2),
+        "theoretical_seconds": round(theoretical, 2),
+        "batch_ratio": round(elapsed / theoretical, 3) if theoretical else None,
+        "vendors": vendors,
+    }
+
+
+async def fresh_postgres(base: str) -> str:
+    """An empty, migrated `syncd_bench_propagate` database beside the one named."""
+    url = make_url(base).set(drivername="postgresql")
+    admin = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        await admin.execute("DROP DATABASE IF EXISTS syncd_bench_propagate WITH (FORCE)")
+        await admin.execute("CREATE DATABASE syncd_bench_propagate")
+    finally:
+        await admin.close()
+    bench_url = url.set(database="syncd_bench_propagate").render_as_string(hide_password=False)
+    await upgrade_database(bench_url)
+    return bench_url
+
+
+async def run(users: int, size: int, rate: float, backend: str, workdir: Path) -> dict[str, object]:
+    """Set up the world, measure, and return the figures."""
+    if size + LEAVER_RUNS > users:
+        raise SystemExit("--batch plus the single leavers must not exceed --users")
+    if backend == "sqlite":
+        db_url = f"sqlite:///{workdir / 'graph.db'}"
+    else:
+        base = os.environ.get(
+            "SYNCD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        )
+        db_url = await fresh_postgres(base)
+    sims = {name: make() for name, make in SIMS.items()}
+    async with AsyncExitStack() as stack:
+        urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in sims.items()}
+        world = World(sims, urls, workdir / "hr.csv", db_url)
+        setup = await settle(world, users, rate)
+
+        world.limit(rate)
+        present = list(range(users))
+        singles = [users - 1 - n * (users // (LEAVER_RUNS + 1)) for n in range(LEAVER_RUNS)]
+        runs = []
+        async with Engine.open(world.config(rate), environ=ENV) as engine:
+            for who in singles:
+                runs.append(await leaver(world, engine, present, who))
+                present.remove(who)
+
+        leavers = [i for i in present if i % (len(present) // size or 1) == 0][:size]
+        guard = {"max_deactivations": 100_000, "max_deactivation_share": 1.0}
+        config = world.config(rate, guard=guard, missing_share=1.0)
+        async with Engine.open(config, environ=ENV) as engine:
+            mass = await batch(world, engine, present, leavers, rate)
+
+    seconds = [float(str(item["seconds"])) for item in runs]
+    median = statistics.median(seconds)
+    ratio = mass["batch_ratio"]
+    return {
+        "backend": backend,
+        "users": users,
+        "vendors": len(SIMS),
+        "rate": rate,
+        "leaver_seconds": round(median, 3),
+        "vendors_deactivated": min(int(str(item["vendors_deactivated"])) for item in runs),
+        "batch_seconds": mass["batch_seconds"],
+        "theoretical_seconds": mass["theoretical_seconds"],
+        "batch_ratio": ratio,
+        "goals_met": {
+            "leaver_seconds": median < LEAVER_GOAL,
+            "batch_ratio": isinstance(ratio, float) and ratio <= BATCH_GOAL,
+        },
+        "goals": {"leaver_seconds": f"< {LEAVER_GOAL:g}", "batch_ratio": f"<= {BATCH_GOAL:g}"},
+        "leaver_runs": runs,
+        "batch": mass,
+        "setup": setup,
+    }
+
+
+def main() -> None:
+    """Parse arguments, run the benchmark, print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    args = parser.parse_args()
+    # Keep stdout for the JSON; the engine's warnings go to stderr.
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
+    with tempfile.TemporaryDirectory(prefix="syncd-propagate-") as workdir:
+        figures = anyio.run(run, args.users, args.batch, args.rate, args.backend, Path(workdir))
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
