@@ -102,6 +102,18 @@ class Prepared:
     def raw_json(self) -> str:
         return dumps(self.raw)
 
+    def columns(self) -> dict[str, Any]:
+        """The account columns this record's content sets."""
+        return {
+            "email_raw": self.email_raw,
+            "email": self.email,
+            "email_error": self.email_error,
+            "status": self.status,
+            "attributes_json": self.attributes_json,
+            "raw_json": self.raw_json,
+            "payload_hash": self.payload_hash,
+        }
+
 
 def _plain(mapping: Mapping[str, object]) -> dict[str, object]:
     return mapping if type(mapping) is dict else dict(mapping)
@@ -259,16 +271,7 @@ async def _write_chunk(
                 missing_since=None,
             ),
             [
-                {
-                    "account_id": account_id,
-                    "email_raw": item.email_raw,
-                    "email": item.email,
-                    "email_error": item.email_error,
-                    "status": item.status,
-                    "attributes_json": item.attributes_json,
-                    "raw_json": item.raw_json,
-                    "payload_hash": item.payload_hash,
-                }
+                {"account_id": account_id, **item.columns()}
                 for account_id, item in changed_ids.items()
             ],
         )

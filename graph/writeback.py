@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
-from graph.ingest import Prepared, prepare
+from graph.ingest import prepare
 from graph.models import (
     account_table,
     conflict_table,
@@ -25,18 +25,6 @@ SOURCE = "push"
 
 class LinkError(Exception):
     """A manual link or unlink names something the graph does not hold."""
-
-
-def _fields(item: Prepared) -> dict[str, Any]:
-    return {
-        "email_raw": item.email_raw,
-        "email": item.email,
-        "email_error": item.email_error,
-        "status": item.status,
-        "attributes_json": item.attributes_json,
-        "raw_json": item.raw_json,
-        "payload_hash": item.payload_hash,
-    }
 
 
 async def record_account(
@@ -73,7 +61,7 @@ async def record_account(
                         "external_id": item.external_id,
                         "first_seen": now,
                         "changed_at": now,
-                        **_fields(item),
+                        **item.columns(),
                         **link,
                     },
                 )
@@ -83,7 +71,7 @@ async def record_account(
     else:
         account_id = int(row.id)
         changes = (
-            {**_fields(item), "changed_at": now} if row.payload_hash != item.payload_hash else {}
+            {**item.columns(), "changed_at": now} if row.payload_hash != item.payload_hash else {}
         )
         if not changes and not link:
             return account_id

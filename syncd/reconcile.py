@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,16 +63,7 @@ async def targets_ready(conn: AsyncConnection, targets: Sequence[Target]) -> lis
         state = await linked.listing_state(conn, target.connector)
         if not state.listed:
             continue
-        ready.append(
-            Target(
-                target.connector,
-                has_deactivate=target.has_deactivate,
-                writable=target.writable,
-                provision=target.provision,
-                can_create=state.complete,
-                can_deactivate=state.complete,
-            )
-        )
+        ready.append(replace(target, can_create=state.complete, can_deactivate=state.complete))
     return ready
 
 
