@@ -151,6 +151,21 @@ class ConnectorState(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_ts())
 
 
+class AuthorityState(SQLModel, table=True):
+    """Per authority source: the last feed applied, and a refusal waiting for an operator."""
+
+    __tablename__ = "authority_state"
+
+    source: str = Field(primary_key=True)
+    applied_digest: str | None = None  # sha256 of the last feed applied
+    applied_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    refused_reason: str | None = None
+    refused_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    refused_digest: str | None = None  # the exact feed version that was refused
+    approved_digest: str | None = None  # a refused feed version an operator approved
+    updated_at: datetime = Field(sa_column=_ts())
+
+
 metadata = SQLModel.metadata
 
 
@@ -167,3 +182,4 @@ event_table = _table(Event)
 operation_table = _table(Operation)
 conflict_table = _table(Conflict)
 connector_state_table = _table(ConnectorState)
+authority_state_table = _table(AuthorityState)

@@ -14,7 +14,8 @@ from graph.db import upgrade_database
 from graph.store import GraphStore
 
 POSTGRES_ENV = "SYNCD_TEST_POSTGRES_URL"
-TEST_DATABASE = "syncd_test"
+# Parallel runs (several worktrees on one server) each name their own database.
+TEST_DATABASE = os.environ.get("SYNCD_TEST_POSTGRES_DB", "syncd_test")
 
 
 async def _fresh_postgres_url() -> str:
