@@ -166,6 +166,18 @@ class AuthorityState(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_ts())
 
 
+class Lease(SQLModel, table=True):
+    """Who may write: one row per lease (the writer today; per connector when scaled out)."""
+
+    name: str = Field(primary_key=True)
+    holder: str  # unique per process: host, pid and a random part
+    host: str
+    pid: int
+    token: int = 0  # fencing token: increases on every takeover
+    started_at: datetime = Field(sa_column=_ts())
+    expires_at: datetime = Field(sa_column=_ts())
+
+
 metadata = SQLModel.metadata
 
 
@@ -183,3 +195,4 @@ operation_table = _table(Operation)
 conflict_table = _table(Conflict)
 connector_state_table = _table(ConnectorState)
 authority_state_table = _table(AuthorityState)
+lease_table = _table(Lease)

@@ -1,4 +1,4 @@
-"""authority state: last applied feed and refusals awaiting approval
+"""authority state and leases: the last feed applied, refusals awaiting approval, writers
 
 Revision ID: 0002
 Revises: 0001
@@ -30,8 +30,20 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("source"),
     )
+    op.create_table(
+        "lease",
+        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("holder", sa.String(), nullable=False),
+        sa.Column("host", sa.String(), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("token", sa.Integer(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_table("lease")
     op.drop_table("authority_state")
