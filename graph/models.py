@@ -162,6 +162,7 @@ class AuthorityState(SQLModel, table=True):
     refused_reason: str | None = None
     refused_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     refused_digest: str | None = None  # the exact feed version that was refused
+    refused_count: int | None = None  # people the refused feed would deprovision
     approved_digest: str | None = None  # a refused feed version an operator approved
     updated_at: datetime = Field(sa_column=_ts())
 

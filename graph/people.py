@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,8 +39,16 @@ class PeopleStats:
     rejected: int = 0
     conflicts: int = 0
     rejections: list[str] = field(default_factory=list)
+    rejected_records: list[tuple[int, str]] = field(default_factory=list)  # (record, reason)
     present: set[int] = field(default_factory=set)  # every person the records named
     changed: set[int] = field(default_factory=set)  # people created or updated
+    claimed: set[int] = field(default_factory=set)  # people a record changed or kept
+
+    def reject(self, line: int, reason: str) -> None:
+        """Count a record that was not applied, with the reason."""
+        self.rejected += 1
+        self.rejections.append(f"record {line}: {reason}")
+        self.rejected_records.append((line, reason))
 
 
 @dataclass
@@ -56,8 +64,7 @@ def _clean(
     line: int, record: PersonRecord, policy: EmailPolicy, stats: PeopleStats
 ) -> _Clean | None:
     def reject(reason: str) -> None:
-        stats.rejected += 1
-        stats.rejections.append(f"record {line}: {reason}")
+        stats.reject(line, reason)
 
     primary = normalize_email(record.email, policy)
     if primary.email is None:
@@ -94,7 +101,11 @@ def _conflict(kind: str, email: str, person_id: int, owner: int, now: datetime) 
 
 
 async def _upsert_chunk(
-    conn: AsyncConnection, batch: list[_Clean], source: str, stats: PeopleStats
+    conn: AsyncConnection,
+    batch: list[_Clean],
+    source: str,
+    stats: PeopleStats,
+    untouched: Collection[int],
 ) -> None:
     now = utcnow()
     all_emails = {email for item in batch for email, _ in item.emails}
@@ -116,36 +127,66 @@ async def _upsert_chunk(
     }
 
     creates: list[_Clean] = []
-    matched: dict[int, _Clean] = {}
-    claimed_here: set[str] = set()  # emails that people created in this chunk take
+    claims: dict[object, list[tuple[_Clean, bool]]] = {}  # target -> (record, by employee id)
     conflicts: list[dict[str, Any]] = []
     for item in batch:
         aid = item.record.authority_id
         person_id = by_authority.get(aid) if aid else None
+        by_aid = person_id is not None
         holder = owner.get(item.primary)
         if person_id is None and holder is not None:
-            if aid and authority_of.get(holder) not in (None, aid):
-                # The address belongs to someone the authority knows under another id.
-                conflicts.append(
-                    _conflict("email_claimed_twice", item.primary, holder, holder, now)
-                )
-                stats.rejected += 1
-                stats.rejections.append(f"record {item.line}: email belongs to another person")
+            known_as = authority_of.get(holder)
+            if known_as is not None and known_as != aid:
+                # The address belongs to someone the authority knows under another id (or
+                # the row has none): never take that person over.
+                stats.present.add(holder)
+                if aid:
+                    conflicts.append(
+                        _conflict("email_claimed_twice", item.primary, holder, holder, now)
+                    )
+                    stats.reject(item.line, "email belongs to another person")
+                else:
+                    stats.reject(
+                        item.line, "no employee_id, and the email belongs to a person who has one"
+                    )
                 continue
             person_id = holder
-        if person_id is None:
-            if item.primary in claimed_here:
-                stats.rejected += 1
-                stats.rejections.append(f"record {item.line}: email repeated in this feed")
-                continue
-            item.emails = [pair for pair in item.emails if pair[0] not in claimed_here]
-            claimed_here.update(email for email, _ in item.emails)
-            creates.append(item)
-        elif person_id in matched:
-            stats.rejected += 1
-            stats.rejections.append(f"record {item.line}: the same person appears twice")
-        else:
-            matched[person_id] = item
+        if person_id is not None and person_id in untouched:
+            stats.reject(item.line, "the same person is on an invalid row")
+            continue
+        if person_id is not None and person_id in stats.claimed:
+            stats.present.add(person_id)
+            stats.reject(item.line, "the same person appears twice")
+            continue
+        target: object = person_id if person_id is not None else ("new", aid or item.primary)
+        claims.setdefault(target, []).append((item, by_aid))
+
+    matched: dict[int, _Clean] = {}
+    claimed_here: set[str] = set()  # emails that people created in this chunk take
+    for target, items in claims.items():
+        winners = [item for item, by_aid in items if by_aid] if len(items) > 1 else [items[0][0]]
+        if isinstance(target, int):
+            stats.present.add(target)
+        for item, _ in items:
+            if len(winners) != 1:
+                stats.reject(item.line, "the same person appears twice")
+            elif item is not winners[0]:
+                stats.reject(
+                    item.line, "the same person appears twice (another row has their employee_id)"
+                )
+        if len(winners) != 1:
+            continue
+        item = winners[0]
+        if isinstance(target, int):
+            matched[target] = item
+            continue
+        if item.primary in claimed_here:
+            stats.reject(item.line, "email repeated in this feed")
+            continue
+        item.emails = [pair for pair in item.emails if pair[0] not in claimed_here]
+        claimed_here.update(email for email, _ in item.emails)
+        creates.append(item)
+    stats.claimed.update(matched)
 
     events: list[dict[str, Any]] = []
     new_emails: list[dict[str, Any]] = []
@@ -172,6 +213,7 @@ async def _upsert_chunk(
         )
         created = {row.primary_email: row.id for row in rows}
         stats.present.update(created.values())
+        stats.claimed.update(created.values())
         stats.changed.update(created.values())
         for item in creates:
             person_id = created[item.primary]
@@ -326,14 +368,15 @@ async def upsert_people_in(
     records: Iterable[PersonRecord],
     source: str,
     policy: EmailPolicy = DEFAULT_POLICY,
+    untouched: Collection[int] = frozenset(),
 ) -> PeopleStats:
-    """Upsert people inside the caller's transaction."""
+    """Upsert people inside the caller's transaction; `untouched` people are never changed."""
     stats = PeopleStats()
     for batch in chunks(enumerate(records, start=1), PEOPLE_CHUNK):
         stats.received += len(batch)
         cleaned = [item for line, record in batch if (item := _clean(line, record, policy, stats))]
         if cleaned:
-            await _upsert_chunk(conn, cleaned, source, stats)
+            await _upsert_chunk(conn, cleaned, source, stats, untouched)
     return stats
 
 
@@ -364,3 +407,26 @@ async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: 
         ],
     )
     return len(ids)
+
+
+async def people_named(
+    conn: AsyncConnection, authority_ids: Iterable[str], emails: Iterable[str]
+) -> set[int]:
+    """The people an employee id or a (normalized) email names."""
+    found: set[int] = set()
+    for batch in chunks(sorted(set(authority_ids)), IN_CHUNK):
+        rows = await conn.execute(sa.select(p.c.id).where(p.c.authority_id.in_(batch)))
+        found.update(rows.scalars())
+    for batch in chunks(sorted(set(emails)), IN_CHUNK):
+        rows = await conn.execute(sa.select(pe.c.person_id).where(pe.c.email.in_(batch)))
+        found.update(rows.scalars())
+    return found
+
+
+async def primary_emails(conn: AsyncConnection, person_ids: Iterable[int]) -> dict[int, str]:
+    """Each person's primary email, for an operator's eyes."""
+    found: dict[int, str] = {}
+    for batch in chunks(sorted(set(person_ids)), IN_CHUNK):
+        rows = await conn.execute(sa.select(p.c.id, p.c.primary_email).where(p.c.id.in_(batch)))
+        found.update({row.id: row.primary_email for row in rows})
+    return found

@@ -37,6 +37,8 @@ class AuthorityConfig(_Strict):
     # A feed missing more than this share of the people it last held deprovisions nobody.
     max_missing_share: float = Field(default=0.1, ge=0, le=1)
     missing_allowance: int = Field(default=1, ge=0)
+    # A feed with more than this share of invalid or rejected rows is refused whole.
+    max_invalid_share: float = Field(default=0.01, ge=0, le=1)
 
 
 class GuardConfig(_Strict):

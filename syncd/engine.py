@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.base import Connector
 from connectors.budget import RateBudget
@@ -18,12 +19,19 @@ from connectors.errors import AuthenticationError, ConnectorError
 from connectors.registry import vendor
 from connectors.session import open_session
 from graph import outbox
+from graph.authority import AuthorityState, authority_state, save_applied, save_refusal
 from graph.linked import learned_rates, save_learned_rate
-from graph.people import active_from, deprovision, upsert_people_in
+from graph.people import (
+    active_from,
+    deprovision,
+    people_named,
+    primary_emails,
+    upsert_people_in,
+)
 from graph.resolve import resolve_in
 from graph.store import GraphStore
 from syncd.config import Config, ConfigError, ConnectorConfig, ProvisionConfig, resolve_secrets
-from syncd.hrfeed import read_feed
+from syncd.hrfeed import Feed, FeedChanging, FeedError, read_feed
 from syncd.plan import Guard, Person, Target
 from syncd.push import Pusher, PushStats, RetryPolicy
 from syncd.reconcile import Policy, ReconcileResult, reconcile
@@ -59,12 +67,20 @@ class FeedResult:
     """What one read of the authority feed did."""
 
     people: int = 0
-    skipped_rows: int = 0
+    skipped_rows: int = 0  # rows the reader found invalid
+    rejected_rows: int = 0  # valid rows the graph would not apply
     created: int = 0
     updated: int = 0
     deprovisioned: int = 0
-    refused: str | None = None
+    refused: str | None = None  # why the feed, or its deprovisioning, was refused
+    changing: bool = False  # the file changed while read: nothing done, try again
+    digest: str | None = None  # the feed version (sha256 of the file)
+    would_deprovision: list[str] = field(default_factory=list)  # emails; dry runs only
     plan: ReconcileResult = field(default_factory=ReconcileResult)
+
+
+class _RefusedWhole(Exception):
+    """Raised inside the feed's transaction to undo it: the feed is refused whole."""
 
 
 @dataclass
@@ -193,38 +209,113 @@ class Engine:
     # -- authority ------------------------------------------------------------------
 
     async def apply_feed(self, path: Path | None = None, *, dry_run: bool = False) -> FeedResult:
-        """Read the HR feed and apply it with its plan in one transaction."""
+        """Read the HR feed and apply it with its plan in one transaction, or refuse it."""
         if path is None:
             if self.config.authority is None:
                 return FeedResult()
             path = self.config.authority.hr_feed
-        feed = await anyio.to_thread.run_sync(read_feed, path)
-        result = FeedResult(people=len(feed.people), skipped_rows=len(feed.errors))
+        try:
+            feed = await anyio.to_thread.run_sync(read_feed, path)
+        except FeedChanging:
+            log.info("authority.changing")
+            return FeedResult(changing=True)
+        except FeedError as exc:
+            result = FeedResult(refused=str(exc))
+            if not dry_run:
+                await self._refuse(result.refused or "", None, None)
+            return result
+        result = FeedResult(
+            people=len(feed.people), skipped_rows=len(feed.errors), digest=feed.digest
+        )
         for error in feed.errors:
             log.warning("authority.row_skipped", line=error.line, reason=error.message)
         try:
             async with self.store.db.write() as conn:
-                before = await active_from(conn, AUTHORITY_SOURCE)
-                stats = await upsert_people_in(
-                    conn, feed.people, AUTHORITY_SOURCE, self.store.policy
-                )
-                result.created, result.updated = stats.created, stats.updated
-                absent = before - stats.present
-                result.refused = self._feed_refusal(len(absent), len(before), len(stats.present))
-                if result.refused is not None:
-                    log.warning("authority.shrank", absent=len(absent), reason=result.refused)
-                    absent = set()
-                result.deprovisioned = await deprovision(conn, absent, AUTHORITY_SOURCE)
-                changed = stats.changed | absent
-                if changed:
-                    result.plan = await reconcile(
-                        conn, list(self.targets.values()), self.policy, changed, dry_run=dry_run
-                    )
-                if dry_run:
-                    raise Rollback
+                await self._apply(conn, feed, result, dry_run)
         except Rollback:
             pass
+        except _RefusedWhole as refused:
+            await self._refuse(result.refused or "", feed.digest, refused.args[0])
         return result
+
+    async def _apply(
+        self, conn: AsyncConnection, feed: Feed, result: FeedResult, dry_run: bool
+    ) -> None:
+        """Upsert the feed, guard it, deprovision the absent, plan; raise to undo."""
+        state = await authority_state(conn, AUTHORITY_SOURCE)
+        # People an invalid row names stay exactly as they are: present, untouched.
+        untouched = await people_named(
+            conn,
+            [error.employee_id for error in feed.errors if error.employee_id],
+            [error.email for error in feed.errors if error.email],
+        )
+        before = await active_from(conn, AUTHORITY_SOURCE)
+        stats = await upsert_people_in(
+            conn, feed.people, AUTHORITY_SOURCE, self.store.policy, untouched
+        )
+        result.created, result.updated = stats.created, stats.updated
+        result.rejected_rows = stats.rejected
+        for record, reason in stats.rejected_records:
+            log.warning("authority.row_rejected", line=feed.lines[record - 1], reason=reason)
+        present = stats.present | untouched
+        absent = before - present
+        invalid = self._invalid_refusal(feed.rows, result.skipped_rows + result.rejected_rows)
+        refusal = invalid or self._feed_refusal(len(absent), len(before), len(present))
+        if refusal is not None and state.approved_digest == feed.digest:
+            if not dry_run:
+                log.warning("authority.approved_feed_applied", digest=feed.digest[:12])
+            refusal = None
+        refused_count = len(absent)
+        if refusal is not None:
+            result.refused = refusal
+            if dry_run:
+                emails = await primary_emails(conn, absent)
+                result.would_deprovision = sorted(emails.values())
+            if invalid is not None:
+                result.created = result.updated = 0
+                raise Rollback if dry_run else _RefusedWhole(refused_count)
+            absent = set()
+        result.deprovisioned = await deprovision(conn, absent, AUTHORITY_SOURCE)
+        changed = stats.changed | absent
+        if changed:
+            result.plan = await reconcile(
+                conn, list(self.targets.values()), self.policy, changed, dry_run=dry_run
+            )
+        if dry_run:
+            raise Rollback
+        if refusal is not None:
+            await self._save_refusal(conn, state, refusal, feed.digest, refused_count)
+        else:
+            if state.refused_reason is not None:
+                log.info("authority.refusal_cleared", digest=feed.digest[:12])
+            await save_applied(conn, AUTHORITY_SOURCE, feed.digest)
+
+    async def _refuse(self, reason: str, digest: str | None, count: int | None) -> None:
+        """Persist a refusal of the whole feed (nothing of it was applied)."""
+        async with self.store.db.write() as conn:
+            state = await authority_state(conn, AUTHORITY_SOURCE)
+            await self._save_refusal(conn, state, reason, digest, count)
+
+    async def _save_refusal(
+        self,
+        conn: AsyncConnection,
+        state: AuthorityState,
+        reason: str,
+        digest: str | None,
+        count: int | None,
+    ) -> None:
+        if state.refused_reason != reason:
+            log.error("authority.refused", reason=reason)  # once, when it starts or changes
+        await save_refusal(conn, AUTHORITY_SOURCE, reason, digest, count, state.refused_since)
+
+    def _invalid_refusal(self, rows: int, invalid: int) -> str | None:
+        settings = self.config.authority
+        if invalid == 0 or settings is None or invalid <= settings.max_invalid_share * rows:
+            return None
+        return (
+            f"{invalid} of {rows} rows are invalid "
+            f"(more than max_invalid_share {settings.max_invalid_share:g})"
+        )
 
     def _feed_refusal(self, absent: int, before: int, present: int) -> str | None:
         settings = self.config.authority

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("refused_reason", sa.String(), nullable=True),
         sa.Column("refused_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("refused_digest", sa.String(), nullable=True),
+        sa.Column("refused_count", sa.Integer(), nullable=True),
         sa.Column("approved_digest", sa.String(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("source"),

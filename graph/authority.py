@@ -1,0 +1,99 @@
+"""The authority's state: the last feed applied, a refusal, and an operator's approval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from graph.models import authority_state_table, utcnow
+from graph.sql import insert_for
+
+a = authority_state_table
+
+
+@dataclass(frozen=True)
+class AuthorityState:
+    """One authority source's row; every field None until a feed was seen."""
+
+    source: str
+    applied_digest: str | None = None
+    applied_at: datetime | None = None
+    refused_reason: str | None = None
+    refused_since: datetime | None = None
+    refused_digest: str | None = None
+    refused_count: int | None = None
+    approved_digest: str | None = None
+
+
+async def authority_state(conn: AsyncConnection, source: str) -> AuthorityState:
+    """The source's state (an empty one if nothing was recorded)."""
+    row = (await conn.execute(sa.select(a).where(a.c.source == source))).first()
+    if row is None:
+        return AuthorityState(source)
+    return AuthorityState(
+        source,
+        row.applied_digest,
+        row.applied_at,
+        row.refused_reason,
+        row.refused_since,
+        row.refused_digest,
+        row.refused_count,
+        row.approved_digest,
+    )
+
+
+async def _save(conn: AsyncConnection, source: str, values: dict[str, Any]) -> None:
+    values = {**values, "updated_at": utcnow()}
+    statement = insert_for(conn, a).values(source=source, **values)
+    await conn.execute(statement.on_conflict_do_update(index_elements=["source"], set_=values))
+
+
+async def save_refusal(
+    conn: AsyncConnection,
+    source: str,
+    reason: str,
+    digest: str | None,
+    count: int | None,
+    since: datetime | None = None,
+) -> None:
+    """Record that the feed is refused, since `since` (now if not given)."""
+    await _save(
+        conn,
+        source,
+        {
+            "refused_reason": reason,
+            "refused_since": since or utcnow(),
+            "refused_digest": digest,
+            "refused_count": count,
+        },
+    )
+
+
+async def save_applied(conn: AsyncConnection, source: str, digest: str) -> None:
+    """Record the feed version applied; any refusal and approval are over."""
+    await _save(
+        conn,
+        source,
+        {
+            "applied_digest": digest,
+            "applied_at": utcnow(),
+            "refused_reason": None,
+            "refused_since": None,
+            "refused_digest": None,
+            "refused_count": None,
+            "approved_digest": None,
+        },
+    )
+
+
+async def approve_refused(conn: AsyncConnection, source: str) -> AuthorityState | None:
+    """Approve the refused feed version; None when no approvable feed is refused."""
+    state = await authority_state(conn, source)
+    if state.refused_digest is None:
+        return None
+    await _save(conn, source, {"approved_digest": state.refused_digest})
+    return state
