@@ -97,3 +97,18 @@ async def approve_refused(conn: AsyncConnection, source: str) -> AuthorityState 
         return None
     await _save(conn, source, {"approved_digest": state.refused_digest})
     return state
+
+
+def authority_view(state: AuthorityState) -> dict[str, object]:
+    """The state for an operator: refusal and since when, what was applied (no emails)."""
+    return {
+        "refused": state.refused_reason,
+        "refused_since": state.refused_since,
+        "awaiting_approval": state.refused_digest is not None
+        and state.approved_digest != state.refused_digest,
+        "refused_people": state.refused_count,
+        "refused_digest": state.refused_digest and state.refused_digest[:12],
+        "approved_digest": state.approved_digest and state.approved_digest[:12],
+        "applied_digest": state.applied_digest and state.applied_digest[:12],
+        "applied_at": state.applied_at,
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,3 +189,16 @@ async def save_learned_rate(conn: AsyncConnection, connector: str, rate: float) 
     """Keep a connector's learned rate for the next start."""
     s = connector_state_table
     await conn.execute(sa.update(s).where(s.c.connector == connector).values(learned_rate=rate))
+
+
+async def account_emails(conn: AsyncConnection, account_ids: Iterable[int]) -> dict[int, str]:
+    """Each account's email as the vendor holds it, for an operator's eyes."""
+    found: dict[int, str] = {}
+    for batch in chunks(sorted(set(account_ids)), IN_CHUNK):
+        rows = await conn.execute(
+            sa.select(account_table.c.id, account_table.c.email).where(
+                account_table.c.id.in_(batch), account_table.c.email.is_not(None)
+            )
+        )
+        found.update({row.id: row.email for row in rows})
+    return found

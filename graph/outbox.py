@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.db import Database
 from graph.models import operation_table, utcnow
-from graph.sql import dumps, insert_for, loads
+from graph.sql import IN_CHUNK, chunks, dumps, insert_for, loads
 
 o = operation_table
 # Deactivations first: a leaver's access goes before routine profile updates.
@@ -196,3 +196,14 @@ async def counts_by_state(db: Database) -> dict[tuple[str, str], int]:
             sa.select(o.c.connector, o.c.state, sa.func.count()).group_by(o.c.connector, o.c.state)
         )
         return {(connector, state): count for connector, state, count in rows}
+
+
+async def states_by_key(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, str]:
+    """The state of each operation already queued under one of these idempotency keys."""
+    found: dict[str, str] = {}
+    for batch in chunks(sorted(set(keys)), IN_CHUNK):
+        rows = await conn.execute(
+            sa.select(o.c.idempotency_key, o.c.state).where(o.c.idempotency_key.in_(batch))
+        )
+        found.update({row.idempotency_key: row.state for row in rows})
+    return found

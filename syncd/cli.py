@@ -102,6 +102,12 @@ def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     for name, verb in (("approve", "release"), ("reject", "drop")):
         held = command(name, f"{verb} operations a guard held")
         held.add_argument("--connector", help="only this connector's")
+    commands.choices["approve"].add_argument(
+        "--authority",
+        action="store_true",
+        help="apply the refused HR feed (that exact file version) instead",
+    )
+    commands.choices["reject"].set_defaults(authority=False)
     command("status", "per-connector listing and outbox state")
     command("doctor", "check config, database and every vendor's credentials")
     command("person", "a person and their accounts").add_argument("email")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,10 +17,13 @@ import sqlalchemy as sa
 
 from connectors.errors import ConnectorError
 from graph import outbox, writeback
-from graph.linked import listing_state
+from graph.authority import AuthorityState, approve_refused, authority_state, authority_view
+from graph.linked import account_emails, listing_state
+from graph.people import primary_emails
 from graph.store import GraphStore
 from syncd.config import Config, load_config
-from syncd.engine import Engine, ListingResult
+from syncd.engine import AUTHORITY_SOURCE, Engine, ListingResult
+from syncd.hrfeed import FeedChanging, FeedError, read_feed
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -70,10 +74,13 @@ async def run_once(config: Config, args: argparse.Namespace) -> int:
         summary["authority"] = {
             "people": feed.people,
             "skipped_rows": feed.skipped_rows,
+            "rejected_rows": feed.rejected_rows,
             "created": feed.created,
             "updated": feed.updated,
             "deprovisioned": feed.deprovisioned,
             "refused": feed.refused,
+            "changing": feed.changing,
+            "digest": feed.digest and feed.digest[:12],
         }
         summary["recovered_in_flight"] = recovered
         results: dict[str, ListingResult] = {}
@@ -104,7 +111,9 @@ async def run_once(config: Config, args: argparse.Namespace) -> int:
         # final drain catches those queued while another connector was still listing.
         for name in engine.connectors:
             summary["connectors"][name]["pushed"] += (await engine.push(name)).done
-        failed = any(not item["listing_complete"] for item in summary["connectors"].values())
+        failed = feed.refused is not None or any(
+            not item["listing_complete"] for item in summary["connectors"].values()
+        )
     _progress("")
     emit(args, summary, _once_text)
     return EXIT_FAILURE if failed else EXIT_OK
@@ -114,8 +123,10 @@ def _once_text(summary: dict[str, Any]) -> str:
     feed = summary["authority"]
     lines = [
         f"authority: {feed['people']} people, {feed['created']} new, {feed['updated']} changed, "
-        f"{feed['deprovisioned']} deprovisioned, {feed['skipped_rows']} rows skipped"
-        + (f" (deprovisioning refused: {feed['refused']})" if feed["refused"] else "")
+        f"{feed['deprovisioned']} deprovisioned, {feed['skipped_rows']} rows skipped, "
+        f"{feed['rejected_rows']} rows rejected"
+        + (f" (REFUSED: {feed['refused']})" if feed["refused"] else "")
+        + (" (the file is being written: not applied, try again)" if feed["changing"] else "")
     ]
     for name, item in sorted(summary["connectors"].items()):
         state = "ok" if item["listing_complete"] else f"INCOMPLETE ({item['error']})"
@@ -132,31 +143,53 @@ async def run_plan(config: Config, args: argparse.Namespace) -> int:
     async with Engine.open(config) as engine:
         feed = await engine.apply_feed(dry_run=True)
         graph = await engine.replan(dry_run=True)
-    seen = set()
+        specs = {spec.idempotency_key: spec for spec in [*feed.plan.operations, *graph.operations]}
+        async with engine.store.db.read() as conn:
+            states = await outbox.states_by_key(conn, specs)
+            people = await primary_emails(
+                conn, [s.person_id for s in specs.values() if s.person_id]
+            )
+            accounts = await account_emails(
+                conn, [s.account_id for s in specs.values() if s.person_id is None and s.account_id]
+            )
     operations = []
-    for spec in [*feed.plan.operations, *graph.operations]:
-        if spec.idempotency_key not in seen:
-            seen.add(spec.idempotency_key)
-            operations.append(_spec_view(spec))
+    for key, spec in specs.items():
+        view = _spec_view(spec)
+        email = people.get(spec.person_id or 0) or accounts.get(spec.account_id or 0)
+        view["email"] = email
+        view["state"] = states.get(key, "new")
+        operations.append(view)
     data = {
         "operations": operations,
         "unsupported": sorted(set(feed.plan.unsupported + graph.unsupported)),
-        "deprovisioning_refused": feed.refused,
+        "feed_refused": feed.refused,
+        "would_deprovision": feed.would_deprovision,
     }
     emit(args, data, _plan_text)
     return EXIT_OK
 
 
 def _plan_text(data: dict[str, Any]) -> str:
-    lines = [
-        f"{op['op']:<10} {op['connector']:<20} person {op['person_id']} "
-        f"{','.join(op['attributes'])}"
-        for op in data["operations"]
-    ]
-    lines.append(f"{len(data['operations'])} operation(s) would be queued")
+    lines = []
+    for op in data["operations"]:
+        state = "" if op["state"] == "new" else f"  (already in the outbox: {op['state']})"
+        lines.append(
+            f"{op['op']:<10} {op['connector']:<20} {op['email'] or '?'} "
+            f"{','.join(op['attributes'])}{state}"
+        )
+    new = sum(1 for op in data["operations"] if op["state"] == "new")
+    lines.append(f"{new} operation(s) would be queued")
+    if known := len(data["operations"]) - new:
+        lines.append(f"{known} operation(s) are already in the outbox")
     lines.extend(f"not possible: {item}" for item in data["unsupported"])
-    if data["deprovisioning_refused"]:
-        lines.append(f"deprovisioning refused: {data['deprovisioning_refused']}")
+    if data["feed_refused"]:
+        lines.append(f"feed refused: {data['feed_refused']}")
+    if data["would_deprovision"]:
+        lines.append(
+            f"it would deprovision {len(data['would_deprovision'])} people "
+            "(syncd approve --authority applies it):"
+        )
+        lines.extend(f"  {email}" for email in data["would_deprovision"])
     return "\n".join(lines)
 
 
@@ -169,14 +202,44 @@ async def _with_store(config: Config, work: Callable[[GraphStore], Awaitable[Any
 
 
 async def run_release(config: Config, args: argparse.Namespace) -> int:
-    """Approve or reject held operations."""
+    """Approve or reject held operations, or approve a refused authority feed."""
     approve = args.command == "approve"
+    if approve and args.authority:
+        return await _approve_authority(config, args)
     count = await _with_store(
         config,
         lambda store: outbox.release_held(store.db, approve=approve, connector=args.connector),
     )
     verb = "approved" if approve else "rejected"
     emit(args, {verb: count}, lambda data: f"{data[verb]} held operation(s) {verb}")
+    return EXIT_OK
+
+
+async def _approve_authority(config: Config, args: argparse.Namespace) -> int:
+    async def approve(store: GraphStore) -> tuple[AuthorityState, AuthorityState | None]:
+        async with store.db.write() as conn:
+            return await authority_state(conn, AUTHORITY_SOURCE), await approve_refused(
+                conn, AUTHORITY_SOURCE
+            )
+
+    state, approved = await _with_store(config, approve)
+    if approved is None or approved.refused_digest is None:
+        why = (
+            f"; the feed is refused ({state.refused_reason}) and cannot be approved: fix the file"
+            if state.refused_reason
+            else ""
+        )
+        sys.stderr.write(f"syncd approve --authority: no refused feed to approve{why}\n")
+        return EXIT_FAILURE
+    data = {"approved_digest": approved.refused_digest[:12], "people": approved.refused_count}
+    emit(
+        args,
+        data,
+        lambda d: (
+            f"approved feed {d['approved_digest']}: it deprovisions {d['people']} people "
+            "when it is applied (the daemon's next poll, or syncd once)"
+        ),
+    )
     return EXIT_OK
 
 
@@ -197,7 +260,8 @@ async def run_status(config: Config, args: argparse.Namespace) -> int:
                     "accounts": _plain(count) if count else {},
                     "outbox": {s: n for (c, s), n in by_state.items() if c == name},
                 }
-        return {"connectors": connectors}
+            authority = authority_view(await authority_state(conn, AUTHORITY_SOURCE))
+        return {"authority": authority, "connectors": connectors}
 
     data = await _with_store(config, gather)
     emit(args, data, _status_text)
@@ -205,14 +269,23 @@ async def run_status(config: Config, args: argparse.Namespace) -> int:
 
 
 def _status_text(data: dict[str, Any]) -> str:
-    lines = []
+    authority = data["authority"]
+    if authority["refused"]:
+        hint = "  approve: syncd approve --authority" if authority["awaiting_approval"] else ""
+        lines = [
+            f"authority: REFUSED since {authority['refused_since']}: {authority['refused']}{hint}"
+        ]
+    elif authority["applied_digest"]:
+        lines = [f"authority: feed {authority['applied_digest']} applied {authority['applied_at']}"]
+    else:
+        lines = ["authority: no feed applied yet"]
     for name, item in data["connectors"].items():
         held = item["outbox"].get("held", 0)
         lines.append(
             f"{name}: listed={item['listed']} complete={item['listing_complete']} "
             f"outbox={item['outbox']}" + (f"  HELD {held}: syncd approve / reject" if held else "")
         )
-    return "\n".join(lines) or "no connectors configured"
+    return "\n".join(lines)
 
 
 async def run_person(config: Config, args: argparse.Namespace) -> int:
@@ -270,6 +343,9 @@ async def run_doctor(config: Config, args: argparse.Namespace) -> int:
         except Exception as exc:  # any failure is the finding
             checks["database"] = f"FAILED: {type(exc).__name__}"
             failed = True
+        if config.authority is not None:
+            checks["authority"] = await _feed_check(engine, config.authority.hr_feed)
+            failed = failed or checks["authority"] != "ok"
         for name, connector in engine.connectors.items():
             try:
                 async with aclosing(connector.list_pages()) as pages:
@@ -280,6 +356,17 @@ async def run_doctor(config: Config, args: argparse.Namespace) -> int:
                 failed = True
     emit(args, checks, lambda data: "\n".join(f"{key}: {value}" for key, value in data.items()))
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+async def _feed_check(engine: Engine, path: Path) -> str:
+    """Read and validate the HR feed as the engine would; ok or the reason."""
+    try:
+        feed = await anyio.to_thread.run_sync(read_feed, path)
+    except (FeedError, FeedChanging) as exc:
+        return f"FAILED: {exc}"
+    if (refusal := engine.invalid_refusal(feed.rows, len(feed.errors))) is not None:
+        return f"FAILED: {path}: {refusal}"
+    return "ok"
 
 
 HANDLERS: dict[str, Callable[[Config, argparse.Namespace], Awaitable[int]]] = {

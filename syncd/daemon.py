@@ -14,9 +14,10 @@ import sqlalchemy as sa
 import structlog
 
 from graph import outbox
+from graph.authority import authority_state, authority_view
 from graph.models import utcnow
 from syncd.config import Config, ConfigError, load_config
-from syncd.engine import Engine
+from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.health import Check, health_app, serve_health
 from syncd.metrics import Metrics
 from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
@@ -24,6 +25,18 @@ from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
 log = structlog.get_logger("syncd.daemon")
 DRAIN_GRACE = 8.0  # seconds in-flight writes get to finish after SIGTERM
 PUSH_IDLE = 1.0
+
+
+_UNSEEN = object()  # no feed signature read yet (or a reread was asked for)
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """The file's modification time and size; None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 @dataclass
@@ -47,7 +60,8 @@ class Daemon:
         self.health: dict[str, ConnectorHealth] = {}
         self.stopping = anyio.Event()
         self.engine: Engine | None = None
-        self._feed_signature: tuple[int, int] | None = None
+        self._feed_signature: object = _UNSEEN
+        self._feed_digest: str | None = None
         self._wake: dict[str, anyio.Event] = {}
         self._readers: anyio.CancelScope | None = None
         self.health_url: str | None = None
@@ -123,6 +137,7 @@ class Daemon:
         ):
             log.warning("config.restart_needed", reason="connectors or database changed")
         self.engine.reload(config)
+        self._feed_signature = _UNSEEN  # read the feed again, even if unchanged
         log.info("config.reloaded")
 
     async def _feed_loop(self, engine: Engine) -> None:
@@ -130,26 +145,34 @@ class Daemon:
             settings = engine.config.authority
             if settings is None:
                 return
-            try:
-                stat = settings.hr_feed.stat()
-                signature = (stat.st_mtime_ns, stat.st_size)
-                if signature != self._feed_signature:
-                    result = await engine.apply_feed()
+            signature = _signature(settings.hr_feed)
+            if signature != self._feed_signature or await self._approval_waiting(engine):
+                result = await engine.apply_feed()
+                if not result.changing:  # a file being written is read again next poll
                     self._feed_signature = signature
-                    log.info(
-                        "authority.applied",
-                        people=result.people,
-                        created=result.created,
-                        updated=result.updated,
-                        deprovisioned=result.deprovisioned,
-                        skipped_rows=result.skipped_rows,
-                        queued=result.plan.queued,
-                    )
+                    self._feed_digest = result.digest
+                    if result.digest is not None and result.refused is None:
+                        log.info(
+                            "authority.applied",
+                            people=result.people,
+                            created=result.created,
+                            updated=result.updated,
+                            deprovisioned=result.deprovisioned,
+                            skipped_rows=result.skipped_rows,
+                            rejected_rows=result.rejected_rows,
+                            queued=result.plan.queued,
+                        )
                     for event in self._wake.values():
                         event.set()
-            except OSError as exc:
-                log.error("authority.unreadable", error=exc.strerror)
             await anyio.sleep(settings.poll_interval)
+
+    async def _approval_waiting(self, engine: Engine) -> bool:
+        """Whether an operator approved the feed version this daemon last refused."""
+        if self._feed_digest is None:
+            return False
+        async with engine.store.db.read() as conn:
+            state = await authority_state(conn, AUTHORITY_SOURCE)
+        return state.refused_digest == self._feed_digest == state.approved_digest
 
     async def _poll_loop(self, engine: Engine, name: str) -> None:
         health = self.health[name]
@@ -208,6 +231,8 @@ class Daemon:
             checks["database"] = Check(True, "answers")
         except Exception as exc:  # any failure means not ready
             checks["database"] = Check(False, f"error: {type(exc).__name__}")
+        if self.engine.config.authority is not None:
+            checks["authority"] = await self._authority_check()
         now = utcnow()
         for name, health in self.health.items():
             settings = self.engine.config.connectors[name]
@@ -221,6 +246,17 @@ class Daemon:
             else:
                 checks[f"connector:{name}"] = Check(True, "fresh")
         return checks
+
+    async def _authority_check(self) -> Check:
+        assert self.engine is not None
+        try:
+            async with self.engine.store.db.read() as conn:
+                state = await authority_state(conn, AUTHORITY_SOURCE)
+        except Exception as exc:  # the database check names the failure
+            return Check(False, f"error: {type(exc).__name__}")
+        if state.refused_reason is not None:
+            return Check(False, f"feed refused: {state.refused_reason}")
+        return Check(True, "feed applied" if state.applied_digest else "no feed applied yet")
 
     async def status(self) -> dict[str, object]:
         """Per connector: health, last success, outbox by state (no emails, no secrets)."""
@@ -241,7 +277,9 @@ class Daemon:
                 "outbox": outbox_states,
                 "held": outbox_states.get("held", 0),
             }
-        return {"summary": self._summary(), "connectors": connectors}
+        async with self.engine.store.db.read() as conn:
+            authority = authority_view(await authority_state(conn, AUTHORITY_SOURCE))
+        return {"summary": self._summary(), "authority": authority, "connectors": connectors}
 
     async def refresh_metrics(self) -> None:
         """Bring the graph gauges up to date."""

@@ -259,7 +259,7 @@ class Engine:
             log.warning("authority.row_rejected", line=feed.lines[record - 1], reason=reason)
         present = stats.present | untouched
         absent = before - present
-        invalid = self._invalid_refusal(feed.rows, result.skipped_rows + result.rejected_rows)
+        invalid = self.invalid_refusal(feed.rows, result.skipped_rows + result.rejected_rows)
         refusal = invalid or self._feed_refusal(len(absent), len(before), len(present))
         if refusal is not None and state.approved_digest == feed.digest:
             if not dry_run:
@@ -308,7 +308,8 @@ class Engine:
             log.error("authority.refused", reason=reason)  # once, when it starts or changes
         await save_refusal(conn, AUTHORITY_SOURCE, reason, digest, count, state.refused_since)
 
-    def _invalid_refusal(self, rows: int, invalid: int) -> str | None:
+    def invalid_refusal(self, rows: int, invalid: int) -> str | None:
+        """Why a feed with this many invalid rows (of `rows`) is refused, or None."""
         settings = self.config.authority
         if invalid == 0 or settings is None or invalid <= settings.max_invalid_share * rows:
             return None
