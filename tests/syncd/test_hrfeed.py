@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -70,3 +71,50 @@ def test_a_file_without_an_email_column_is_refused(tmp_path: Path) -> None:
         read_feed(path)
     with pytest.raises(FeedError, match="No such file"):
         read_feed(tmp_path / "missing.csv")
+
+
+def test_invalid_rows_carry_the_keys_that_name_their_person(tmp_path: Path) -> None:
+    path = tmp_path / "hr.csv"
+    path.write_text(
+        "employee_id,email,status\n"
+        "E1,Ann@Example.com,actve\n"
+        "E2,,active\n"
+        ",cy@example.com,retired\n"
+        "E4,di@example.com\n"  # cut short: a column missing
+        "E5,not-an-email,active\n"
+    )
+    feed = read_feed(path)
+    assert feed.people == []
+    assert [(e.line, e.employee_id, e.email) for e in feed.errors] == [
+        (2, "E1", "ann@example.com"),
+        (3, "E2", None),
+        (4, None, "cy@example.com"),
+        (5, "E4", "di@example.com"),
+        (6, "E5", None),
+    ]
+    assert "columns" in feed.errors[3].message
+    assert all("example.com" not in e.message for e in feed.errors)  # logged: no emails
+
+
+def test_the_feed_version_is_the_digest_of_its_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "hr.csv"
+    path.write_bytes(HEADER.encode() + b"E1,ann@example.com,Ann,Lee,,,,active,\n")
+    assert read_feed(path).digest == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_file_without_a_final_newline_is_refused_as_cut_off(tmp_path: Path) -> None:
+    path = tmp_path / "hr.csv"
+    path.write_text(HEADER + "E1,ann@example.com,Ann,Lee,,,,active,\nE2,bob@example.co")
+    with pytest.raises(FeedError, match="no newline"):
+        read_feed(path)
+
+
+def test_an_empty_or_latin1_file_is_refused_naming_line_and_offset(tmp_path: Path) -> None:
+    path = tmp_path / "hr.csv"
+    path.write_bytes(b"")
+    with pytest.raises(FeedError, match="empty"):
+        read_feed(path)
+    path.write_bytes(HEADER.encode() + "E1,josé@example.com,,,,,,active,\n".encode("latin-1"))
+    offset = len(HEADER) + len("E1,jos")
+    with pytest.raises(FeedError, match=f"not UTF-8 at line 2, byte offset {offset}"):
+        read_feed(path)
