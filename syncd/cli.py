@@ -45,7 +45,9 @@ def _engine_command(args: argparse.Namespace) -> int:
     from graph.db import DatabaseError
     from syncd.commands import run_command
     from syncd.config import ConfigError
+    from syncd.logging import configure_logging
 
+    configure_logging(level="warning")  # logs on stderr: stdout is the command's result
     try:
         return run_command(args)
     except ConfigError as exc:
