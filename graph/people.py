@@ -158,7 +158,9 @@ async def _upsert_chunk(
             stats.present.add(person_id)
             stats.reject(item.line, "the same person appears twice")
             continue
-        target: object = person_id if person_id is not None else ("new", aid or item.primary)
+        target: object = person_id
+        if person_id is None:
+            target = ("new employee", aid) if aid else ("new email", item.primary)
         claims.setdefault(target, []).append((item, by_aid))
 
     matched: dict[int, _Clean] = {}

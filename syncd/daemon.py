@@ -61,7 +61,7 @@ class Daemon:
         self.stopping = anyio.Event()
         self.engine: Engine | None = None
         self._feed_signature: object = _UNSEEN
-        self._feed_digest: str | None = None
+        self._refused_digest: str | None = None  # the feed version last refused here
         self._wake: dict[str, anyio.Event] = {}
         self._readers: anyio.CancelScope | None = None
         self.health_url: str | None = None
@@ -150,7 +150,7 @@ class Daemon:
                 result = await engine.apply_feed()
                 if not result.changing:  # a file being written is read again next poll
                     self._feed_signature = signature
-                    self._feed_digest = result.digest
+                    self._refused_digest = result.digest if result.refused else None
                     if result.digest is not None and result.refused is None:
                         log.info(
                             "authority.applied",
@@ -168,11 +168,11 @@ class Daemon:
 
     async def _approval_waiting(self, engine: Engine) -> bool:
         """Whether an operator approved the feed version this daemon last refused."""
-        if self._feed_digest is None:
+        if self._refused_digest is None:
             return False
         async with engine.store.db.read() as conn:
             state = await authority_state(conn, AUTHORITY_SOURCE)
-        return state.refused_digest == self._feed_digest == state.approved_digest
+        return state.refused_digest == self._refused_digest == state.approved_digest
 
     async def _poll_loop(self, engine: Engine, name: str) -> None:
         health = self.health[name]

@@ -20,6 +20,7 @@ from connectors.registry import vendor
 from connectors.session import open_session
 from graph import outbox
 from graph.authority import AuthorityState, authority_state, save_applied, save_refusal
+from graph.emails import normalize_email
 from graph.linked import learned_rates, save_learned_rate
 from graph.people import (
     active_from,
@@ -247,7 +248,11 @@ class Engine:
         untouched = await people_named(
             conn,
             [error.employee_id for error in feed.errors if error.employee_id],
-            [error.email for error in feed.errors if error.email],
+            [
+                email
+                for error in feed.errors
+                if error.email and (email := normalize_email(error.email, self.store.policy).email)
+            ],
         )
         before = await active_from(conn, AUTHORITY_SOURCE)
         stats = await upsert_people_in(
