@@ -30,7 +30,7 @@ def _non_ascii(column: str) -> sa.TextClause:
 def _rekey_people(conn: sa.Connection) -> None:
     # Every person email carries its loose form: an account's look-alike is found by it.
     conn.execute(sa.text("UPDATE person_email SET email_loose = email"))
-    rows: Sequence[sa.Row[Any]] = conn.execute(
+    rows: Sequence[Any] = conn.execute(
         sa.select(*(sa.column(name) for name in ("id", "person_id", "email", "raw", "is_primary")))
         .select_from(sa.table("person_email"))
         .where(_non_ascii("raw"))
@@ -51,7 +51,7 @@ def _rekey_people(conn: sa.Connection) -> None:
 
 
 def _rekey_accounts(conn: sa.Connection) -> None:
-    rows: Sequence[sa.Row[Any]] = conn.execute(
+    rows: Sequence[Any] = conn.execute(
         sa.select(sa.column("id"), sa.column("email_raw"))
         .select_from(sa.table("account"))
         .where(_non_ascii("email_raw"))
