@@ -103,11 +103,31 @@ async def test_migration_0003_rekeys_only_non_ascii_emails(db_url: str) -> None:
                     " ('acme', '1', 'ſam@corp.example', 'sam@corp.example', 'active', '{}', '{}',"
                     " 'h1', :now, :now),"
                     " ('acme', '2', 'ANN@corp.example', 'ann@corp.example', 'active', '{}', '{}',"
-                    " 'h2', :now, :now)"
+                    " 'h2', :now, :now),"
+                    " ('acme', '3', 'STRASSE@corp.example', 'strasse@corp.example', 'active', '{}',"
+                    " '{}', 'h3', :now, :now),"
+                    " ('acme', '4', '\u212aim@corp.example', 'kim@corp.example', 'active', '{}',"
+                    " '{}', 'h4', :now, :now)"
                 ),
                 {"now": datetime.fromisoformat(now)},
             )
+            # The looser rules linked 2, 3 and 4 by email to ann and the straße person.
+            await conn.execute(
+                text(
+                    "UPDATE account SET person_id = CASE WHEN external_id = '2' THEN 2 ELSE 1 END,"
+                    " link_method = 'email' WHERE external_id IN ('2', '3', '4')"
+                )
+            )
             await conn.run_sync(to("head"))
+            conflicts = (
+                await conn.execute(
+                    text(
+                        "SELECT a.external_id, c.person_id FROM conflict c"
+                        " JOIN account a ON a.id = c.account_id"
+                        " WHERE c.kind = 'lookalike' ORDER BY a.external_id"
+                    )
+                )
+            ).all()
             people = (
                 await conn.execute(text("SELECT email, email_loose FROM person_email ORDER BY id"))
             ).all()
@@ -127,4 +147,8 @@ async def test_migration_0003_rekeys_only_non_ascii_emails(db_url: str) -> None:
     assert [tuple(row) for row in accounts] == [
         ("ſam@corp.example", "sam@corp.example"),
         ("ann@corp.example", None),
+        ("strasse@corp.example", None),
+        ("kim@corp.example", "kim@corp.example"),
     ]
+    # Links the strict rules would not make are kept, untrusted, and put to an operator.
+    assert [tuple(row) for row in conflicts] == [("3", 1), ("4", 1)]

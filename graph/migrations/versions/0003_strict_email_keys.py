@@ -6,6 +6,7 @@ Create Date: 2026-11-25 14:45:00
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,6 +68,32 @@ def _rekey_accounts(conn: sa.Connection) -> None:
         )
 
 
+# Links the looser rules made by email and the strict ones would not: the link stays (it
+# is untrusted: no role, groups, email or reactivation) and an operator is asked.
+_SUSPECT_LINKS = """
+INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
+                      created_at)
+SELECT 'lookalike:' || a.id || ':' || a.person_id, 'lookalike', a.connector,
+       COALESCE(a.email, a.email_raw), a.person_id, a.id, '{}', 'open', :now
+FROM account a
+WHERE a.person_id IS NOT NULL AND a.link_method = 'email'
+  AND (
+    a.email_loose IS NOT NULL
+    OR a.email IS NULL
+    OR (
+      NOT EXISTS (
+        SELECT 1 FROM person_email pe WHERE pe.person_id = a.person_id AND pe.email = a.email
+      )
+      AND EXISTS (
+        SELECT 1 FROM person_email pe
+        WHERE pe.person_id = a.person_id AND pe.email_loose = a.email
+      )
+    )
+  )
+ON CONFLICT (key) DO NOTHING
+"""
+
+
 def upgrade() -> None:
     """Apply this revision."""
     op.add_column("account", sa.Column("email_loose", sa.String(), nullable=True))
@@ -85,6 +112,8 @@ def upgrade() -> None:
     conn = op.get_bind()
     _rekey_people(conn)
     _rekey_accounts(conn)
+    now = sa.bindparam("now", datetime.now(UTC), type_=sa.DateTime(timezone=True))
+    conn.execute(sa.text(_SUSPECT_LINKS).bindparams(now))
 
 
 def downgrade() -> None:
