@@ -104,7 +104,9 @@ def desired_attributes(
                     break
                 continue
             account = accounts.get(source)
-            if account is not None and _has_value(account.attributes.get(key)):
+            if account is None or (key in ESCALATING and account.link_method not in TRUSTED_LINKS):
+                continue  # an unconfirmed account is never where access comes from
+            if _has_value(account.attributes.get(key)):
                 wanted[key] = account.attributes[key]
                 break
     wanted["email"] = person.email

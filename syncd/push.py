@@ -194,7 +194,8 @@ class Pusher:
             return None
         wanted = normalize_email(email, self.policy)
         held = normalize_email(found.email, self.policy)
-        if wanted.email is None or held.email != wanted.email or held.lookalike:
+        imitates = held.lookalike and not wanted.lookalike
+        if wanted.email is None or held.email != wanted.email or imitates:
             raise UnsupportedOperation(
                 self.connector.vendor,
                 f"the existing account {found.external_id} has a different or look-alike email; "

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from syncd.plan import Account, Guard, Person, Target, plan_person, same_value
+from syncd.plan import (
+    Account,
+    Guard,
+    Person,
+    Target,
+    desired_attributes,
+    plan_person,
+    same_value,
+)
 
 ANN = Person(1, "ann@example.com", "active", 3, {"given_name": "Ann", "title": "CTO"})
 EVERYONE = Target("acme", provision=lambda person: person.email.endswith("@example.com"))
@@ -92,6 +100,15 @@ def test_an_untrusted_link_is_still_deactivated() -> None:
     assert [op.op for op in plan_person(leaver, {"zeta": account}, [NOBODY]).operations] == [
         "deactivate"
     ]
+
+
+def test_access_is_never_taken_from_an_unconfirmed_account() -> None:
+    precedence = {"role": ["zeta", "authority"], "title": ["zeta", "authority"]}
+    source = {"role": "owner", "title": "Chief"}
+    for link_method, role in (("email", "admin"), ("manual", "owner")):
+        accounts = {"zeta": Account(8, True, source, link_method=link_method)}
+        wanted = desired_attributes(BOSS, accounts, precedence)
+        assert (wanted["role"], wanted["title"]) == (role, "Chief")
 
 
 def test_a_lookalike_vendor_email_is_not_the_same_email() -> None:
