@@ -24,16 +24,13 @@ class EmailPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """One address normalized: the strict key `email` (else `error`), and `loose` for a look-alike.
-
-    `loose` is the compatibility form (NFKC, case folding, IDNA 2003), set only when the
-    address is a look-alike: it differs from its strict key, uses a character that NFC
-    rewrites (the Kelvin sign), mixes scripts, or is invalid only under the strict rules.
-    A look-alike never links automatically.
-    """
+    """One address normalized: the strict key `email` (else `error`), `loose` for a look-alike."""
 
     email: str | None
     error: str | None = None
+    # The compatibility form (NFKC, case folding, IDNA 2003), only for a look-alike: an
+    # address that differs from its strict key, holds a character NFC rewrites (the Kelvin
+    # sign), mixes scripts, or is invalid only under the strict rules. It never links alone.
     loose: str | None = None
 
     @property
