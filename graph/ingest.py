@@ -89,6 +89,7 @@ class Prepared:
     email_raw: str | None
     email: str | None
     email_error: str | None
+    email_loose: str | None
     status: str
     attributes: Mapping[str, object]
     raw: Mapping[str, object]
@@ -108,6 +109,7 @@ class Prepared:
             "email_raw": self.email_raw,
             "email": self.email,
             "email_error": self.email_error,
+            "email_loose": self.email_loose,
             "status": self.status,
             "attributes_json": self.attributes_json,
             "raw_json": self.raw_json,
@@ -132,6 +134,7 @@ def prepare(record: AccountRecord, policy: EmailPolicy) -> Prepared:
         email_raw=record.email,
         email=normalized.email if normalized else None,
         email_error=normalized.error if normalized else None,
+        email_loose=normalized.loose if normalized else None,
         status=record.status,
         attributes=attributes,
         raw=raw,
@@ -174,8 +177,8 @@ def _changes(old: Any, new: Prepared) -> tuple[dict[str, object], dict[str, obje
 
 
 _INSERT_ACCOUNT = """INSERT INTO account (connector, external_id, email_raw, email, email_error,
-  status, attributes_json, raw_json, payload_hash, first_seen, changed_at)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+  email_loose, status, attributes_json, raw_json, payload_hash, first_seen, changed_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 _CREATED_EVENTS = """INSERT INTO event (at, source, kind, subject, subject_id)
   SELECT ?, connector, 'account.created', 'account', id FROM account
@@ -225,6 +228,7 @@ async def _write_chunk(
                     item.email_raw,
                     item.email,
                     item.email_error,
+                    item.email_loose,
                     item.status,
                     item.attributes_json,
                     item.raw_json,
@@ -263,6 +267,7 @@ async def _write_chunk(
                 email_raw=sa.bindparam("email_raw"),
                 email=sa.bindparam("email"),
                 email_error=sa.bindparam("email_error"),
+                email_loose=sa.bindparam("email_loose"),
                 status=sa.bindparam("status"),
                 attributes_json=sa.bindparam("attributes_json"),
                 raw_json=sa.bindparam("raw_json"),

@@ -28,6 +28,7 @@ class LinkedAccount:
     active: bool
     attributes: dict[str, Any]
     payload_hash: str
+    link_method: str | None = None  # email (found by address), manual, created_by_push
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ def _account(row: Any) -> LinkedAccount:
         active=bool(active) if active is not None else row.status == "active",
         attributes=attributes,
         payload_hash=row.payload_hash,
+        link_method=row.link_method,
     )
 
 
@@ -65,6 +67,7 @@ _ACCOUNT_COLUMNS = (
     a.c.attributes_json,
     a.c.payload_hash,
     a.c.person_id,
+    a.c.link_method,
 )
 
 

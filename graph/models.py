@@ -44,6 +44,7 @@ class PersonEmail(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", ondelete="CASCADE", index=True)
     email: str = Field(unique=True)
+    email_loose: str | None = Field(default=None, index=True)  # only to spot look-alikes
     raw: str
     is_primary: bool = False
     source: str
@@ -62,14 +63,22 @@ class Account(SQLModel, table=True):
             sqlite_where=sa.text("person_id IS NOT NULL"),
             postgresql_where=sa.text("person_id IS NOT NULL"),
         ),
+        # Partial: only look-alike addresses have a loose form stored.
+        sa.Index(
+            "ix_account_email_loose",
+            "email_loose",
+            sqlite_where=sa.text("email_loose IS NOT NULL"),
+            postgresql_where=sa.text("email_loose IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     connector: str
     external_id: str
     email_raw: str | None = None
-    email: str | None = None
+    email: str | None = None  # the strict key: what links automatically
     email_error: str | None = None
+    email_loose: str | None = None  # set only for a look-alike, which never links by itself
     status: str
     attributes_json: str = "{}"
     raw_json: str = "{}"

@@ -58,6 +58,7 @@ class _Clean:
     primary: str
     emails: list[tuple[str, str]]  # (normalized, raw), primary first
     attributes_json: str
+    loose: dict[str, str]  # each normalized email's loose form, to spot look-alikes
 
 
 def _clean(
@@ -74,18 +75,20 @@ def _clean(
         reject(f"lifecycle must be one of {', '.join(LIFECYCLES)}, not {record.lifecycle!r}")
         return None
     emails = [(primary.email, record.email)]
+    loose = {primary.email: primary.loose_key or primary.email}
     for alias in record.aliases:
         normalized = normalize_email(alias, policy)
         if normalized.email is None:
             stats.rejections.append(f"record {line}: alias skipped: {normalized.error}")
         elif all(normalized.email != known for known, _ in emails):
             emails.append((normalized.email, alias))
+            loose[normalized.email] = normalized.loose_key or normalized.email
     try:
         attributes_json = dumps(dict(record.attributes))
     except TypeError as exc:
         reject(f"attributes are not JSON: {exc}")
         return None
-    return _Clean(line, record, primary.email, emails, attributes_json)
+    return _Clean(line, record, primary.email, emails, attributes_json, loose)
 
 
 def _conflict(kind: str, email: str, person_id: int, owner: int, now: datetime) -> dict[str, Any]:
@@ -226,7 +229,9 @@ async def _upsert_chunk(
                     )
                     continue
                 new_emails.append(
-                    _email_row(person_id, email, raw, email == item.primary, source, now)
+                    _email_row(
+                        person_id, email, raw, item.loose[email], email == item.primary, source, now
+                    )
                 )
             events.append(
                 event_row(
@@ -256,11 +261,12 @@ async def _upsert_chunk(
 
 
 def _email_row(
-    person_id: int, email: str, raw: str, primary: bool, source: str, now: datetime
+    person_id: int, email: str, raw: str, loose: str, primary: bool, source: str, now: datetime
 ) -> dict[str, Any]:
     return {
         "person_id": person_id,
         "email": email,
+        "email_loose": loose,
         "raw": raw,
         "is_primary": primary,
         "source": source,
@@ -300,7 +306,9 @@ async def _update_matched(
         for email, raw in item.emails:
             holder = owner.get(email)
             if holder is None:
-                new_emails.append(_email_row(person_id, email, raw, False, source, now))
+                new_emails.append(
+                    _email_row(person_id, email, raw, item.loose[email], False, source, now)
+                )
                 owner[email] = person_id
             elif holder != person_id:
                 conflicts.append(_conflict("email_claimed_twice", email, person_id, holder, now))

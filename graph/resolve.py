@@ -15,10 +15,11 @@ from graph.models import UTCDateTime, connector_state_table, utcnow
 state = connector_state_table
 SINCE_MARGIN = timedelta(minutes=10)
 
-# Unlinked, live accounts whose normalized email belongs to a person, with how many such
+# Unlinked, live accounts whose strict email key belongs to a person, with how many such
 # accounts claim that person in the same connector and whether the person already holds one
-# there. `link_method IS NULL` leaves manual decisions (link or unlink) alone. `{scope}`
-# becomes a connector filter when one is given: an `OR :x IS NULL` would defeat the planner.
+# there. `link_method IS NULL` leaves manual decisions (link or unlink) alone; a look-alike
+# (`email_loose` set) never links by itself. `{scope}` becomes a connector filter when one is
+# given: an `OR :x IS NULL` would defeat the planner.
 _CANDIDATES = """
 SELECT a.id AS account_id, pe.person_id, a.connector, a.email,
        COUNT(*) OVER (PARTITION BY a.connector, pe.person_id) AS claims,
@@ -28,7 +29,8 @@ JOIN person_email pe ON pe.email = a.email
 LEFT JOIN (
   SELECT DISTINCT a.connector, a.person_id FROM account a WHERE a.person_id IS NOT NULL {scope}
 ) h ON h.connector = a.connector AND h.person_id = pe.person_id
-WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL {scope}
+WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL
+  AND a.email_loose IS NULL {scope}
 """
 
 _LINK = f"""
@@ -52,6 +54,24 @@ SELECT 'second_account:' || c.account_id || ':' || c.person_id, 'second_account'
        c.email, c.person_id, c.account_id, '{{{{}}}}', 'open', :now
 FROM ({_CANDIDATES}) c
 WHERE c.claims > 1 OR c.held = 1
+ON CONFLICT (key) DO NOTHING
+"""
+
+# Unlinked, live accounts whose loose form matches a person's but that cannot link by
+# themselves: look-alikes, and plain addresses that match no one strictly but fold onto
+# someone (`strasse@` beside a person `straße@`). An operator settles them with `syncd link`.
+_LOOKALIKE_CONFLICTS = """
+INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
+                      created_at)
+SELECT DISTINCT 'lookalike:' || a.id || ':' || pe.person_id, 'lookalike', a.connector,
+       COALESCE(a.email, a.email_raw), pe.person_id, a.id, '{{}}', 'open', :now
+FROM account a
+JOIN person_email pe ON pe.email_loose = COALESCE(a.email_loose, a.email)
+WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL {scope}
+  AND (
+    a.email_loose IS NOT NULL
+    OR NOT EXISTS (SELECT 1 FROM person_email x WHERE x.email = a.email)
+  )
 ON CONFLICT (key) DO NOTHING
 """
 
@@ -123,6 +143,7 @@ async def resolve_in(conn: AsyncConnection, connector: str | None = None) -> Res
         "since": await _last_pass(conn, connector),
     }
     stats.new_conflicts += await _run(conn, _SECOND_ACCOUNT_CONFLICTS, params)
+    stats.new_conflicts += await _run(conn, _LOOKALIKE_CONFLICTS, params)
     stats.linked = await _run(conn, _LINK, params)
     if stats.linked:
         await _run(conn, _LINK_EVENTS, params)

@@ -33,11 +33,14 @@ async def record_account(
     record: AccountRecord,
     *,
     person_id: int | None,
+    link_method: str = "created_by_push",
     policy: EmailPolicy = DEFAULT_POLICY,
 ) -> int:
     """Store an account as the vendor returned it, linked to the person it was written for.
 
-    An account someone already linked (or deliberately unlinked) keeps that decision.
+    `link_method` is `created_by_push` for an account syncd created, `email` for one a
+    lookup found (syncd did not create it, so its link is not trusted). An account someone
+    already linked (or deliberately unlinked) keeps that decision.
     """
     item = prepare(record, policy)
     now = utcnow()
@@ -50,7 +53,7 @@ async def record_account(
     ).first()
     link: dict[str, Any] = {}
     if person_id is not None and (row is None or row.link_method is None):
-        link = {"person_id": person_id, "link_method": "created_by_push", "linked_at": now}
+        link = {"person_id": person_id, "link_method": link_method, "linked_at": now}
     if row is None:
         account_id = int(
             (

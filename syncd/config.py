@@ -69,6 +69,9 @@ class ConnectorConfig(_Strict):
     settings: dict[str, Any] = {}
     provision: ProvisionConfig = ProvisionConfig()
     deactivate_orphans: bool = False
+    # Accounts linked by email (not created by syncd) get roles, groups, email changes and
+    # reactivation only once confirmed: by `syncd link`, or for all of them by this switch.
+    trust_email_links: bool = False
     staleness_limit: float | None = Field(default=None, gt=0)
 
     @field_validator("vendor")

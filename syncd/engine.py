@@ -179,6 +179,7 @@ class Engine:
                 has_deactivate=connector.capabilities.has_deactivate,
                 writable=connector.writable,
                 provision=provision_rule(config.connectors[name].provision),
+                trust_email_links=config.connectors[name].trust_email_links,
             )
             for name, connector in self.connectors.items()
             if name in config.connectors

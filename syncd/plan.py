@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from graph.emails import normalize_email
 from graph.outbox import OperationSpec
 
 CANONICAL = (
@@ -23,6 +24,9 @@ CANONICAL = (
 
 AUTHORITY = "authority"
 Precedence = Mapping[str, Sequence[str]]
+# Writes that give access or move a login: only for a trusted link to a provisioned person.
+ESCALATING = frozenset({"role", "groups", "email"})
+TRUSTED_LINKS = frozenset({"manual", "created_by_push"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class Account:
     active: bool
     attributes: Mapping[str, object]
     version: str = ""  # the account's content hash: a vendor-side change makes a new key
+    link_method: str | None = None  # email (found by address), manual, created_by_push
 
 
 def _nobody(_person: Person) -> bool:
@@ -65,6 +70,13 @@ class Target:
     provision: Callable[[Person], bool] = _nobody
     can_create: bool = True  # False until a complete listing says who is already there
     can_deactivate: bool = True  # False after a listing that did not finish cleanly
+    trust_email_links: bool = False  # an operator reviewed the accounts linked by email
+
+    def trusts(self, account: Account) -> bool:
+        """Whether the account's link is confirmed: syncd created it or an operator linked it."""
+        if account.link_method in TRUSTED_LINKS:
+            return True
+        return account.link_method == "email" and self.trust_email_links
 
 
 @dataclass
@@ -92,7 +104,9 @@ def desired_attributes(
                     break
                 continue
             account = accounts.get(source)
-            if account is not None and _has_value(account.attributes.get(key)):
+            if account is None or (key in ESCALATING and account.link_method not in TRUSTED_LINKS):
+                continue  # an unconfirmed account is never where access comes from
+            if _has_value(account.attributes.get(key)):
                 wanted[key] = account.attributes[key]
                 break
     wanted["email"] = person.email
@@ -106,7 +120,9 @@ def same_value(key: str, wanted: object, held: object) -> bool:
     if isinstance(wanted, list | tuple) and isinstance(held, list | tuple):
         return sorted(map(str, wanted)) == sorted(map(str, held))
     if key == "email":
-        return str(wanted).strip().casefold() == str(held).strip().casefold()
+        # Same strict key, and a look-alike only where the person's own address is one.
+        mine, theirs = normalize_email(wanted), normalize_email(held)
+        return mine.ok and mine.email == theirs.email and mine.lookalike == theirs.lookalike
     return wanted == held or str(wanted).strip() == str(held).strip()
 
 
@@ -156,6 +172,21 @@ def plan_person(
             for key, value in wanted.items()
             if key in target.writable and not same_value(key, value, account.attributes.get(key))
         }
+        trusted = target.trusts(account)
+        if not (trusted and target.provision(person)):
+            withheld = sorted(ESCALATING.intersection(changes))
+            changes = {key: value for key, value in changes.items() if key not in ESCALATING}
+            if not account.active:
+                withheld.insert(0, "reactivation")
+            if withheld:
+                why = "is outside the provision rule" if trusted else "needs a confirmed link"
+                plan.unsupported.append(
+                    f"{target.connector}: account {account.id} (person {person.id}) {why}: "
+                    f"no {', '.join(withheld)}"
+                )
+            if changes:
+                plan.operations.append(_spec(target, person, "update", changes, account))
+            continue
         if not account.active:
             plan.operations.append(
                 _spec(target, person, "reactivate", {**changes, "active": True}, account)

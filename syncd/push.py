@@ -22,7 +22,7 @@ from connectors.errors import (
 )
 from connectors.records import VendorAccount
 from graph.db import Database
-from graph.emails import DEFAULT_POLICY, EmailPolicy
+from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.models import account_table, utcnow
 from graph.outbox import QueuedOperation, claim, complete, fail
 from graph.writeback import mark_deactivated, record_account
@@ -146,8 +146,8 @@ class Pusher:
     async def _apply(self, op: QueuedOperation) -> None:
         connector = self.connector
         if op.op == "create":
-            account = await self._create(op)
-            await self._record(op, account)
+            account, created = await self._create(op)
+            await self._record(op, account, "created_by_push" if created else "email")
             return
         external_id = await self._external_id(op)
         if op.op in ("update", "reactivate"):
@@ -171,21 +171,38 @@ class Pusher:
         else:
             raise UnsupportedOperation(connector.vendor, f"unknown operation {op.op!r}")
 
-    async def _create(self, op: QueuedOperation) -> VendorAccount:
+    async def _create(self, op: QueuedOperation) -> tuple[VendorAccount, bool]:
+        """The account for a create, and whether syncd created it (else a lookup found it)."""
         email = str(op.payload.get("email", ""))
         if op.attempts > 1:
             # An earlier try may have reached the vendor before a crash or timeout.
-            found = await self.connector.find_by_email(email)
+            found = await self._find(op, email)
             if found is not None:
-                self.log.info("push.create_found", operation=op.id)
-                return found
+                return found, False
         try:
-            return await self.connector.create_account(op.payload)
+            return await self.connector.create_account(op.payload), True
         except AccountExistsError:
-            found = await self.connector.find_by_email(email)
+            found = await self._find(op, email)
             if found is None:
                 raise
-            return found
+            return found, False
+
+    async def _find(self, op: QueuedOperation, email: str) -> VendorAccount | None:
+        """The vendor's account for exactly this email; a look-alike is refused, never linked."""
+        found = await self.connector.find_by_email(email)
+        if found is None:
+            return None
+        wanted = normalize_email(email, self.policy)
+        held = normalize_email(found.email, self.policy)
+        imitates = held.lookalike and not wanted.lookalike
+        if wanted.email is None or held.email != wanted.email or imitates:
+            raise UnsupportedOperation(
+                self.connector.vendor,
+                f"the existing account {found.external_id} has a different or look-alike email; "
+                "not linked: check it at the vendor, then `syncd link` it or remove it",
+            )
+        self.log.info("push.create_found", operation=op.id, account=found.external_id)
+        return found
 
     async def _invite(self, ops: list[QueuedOperation], stats: PushStats) -> None:
         invite = getattr(self.connector, "invite_accounts", None)
@@ -221,10 +238,17 @@ class Pusher:
             raise UnsupportedOperation(self.connector.vendor, "the account is no longer known")
         return str(found)
 
-    async def _record(self, op: QueuedOperation, account: VendorAccount) -> None:
+    async def _record(
+        self, op: QueuedOperation, account: VendorAccount, link_method: str = "created_by_push"
+    ) -> None:
         async with self.db.write() as conn:
             await record_account(
-                conn, self.connector.name, account, person_id=op.person_id, policy=self.policy
+                conn,
+                self.connector.name,
+                account,
+                person_id=op.person_id,
+                link_method=link_method,
+                policy=self.policy,
             )
             await complete(conn, op.id)
 

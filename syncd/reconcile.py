@@ -42,7 +42,7 @@ def to_person(row: linked.PersonRow) -> Person:
 def to_accounts(row: linked.PersonRow) -> dict[str, Account]:
     """The planner's view of a person's linked accounts."""
     return {
-        name: Account(acc.id, acc.active, acc.attributes, acc.payload_hash)
+        name: Account(acc.id, acc.active, acc.attributes, acc.payload_hash, acc.link_method)
         for name, acc in row.accounts.items()
     }
 

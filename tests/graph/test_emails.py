@@ -1,4 +1,4 @@
-"""Email normalization: idempotent, case and Unicode insensitive, never raising."""
+"""Email normalization: idempotent, case and Unicode-form insensitive, strict, never raising."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graph.emails import EmailPolicy, normalize_email
+from graph.emails import EmailPolicy, Normalized, mixes_scripts, normalize_email
 
 local_part = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+_-éÄßİ",
@@ -42,7 +42,9 @@ def test_idempotent(raw: str) -> None:
 
 @given(emails)
 def test_case_insensitive(raw: str) -> None:
-    assert normalize_email(raw.upper()).email == normalize_email(raw.lower()).email
+    # The strict key lowercases; only the loose form folds `ß` and `SS` together.
+    assert normalize_email(raw).email == normalize_email(raw.lower()).email
+    assert normalize_email(raw.upper()).loose_key == normalize_email(raw.lower()).loose_key
 
 
 @given(emails, st.sampled_from(["NFC", "NFD", "NFKC", "NFKD"]))
@@ -58,8 +60,40 @@ def test_surrounding_whitespace_ignored(raw: str, pad: str) -> None:
 def test_examples() -> None:
     assert normalize_email("  Ann.Lee@Example.COM ").email == "ann.lee@example.com"
     assert normalize_email("jo@Bücher.de").email == "jo@xn--bcher-kva.de"
-    assert normalize_email("Ｊｏ@example.com").email == "jo@example.com"
-    assert normalize_email("STRASSE@x.de").email == normalize_email("straße@x.de").email
+    assert normalize_email("müller@Bücher.de") == Normalized("müller@xn--bcher-kva.de")
+    assert normalize_email("jo@пример.рф") == Normalized("jo@xn--e1afmkfd.xn--p1ai")
+    assert normalize_email("STRASSE@x.de").email != normalize_email("straße@x.de").email
+    assert normalize_email("STRASSE@x.de").loose_key == normalize_email("straße@x.de").loose_key
+
+
+def test_lookalikes_keep_their_own_key_and_are_marked() -> None:
+    cases = {
+        "ｃｅｏ@corp.example": ("ｃｅｏ@corp.example", "ceo@corp.example"),  # fullwidth
+        "ſam@corp.example": ("ſam@corp.example", "sam@corp.example"),  # long s
+        "\u212aim@corp.example": ("kim@corp.example", "kim@corp.example"),  # Kelvin sign
+        "p\u0430ypal@corp.example": ("p\u0430ypal@corp.example", "p\u0430ypal@corp.example"),
+        "jo@b\u0430nk.example": ("jo@xn--bnk-6cd.example", "jo@xn--bnk-6cd.example"),
+        "straße@x.de": ("straße@x.de", "strasse@x.de"),
+    }
+    for raw, (strict, loose) in cases.items():
+        result = normalize_email(raw)
+        assert (result.email, result.loose, result.lookalike) == (strict, loose, True), raw
+
+
+def test_a_domain_idna_2008_refuses_is_invalid_but_still_a_lookalike() -> None:
+    joiner = normalize_email("cfo@corp.exa\u034fmple")  # combining grapheme joiner
+    assert joiner.email is None and joiner.error and "U+034F" in joiner.error
+    assert joiner.loose == "cfo@corp.example"
+    fullwidth = normalize_email("jo@ｅｘａｍｐｌｅ.com")
+    assert fullwidth.email is None and fullwidth.loose == "jo@example.com"
+
+
+def test_mixed_scripts() -> None:
+    assert mixes_scripts("p\u0430ypal")  # Latin with a Cyrillic a
+    assert mixes_scripts("\u0430\u03b1a")  # Cyrillic, Greek, Latin
+    assert not mixes_scripts("пример")
+    assert not mixes_scripts("jo.smith-2")
+    assert not mixes_scripts("やまだ太郎")  # Hiragana with Han is one writing system
 
 
 def test_rejections_name_the_reason() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from graph.records import PersonRecord
 from graph.store import GraphStore
+from graph.writeback import link
 from tests.graph.helpers import Rec, full_listing, scalar
 
 
@@ -125,3 +126,59 @@ async def test_counts_per_connector(store: GraphStore) -> None:
     assert (counts["acme"].accounts, counts["acme"].linked, counts["acme"].orphans) == (2, 1, 1)
     assert (counts["zeta"].accounts, counts["zeta"].linked, counts["zeta"].orphans) == (1, 0, 1)
     assert counts["acme"].missing == counts["acme"].open_conflicts == 0
+
+
+async def test_lookalikes_never_link_and_become_conflicts(store: GraphStore) -> None:
+    mixed = "p\u0430ypal@corp.example"  # a Cyrillic a among Latin letters
+    people = ["ceo@corp.example", "sam@corp.example", "kim@corp.example", "cfo@corp.example"]
+    await store.upsert_people(
+        [PersonRecord(email=email) for email in [*people, mixed, "straße@corp.example"]], "hr"
+    )
+    lookalikes = {
+        "1": "ｃｅｏ@corp.example",  # fullwidth
+        "2": "ſam@corp.example",  # long s
+        "3": "\u212aim@corp.example",  # Kelvin sign: NFC makes it a plain K
+        "4": "cfo@corp.exa\u034fmple",  # combining grapheme joiner: invalid under IDNA 2008
+        "5": mixed,  # the very same address, but mixed scripts never link by themselves
+        "6": "STRASSE@corp.example",  # matches nobody exactly, folds onto straße
+    }
+    records = [Rec(key, email) for key, email in lookalikes.items()]
+    await full_listing(store, "acme", [*records, Rec("7", "KIM@corp.example")])
+    stats = await store.resolve()
+    assert stats.linked == 1  # only the exact kim@
+    assert await scalar(store, "SELECT external_id FROM account WHERE person_id IS NOT NULL") == "7"
+    conflicts = await store.conflicts()
+    assert {c.kind for c in conflicts} == {"lookalike"}
+    pairs = set()
+    for c in conflicts:
+        account = await scalar(
+            store, "SELECT external_id FROM account WHERE id = :i", i=c.account_id
+        )
+        person = await scalar(
+            store, "SELECT primary_email FROM person WHERE id = :i", i=c.person_id
+        )
+        pairs.add((account, person))
+    assert pairs == {
+        ("1", "ceo@corp.example"),
+        ("2", "sam@corp.example"),
+        ("3", "kim@corp.example"),
+        ("4", "cfo@corp.example"),
+        ("5", mixed),
+        ("6", "straße@corp.example"),
+    }
+    assert await store.orphans() == []  # a look-alike waits on its conflict
+    again = await store.resolve("acme")
+    assert (again.linked, again.new_conflicts) == (0, 0)
+
+
+async def test_an_operator_link_settles_a_lookalike(store: GraphStore) -> None:
+    await store.upsert_people([PersonRecord(email="sam@corp.example")], "hr")
+    await full_listing(store, "acme", [Rec("1", "ſam@corp.example")])
+    await store.resolve()
+    assert [c.kind for c in await store.conflicts()] == ["lookalike"]
+    async with store.db.write() as conn:
+        await link(conn, "acme", "1", "sam@corp.example")
+    assert await store.conflicts() == []
+    await store.resolve()
+    assert await store.conflicts() == []
+    assert await scalar(store, "SELECT link_method FROM account") == "manual"

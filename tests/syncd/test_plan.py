@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from syncd.plan import Account, Guard, Person, Target, plan_person
+from syncd.plan import (
+    Account,
+    Guard,
+    Person,
+    Target,
+    desired_attributes,
+    plan_person,
+    same_value,
+)
 
 ANN = Person(1, "ann@example.com", "active", 3, {"given_name": "Ann", "title": "CTO"})
 EVERYONE = Target("acme", provision=lambda person: person.email.endswith("@example.com"))
@@ -45,8 +53,68 @@ def test_a_leaver_is_deactivated_where_the_vendor_can() -> None:
 
 def test_a_rehire_is_reactivated() -> None:
     held = {"email": ANN.email, "given_name": "Ann", "title": "CTO"}
-    [op] = plan_person(ANN, {"acme": Account(7, False, held)}, [EVERYONE]).operations
+    rehired = Account(7, False, held, link_method="created_by_push")
+    [op] = plan_person(ANN, {"acme": rehired}, [EVERYONE]).operations
     assert (op.op, dict(op.payload)) == ("reactivate", {"active": True})
+
+
+BOSS = Person(
+    2, "boss@example.com", "active", 1, {"title": "CEO", "role": "admin", "groups": ["g"]}
+)
+HELD = {"email": "old@example.com", "title": "Intern", "role": "learner", "groups": []}
+
+
+def test_an_untrusted_link_gets_ordinary_fields_only() -> None:
+    for link_method in ("email", None):
+        account = Account(7, False, HELD, link_method=link_method)
+        plan = plan_person(BOSS, {"acme": account}, [EVERYONE])
+        [op] = plan.operations
+        assert (op.op, dict(op.payload)) == ("update", {"title": "CEO"})
+        assert plan.unsupported == [
+            "acme: account 7 (person 2) needs a confirmed link: "
+            "no reactivation, email, groups, role"
+        ]
+
+
+def test_a_confirmed_link_gets_everything_inside_the_provision_rule() -> None:
+    trusting = Target("acme", provision=EVERYONE.provision, trust_email_links=True)
+    for target, link_method in (
+        (EVERYONE, "manual"),
+        (EVERYONE, "created_by_push"),
+        (trusting, "email"),
+    ):
+        account = Account(7, False, HELD, link_method=link_method)
+        [op] = plan_person(BOSS, {"acme": account}, [target]).operations
+        assert op.op == "reactivate"
+        assert set(op.payload) == {"email", "title", "role", "groups", "active"}
+    outside = Target("acme", provision=lambda person: False)
+    account = Account(7, True, HELD, link_method="manual")
+    plan = plan_person(BOSS, {"acme": account}, [outside])
+    assert [dict(op.payload) for op in plan.operations] == [{"title": "CEO"}]
+    assert "is outside the provision rule" in plan.unsupported[0]
+
+
+def test_an_untrusted_link_is_still_deactivated() -> None:
+    leaver = Person(2, BOSS.email, "deprovisioned", 2, BOSS.attributes)
+    account = Account(7, True, HELD, link_method="email")
+    assert [op.op for op in plan_person(leaver, {"zeta": account}, [NOBODY]).operations] == [
+        "deactivate"
+    ]
+
+
+def test_access_is_never_taken_from_an_unconfirmed_account() -> None:
+    precedence = {"role": ["zeta", "authority"], "title": ["zeta", "authority"]}
+    source = {"role": "owner", "title": "Chief"}
+    for link_method, role in (("email", "admin"), ("manual", "owner")):
+        accounts = {"zeta": Account(8, True, source, link_method=link_method)}
+        wanted = desired_attributes(BOSS, accounts, precedence)
+        assert (wanted["role"], wanted["title"]) == (role, "Chief")
+
+
+def test_a_lookalike_vendor_email_is_not_the_same_email() -> None:
+    assert same_value("email", "Sam@corp.example", "sam@CORP.example")
+    assert not same_value("email", "sam@corp.example", "ſam@corp.example")
+    assert not same_value("email", "kim@corp.example", "\u212aim@corp.example")
 
 
 def test_idempotency_keys_follow_the_person_version() -> None:
