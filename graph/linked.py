@@ -9,12 +9,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from graph.models import account_table, connector_state_table, operation_table, person_table
+from graph.loose import held_by_people, loose_email
+from graph.models import (
+    account_table,
+    conflict_table,
+    connector_state_table,
+    operation_table,
+    person_email_table,
+    person_table,
+)
 from graph.sql import IN_CHUNK, chunks, loads
 
 a = account_table
 p = person_table
+pe = person_email_table
 o = operation_table
+_in_open_conflict = sa.exists().where(
+    conflict_table.c.account_id == a.c.id, conflict_table.c.state == "open"
+)
 OPEN_STATES = ("pending", "in_flight", "held")
 
 
@@ -122,13 +134,97 @@ async def _id_batches(
 
 
 async def live_orphans(conn: AsyncConnection, connector: str) -> list[LinkedAccount]:
-    """Live accounts at one connector that belong to no person."""
-    rows = await conn.execute(
-        sa.select(*_ACCOUNT_COLUMNS).where(
-            a.c.connector == connector, a.c.person_id.is_(None), a.c.missing_since.is_(None)
+    """Live accounts at one connector that belong to no person under any normalization.
+
+    An account in an open conflict is never an orphan: it waits for an operator.
+    """
+    rows = (
+        await conn.execute(
+            sa.select(*_ACCOUNT_COLUMNS, a.c.email_raw, a.c.email).where(
+                a.c.connector == connector,
+                a.c.person_id.is_(None),
+                a.c.missing_since.is_(None),
+                ~_in_open_conflict,
+            )
         )
+    ).all()
+    keys = {row.id: {loose_email(row.email_raw), loose_email(row.email)} - {None} for row in rows}
+    claimed = await held_by_people(conn, {key for found in keys.values() for key in found if key})
+    return [_account(row) for row in rows if not keys[row.id] & claimed]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaverAccount:
+    """A live account that carries a leaver's exact email."""
+
+    account: LinkedAccount
+    person_id: int
+    person_version: int
+    linked: bool  # linked to that person (else unlinked)
+    in_conflict: bool
+
+
+async def leaver_accounts(
+    conn: AsyncConnection, connectors: Collection[str], person_ids: Collection[int] | None = None
+) -> list[LeaverAccount]:
+    """Live accounts whose email is exactly one of a non-active person's emails.
+
+    Accounts linked to someone else, or deliberately unlinked by an operator, are not theirs.
+    """
+    query = (
+        sa.select(
+            *_ACCOUNT_COLUMNS,
+            pe.c.person_id.label("owner"),
+            p.c.version.label("owner_version"),
+            _in_open_conflict.label("in_conflict"),
+        )
+        .join(pe, pe.c.email == a.c.email)
+        .join(p, p.c.id == pe.c.person_id)
+        .where(
+            p.c.lifecycle != "active",
+            a.c.connector.in_(list(connectors)),
+            a.c.missing_since.is_(None),
+            sa.or_(
+                a.c.person_id == pe.c.person_id,
+                sa.and_(
+                    a.c.person_id.is_(None),
+                    sa.or_(a.c.link_method.is_(None), a.c.link_method != "manual"),
+                ),
+            ),
+        )
+        .order_by(a.c.id)
     )
-    return [_account(row) for row in rows]
+    batches = [None] if person_ids is None else list(chunks(sorted(person_ids), IN_CHUNK))
+    found = []
+    for ids in batches:
+        scoped = query if ids is None else query.where(pe.c.person_id.in_(ids))
+        for row in await conn.execute(scoped):
+            found.append(
+                LeaverAccount(
+                    account=_account(row),
+                    person_id=row.owner,
+                    person_version=row.owner_version,
+                    linked=row.person_id == row.owner,
+                    in_conflict=bool(row.in_conflict),
+                )
+            )
+    return found
+
+
+async def unused_domains(conn: AsyncConnection, emails: Collection[str]) -> set[str]:
+    """Domains of these addresses that no other address known for any person uses."""
+    unused = set()
+    others = sorted(emails)
+    for domain in {email.rpartition("@")[2] for email in emails}:
+        pattern = "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        used = await conn.execute(
+            sa.select(pe.c.id)
+            .where(pe.c.email.like(pattern, escape="\\"), pe.c.email.not_in(others))
+            .limit(1)
+        )
+        if used.first() is None:
+            unused.add(domain)
+    return unused
 
 
 async def live_account_count(conn: AsyncConnection, connector: str) -> int:

@@ -223,9 +223,13 @@ class Daemon:
         return checks
 
     async def status(self) -> dict[str, object]:
-        """Per connector: health, last success, outbox by state (no emails, no secrets)."""
+        """Per connector: health, last success, outbox, held and why, conflicts (no emails)."""
         assert self.engine is not None
         by_state = await outbox.counts_by_state(self.engine.store.db)
+        reasons = await outbox.held_reasons(self.engine.store.db)
+        conflicts = {
+            item.connector: item.open_conflicts for item in await self.engine.store.counts()
+        }
         connectors: dict[str, object] = {}
         for name, health in self.health.items():
             budget = self.engine.connectors[name].budget
@@ -240,6 +244,8 @@ class Daemon:
                 "learned_rate": budget.learned_rate,
                 "outbox": outbox_states,
                 "held": outbox_states.get("held", 0),
+                "held_reasons": reasons.get(name, {}),
+                "open_conflicts": conflicts.get(name, 0),
             }
         return {"summary": self._summary(), "connectors": connectors}
 
