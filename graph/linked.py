@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,20 +211,35 @@ async def leaver_accounts(
     return found
 
 
-async def unused_domains(conn: AsyncConnection, emails: Collection[str]) -> set[str]:
-    """Domains of these addresses that no other address known for any person uses."""
-    unused = set()
-    others = sorted(emails)
-    for domain in {email.rpartition("@")[2] for email in emails}:
-        pattern = "%@" + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        used = await conn.execute(
-            sa.select(pe.c.id)
-            .where(pe.c.email.like(pattern, escape="\\"), pe.c.email.not_in(others))
-            .limit(1)
+async def on_new_domains(conn: AsyncConnection, new_emails: Mapping[int, str]) -> set[int]:
+    """The people (of person id -> new address) whose new domain no known address used.
+
+    Known: an address of someone else at that domain, or one of the person's own others
+    (their old address). Everyone else moving in the same pass does not count.
+    """
+    moving = sorted(new_emails)
+    found: set[int] = set()
+    for domain in {email.rpartition("@")[2] for email in new_emails.values()}:
+        at_domain = pe.c.email.like("%@" + _escape_like(domain), escape="\\")
+        others = await conn.execute(
+            sa.select(pe.c.id).where(at_domain, pe.c.person_id.not_in(moving)).limit(1)
         )
-        if used.first() is None:
-            unused.add(domain)
-    return unused
+        if others.first() is not None:
+            continue
+        own = await conn.execute(
+            sa.select(pe.c.person_id, pe.c.email).where(at_domain, pe.c.person_id.in_(moving))
+        )
+        known = {row.person_id for row in own if row.email != new_emails[row.person_id]}
+        found.update(
+            person
+            for person, email in new_emails.items()
+            if email.rpartition("@")[2] == domain and person not in known
+        )
+    return found
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def live_account_count(conn: AsyncConnection, connector: str) -> int:

@@ -106,10 +106,14 @@ async def guard_holds(
                 dict.fromkeys((spec.idempotency_key for spec in changes), HELD_EMAIL_CHANGES)
             )
         else:
-            emails = {str(spec.payload["email"]) for spec in changes}
-            unused = await linked.unused_domains(conn, emails)
+            moving = {
+                spec.person_id: str(spec.payload["email"])
+                for spec in changes
+                if spec.person_id is not None
+            }
+            new_domain = await linked.on_new_domains(conn, moving)
             for spec in changes:
-                if str(spec.payload["email"]).rpartition("@")[2] in unused:
+                if spec.person_id in new_domain:
                     held[spec.idempotency_key] = HELD_NEW_DOMAIN
     return held
 

@@ -259,11 +259,13 @@ async def test_email_changes_to_a_new_domain_or_past_the_guard_are_held(
         rows = [person(i) for i in range(PEOPLE)]
 
         # A login email moving to a domain the authority never used waits for an operator.
+        # Two people moving there together do not vouch for each other.
         rows[2] = person(2, email="person2@newco.example")
+        rows[8] = person(8, email="person8@newco.example")
         write_feed(world.feed, rows)
         with capture_logs() as logs:
             feed = await engine.apply_feed()
-        assert feed.plan.held == dict.fromkeys(SIMS, 1)
+        assert feed.plan.held == dict.fromkeys(SIMS, 2)
         held = [entry for entry in logs if entry["event"] == "guard.held"]
         assert {entry["reason"] for entry in held} == {HELD_NEW_DOMAIN}
         for name in engine.connectors:
