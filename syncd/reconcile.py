@@ -172,8 +172,9 @@ async def reconcile(
                                 key_basis=f"orphan:{orphan.payload_hash}",
                             )
                         )
-    for key, why in (await guard_holds(conn, policy.guard, planned)).items():
-        reasons.setdefault(key, why)
+    # The guard weighs what would go out unapproved; what is already held is not at stake.
+    free = [spec for spec in planned if spec.idempotency_key not in reasons]
+    reasons.update(await guard_holds(conn, policy.guard, free))
     # Routine writes first, then removals: the order they are queued in.
     result.operations = sorted(planned, key=lambda spec: spec.op in REMOVALS)
     if dry_run:

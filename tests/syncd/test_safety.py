@@ -165,6 +165,26 @@ async def test_a_leavers_accounts_in_conflicts_are_held_not_left(
             assert not active("influitive", users[held]), held
 
 
+async def test_a_held_collision_does_not_hold_the_leavers_own_account(
+    world: World, db_url: str
+) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:  # the default guard
+        await cycle(engine)
+        world.sims["influitive"].add_user(advocate(5000005, "person5@corp.example"))
+        await cycle(engine)
+        rows = [person(i) for i in range(PEOPLE)]
+        rows[5] = person(5, status="terminated")
+        write_feed(world.feed, rows)
+        await engine.apply_feed()
+        states = {
+            row.external_id: (row.op, row.state, row.last_error)
+            for row in await operations(engine, "influitive")
+            if row.op == "deactivate"
+        }
+        assert states.pop("5000005") == ("deactivate", "held", HELD_CONFLICT)
+        assert list(states.values()) == [("deactivate", "pending", None)]
+
+
 async def test_an_unlinked_account_with_a_leavers_email_is_held(world: World, db_url: str) -> None:
     world.sims["influitive"].add_user(advocate(997001, "z@partner.example"))
     config = configured(world, db_url, LOOSE_GUARD)
