@@ -226,7 +226,8 @@ async def _leavers(
         target = targets[account.connector]
         op = removal(target)
         if op is None:
-            result.unsupported.append(f"{target.connector}: cannot deactivate")
+            if not found.linked:  # the planner already reported the linked ones
+                result.unsupported.append(f"{target.connector}: cannot deactivate")
             continue
         hold = HELD_CONFLICT if found.in_conflict else None if found.linked else HELD_UNLINKED
         spec = OperationSpec(
