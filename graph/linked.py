@@ -155,7 +155,7 @@ async def live_orphans(conn: AsyncConnection, connector: str) -> list[LinkedAcco
 
 @dataclass(frozen=True, slots=True)
 class LeaverAccount:
-    """A live account that carries a leaver's exact email."""
+    """A live account of a leaver: linked to them, or carrying their exact email."""
 
     account: LinkedAccount
     person_id: int
@@ -167,48 +167,46 @@ class LeaverAccount:
 async def leaver_accounts(
     conn: AsyncConnection, connectors: Collection[str], person_ids: Collection[int] | None = None
 ) -> list[LeaverAccount]:
-    """Live accounts whose email is exactly one of a non-active person's emails.
-
-    Accounts linked to someone else, or deliberately unlinked by an operator, are not theirs.
-    """
-    query = (
-        sa.select(
-            *_ACCOUNT_COLUMNS,
-            pe.c.person_id.label("owner"),
-            p.c.version.label("owner_version"),
-            _in_open_conflict.label("in_conflict"),
-        )
+    """Live accounts of non-active people: every one linked to them, and every unlinked one
+    whose email is exactly one of theirs (one an operator unlinked is not theirs)."""
+    extra = (
+        _in_open_conflict.label("in_conflict"),
+        p.c.id.label("owner"),
+        p.c.version.label("owner_version"),
+    )
+    live = (
+        p.c.lifecycle != "active",
+        a.c.connector.in_(list(connectors)),
+        a.c.missing_since.is_(None),
+    )
+    linked = sa.select(*_ACCOUNT_COLUMNS, *extra).join(p, p.c.id == a.c.person_id).where(*live)
+    by_email = (
+        sa.select(*_ACCOUNT_COLUMNS, *extra)
         .join(pe, pe.c.email == a.c.email)
         .join(p, p.c.id == pe.c.person_id)
         .where(
-            p.c.lifecycle != "active",
-            a.c.connector.in_(list(connectors)),
-            a.c.missing_since.is_(None),
-            sa.or_(
-                a.c.person_id == pe.c.person_id,
-                sa.and_(
-                    a.c.person_id.is_(None),
-                    sa.or_(a.c.link_method.is_(None), a.c.link_method != "manual"),
-                ),
-            ),
+            *live,
+            a.c.person_id.is_(None),
+            sa.or_(a.c.link_method.is_(None), a.c.link_method != "manual"),
         )
-        .order_by(a.c.id)
     )
     batches = [None] if person_ids is None else list(chunks(sorted(person_ids), IN_CHUNK))
-    found = []
+    found: dict[int, LeaverAccount] = {}
     for ids in batches:
-        scoped = query if ids is None else query.where(pe.c.person_id.in_(ids))
-        for row in await conn.execute(scoped):
-            found.append(
-                LeaverAccount(
-                    account=_account(row),
-                    person_id=row.owner,
-                    person_version=row.owner_version,
-                    linked=row.person_id == row.owner,
-                    in_conflict=bool(row.in_conflict),
+        for query in (linked, by_email):
+            scoped = query if ids is None else query.where(p.c.id.in_(ids))
+            for row in await conn.execute(scoped.order_by(a.c.id)):
+                found.setdefault(
+                    row.id,
+                    LeaverAccount(
+                        account=_account(row),
+                        person_id=row.owner,
+                        person_version=row.owner_version,
+                        linked=row.person_id == row.owner,
+                        in_conflict=bool(row.in_conflict),
+                    ),
                 )
-            )
-    return found
+    return list(found.values())
 
 
 async def on_new_domains(conn: AsyncConnection, new_emails: Mapping[int, str]) -> set[int]:

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from connectors.errors import InvalidIdentifierError, UnsupportedOperation
 from graph import outbox
 from graph.models import account_table, operation_table
+from graph.writeback import link
 from syncd.commands import run_status
 from syncd.config import Config
 from syncd.daemon import ConnectorHealth, Daemon
@@ -183,6 +184,23 @@ async def test_a_held_collision_does_not_hold_the_leavers_own_account(
         }
         assert states.pop("5000005") == ("deactivate", "held", HELD_CONFLICT)
         assert list(states.values()) == [("deactivate", "pending", None)]
+
+
+async def test_every_account_linked_to_a_leaver_goes(world: World, db_url: str) -> None:
+    async with Engine.open(configured(world, db_url, LOOSE_GUARD), environ=ENV) as engine:
+        await cycle(engine)
+        world.sims["influitive"].add_user(advocate(5000006, "p6-old@elsewhere.example"))
+        await cycle(engine)
+        async with engine.store.db.write() as conn:  # as `syncd link` does
+            await link(conn, "influitive", "5000006", "person6@corp.example")
+        rows = [person(i) for i in range(PEOPLE)]
+        rows[6] = person(6, status="terminated")
+        write_feed(world.feed, rows)
+        await engine.apply_feed()
+        await engine.push("influitive")
+        users = [user for user in world.users("influitive") if user["id"] == 5000006]
+        users += [by_email(world, "influitive")["person6@corp.example"]]
+        assert [active("influitive", user) for user in users] == [False, False]
 
 
 async def test_an_unlinked_account_with_a_leavers_email_is_held(world: World, db_url: str) -> None:
