@@ -157,7 +157,7 @@ async def reconcile(
             for spec in plan.operations:
                 keep(spec)
             result.unsupported.extend(plan.unsupported)
-    await _leavers(conn, ready, person_ids, planned, keep, result)
+    await _leavers(conn, ready, person_ids, planned, keep, reasons, result)
     if person_ids is None:
         for target in ready:
             if target.connector in policy.deactivate_orphans and target.can_deactivate:
@@ -207,22 +207,26 @@ async def _leavers(
     person_ids: Collection[int] | None,
     planned: Sequence[OperationSpec],
     keep: Callable[[OperationSpec, str | None], None],
+    reasons: dict[str, str],
     result: ReconcileResult,
 ) -> None:
-    """Remove every live account that carries a leaver's exact email, not just the linked one.
+    """Remove every live account of a leaver, not only the one the planner saw.
 
-    Linked ones go like any leaver's account; unlinked ones and those in a conflict are
+    Linked ones go like any leaver's account; unlinked ones and any in a conflict are
     held: the email says they are the leaver's, only an operator can say it for certain.
     """
     targets = {target.connector: target for target in ready if target.can_deactivate}
     if not targets:
         return
-    covered = {spec.account_id for spec in planned if spec.op in REMOVALS}
+    covered = {spec.account_id: spec for spec in planned if spec.op in REMOVALS}
     for found in await linked.leaver_accounts(conn, list(targets), person_ids):
         account = found.account
-        if not account.active or account.id in covered:
+        if account.id in covered:
+            if found.in_conflict:  # planned already, but the conflict makes it uncertain
+                reasons[covered[account.id].idempotency_key] = HELD_CONFLICT
             continue
-        covered.add(account.id)
+        if not account.active:
+            continue
         target = targets[account.connector]
         op = removal(target)
         if op is None:

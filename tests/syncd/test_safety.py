@@ -203,6 +203,24 @@ async def test_every_account_linked_to_a_leaver_goes(world: World, db_url: str) 
         assert [active("influitive", user) for user in users] == [False, False]
 
 
+async def test_a_leavers_account_whose_email_drifted_is_held(world: World, db_url: str) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await cycle(engine)
+        [own] = [u for u in world.users("influitive") if u["email"] == "person7@corp.example"]
+        own["email"] = "someone@else.example"  # changed at the vendor: an email_drift conflict
+        await engine.list_connector("influitive")
+        rows = [person(i) for i in range(PEOPLE)]
+        rows[7] = person(7, status="terminated")
+        write_feed(world.feed, rows)
+        await engine.apply_feed()
+        states = [
+            (row.state, row.last_error)
+            for row in await operations(engine, "influitive")
+            if row.op == "deactivate"
+        ]
+        assert states == [("held", HELD_CONFLICT)]
+
+
 async def test_an_unlinked_account_with_a_leavers_email_is_held(world: World, db_url: str) -> None:
     world.sims["influitive"].add_user(advocate(997001, "z@partner.example"))
     config = configured(world, db_url, LOOSE_GUARD)
