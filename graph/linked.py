@@ -167,8 +167,10 @@ class LeaverAccount:
 async def leaver_accounts(
     conn: AsyncConnection, connectors: Collection[str], person_ids: Collection[int] | None = None
 ) -> list[LeaverAccount]:
-    """Live accounts of non-active people: every one linked to them, and every unlinked one
-    whose email is exactly one of theirs (one an operator unlinked is not theirs)."""
+    """Live accounts of non-active people: linked to them, or unlinked with their exact email.
+
+    An account an operator unlinked is not theirs, whatever its email says.
+    """
     extra = (
         _in_open_conflict.label("in_conflict"),
         p.c.id.label("owner"),
