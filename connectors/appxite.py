@@ -26,6 +26,7 @@ from connectors.errors import (
 )
 from connectors.mapping import text
 from connectors.pagination import ListingSource, PageTotalPaginator, Paginator, Record
+from connectors.paths import segment
 from connectors.priority import Priority
 from connectors.records import VendorAccount
 from connectors.retry import RetryPolicy
@@ -344,7 +345,7 @@ class AppXiteConnector(Connector):
             version=quote(self.api_version, safe=""),
             scope_kind=self.scope_kind,
             scope_id=quote(self.scope_id, safe=""),
-            id=quote(external_id or "", safe=""),
+            id="" if external_id is None else segment(self.vendor, external_id),
         )
 
     def _user_path(self, external_id: str) -> str:

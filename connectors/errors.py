@@ -28,6 +28,10 @@ class UnsupportedOperation(ConnectorError):
     """The vendor has no API for the requested operation."""
 
 
+class InvalidIdentifierError(ConnectorError):
+    """An id cannot name one resource in a URL path; retrying will not change that."""
+
+
 class VendorRequestError(ConnectorError):
     """A request to a vendor did not succeed."""
 

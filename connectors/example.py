@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import ClassVar
-from urllib.parse import quote
 
 from connectors.auth import Auth, BearerAuth
 from connectors.base import Capabilities, Connector
 from connectors.mapping import text, unwrap
 from connectors.pagination import PageTotalPaginator, Paginator, Record
+from connectors.paths import segment
 from connectors.priority import Priority
 from connectors.records import VendorAccount
 
@@ -109,7 +109,7 @@ class ExampleConnector(Connector):
 
     def _user_path(self, external_id: str) -> str:
         """Return the path of one user."""
-        return f"/users/{quote(external_id, safe='')}"
+        return f"/users/{segment(self.vendor, external_id)}"
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return the record inside a `{"user": {...}}` body."""

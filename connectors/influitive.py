@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import ClassVar
-from urllib.parse import quote
 
 import aiohttp
 
@@ -20,6 +19,7 @@ from connectors.errors import (
 )
 from connectors.mapping import text, unwrap
 from connectors.pagination import ListingSource, PageNumberPaginator, Paginator, Record
+from connectors.paths import segment
 from connectors.priority import Priority
 from connectors.records import VendorAccount
 from connectors.retry import RetryPolicy
@@ -256,7 +256,7 @@ class InfluitiveConnector(Connector):
 
     def _path(self, external_id: str) -> str:
         """Return the path of one advocate."""
-        return f"{self.advocates_path}/{quote(external_id, safe='')}"
+        return f"{self.advocates_path}/{segment(self.vendor, external_id)}"
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return the record inside an `{"advocate": {...}}` body."""

@@ -81,9 +81,9 @@ class _Guard:
         self._cursors.add(cursor)
 
     def record_id(self, record: Record) -> str:
-        """Return a record's id, or fail if it has none."""
+        """Return a record's id, or fail if it has none (a bad id is the graph's to reject)."""
         value = record.get(self._source.id_key)
-        if value is None or value == "":
+        if value is None:
             raise self.incomplete(f"a record has no {self._source.id_key!r}")
         return str(value)
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
-from urllib.parse import quote
 
 import aiohttp
 
@@ -23,6 +22,7 @@ from connectors.errors import (
 )
 from connectors.mapping import text, unwrap
 from connectors.pagination import ListingSource, Page, PageCountPaginator, Paginator, Record
+from connectors.paths import segment
 from connectors.priority import Priority
 from connectors.records import VendorAccount
 from connectors.redaction import register_secret
@@ -269,7 +269,7 @@ class PartnerizeConnector(Connector):
 
     def _user_path(self, external_id: str) -> str:
         """Return the path of one user."""
-        return f"{self.users_path}/{quote(external_id, safe='')}"
+        return f"{self.users_path}/{segment(self.vendor, external_id)}"
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return the record inside a `{"user": {...}}` body."""

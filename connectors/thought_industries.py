@@ -6,7 +6,6 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import replace
 from typing import ClassVar, Literal
-from urllib.parse import quote
 
 import aiohttp
 
@@ -22,6 +21,7 @@ from connectors.errors import (
 )
 from connectors.mapping import text, unwrap
 from connectors.pagination import ListingSource, PageTotalPaginator, Paginator, Record
+from connectors.paths import segment
 from connectors.priority import Priority
 from connectors.records import VendorAccount
 from connectors.retry import RetryPolicy
@@ -259,7 +259,7 @@ class ThoughtIndustriesConnector(Connector):
 
     def _path(self, external_id: str) -> str:
         """Return the path of one user."""
-        return f"{self.users_path}/{quote(external_id, safe='')}"
+        return f"{self.users_path}/{segment(self.vendor, external_id)}"
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return the record inside a `{"user": {...}}` body."""

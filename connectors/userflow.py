@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import ClassVar
-from urllib.parse import quote
 
 import aiohttp
 
@@ -20,6 +19,7 @@ from connectors.errors import (
 )
 from connectors.mapping import text
 from connectors.pagination import CursorPaginator, ListingSource, Paginator, Record
+from connectors.paths import segment
 from connectors.priority import Priority
 from connectors.records import VendorAccount
 from connectors.retry import RetryPolicy
@@ -205,7 +205,7 @@ class UserflowConnector(Connector):
 
     def _user_path(self, external_id: str) -> str:
         """Return the path of one user."""
-        return f"{self.users_path}/{quote(external_id, safe='')}"
+        return f"{self.users_path}/{segment(self.vendor, external_id)}"
 
     def _checked(self, body: object, method: str, path: str) -> Record:
         """Return a user body, or fail if it is not one."""

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graph.bulk import Bulk, placeholders
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
+from graph.external_ids import checked_external_id, shown_id
 from graph.models import account_table, connector_state_table, event_table, utcnow
 from graph.records import AccountRecord
 from graph.sql import IN_CHUNK, chunks, dumps, event_row, execute_many, insert_for, loads
@@ -130,7 +131,7 @@ def prepare(record: AccountRecord, policy: EmailPolicy) -> Prepared:
     )
     normalized = normalize_email(record.email, policy) if record.email is not None else None
     return Prepared(
-        external_id=str(record.external_id),
+        external_id=checked_external_id(record.external_id),
         email_raw=record.email,
         email=normalized.email if normalized else None,
         email_error=normalized.error if normalized else None,
@@ -152,7 +153,7 @@ def _prepare_batch(
             item = prepare(record, policy)
         except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
             stats.rejected += 1
-            stats.rejections.append(f"{getattr(record, 'external_id', '?')}: {exc}")
+            stats.rejections.append(f"{shown_id(getattr(record, 'external_id', '?'))}: {exc}")
             continue
         if item.email_error is not None:
             stats.invalid_emails += 1

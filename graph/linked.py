@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from graph.models import account_table, connector_state_table, operation_table, person_table
+from graph.loose import held_by_people, loose_email
+from graph.models import (
+    account_table,
+    conflict_table,
+    connector_state_table,
+    operation_table,
+    person_email_table,
+    person_table,
+)
 from graph.sql import IN_CHUNK, chunks, loads
 
 a = account_table
 p = person_table
+pe = person_email_table
 o = operation_table
+_in_open_conflict = sa.exists().where(
+    conflict_table.c.account_id == a.c.id, conflict_table.c.state == "open"
+)
 OPEN_STATES = ("pending", "in_flight", "held")
 
 
@@ -125,13 +137,112 @@ async def _id_batches(
 
 
 async def live_orphans(conn: AsyncConnection, connector: str) -> list[LinkedAccount]:
-    """Live accounts at one connector that belong to no person."""
-    rows = await conn.execute(
-        sa.select(*_ACCOUNT_COLUMNS).where(
-            a.c.connector == connector, a.c.person_id.is_(None), a.c.missing_since.is_(None)
+    """Live accounts at one connector that belong to no person under any normalization.
+
+    An account in an open conflict is never an orphan: it waits for an operator.
+    """
+    rows = (
+        await conn.execute(
+            sa.select(*_ACCOUNT_COLUMNS, a.c.email_raw, a.c.email).where(
+                a.c.connector == connector,
+                a.c.person_id.is_(None),
+                a.c.missing_since.is_(None),
+                ~_in_open_conflict,
+            )
+        )
+    ).all()
+    keys = {row.id: {loose_email(row.email_raw), loose_email(row.email)} - {None} for row in rows}
+    claimed = await held_by_people(conn, {key for found in keys.values() for key in found if key})
+    return [_account(row) for row in rows if not keys[row.id] & claimed]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaverAccount:
+    """A live account of a leaver: linked to them, or carrying their exact email."""
+
+    account: LinkedAccount
+    person_id: int
+    person_version: int
+    linked: bool  # linked to that person (else unlinked)
+    in_conflict: bool
+
+
+async def leaver_accounts(
+    conn: AsyncConnection, connectors: Collection[str], person_ids: Collection[int] | None = None
+) -> list[LeaverAccount]:
+    """Live accounts of non-active people: linked to them, or unlinked with their exact email.
+
+    An account an operator unlinked is not theirs, whatever its email says.
+    """
+    extra = (
+        _in_open_conflict.label("in_conflict"),
+        p.c.id.label("owner"),
+        p.c.version.label("owner_version"),
+    )
+    live = (
+        p.c.lifecycle != "active",
+        a.c.connector.in_(list(connectors)),
+        a.c.missing_since.is_(None),
+    )
+    linked = sa.select(*_ACCOUNT_COLUMNS, *extra).join(p, p.c.id == a.c.person_id).where(*live)
+    by_email = (
+        sa.select(*_ACCOUNT_COLUMNS, *extra)
+        .join(pe, pe.c.email == a.c.email)
+        .join(p, p.c.id == pe.c.person_id)
+        .where(
+            *live,
+            a.c.person_id.is_(None),
+            sa.or_(a.c.link_method.is_(None), a.c.link_method != "manual"),
         )
     )
-    return [_account(row) for row in rows]
+    batches = [None] if person_ids is None else list(chunks(sorted(person_ids), IN_CHUNK))
+    found: dict[int, LeaverAccount] = {}
+    for ids in batches:
+        for query in (linked, by_email):
+            scoped = query if ids is None else query.where(p.c.id.in_(ids))
+            for row in await conn.execute(scoped.order_by(a.c.id)):
+                found.setdefault(
+                    row.id,
+                    LeaverAccount(
+                        account=_account(row),
+                        person_id=row.owner,
+                        person_version=row.owner_version,
+                        linked=row.person_id == row.owner,
+                        in_conflict=bool(row.in_conflict),
+                    ),
+                )
+    return list(found.values())
+
+
+async def on_new_domains(conn: AsyncConnection, new_emails: Mapping[int, str]) -> set[int]:
+    """The people (of person id -> new address) whose new domain no known address used.
+
+    Known: an address of someone else at that domain, or one of the person's own others
+    (their old address). Everyone else moving in the same pass does not count.
+    """
+    moving = sorted(new_emails)
+    found: set[int] = set()
+    for domain in {email.rpartition("@")[2] for email in new_emails.values()}:
+        at_domain = pe.c.email.like("%@" + _escape_like(domain), escape="\\")
+        others = await conn.execute(
+            sa.select(pe.c.id).where(at_domain, pe.c.person_id.not_in(moving)).limit(1)
+        )
+        if others.first() is not None:
+            continue
+        own = await conn.execute(
+            sa.select(pe.c.person_id, pe.c.email).where(at_domain, pe.c.person_id.in_(moving))
+        )
+        known = {row.person_id for row in own if row.email != new_emails[row.person_id]}
+        found.update(
+            person
+            for person, email in new_emails.items()
+            if email.rpartition("@")[2] == domain and person not in known
+        )
+    return found
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def live_account_count(conn: AsyncConnection, connector: str) -> int:

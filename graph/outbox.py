@@ -79,9 +79,16 @@ def _queued(row: Any) -> QueuedOperation:
 
 
 async def enqueue(
-    conn: AsyncConnection, specs: Iterable[OperationSpec], *, held: bool = False
+    conn: AsyncConnection,
+    specs: Iterable[OperationSpec],
+    *,
+    held: bool = False,
+    reason: str | None = None,
 ) -> int:
-    """Queue operations inside the caller's transaction; returns how many were new."""
+    """Queue operations inside the caller's transaction; returns how many were new.
+
+    A held operation's `last_error` says why it waits for an operator.
+    """
     now = utcnow()
     rows = [
         {
@@ -93,6 +100,7 @@ async def enqueue(
             "idempotency_key": spec.idempotency_key,
             "state": "held" if held else "pending",
             "attempts": 0,
+            "last_error": reason if held else None,
             "created_at": now,
             "updated_at": now,
         }
@@ -180,13 +188,27 @@ async def release_held(db: Database, *, approve: bool, connector: str | None = N
     if connector is not None:
         query = query.where(o.c.connector == connector)
     values: dict[str, Any] = (
-        {"state": "pending"}
+        {"state": "pending", "last_error": None}
         if approve
         else {"state": "dead", "last_error": "rejected by an operator"}
     )
     async with db.write() as conn:
         result = await conn.execute(query.values(updated_at=utcnow(), **values))
     return int(result.rowcount)
+
+
+async def held_reasons(db: Database) -> dict[str, dict[str, int]]:
+    """Per connector, how many operations are held for each reason."""
+    async with db.read() as conn:
+        rows = await conn.execute(
+            sa.select(o.c.connector, o.c.last_error, sa.func.count())
+            .where(o.c.state == "held")
+            .group_by(o.c.connector, o.c.last_error)
+        )
+        found: dict[str, dict[str, int]] = {}
+        for connector, reason, count in rows:
+            found.setdefault(connector, {})[reason or "held by a guard"] = count
+        return found
 
 
 async def counts_by_state(db: Database) -> dict[tuple[str, str], int]:

@@ -248,6 +248,7 @@ async def run_status(config: Config, args: argparse.Namespace) -> int:
 
     async def gather(store: GraphStore) -> dict[str, Any]:
         by_state = await outbox.counts_by_state(store.db)
+        reasons = await outbox.held_reasons(store.db)
         counts = {item.connector: item for item in await store.counts()}
         connectors: dict[str, Any] = {}
         async with store.db.read() as conn:
@@ -259,6 +260,8 @@ async def run_status(config: Config, args: argparse.Namespace) -> int:
                     "listing_complete": state.complete,
                     "accounts": _plain(count) if count else {},
                     "outbox": {s: n for (c, s), n in by_state.items() if c == name},
+                    "held_reasons": reasons.get(name, {}),
+                    "open_conflicts": count.open_conflicts if count else 0,
                 }
             authority = authority_view(await authority_state(conn, AUTHORITY_SOURCE))
         return {"authority": authority, "connectors": connectors}
@@ -283,8 +286,10 @@ def _status_text(data: dict[str, Any]) -> str:
         held = item["outbox"].get("held", 0)
         lines.append(
             f"{name}: listed={item['listed']} complete={item['listing_complete']} "
-            f"outbox={item['outbox']}" + (f"  HELD {held}: syncd approve / reject" if held else "")
+            f"outbox={item['outbox']} conflicts={item['open_conflicts']}"
+            + (f"  HELD {held}: syncd approve / reject" if held else "")
         )
+        lines.extend(f"  held {count}: {reason}" for reason, count in item["held_reasons"].items())
     return "\n".join(lines)
 
 

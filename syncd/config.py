@@ -42,10 +42,11 @@ class AuthorityConfig(_Strict):
 
 
 class GuardConfig(_Strict):
-    """Limits on deactivations one cycle may push without approval."""
+    """Limits on deactivations and login email changes one cycle may push without approval."""
 
     max_deactivations: int = Field(default=10, ge=0)
     max_deactivation_share: float = Field(default=0.05, ge=0, le=1)
+    max_email_changes: int = Field(default=10, ge=0)
 
 
 class ProvisionConfig(_Strict):

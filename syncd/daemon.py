@@ -259,9 +259,13 @@ class Daemon:
         return Check(True, "feed applied" if state.applied_digest else "no feed applied yet")
 
     async def status(self) -> dict[str, object]:
-        """Per connector: health, last success, outbox by state (no emails, no secrets)."""
+        """Per connector: health, last success, outbox, held and why, conflicts (no emails)."""
         assert self.engine is not None
         by_state = await outbox.counts_by_state(self.engine.store.db)
+        reasons = await outbox.held_reasons(self.engine.store.db)
+        conflicts = {
+            item.connector: item.open_conflicts for item in await self.engine.store.counts()
+        }
         connectors: dict[str, object] = {}
         for name, health in self.health.items():
             budget = self.engine.connectors[name].budget
@@ -276,6 +280,8 @@ class Daemon:
                 "learned_rate": budget.learned_rate,
                 "outbox": outbox_states,
                 "held": outbox_states.get("held", 0),
+                "held_reasons": reasons.get(name, {}),
+                "open_conflicts": conflicts.get(name, 0),
             }
         async with self.engine.store.db.read() as conn:
             authority = authority_view(await authority_state(conn, AUTHORITY_SOURCE))

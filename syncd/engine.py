@@ -165,6 +165,7 @@ class Engine:
         guard = Guard(
             max_count=config.guard.max_deactivations,
             max_share=config.guard.max_deactivation_share,
+            max_email_changes=config.guard.max_email_changes,
         )
         self.policy = Policy(
             guard=guard,
@@ -177,6 +178,8 @@ class Engine:
             name: Target(
                 name,
                 has_deactivate=connector.capabilities.has_deactivate,
+                can_delete=config.connectors[name].allow_delete
+                and connector.capabilities.has_delete,
                 writable=connector.writable,
                 provision=provision_rule(config.connectors[name].provision),
                 trust_email_links=config.connectors[name].trust_email_links,

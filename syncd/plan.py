@@ -70,6 +70,7 @@ class Target:
     provision: Callable[[Person], bool] = _nobody
     can_create: bool = True  # False until a complete listing says who is already there
     can_deactivate: bool = True  # False after a listing that did not finish cleanly
+    can_delete: bool = False  # the connector's allow_delete: delete where it cannot deactivate
     trust_email_links: bool = False  # an operator reviewed the accounts linked by email
 
     def trusts(self, account: Account) -> bool:
@@ -140,6 +141,13 @@ def _spec(
     )
 
 
+def removal(target: Target) -> str | None:
+    """How a leaver's account goes at this target: deactivate, delete, or not at all."""
+    if target.has_deactivate:
+        return "deactivate"
+    return "delete" if target.can_delete else None
+
+
 def plan_person(
     person: Person,
     accounts: Mapping[str, Account],
@@ -162,8 +170,8 @@ def plan_person(
         if not active:
             if not account.active or not target.can_deactivate:
                 continue
-            if target.has_deactivate:
-                plan.operations.append(_spec(target, person, "deactivate", {}, account))
+            if (op := removal(target)) is not None:
+                plan.operations.append(_spec(target, person, op, {}, account))
             else:
                 plan.unsupported.append(f"{target.connector}: cannot deactivate")
             continue
@@ -198,11 +206,12 @@ def plan_person(
 
 @dataclass(frozen=True, slots=True)
 class Guard:
-    """How many deactivations one cycle may push to a connector without approval."""
+    """How many risky writes (removals, login email changes) one pass may push unapproved."""
 
     max_count: int = 10
     max_share: float = 0.05
     allowance: int = 1  # so a single leaver at a small vendor is never held
+    max_email_changes: int = 10
 
     def holds(self, deactivations: int, accounts: int) -> bool:
         """True when this many deactivations need an operator's approval."""
@@ -210,3 +219,7 @@ class Guard:
             return False
         share = deactivations / accounts if accounts else 1.0
         return deactivations > self.max_count or share > self.max_share
+
+    def holds_email_changes(self, people: int) -> bool:
+        """True when this many people's login emails changing needs an operator's approval."""
+        return people > self.max_email_changes

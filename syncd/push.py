@@ -17,6 +17,7 @@ from connectors.errors import (
     AccountExistsError,
     AuthenticationError,
     ConnectorError,
+    InvalidIdentifierError,
     UnsupportedOperation,
     VendorHTTPError,
 )
@@ -111,7 +112,7 @@ class Pusher:
         except AuthenticationError as exc:
             stats.auth_failed = True
             await self._failed(op, exc, stats, final=False, attempts_back=True)
-        except UnsupportedOperation as exc:
+        except (UnsupportedOperation, InvalidIdentifierError) as exc:
             await self._failed(op, exc, stats, final=True)
         except (ConnectorError, ValueError) as exc:
             await self._failed(op, exc, stats, final=False)
@@ -166,7 +167,11 @@ class Pusher:
                     raise
             await self._finish(op, deactivated=True)
         elif op.op == "delete":
-            await connector.delete_account(external_id)
+            try:
+                await connector.delete_account(external_id)
+            except VendorHTTPError as exc:
+                if exc.status != 404:  # already gone is what a delete wants
+                    raise
             await self._finish(op, deactivated=True)
         else:
             raise UnsupportedOperation(connector.vendor, f"unknown operation {op.op!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 import structlog
@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graph import linked
 from graph.outbox import OperationSpec, enqueue
 from graph.sql import dumps
-from syncd.plan import Account, Guard, Person, Precedence, Target, plan_person
+from syncd.plan import Account, Guard, Person, Precedence, Target, plan_person, removal
 
 log = structlog.get_logger("syncd.reconcile")
 
@@ -67,6 +67,57 @@ async def targets_ready(conn: AsyncConnection, targets: Sequence[Target]) -> lis
     return ready
 
 
+REMOVALS = ("deactivate", "delete")
+HELD_MASS_REMOVAL = "more deactivations than the guard allows"
+HELD_EMAIL_CHANGES = "more login email changes than the guard allows"
+HELD_NEW_DOMAIN = "login email moves to a domain the authority never used"
+HELD_CONFLICT = "leaver's account is in a conflict"
+HELD_UNLINKED = "leaver's account is not linked to them"
+
+
+def risk(spec: OperationSpec) -> str | None:
+    """Which guard an operation answers to: removal, email (a login email change), or none."""
+    if spec.op in REMOVALS:
+        return "removal"
+    if spec.op != "create" and "email" in spec.payload:
+        return "email"
+    return None
+
+
+async def guard_holds(
+    conn: AsyncConnection, guard: Guard, specs: Sequence[OperationSpec]
+) -> dict[str, str]:
+    """Why each risky operation must wait for an operator, by idempotency key."""
+    held: dict[str, str] = {}
+    removals: dict[str, list[OperationSpec]] = {}
+    changes: list[OperationSpec] = []
+    for spec in specs:
+        kind = risk(spec)
+        if kind == "removal":
+            removals.setdefault(spec.connector, []).append(spec)
+        elif kind == "email":
+            changes.append(spec)
+    for name, group in removals.items():
+        if guard.holds(len(group), await linked.live_account_count(conn, name)):
+            held.update(dict.fromkeys((spec.idempotency_key for spec in group), HELD_MASS_REMOVAL))
+    if changes:
+        if guard.holds_email_changes(len({spec.person_id for spec in changes})):
+            held.update(
+                dict.fromkeys((spec.idempotency_key for spec in changes), HELD_EMAIL_CHANGES)
+            )
+        else:
+            moving = {
+                spec.person_id: str(spec.payload["email"])
+                for spec in changes
+                if spec.person_id is not None
+            }
+            new_domain = await linked.on_new_domains(conn, moving)
+            for spec in changes:
+                if spec.person_id in new_domain:
+                    held[spec.idempotency_key] = HELD_NEW_DOMAIN
+    return held
+
+
 async def reconcile(
     conn: AsyncConnection,
     targets: Sequence[Target],
@@ -75,17 +126,17 @@ async def reconcile(
     *,
     dry_run: bool = False,
 ) -> ReconcileResult:
-    """Queue what the plan says, in the caller's transaction; hold mass deactivations."""
+    """Queue what the plan says, in the caller's transaction; hold what the guards hold."""
     result = ReconcileResult()
     ready = await targets_ready(conn, targets)
     if not ready:
         return result
     names = [target.connector for target in ready]
     open_ops = await linked.open_operations(conn, names)
-    deactivations: dict[str, list[OperationSpec]] = {name: [] for name in names}
-    others: list[OperationSpec] = []
+    planned: list[OperationSpec] = []
+    reasons: dict[str, str] = {}  # idempotency key -> why it waits for an operator
 
-    def keep(spec: OperationSpec) -> None:
+    def keep(spec: OperationSpec, hold: str | None = None) -> None:
         signature = (
             spec.connector,
             spec.op,
@@ -95,7 +146,10 @@ async def reconcile(
         )
         if signature in open_ops:
             return  # the same write is already waiting
-        (deactivations[spec.connector] if spec.op == "deactivate" else others).append(spec)
+        open_ops.add(signature)
+        planned.append(spec)
+        if hold is not None:
+            reasons[spec.idempotency_key] = hold
 
     async for people in linked.people_with_accounts(conn, person_ids):
         for row in people:
@@ -103,6 +157,7 @@ async def reconcile(
             for spec in plan.operations:
                 keep(spec)
             result.unsupported.extend(plan.unsupported)
+    await _leavers(conn, ready, person_ids, planned, keep, reasons, result)
     if person_ids is None:
         for target in ready:
             if target.connector in policy.deactivate_orphans and target.can_deactivate:
@@ -117,23 +172,75 @@ async def reconcile(
                                 key_basis=f"orphan:{orphan.payload_hash}",
                             )
                         )
-    result.operations = [*others, *(spec for specs in deactivations.values() for spec in specs)]
+    # The guard weighs what would go out unapproved; what is already held is not at stake.
+    free = [spec for spec in planned if spec.idempotency_key not in reasons]
+    reasons.update(await guard_holds(conn, policy.guard, free))
+    # Routine writes first, then removals: the order they are queued in.
+    result.operations = sorted(planned, key=lambda spec: spec.op in REMOVALS)
     if dry_run:
         return result
-    result.queued += await enqueue(conn, others)
-    for name, specs in deactivations.items():
-        if not specs:
-            continue
-        total = await linked.live_account_count(conn, name)
-        held = policy.guard.holds(len(specs), total)
-        result.queued += await enqueue(conn, specs, held=held)
-        if held:
-            result.held[name] = len(specs)
+    result.queued += await enqueue(
+        conn, [spec for spec in result.operations if spec.idempotency_key not in reasons]
+    )
+    waiting: dict[tuple[str, str], list[OperationSpec]] = {}
+    for spec in result.operations:
+        if (held := reasons.get(spec.idempotency_key)) is not None:
+            waiting.setdefault((spec.connector, held), []).append(spec)
+    for (name, reason), specs in waiting.items():
+        new = await enqueue(conn, specs, held=True, reason=reason)
+        result.queued += new
+        if new:
+            result.held[name] = result.held.get(name, 0) + new
             log.warning(
                 "guard.held",
                 connector=name,
-                deactivations=len(specs),
-                accounts=total,
+                operations=new,
+                reason=reason,
                 hint="syncd approve or syncd reject",
             )
     return result
+
+
+async def _leavers(
+    conn: AsyncConnection,
+    ready: Sequence[Target],
+    person_ids: Collection[int] | None,
+    planned: Sequence[OperationSpec],
+    keep: Callable[[OperationSpec, str | None], None],
+    reasons: dict[str, str],
+    result: ReconcileResult,
+) -> None:
+    """Remove every live account of a leaver, not only the one the planner saw.
+
+    Linked ones go like any leaver's account; unlinked ones and any in a conflict are
+    held: the email says they are the leaver's, only an operator can say it for certain.
+    """
+    targets = {target.connector: target for target in ready if target.can_deactivate}
+    if not targets:
+        return
+    covered = {spec.account_id: spec for spec in planned if spec.op in REMOVALS}
+    for found in await linked.leaver_accounts(conn, list(targets), person_ids):
+        account = found.account
+        if account.id in covered:
+            if found.in_conflict:  # planned already, but the conflict makes it uncertain
+                reasons[covered[account.id].idempotency_key] = HELD_CONFLICT
+            continue
+        if not account.active:
+            continue
+        target = targets[account.connector]
+        op = removal(target)
+        if op is None:
+            if not found.linked:  # the planner already reported the linked ones
+                result.unsupported.append(f"{target.connector}: cannot deactivate")
+            continue
+        hold = HELD_CONFLICT if found.in_conflict else None if found.linked else HELD_UNLINKED
+        spec = OperationSpec(
+            target.connector,
+            op,
+            {},
+            account_id=account.id,
+            person_id=found.person_id,
+            key_basis=f"leaver:{found.person_id}:v{found.person_version}"
+            f":account:{account.payload_hash}",
+        )
+        keep(spec, hold)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from graph.store import GraphStore
+from graph.writeback import record_account
 from tests.graph.helpers import Rec, full_listing, scalar
 
 
@@ -141,3 +142,23 @@ async def test_pages_stream_in_and_regroup(store: GraphStore) -> None:
     listing = await store.begin_listing("acme")
     again = await store.ingest_pages(listing, [[Rec("1", "u1@example.com")]] * 2)
     assert again.unchanged == 1  # a repeated record in a listing counts once
+
+
+async def test_ids_that_cannot_name_one_account_are_rejected(store: GraphStore) -> None:
+    bad = ["", ".", "..", " .. ", "a/b", "a\\b", "x?y", "x#y", "5%", "tab\there", "x" * 257]
+    listing = await store.begin_listing("acme")
+    stats = await store.ingest(
+        listing,
+        [Rec(external_id, f"u{i}@example.com") for i, external_id in enumerate(bad)]
+        + [Rec("ok-1", "ok@example.com"), Rec("x" * 256, "long@example.com")],
+    )
+    assert (stats.inserted, stats.rejected) == (2, len(bad))
+    assert all(len(line) < 200 for line in stats.rejections)  # a hostile id is not logged whole
+    assert await scalar(store, "SELECT COUNT(*) FROM account") == 2
+
+
+async def test_a_vendor_answer_with_an_unusable_id_is_not_recorded(store: GraphStore) -> None:
+    async with store.db.write() as conn:
+        with pytest.raises(ValueError, match="external id"):
+            await record_account(conn, "acme", Rec("..", "a@example.com"), person_id=None)
+    assert await scalar(store, "SELECT COUNT(*) FROM account") == 0

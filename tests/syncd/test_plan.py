@@ -133,3 +133,19 @@ def test_guard_holds_mass_deactivations() -> None:
     assert guard.holds(11, 10_000)  # past the count
     assert guard.holds(6, 100)  # past the share
     assert guard.holds(2, 0)
+
+
+def test_a_leaver_is_deleted_where_only_delete_is_allowed() -> None:
+    leaver = Person(1, ANN.email, "deprovisioned", 4, ANN.attributes)
+    deletes = Target("zeta", has_deactivate=False, can_delete=True)
+    plan = plan_person(leaver, {"zeta": Account(8, True, {})}, [deletes])
+    assert [(op.connector, op.op, op.account_id) for op in plan.operations] == [
+        ("zeta", "delete", 8)
+    ]
+    assert plan.unsupported == []
+
+
+def test_the_guard_counts_people_changing_login_email() -> None:
+    guard = Guard(max_email_changes=2)
+    assert not guard.holds_email_changes(2)
+    assert guard.holds_email_changes(3)
