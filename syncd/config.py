@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connectors.http import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.registry import VENDORS
 
 SECRET_SCHEMES = ("env:", "file:", "credential:")
@@ -68,6 +69,7 @@ class ConnectorConfig(_Strict):
     provision: ProvisionConfig = ProvisionConfig()
     deactivate_orphans: bool = False
     staleness_limit: float | None = Field(default=None, gt=0)
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
 
     @field_validator("vendor")
     @classmethod

@@ -95,7 +95,7 @@ def build_connector(
         kwargs["base_url"] = settings.base_url
     budget = RateBudget(settings.rate, burst=settings.burst, name=name, learned_rate=learned_rate)
     try:
-        return vendor(settings.vendor).connector(
+        connector = vendor(settings.vendor).connector(
             name=name,
             session=session,
             secrets=secrets,
@@ -106,6 +106,8 @@ def build_connector(
         raise ConfigError(f"connectors.{name}.settings: {exc}") from None
     except ConnectorError as exc:
         raise ConfigError(f"connectors.{name}: {exc}") from None
+    connector.http.max_response_bytes = settings.max_response_bytes
+    return connector
 
 
 def _connector_error(exc: BaseException) -> ConnectorError | None:
