@@ -251,7 +251,10 @@ class Engine:
             async with aclosing(connector.list_pages()) as pages:
                 stats = await self.store.ingest_pages(listing, pages)
             result.changed = stats.inserted + stats.updated
-            complete = True
+            # A record that could not be stored was not seen: it proves nothing missing.
+            complete = stats.rejected == 0
+            if not complete:
+                result.error = f"{stats.rejected} records could not be stored (see ingest.rejected)"
         except (ConnectorError, ExceptionGroup) as caught:
             exc = _connector_error(caught)
             if exc is None:

@@ -62,3 +62,24 @@ async def test_a_body_past_the_cap_is_an_incomplete_listing(db_url: str, tmp_pat
                 sa.select(sa.func.count()).where(account_table.c.missing_since.is_not(None))
             )
         assert missing == 0  # an incomplete listing marks nothing missing
+
+
+async def test_a_record_that_cannot_be_stored_marks_nothing_missing(
+    db_url: str, tmp_path: Path
+) -> None:
+    sim = InfluitiveSimulator(users=30, seed=3, token=TOKEN)
+    feed = tmp_path / "hr.csv"
+    write_feed(feed, [person(0)])
+    async with serve(sim) as url, Engine.open(_config(db_url, url, feed, MiB), ENV) as engine:
+        first = await engine.list_connector("hub")
+        assert first.complete, first.error
+        victim = next(iter(sim.users.values()))
+        victim["email"] = "a" * 1_000 + "@corp.example"  # too long to be an address
+        second = await engine.list_connector("hub")
+        assert not second.complete
+        assert second.error == "1 records could not be stored (see ingest.rejected)"
+        async with engine.store.db.read() as conn:
+            missing = await conn.scalar(
+                sa.select(sa.func.count()).where(account_table.c.missing_since.is_not(None))
+            )
+        assert missing == 0  # the account is still there; it only could not be read
