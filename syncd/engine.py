@@ -104,7 +104,7 @@ def build_connector(
         )
     except TypeError as exc:
         raise ConfigError(f"connectors.{name}.settings: {exc}") from None
-    except ConnectorError as exc:
+    except (ConnectorError, ValueError) as exc:
         raise ConfigError(f"connectors.{name}: {exc}") from None
     connector.http.max_response_bytes = settings.max_response_bytes
     return connector
