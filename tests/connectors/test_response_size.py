@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import tracemalloc
+import zlib
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from connectors import MalformedResponseError, ResponseTooLargeError
 from connectors.http import DEFAULT_MAX_RESPONSE_BYTES
-from tests.connectors.conftest import configure, make_connector, sim_get
+from connectors.sim import serve
+from connectors.sim.example import ExampleSimulator
+from tests.connectors.conftest import TOKEN, configure, make_connector, sim_get
 
 MiB = 1024 * 1024
 CAP = 1 * MiB
@@ -73,3 +77,26 @@ async def test_the_default_cap_is_32_mib_and_must_be_positive(
     assert len([account async for account in connector.list_accounts()]) == 250
     with pytest.raises(ValueError, match="max_response_bytes must be positive"):
         connector.http.max_response_bytes = 0
+
+
+class _GzipBomb(ExampleSimulator):
+    """Answers every listing with 64 KiB of gzip that inflates to 64 MiB."""
+
+    def routes(self) -> list[web.RouteDef]:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        parts = [packer.compress(b'{"users": [')]
+        parts += [packer.compress(b" " * MiB) for _ in range(64)]
+        bomb = b"".join(parts) + packer.flush()
+
+        async def answer(request: web.Request) -> web.Response:
+            return web.Response(
+                body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+            )
+
+        return [web.get(self.users_path, answer)]
+
+
+async def test_a_compressed_body_is_capped_as_it_inflates(session: aiohttp.ClientSession) -> None:
+    async with serve(_GzipBomb(token=TOKEN)) as url:
+        peak = await _list_with_cap(session, url, CAP)
+    assert peak < 8 * MiB
