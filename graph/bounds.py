@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import orjson
+
 from graph.sql import dumps
 
 MAX_EXTERNAL_ID_CHARS = 256
@@ -14,7 +16,7 @@ MAX_RAW_BYTES = 16 * 1024  # the stored raw payload, as JSON
 RAW_OMITTED_KEY = "_syncd_omitted"  # how many raw fields did not fit in MAX_RAW_BYTES
 
 _SHORT = MAX_STRING_BYTES // 4  # characters that fit whatever their UTF-8 length
-# JSON text this short cannot hold a list or object past MAX_ITEMS nor a string past the cap.
+# JSON this short (in bytes) cannot hold a list or object past MAX_ITEMS nor a string past the cap.
 _WITHIN_BOUNDS = 2 * MAX_ITEMS + 2
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -53,8 +55,8 @@ def cap_value(value: object) -> object:
 
 def bounded_json(mapping: Mapping[str, object]) -> str:
     """The mapping as canonical JSON, its values cut to the bounds when they need it."""
-    text = dumps(mapping)
-    return text if len(text) <= _WITHIN_BOUNDS else dumps(cap_value(mapping))
+    data = orjson.dumps(mapping, option=orjson.OPT_SORT_KEYS)  # what graph.sql.dumps makes
+    return data.decode() if len(data) <= _WITHIN_BOUNDS else dumps(cap_value(mapping))
 
 
 def raw_rest_json(raw: Mapping[str, object], held: Sequence[object]) -> str:

@@ -111,3 +111,10 @@ async def test_the_stored_raw_payload_is_bounded(store: GraphStore) -> None:
     kept = orjson.loads(stored_raw)
     assert kept["field0"] == "v" * 1_000
     assert kept[RAW_OMITTED_KEY] == 101 - (len(kept) - 1)
+
+
+async def test_a_short_text_of_long_characters_is_capped_in_bytes(store: GraphStore) -> None:
+    listing = await store.begin_listing("acme")
+    await store.ingest(listing, [Rec("1", "a@example.com", attributes={"title": "😀" * 1_100})])
+    attributes, _ = await _stored(store, "1")
+    assert attributes["title"] == "😀" * (MAX_STRING_BYTES // 4)
