@@ -52,6 +52,8 @@ class Connector(ABC):
     extra_headers: ClassVar[Mapping[str, str]] = {}
     default_ceiling: ClassVar[float] = 5.0  # requests per second when no budget is given
     allow_delete: bool = False  # from the connector's config; deletes are refused without it
+    # Settings that become a label of the vendor's hostname (checked by connectors.endpoints).
+    label_settings: ClassVar[frozenset[str]] = frozenset()
     # Canonical attributes an update can change (the others are derived or read-only).
     writable: ClassVar[frozenset[str]] = frozenset(CANONICAL_ATTRIBUTES) - {"active"}
 

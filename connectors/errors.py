@@ -82,6 +82,16 @@ class MalformedResponseError(VendorRequestError):
     retryable = True
 
 
+class ResponseTooLargeError(MalformedResponseError):
+    """The vendor's answer is larger than the connector's `max_response_bytes`."""
+
+    retryable = False  # the same request brings the same body: retrying only costs memory
+
+    def __init__(self, vendor: str, method: str, path: str, limit: int) -> None:
+        super().__init__(vendor, method, path, f"response larger than {limit} bytes")
+        self.limit = limit
+
+
 class IncompleteListing(ConnectorError):
     """A listing looped, hit its page cap or was cut short; it proves nothing missing."""
 

@@ -18,6 +18,7 @@ from connectors.errors import (
     ConnectorError,
     MalformedResponseError,
     RateLimitedError,
+    ResponseTooLargeError,
     VendorHTTPError,
     VendorServerError,
     VendorUnavailableError,
@@ -26,6 +27,9 @@ from connectors.errors import (
 from connectors.priority import Priority
 from connectors.redaction import contains_secret
 from connectors.retry import RetryPolicy, parse_retry_after
+
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
 
 RequestObserver = Callable[[str, str, int, float], None]
 """Called with connector, method, status (0: no answer) and seconds, once per attempt."""
@@ -50,6 +54,7 @@ class VendorHttp:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         headers: Mapping[str, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.vendor = vendor
         self.connector = connector
@@ -64,6 +69,18 @@ class VendorHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._log = structlog.get_logger("connectors.http", connector=connector)
         self.observer: RequestObserver | None = None
+        self.max_response_bytes = max_response_bytes
+
+    @property
+    def max_response_bytes(self) -> int:
+        """The largest response body read; a larger one is a ResponseTooLargeError."""
+        return self._max_response_bytes
+
+    @max_response_bytes.setter
+    def max_response_bytes(self, value: int) -> None:
+        if value <= 0:
+            raise ValueError("max_response_bytes must be positive")
+        self._max_response_bytes = value
 
     async def get_or_none(
         self,
@@ -178,7 +195,7 @@ class VendorHttp:
         body: bytes | None,
         headers: Mapping[str, str],
         ticket: Ticket,
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytes | bytearray]:
         """Perform the HTTP exchange and report the outcome to the budget and the observer."""
         started = time.perf_counter()
         try:
@@ -193,7 +210,7 @@ class VendorHttp:
             ) as response:
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                payload = await response.read()
+                payload = await self._read_body(response)
         except TimeoutError:
             self._observe(method, 0, started)
             raise VendorUnavailableError(self.vendor, method, path, "timed out") from None
@@ -207,7 +224,26 @@ class VendorHttp:
             self.budget.on_throttled(ticket, retry_after)
         else:
             self.budget.on_accepted(ticket)
-        return status, payload
+        if payload is not None:
+            return status, payload
+        if status < 300:
+            raise ResponseTooLargeError(self.vendor, method, path, self.max_response_bytes)
+        return status, b""  # an error status says all there is; its body is never read
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytearray | None:
+        """Read the body up to `max_response_bytes`; None, and the connection closed, past it."""
+        limit = self.max_response_bytes
+        declared = response.content_length
+        body = bytearray()
+        if declared is None or declared <= limit:
+            # One byte past the limit proves a body too large without reading any more of it.
+            while len(body) <= limit:
+                chunk = await response.content.read(min(_READ_CHUNK, limit + 1 - len(body)))
+                if not chunk:
+                    return body
+                body += chunk
+        response.close()  # never hand a half-read connection back to the pool
+        return None
 
     def _observe(self, method: str, status: int, started: float) -> None:
         """Tell the observer, if any, how one attempt ended and how long it took."""

@@ -11,6 +11,7 @@ import aiohttp
 from connectors.auth import Auth, HeaderAuth
 from connectors.base import Capabilities, Connector
 from connectors.budget import RateBudget
+from connectors.endpoints import label_problem
 from connectors.errors import (
     ConnectorConfigError,
     ConnectorError,
@@ -67,6 +68,7 @@ class InfluitiveConnector(Connector):
     list_path = DEFAULT_ADVOCATES_PATH
     records_key: ClassVar[str | None] = "advocates"
     id_key = "id"
+    label_settings: ClassVar[frozenset[str]] = frozenset({"hub"})
 
     def __init__(
         self,
@@ -86,6 +88,8 @@ class InfluitiveConnector(Connector):
     ) -> None:
         if (base_url is None) == (hub is None):
             raise ConnectorConfigError(self.vendor, f"{name!r}: set exactly one of base_url, hub")
+        if hub is not None and (problem := label_problem(hub)) is not None:
+            raise ConnectorConfigError(self.vendor, f"{name!r}: hub {problem}")
         self.advocates_path = "/" + advocates_path.strip("/")
         self.custom_field_map = dict(custom_field_map or {})
         self.email_filter_param = email_filter_param

@@ -12,6 +12,7 @@ import aiohttp
 from connectors.auth import Auth, BearerAuth, HeaderAuth
 from connectors.base import Capabilities, Connector
 from connectors.budget import RateBudget
+from connectors.endpoints import label_problem
 from connectors.errors import (
     AccountExistsError,
     ConnectorConfigError,
@@ -75,6 +76,7 @@ class ThoughtIndustriesConnector(Connector):
     list_path = f"{API_PREFIX['v1']}/users"
     records_key: ClassVar[str | None] = "users"
     id_key = "id"
+    label_settings: ClassVar[frozenset[str]] = frozenset({"subdomain"})
 
     def __init__(
         self,
@@ -97,6 +99,8 @@ class ThoughtIndustriesConnector(Connector):
             raise ConnectorConfigError(
                 self.vendor, f"{name!r}: set exactly one of base_url, subdomain"
             )
+        if subdomain is not None and (problem := label_problem(subdomain)) is not None:
+            raise ConnectorConfigError(self.vendor, f"{name!r}: subdomain {problem}")
         if api_version not in API_PREFIX:
             raise ConnectorConfigError(
                 self.vendor, f"api_version must be v1 or v2, not {api_version!r}"

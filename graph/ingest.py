@@ -14,13 +14,14 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.bounds import bounded_json, cap_string, check_email_length, raw_rest_json
 from graph.bulk import Bulk, placeholders
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.external_ids import checked_external_id, shown_id
 from graph.models import account_table, connector_state_table, event_table, utcnow
 from graph.records import AccountRecord
-from graph.sql import IN_CHUNK, chunks, dumps, event_row, execute_many, insert_for, loads
+from graph.sql import IN_CHUNK, chunks, event_row, execute_many, insert_for, loads
 
 log = structlog.get_logger("graph.ingest")
 
@@ -84,7 +85,10 @@ class FinishResult:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """One account record ready to store: normalized email, content hash."""
+    """One account record ready to store: normalized email, content hash.
+
+    `attributes` and `raw` are as received; their stored JSON is bounded (graph.bounds).
+    """
 
     external_id: str
     email_raw: str | None
@@ -98,11 +102,14 @@ class Prepared:
 
     @property
     def attributes_json(self) -> str:
-        return dumps(self.attributes)
+        """The attributes as stored: every value bounded."""
+        return bounded_json(self.attributes)
 
     @property
     def raw_json(self) -> str:
-        return dumps(self.raw)
+        """The raw fields as stored: those the row does not already hold, bounded."""
+        held = [*self.attributes.values(), self.email_raw, self.status, self.external_id]
+        return raw_rest_json(self.raw, held)
 
     def columns(self) -> dict[str, Any]:
         """The account columns this record's content sets."""
@@ -123,20 +130,22 @@ def _plain(mapping: Mapping[str, object]) -> dict[str, object]:
 
 
 def prepare(record: AccountRecord, policy: EmailPolicy) -> Prepared:
-    """Normalize a record's email and hash its content."""
+    """Normalize a record's email and hash its content (all of it, before any bound)."""
     # One serialization for the hash; the stored JSON is made only for rows that are written.
     attributes, raw = _plain(record.attributes), _plain(record.raw)
     content = orjson.dumps(
         [record.email, record.status, attributes, raw], option=orjson.OPT_SORT_KEYS
     )
+    external_id = checked_external_id(record.external_id)
+    check_email_length(record.email)
     normalized = normalize_email(record.email, policy) if record.email is not None else None
     return Prepared(
-        external_id=checked_external_id(record.external_id),
+        external_id=external_id,
         email_raw=record.email,
         email=normalized.email if normalized else None,
         email_error=normalized.error if normalized else None,
         email_loose=normalized.loose if normalized else None,
-        status=record.status,
+        status=cap_string(record.status),
         attributes=attributes,
         raw=raw,
         payload_hash=hashlib.blake2b(content, digest_size=16).hexdigest(),

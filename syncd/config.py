@@ -8,8 +8,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from connectors.endpoints import base_url_problem, label_problem
+from connectors.http import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.registry import VENDORS
 
 SECRET_SCHEMES = ("env:", "file:", "credential:")
@@ -17,6 +27,15 @@ SECRET_SCHEMES = ("env:", "file:", "credential:")
 
 class ConfigError(Exception):
     """The config is unusable; the message names the key and the problem."""
+
+
+class KeyProblem(ValueError):
+    """A problem with one key inside the value being validated; the key extends its path."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
 
 
 class _Strict(BaseModel):
@@ -62,6 +81,7 @@ class ConnectorConfig(_Strict):
 
     vendor: str
     base_url: str | None = None
+    allow_insecure_http: StrictBool = False  # plain http:// to a host that is not loopback
     rate: float = Field(default=5.0, gt=0)
     burst: int = Field(default=2, ge=1)
     poll_interval: float = Field(default=300.0, gt=0)
@@ -74,6 +94,7 @@ class ConnectorConfig(_Strict):
     # reactivation only once confirmed: by `syncd link`, or for all of them by this switch.
     trust_email_links: bool = False
     staleness_limit: float | None = Field(default=None, gt=0)
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
 
     @field_validator("vendor")
     @classmethod
@@ -87,11 +108,28 @@ class ConnectorConfig(_Strict):
     def _references_only(cls, value: dict[str, str]) -> dict[str, str]:
         for name, reference in value.items():
             if not reference.startswith(SECRET_SCHEMES):
-                raise ValueError(
-                    f"secret {name!r} must be a reference (env:NAME, file:PATH or "
-                    "credential:NAME), never the secret itself"
+                raise KeyProblem(
+                    name,
+                    "must be a reference (env:NAME, file:PATH or credential:NAME), "
+                    "never the secret itself",
                 )
+            if (problem := reference_problem(reference)) is not None:
+                raise KeyProblem(name, problem)
         return value
+
+    @model_validator(mode="after")
+    def _safe_endpoint(self) -> ConnectorConfig:
+        """Refuse an address that would send credentials in clear, in the URL, or astray."""
+        if "base_url" in self.settings:
+            raise KeyProblem("settings.base_url", "set base_url in the connector's own table")
+        if self.base_url is not None:
+            problem = base_url_problem(self.base_url, allow_insecure_http=self.allow_insecure_http)
+            if problem is not None:
+                raise KeyProblem("base_url", problem)
+        for key in sorted(VENDORS[self.vendor].connector.label_settings & set(self.settings)):
+            if (problem := label_problem(self.settings[key])) is not None:
+                raise KeyProblem(f"settings.{key}", problem)
+        return self
 
 
 class PushConfig(_Strict):
@@ -148,8 +186,13 @@ class Config(_Strict):
 def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        problems.append(f"{key}: {item['msg']}")
+        path = [str(part) for part in item["loc"]]
+        message = item["msg"].removeprefix("Value error, ")
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, KeyProblem):
+            path.append(cause.key)
+            message = cause.problem
+        problems.append(f"{'.'.join(path) or '(top level)'}: {message}")
     return "; ".join(problems)
 
 
@@ -164,7 +207,19 @@ def load_config(path: Path) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from None
+        raise ConfigError(_describe(exc)) from None
+
+
+def reference_problem(reference: str) -> str | None:
+    """What is wrong with a secret reference that has a known scheme."""
+    scheme, _, target = reference.partition(":")
+    if not target:
+        return f"{scheme}: needs a name after the colon"
+    if "\0" in target:
+        return "must not contain a NUL character"
+    if scheme == "credential" and (target in (".", "..") or "/" in target or "\\" in target):
+        return "a credential name is one file name, without '/', '\\', '.' or '..'"
+    return None
 
 
 def resolve_secrets(
@@ -175,6 +230,10 @@ def resolve_secrets(
     resolved = {}
     for name, reference in references.items():
         key = f"connectors.{connector}.secrets.{name}"
+        if not reference.startswith(SECRET_SCHEMES):
+            raise ConfigError(f"{key}: must be env:NAME, file:PATH or credential:NAME")
+        if (problem := reference_problem(reference)) is not None:
+            raise ConfigError(f"{key}: {problem}")
         scheme, _, target = reference.partition(":")
         if scheme == "env":
             value = env.get(target)
@@ -189,10 +248,16 @@ def resolve_secrets(
             else:
                 file = Path(target)
             try:
-                value = file.read_text(encoding="utf-8").strip()
+                text = file.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigError(f"{key}: cannot read {file}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{key}: {file} is not UTF-8 text") from None
+            # One line ending closes a file written by an editor or `echo`; it is not the secret.
+            value = text.removesuffix("\n").removesuffix("\r").strip(" \t")
             if not value:
                 raise ConfigError(f"{key}: {file} is empty")
+        if not value.isprintable():
+            raise ConfigError(f"{key}: the secret contains a line break or a control character")
         resolved[name] = value
     return resolved

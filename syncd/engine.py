@@ -112,7 +112,7 @@ def build_connector(
         kwargs["base_url"] = settings.base_url
     budget = RateBudget(settings.rate, burst=settings.burst, name=name, learned_rate=learned_rate)
     try:
-        return vendor(settings.vendor).connector(
+        connector = vendor(settings.vendor).connector(
             name=name,
             session=session,
             secrets=secrets,
@@ -121,8 +121,10 @@ def build_connector(
         )
     except TypeError as exc:
         raise ConfigError(f"connectors.{name}.settings: {exc}") from None
-    except ConnectorError as exc:
+    except (ConnectorError, ValueError) as exc:
         raise ConfigError(f"connectors.{name}: {exc}") from None
+    connector.http.max_response_bytes = settings.max_response_bytes
+    return connector
 
 
 def _connector_error(exc: BaseException) -> ConnectorError | None:
@@ -350,7 +352,10 @@ class Engine:
             async with aclosing(connector.list_pages()) as pages:
                 stats = await self.store.ingest_pages(listing, pages)
             result.changed = stats.inserted + stats.updated
-            complete = True
+            # A record that could not be stored was not seen: it proves nothing missing.
+            complete = stats.rejected == 0
+            if not complete:
+                result.error = f"{stats.rejected} records could not be stored (see ingest.rejected)"
         except (ConnectorError, ExceptionGroup) as caught:
             exc = _connector_error(caught)
             if exc is None:

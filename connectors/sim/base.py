@@ -27,6 +27,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CONTROL_PREFIX = "/_sim/"
 CLIENT_GONE = 499  # recorded for a request the client gave up on before it was answered
+_BODY_HEAD = b'{"users": ['
+_BODY_PADDING = b" " * 65_536  # JSON whitespace: the body is never complete JSON
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -222,6 +224,8 @@ class VendorSimulator(ABC):
         faults = self.settings.faults
         if faults.unauthorized:
             return json_response({"error": "unauthorized"}, status=401)
+        if faults.body_endless or faults.body_bytes is not None:
+            return await self._big_body(request)
         if faults.limit is not None and self._faults_injected >= faults.limit:
             return None
         roll = self._rng.random()
@@ -252,6 +256,27 @@ class VendorSimulator(ABC):
         return web.Response(
             body=b'{"users": [{"id": "u0', status=200, content_type="application/json"
         )
+
+    async def _big_body(self, request: web.Request) -> web.StreamResponse:
+        """Answer 200 with a body of `body_bytes` (or without end), written chunk by chunk."""
+        faults = self.settings.faults
+        remaining = None if faults.body_endless else faults.body_bytes
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        if remaining is not None and faults.body_declared:
+            response.content_length = remaining
+        await response.prepare(request)
+        try:
+            piece = _BODY_HEAD
+            while remaining is None or remaining > 0:
+                if remaining is not None:
+                    piece = piece[:remaining]
+                    remaining -= len(piece)
+                await response.write(piece)
+                piece = _BODY_PADDING
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client stopped reading, as it should
+        return response
 
     # -- vendor handlers -------------------------------------------------------------------
 

@@ -26,6 +26,9 @@ class Faults:
     repeat_page: int | None = None  # this page (0-based) is served again in place of the next
     truncate_after: int | None = None  # listings show only this many records
     limit: int | None = None  # request faults injected before they stop; None: no end
+    body_bytes: int | None = None  # every answer is a 200 body this long, streamed, never held
+    body_endless: bool = False  # every answer is a 200 body that never ends
+    body_declared: bool = False  # that body announces its length in Content-Length
 
 
 @dataclass(slots=True)
@@ -55,7 +58,9 @@ class SimSettings:
             raise SettingsError(f"retry_after must be one of {', '.join(RETRY_AFTER_MODES)}")
 
 
-_OPTIONAL_NUMBERS = {"rate", "burst", "repeat_page", "truncate_after", "limit"}
+_FLAGS = {"unauthorized", "body_endless", "body_declared"}
+_WHOLE_NUMBERS = {"server_error_status", "repeat_page", "truncate_after", "limit", "body_bytes"}
+_OPTIONAL_NUMBERS = {"rate", "burst", "repeat_page", "truncate_after", "limit", "body_bytes"}
 
 
 def _apply(target: Faults | SimSettings, changes: Mapping[str, object]) -> None:
@@ -67,7 +72,7 @@ def _apply(target: Faults | SimSettings, changes: Mapping[str, object]) -> None:
         current = getattr(target, key)
         if value is None and key in _OPTIONAL_NUMBERS:
             setattr(target, key, None)
-        elif isinstance(current, bool) or key in {"unauthorized"}:
+        elif isinstance(current, bool) or key in _FLAGS:
             if not isinstance(value, bool):
                 raise SettingsError(f"{key} must be true or false")
             setattr(target, key, value)
@@ -76,7 +81,7 @@ def _apply(target: Faults | SimSettings, changes: Mapping[str, object]) -> None:
                 raise SettingsError(f"{key} must be a string")
             setattr(target, key, value)
         elif isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            whole = key in {"server_error_status", "repeat_page", "truncate_after", "limit"}
+            whole = key in _WHOLE_NUMBERS
             setattr(target, key, int(value) if whole else float(value))
         else:
             raise SettingsError(f"{key} must be a non-negative number")

@@ -65,3 +65,9 @@ def test_exposure_is_at_most_two() -> None:
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert found, result.stdout
     assert float(found.group(1)) <= MAX_EXPOSURE, result.stdout
+
+
+def test_memory_and_tasks_are_limited() -> None:
+    settings = _settings()
+    assert settings["MemoryMax"] == ["1G"]
+    assert settings["TasksMax"] == ["256"]

@@ -1,0 +1,85 @@
+"""Input from vendors is bounded: a body past the cap is an incomplete listing."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from connectors.sim import serve
+from connectors.sim.influitive import InfluitiveSimulator
+from graph.models import account_table
+from syncd.config import Config
+from syncd.engine import Engine
+from tests.syncd.test_engine import ENV, SECRETS, TOKEN, person, write_feed
+
+MiB = 1024 * 1024
+
+
+def _config(db_url: str, url: str, feed: Path, cap: int) -> Config:
+    return Config.model_validate(
+        {
+            "database": {"url": db_url},
+            "authority": {"hr_feed": str(feed)},
+            "connectors": {
+                "hub": {
+                    "vendor": "influitive",
+                    "base_url": url,
+                    "rate": 200,
+                    "secrets": SECRETS["influitive"],
+                    "max_response_bytes": cap,
+                }
+            },
+        }
+    )
+
+
+async def test_a_body_past_the_cap_is_an_incomplete_listing(db_url: str, tmp_path: Path) -> None:
+    sim = InfluitiveSimulator(users=30, seed=3, token=TOKEN)
+    feed = tmp_path / "hr.csv"
+    write_feed(feed, [person(0)])
+    async with serve(sim) as url, Engine.open(_config(db_url, url, feed, MiB), ENV) as engine:
+        first = await engine.list_connector("hub")
+        assert first.complete and first.accounts == 30, first.error
+        sim.settings.faults.body_bytes = 64 * MiB
+        before = sim.stats.to_json()["requests"]
+        tracemalloc.start()
+        try:
+            second = await engine.list_connector("hub")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert not second.complete
+        assert second.error == (
+            "ResponseTooLargeError: influitive: GET /api/v1/advocates -> "
+            f"response larger than {MiB} bytes"
+        )
+        assert peak < 16 * MiB  # the body was 64 MiB
+        assert sim.stats.to_json()["requests"] == before + 1  # never retried
+        async with engine.store.db.read() as conn:
+            missing = await conn.scalar(
+                sa.select(sa.func.count()).where(account_table.c.missing_since.is_not(None))
+            )
+        assert missing == 0  # an incomplete listing marks nothing missing
+
+
+async def test_a_record_that_cannot_be_stored_marks_nothing_missing(
+    db_url: str, tmp_path: Path
+) -> None:
+    sim = InfluitiveSimulator(users=30, seed=3, token=TOKEN)
+    feed = tmp_path / "hr.csv"
+    write_feed(feed, [person(0)])
+    async with serve(sim) as url, Engine.open(_config(db_url, url, feed, MiB), ENV) as engine:
+        first = await engine.list_connector("hub")
+        assert first.complete, first.error
+        victim = next(iter(sim.users.values()))
+        victim["email"] = "a" * 1_000 + "@corp.example"  # too long to be an address
+        second = await engine.list_connector("hub")
+        assert not second.complete
+        assert second.error == "1 records could not be stored (see ingest.rejected)"
+        async with engine.store.db.read() as conn:
+            missing = await conn.scalar(
+                sa.select(sa.func.count()).where(account_table.c.missing_since.is_not(None))
+            )
+        assert missing == 0  # the account is still there; it only could not be read
