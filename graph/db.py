@@ -27,6 +27,10 @@ class DatabaseError(Exception):
     """The database URL or schema is unusable."""
 
 
+class DatabaseURLError(DatabaseError):
+    """The database URL itself is wrong: a mistake in the config, not an outage."""
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -36,15 +40,15 @@ def async_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise DatabaseError(f"not a database URL: {display_url(url)}") from exc
+        raise DatabaseURLError(f"not a database URL: {display_url(url)}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
-            raise DatabaseError("SQLite needs a file path: sqlite:///PATH")
+            raise DatabaseURLError("SQLite needs a file path: sqlite:///PATH")
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg")
-    raise DatabaseError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    raise DatabaseURLError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
 def display_url(url: str) -> str:

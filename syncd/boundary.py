@@ -43,7 +43,7 @@ def _rules() -> list[tuple[type[BaseException], int, str, str]]:
     from sqlalchemy import exc as sa_exc
 
     from connectors.errors import ConnectorError
-    from graph.db import DatabaseError
+    from graph.db import DatabaseError, DatabaseURLError
     from syncd.config import ConfigError
     from syncd.hrfeed import FeedError
 
@@ -51,6 +51,7 @@ def _rules() -> list[tuple[type[BaseException], int, str, str]]:
         (KeyboardInterrupt, EX_INTERRUPTED, "interrupted", ""),
         (Failure, EX_FAILURE, "", ""),  # carries its own exit code and whole message
         (ConfigError, EX_CONFIG, "bad config", ""),
+        (DatabaseURLError, EX_CONFIG, "bad config: database.url", ""),
         (FeedError, EX_DATAERR, "the HR feed cannot be used", "fix the file it names"),
         (DatabaseError, EX_UNAVAILABLE, "database unavailable", ""),
         (sa_exc.OperationalError, EX_UNAVAILABLE, "database unavailable", ""),

@@ -174,6 +174,9 @@ async def run_plan(config: Config, args: argparse.Namespace) -> int:
         "deprovisioning_refused": feed.refused,
     }
     emit(args, data, _plan_text)
+    if feed.refused:
+        sys.stderr.write(f"syncd plan: the HR feed would be refused: {feed.refused}\n")
+        return EXIT_FAILURE
     return EXIT_OK
 
 

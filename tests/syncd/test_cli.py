@@ -106,6 +106,8 @@ def test_version_from_the_installed_command() -> None:
         (["sim", "example", "--users", "-5"], "--users"),
         (["sim", "example", "--rate", "0"], "--rate"),
         (["demo", "--cycles", "-1"], "--cycles"),
+        (["demo", "--port", "70000"], "0 to 65535"),
+        (["sim", "example", "--latency-ms", "-1"], "--latency-ms"),
         (["once", "--no-such-option"], "--no-such-option"),
         (["db", "upgrade", "--database", "sqlite:///x.db"], "--database"),
         (["launch"], "invalid choice"),
@@ -130,6 +132,10 @@ def test_config_problems_exit_78_naming_the_path(tmp_path: Path) -> None:
     garbled.write_text("[database]\nurl = \n")
     not_toml = run("db", "upgrade", "--config", str(garbled))
     assert not_toml.returncode == 78 and "line 2, column 7" in one_line(not_toml)
+    mysql = write_config(tmp_path / "mysql.toml", database="mysql://root:hunter2@db/x")
+    wrong_url = run("status", "--config", str(mysql))
+    assert wrong_url.returncode == 78 and "database.url" in one_line(wrong_url)
+    assert "hunter2" not in wrong_url.stderr
 
 
 def test_config_from_the_environment_and_db_upgrade_from_the_config(tmp_path: Path) -> None:
@@ -155,6 +161,20 @@ def test_an_unusable_hr_file_is_one_line_and_65(
     result = run(command, "--config", str(config))
     assert result.returncode == 65
     assert str(feed) in one_line(result)
+
+
+def test_a_refused_feed_is_one_line_and_1(tmp_path: Path) -> None:
+    feed = tmp_path / "hr.csv"
+    write_feed(feed, [person(i) for i in range(10)])
+    config = write_config(
+        tmp_path / "syncd.toml", database=f"sqlite:///{tmp_path / 'g.db'}", feed=feed
+    )
+    assert run("once", "--config", str(config)).returncode == 0
+    write_feed(feed, [person(0)])  # nine of ten gone at once: refused
+    for command in ("plan", "once"):
+        result = run(command, "--config", str(config), "--log-level", "error")
+        assert result.returncode == 1
+        assert "refused" in one_line(result)
 
 
 def _postgres(database: str) -> str:
@@ -187,6 +207,9 @@ def test_a_sqlite_file_that_cannot_be_created_is_69_naming_the_path(tmp_path: Pa
     config = write_config(tmp_path / "missing.toml", database=f"sqlite:///{missing}")
     result = run("once", "--config", str(config))
     assert result.returncode == 69 and str(missing.parent) in one_line(result)
+    debug = run("once", "--config", str(config), env={"SYNCD_DEBUG": "1"})
+    assert debug.returncode == 69 and "Traceback" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1] == one_line(result)
 
     read_only = tmp_path / "read-only"
     read_only.mkdir()
@@ -212,9 +235,13 @@ async def test_the_sqlite_file_and_its_wal_are_private(tmp_path: Path) -> None:
             suffix: stat.S_IMODE((tmp_path / f"g.db{suffix}").stat().st_mode)
             for suffix in ("", "-wal", "-shm")
         }
+        hidden = [
+            engine.sync_engine.hide_parameters for engine in (store.db.writer, store.db.reader)
+        ]
     finally:
         await store.close()
     assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
+    assert hidden == [True, True]  # SQL errors and logs never show parameters (emails)
 
 
 def test_a_port_in_use_is_69(tmp_path: Path, held_port: int) -> None:
