@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,6 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -24,6 +27,10 @@ class DatabaseError(Exception):
     """The database URL or schema is unusable."""
 
 
+class DatabaseURLError(DatabaseError):
+    """The database URL itself is wrong: a mistake in the config, not an outage."""
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -33,15 +40,15 @@ def async_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise DatabaseError(f"not a database URL: {display_url(url)}") from exc
+        raise DatabaseURLError(f"not a database URL: {display_url(url)}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
-            raise DatabaseError("SQLite needs a file path: sqlite:///PATH")
+            raise DatabaseURLError("SQLite needs a file path: sqlite:///PATH")
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg")
-    raise DatabaseError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    raise DatabaseURLError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
 def display_url(url: str) -> str:
@@ -50,6 +57,33 @@ def display_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
+
+
+def _unusable(url: str, error: BaseException) -> DatabaseError:
+    """One line naming the database (password masked) and what its driver said."""
+    cause = error.orig if isinstance(error, sa_exc.DBAPIError) and error.orig else error
+    lines = str(cause).strip().splitlines()
+    reason = lines[0] if lines else type(cause).__name__
+    return DatabaseError(f"cannot use the database {display_url(url)}: {reason}")
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """Check the file's directory, and create the file 0600 (SQLite gives its WAL the same mode)."""
+    directory = path.parent
+    if not directory.is_dir():
+        raise DatabaseError(
+            f"cannot create the SQLite database {path}: directory {directory} does not exist"
+        )
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create the SQLite database {path}: {exc.strerror} "
+            f"(the directory {directory} must be writable by this user)"
+        ) from None
+    os.close(descriptor)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -73,6 +107,7 @@ def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
         return create_async_engine(
             url,
             json_serializer=_json_dumps,
+            hide_parameters=True,  # parameters hold emails: never in logs or errors
             pool_size=5,
             max_overflow=5,
             pool_pre_ping=True,
@@ -83,6 +118,7 @@ def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
     engine = create_async_engine(
         url,
         json_serializer=_json_dumps,
+        hide_parameters=True,
         pool_size=1 if writer else 4,
         max_overflow=0,
     )
@@ -143,12 +179,16 @@ def _is_current(connection: Connection) -> bool:
 async def upgrade_database(url: str) -> None:
     """Apply every pending migration."""
     target = async_url(url)
-    engine = create_async_engine(target, poolclass=NullPool)
+    engine = create_async_engine(target, poolclass=NullPool, hide_parameters=True)
     if target.get_backend_name() == "sqlite":
+        assert target.database is not None  # async_url refuses a SQLite URL without a path
+        _create_sqlite_file(Path(target.database))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade)
+    except (sa_exc.DBAPIError, OSError) as exc:
+        raise _unusable(url, exc) from exc
     finally:
         await engine.dispose()
 
@@ -162,11 +202,16 @@ async def open_database(url: str) -> Database:
             target, _make_engine(target, writer=True), _make_engine(target, writer=False)
         )
     engine = _make_engine(target, writer=True)
-    async with engine.connect() as conn:
-        current = await conn.run_sync(_is_current)
+    try:
+        async with engine.connect() as conn:
+            current = await conn.run_sync(_is_current)
+    except (sa_exc.DBAPIError, OSError) as exc:
+        await engine.dispose()
+        raise _unusable(url, exc) from exc
     if not current:
         await engine.dispose()
         raise DatabaseError(
-            f"database schema is not current: run `syncd db upgrade --database {display_url(url)}`"
+            f"the schema of {display_url(url)} is not current: "
+            "run `syncd db upgrade --config FILE` with the config that names it"
         )
     return Database(target, engine, engine)

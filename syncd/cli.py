@@ -3,25 +3,112 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NoReturn
 
 import anyio
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_CONFIG = 78
+from syncd.boundary import EX_OK, EX_USAGE, report
+
+DEFAULT_CONFIG = Path("/etc/syncd/syncd.toml")
+CONFIG_ENV = "SYNCD_CONFIG"
+DEBUG_ENV = "SYNCD_DEBUG"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line."""
+
+    def error(self, message: str) -> NoReturn:
+        """Say what is wrong and where the help is, then exit 2."""
+        self.exit(EX_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def resolve_config(given: Path | None) -> Path:
+    """--config, else $SYNCD_CONFIG, else /etc/syncd/syncd.toml; ConfigError if none exists."""
+    from syncd.config import ConfigError
+
+    if given is not None:
+        return given
+    from_env = os.environ.get(CONFIG_ENV)
+    path, tried = (
+        (Path(from_env), f"${CONFIG_ENV}={from_env}") if from_env else (DEFAULT_CONFIG, "")
+    )
+    if path.exists():
+        return path
+    tried = tried or f"--config not given, ${CONFIG_ENV} not set, {DEFAULT_CONFIG}"
+    raise ConfigError(f"no config file ({tried} does not exist): pass --config FILE")
+
+
+def _integer(text: str, low: int, high: int | None, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise argparse.ArgumentTypeError(f"{what} must be {bound}, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    return _integer(text, 0, 65535, "a port")
+
+
+def _count(text: str) -> int:
+    return _integer(text, 0, None, "a count")
+
+
+def _number(text: str, *, positive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(f"must be {'above' if positive else 'at least'} 0")
+    return value
+
+
+def _rate(text: str) -> float:
+    return _number(text, positive=True)
+
+
+def _milliseconds(text: str) -> float:
+    return _number(text, positive=False)
+
+
+def _common(parser: argparse.ArgumentParser, *, log_level: str = "warning") -> None:
+    """The options every command takes: where logs stop, and tracebacks for bug reports."""
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=log_level, help="logs on stderr; %(default)s"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help=f"show tracebacks (also ${DEBUG_ENV}=1)"
+    )
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"the TOML config file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    """Apply every pending migration to the database at --database."""
-    from graph.db import upgrade_database
+    """Apply every pending migration to the database the config names."""
+    from graph.db import display_url, upgrade_database
+    from syncd.config import load_config
 
-    anyio.run(upgrade_database, args.database)
-    print(f"database is up to date: {args.database_display}")
-    return EXIT_OK
+    url = load_config(args.config).database.url
+    anyio.run(upgrade_database, url)
+    print(f"database is up to date: {display_url(url)}")
+    return EX_OK
 
 
 def _sim(args: argparse.Namespace) -> int:
@@ -40,36 +127,17 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _engine_command(args: argparse.Namespace) -> int:
-    """Run one of the engine's operator commands against --config."""
-    from connectors.errors import ConnectorError
-    from graph.db import DatabaseError
+    """Run one of the engine's operator commands against the config."""
     from syncd.commands import run_command
-    from syncd.config import ConfigError
-    from syncd.logging import configure_logging
 
-    configure_logging(level="warning")  # logs on stderr: stdout is the command's result
-    try:
-        return run_command(args)
-    except ConfigError as exc:
-        print(f"syncd: bad config: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (DatabaseError, ConnectorError, OSError) as exc:
-        print(f"syncd {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    return run_command(args)
 
 
 def _run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
-    from syncd.config import ConfigError
     from syncd.daemon import run_daemon
-    from syncd.logging import configure_logging
 
-    configure_logging(level=args.log_level)
-    try:
-        return run_daemon(args.config)
-    except ConfigError as exc:
-        print(f"syncd: bad config: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    return run_daemon(args.config)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -79,27 +147,32 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         return demo(args.cycles, args.port)
     except KeyboardInterrupt:
-        return EXIT_OK
+        return EX_OK
 
 
-def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def command(name: str, help_text: str, *, json: bool = True) -> argparse.ArgumentParser:
+def _add_engine_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    def command(name: str, help_text: str, *, json: bool = True) -> _Parser:
         parser = commands.add_parser(name, help=help_text)
-        parser.add_argument("--config", type=Path, required=True, help="the TOML config file")
+        _config_option(parser)
+        _common(parser)
         if json:
             parser.add_argument("--json", action="store_true", help="print data as JSON")
         parser.set_defaults(handler=_engine_command)
         return parser
 
     run = commands.add_parser("run", help="run the daemon (systemd service or container)")
-    run.add_argument("--config", type=Path, required=True, help="the TOML config file")
-    run.add_argument("--log-level", default="info", help="default %(default)s")
+    _config_option(run)
+    _common(run, log_level="info")
     run.set_defaults(handler=_run)
     demo = commands.add_parser("demo", help="five simulated vendors, an HR file and the daemon")
-    demo.add_argument("--cycles", type=int, help="story rounds to play (default: until Ctrl-C)")
-    demo.add_argument("--port", type=int, default=8080, help="health port; default %(default)s")
+    _common(demo)
+    demo.add_argument("--cycles", type=_count, help="story rounds to play (default: until Ctrl-C)")
+    demo.add_argument(
+        "--port", type=_port, help="health port (default: 8080, or a free one if it is taken)"
+    )
     demo.set_defaults(handler=_demo)
-    command("once", "run one full cycle of every connector")
+    once = command("once", "run one full cycle of every connector")
+    once.add_argument("--connector", help="only this connector's listing and push")
     command("plan", "show what a cycle would queue, writing nothing outward")
     for name, verb in (("approve", "release"), ("reject", "drop")):
         held = command(name, f"{verb} operations a guard held")
@@ -123,29 +196,35 @@ def _add_engine_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     unlink.add_argument("external_id")
 
 
+def _version() -> str:
+    try:
+        return f"syncd {version('syncd')}"
+    except PackageNotFoundError:
+        return "syncd (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="syncd", description=__doc__)
+    parser = _Parser(prog="syncd", description=__doc__)
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply pending migrations")
-    upgrade.add_argument(
-        "--database",
-        default="sqlite:///syncd.db",
-        help="database URL (sqlite:///PATH or postgresql://...); default %(default)s",
-    )
+    _config_option(upgrade)
+    _common(upgrade)
     upgrade.set_defaults(handler=_db_upgrade)
 
     sim = commands.add_parser("sim", help="run a vendor simulator on 127.0.0.1")
+    _common(sim)
     sim.add_argument("vendor", help="vendor name, e.g. example")
-    sim.add_argument("--port", type=int, default=8400, help="default %(default)s")
-    sim.add_argument("--users", type=int, default=100, help="seeded users; default %(default)s")
+    sim.add_argument("--port", type=_port, default=8400, help="default %(default)s")
+    sim.add_argument("--users", type=_count, default=100, help="seeded users; default %(default)s")
     sim.add_argument("--seed", type=int, default=0, help="seed for the users; default %(default)s")
     sim.add_argument("--token", help="the accepted API token (default: a random one, printed)")
-    sim.add_argument("--rate", type=float, help="requests per second before 429 (default: none)")
-    sim.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
+    sim.add_argument("--rate", type=_rate, help="requests per second before 429 (default: none)")
+    sim.add_argument("--latency-ms", type=_milliseconds, default=0.0, help="added to every request")
     sim.set_defaults(handler=_sim)
     _add_engine_commands(commands)
     return parser
@@ -153,14 +232,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command named on the command line and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if hasattr(args, "database"):
-        from graph.db import display_url
+    from syncd.logging import configure_logging, reset_logging
 
-        args.database_display = display_url(args.database)
-    result: int = args.handler(args)
-    return result
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV) == "1"
+    configure_logging(level=args.log_level)
+    try:
+        if "config" in vars(args):
+            args.config = resolve_config(args.config)
+        return int(args.handler(args))
+    except SystemExit:
+        raise
+    except BaseException as error:  # the boundary: one line and an exit code, never a traceback
+        return report(error, debug=debug)
+    finally:
+        reset_logging()
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ import sqlalchemy as sa
 from connectors.errors import ConnectorError
 from graph import outbox, writeback
 from graph.authority import AuthorityState, approve_refused, authority_state, authority_view
+from graph.emails import normalize_email
 from graph.linked import account_emails, listing_state
 from graph.people import primary_emails
 from graph.store import GraphStore
+from syncd.boundary import UsageError
 from syncd.config import Config, load_config
-from syncd.engine import AUTHORITY_SOURCE, Engine, ListingResult
+from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.hrfeed import FeedChanging, FeedError, read_feed
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -65,58 +67,84 @@ def _spec_view(spec: outbox.OperationSpec) -> dict[str, Any]:
 
 
 async def run_once(config: Config, args: argparse.Namespace) -> int:
-    """One full cycle of every connector: feed, listings, plan, push."""
+    """One full cycle of every connector (or the one named): feed, listings, plan, push."""
     summary: dict[str, Any] = {"connectors": {}}
-    failed = False
     async with Engine.open(config) as engine:
-        recovered = await engine.recover()
-        feed = await engine.apply_feed()
-        summary["authority"] = {
-            "people": feed.people,
-            "skipped_rows": feed.skipped_rows,
-            "rejected_rows": feed.rejected_rows,
-            "created": feed.created,
-            "updated": feed.updated,
-            "deprovisioned": feed.deprovisioned,
-            "refused": feed.refused,
-            "changing": feed.changing,
-            "digest": feed.digest and feed.digest[:12],
-        }
-        summary["recovered_in_flight"] = recovered
-        results: dict[str, ListingResult] = {}
-
-        async def one(name: str) -> None:
-            _progress(f"listing {name} ...")
-            results[name] = await engine.list_connector(name)
-            _progress(f"pushing {name} ...")
-            pushed = await engine.push(name)
-            listing = results[name]
-            summary["connectors"][name] = {
-                "listing_complete": listing.complete,
-                "accounts": listing.accounts,
-                "changed": listing.changed,
-                "error": listing.error,
-                "queued": listing.plan.queued,
-                "held": listing.plan.held.get(name, 0),
-                "pushed": pushed.done,
-                "retrying": pushed.retried,
-                "dead": pushed.dead,
-                "seconds": round(listing.seconds, 2),
-            }
-
-        async with anyio.create_task_group() as group:
-            for name in engine.connectors:
-                group.start_soon(one, name)
-        # Operations the feed queued for connectors listed earlier went out above; a
-        # final drain catches those queued while another connector was still listing.
-        for name in engine.connectors:
-            summary["connectors"][name]["pushed"] += (await engine.push(name)).done
-        failed = feed.refused is not None or any(
-            not item["listing_complete"] for item in summary["connectors"].values()
-        )
+        names = [args.connector] if args.connector else list(engine.connectors)
+        try:
+            await _cycle(engine, names, summary)
+        except BaseException:
+            # Interrupted (Ctrl-C) or failed mid-push: what was in flight goes back to the queue.
+            with anyio.CancelScope(shield=True):
+                await engine.recover()
+            raise
     _progress("")
     emit(args, summary, _once_text)
-    return EXIT_FAILURE if failed else EXIT_OK
+    problems = _once_problems(summary)
+    if problems:
+        sys.stderr.write(f"syncd once: {'; '.join(problems)} (see `syncd status`)\n")
+    return EXIT_FAILURE if problems else EXIT_OK
+
+
+async def _cycle(engine: Engine, names: list[str], summary: dict[str, Any]) -> None:
+    """Apply the feed, then list and push each named connector, filling in the summary."""
+    recovered = await engine.recover()
+    feed = await engine.apply_feed()
+    summary["authority"] = {
+        "people": feed.people,
+        "skipped_rows": feed.skipped_rows,
+        "rejected_rows": feed.rejected_rows,
+        "created": feed.created,
+        "updated": feed.updated,
+        "deprovisioned": feed.deprovisioned,
+        "refused": feed.refused,
+        "changing": feed.changing,
+        "digest": feed.digest and feed.digest[:12],
+    }
+    summary["recovered_in_flight"] = recovered
+
+    async def one(name: str) -> None:
+        _progress(f"listing {name} ...")
+        listing = await engine.list_connector(name)
+        _progress(f"pushing {name} ...")
+        pushed = await engine.push(name)
+        summary["connectors"][name] = {
+            "listing_complete": listing.complete,
+            "accounts": listing.accounts,
+            "changed": listing.changed,
+            "error": listing.error,
+            "queued": listing.plan.queued,
+            "held": listing.plan.held.get(name, 0),
+            "pushed": pushed.done,
+            "retrying": pushed.retried,
+            "dead": pushed.dead,
+            "seconds": round(listing.seconds, 2),
+        }
+
+    async with anyio.create_task_group() as group:
+        for name in names:
+            group.start_soon(one, name)
+    # Operations the feed queued for connectors listed earlier went out above; a
+    # final drain catches those queued while another connector was still listing.
+    for name in names:
+        pushed = await engine.push(name)
+        summary["connectors"][name]["pushed"] += pushed.done
+        summary["connectors"][name]["dead"] += pushed.dead
+        # Keep what the budget learned from reads and writes, so the next run starts there.
+        await engine.save_learned_rate(name)
+
+
+def _once_problems(summary: dict[str, Any]) -> list[str]:
+    """What makes a cycle a failure: a refused feed, an incomplete listing, a dead operation."""
+    problems = []
+    if summary["authority"]["refused"]:
+        problems.append(f"the HR feed was refused: {summary['authority']['refused']}")
+    for name, item in sorted(summary["connectors"].items()):
+        if not item["listing_complete"]:
+            problems.append(f"{name}: listing incomplete")
+        if item["dead"]:
+            problems.append(f"{name}: {item['dead']} operation(s) dead")
+    return problems
 
 
 def _once_text(summary: dict[str, Any]) -> str:
@@ -166,6 +194,9 @@ async def run_plan(config: Config, args: argparse.Namespace) -> int:
         "would_deprovision": feed.would_deprovision,
     }
     emit(args, data, _plan_text)
+    if feed.refused:
+        sys.stderr.write(f"syncd plan: the HR feed would be refused: {feed.refused}\n")
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -388,9 +419,21 @@ HANDLERS: dict[str, Callable[[Config, argparse.Namespace], Awaitable[int]]] = {
 }
 
 
+def check_arguments(config: Config, args: argparse.Namespace) -> None:
+    """A connector must be configured and an email well formed, or it is a usage error."""
+    connector = getattr(args, "connector", None)
+    if connector is not None and connector not in config.connectors:
+        known = ", ".join(sorted(config.connectors)) or "none are configured"
+        raise UsageError(f"{args.command}: unknown connector {connector!r} (known: {known})")
+    email = getattr(args, "email", None)
+    if email is not None and (error := normalize_email(email).error) is not None:
+        raise UsageError(f"{args.command}: {email!r} is not an email address: {error}")
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Load the config and run the named engine command."""
+    """Load the config, check the arguments against it and run the named engine command."""
     config = load_config(args.config)
+    check_arguments(config, args)
     handler = HANDLERS[args.command]
 
     async def main() -> int:

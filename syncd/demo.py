@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from connectors.sim.thought_industries import ThoughtIndustriesSimulator
 from connectors.sim.userflow import UserflowSimulator
 from syncd.config import Config
 from syncd.daemon import Daemon
-from syncd.logging import configure_logging
 
 TOKEN = "demo-token-not-a-real-secret"  # noqa: S105  (the simulators accept it; nothing else does)
 KEY = "demo-key-not-a-real-secret"
@@ -29,6 +29,7 @@ FIELDS = ("employee_id", "email", "given_name", "family_name", "title", "status"
 DOMAIN = "corp.example"
 STARTING_STAFF = 8
 WAIT = 30.0
+DEFAULT_PORT = 8080
 
 SIMULATORS: dict[str, Callable[[], VendorSimulator]] = {
     "influitive": lambda: InfluitiveSimulator(users=40, seed=1, token=TOKEN),
@@ -203,7 +204,20 @@ async def run_demo(cycles: int | None, port: int) -> int:
     return 0
 
 
-def demo(cycles: int | None, port: int) -> int:
-    """Run the demo until interrupted or for `cycles` rounds."""
-    configure_logging(level="warning")
+def _is_free(port: int) -> bool:
+    """Whether the health server could listen on this loopback port now."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def demo(cycles: int | None, port: int | None) -> int:
+    """Run the demo until interrupted or for `cycles` rounds; no port: 8080, else a free one."""
+    if port is None:
+        port = DEFAULT_PORT if _is_free(DEFAULT_PORT) else 0
+        if port == 0:
+            say(f"port {DEFAULT_PORT} is taken: the health server takes a free one")
     return anyio.run(run_demo, cycles, port)

@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
+from syncd.boundary import Unavailable, reason
 from syncd.metrics import CONTENT_TYPE, Metrics
 
 
@@ -115,7 +116,13 @@ async def serve_health(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise Unavailable(
+                f"the health server cannot listen on {host}:{port}: {reason(exc)} "
+                "(set [health] port to a free port, or stop what holds it)"
+            ) from None
         bound_host, bound_port = runner.addresses[0][:2]
         yield str(URL.build(scheme="http", host=bound_host, port=bound_port))
     finally:

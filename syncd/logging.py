@@ -20,6 +20,10 @@ LEVELS = {
     "critical": logging.CRITICAL,
 }
 
+# SQL statements, their parameters and result rows carry emails: these loggers never go
+# below warning, whatever level the command runs at.
+QUIET = ("sqlalchemy", "aiosqlite", "asyncpg")
+
 # The root handler this module installed, and the root level it replaced.
 _installed: tuple[logging.Handler, int] | None = None
 
@@ -81,6 +85,8 @@ def configure_logging(
         previous_level = _installed[1]
     root.addHandler(handler)
     root.setLevel(threshold)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(max(threshold, logging.WARNING))
     _installed = (handler, previous_level)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from functools import partial
 
@@ -34,6 +35,14 @@ def run_simulator(
     simulator = entry.simulator(users=users, seed=seed, token=token, settings=settings)
     if token is None:
         print(f"accepted token: {simulator.token}", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(partial(run_forever, simulator, port=port))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            anyio.run(partial(run_forever, simulator, port=port))
+    except OSError as exc:
+        print(
+            f"syncd sim: cannot listen on 127.0.0.1:{port}: {os.strerror(exc.errno or 0)} "
+            "(choose another --port)",
+            file=sys.stderr,
+        )
+        return 69  # EX_UNAVAILABLE
     return 0

@@ -28,7 +28,9 @@ async def test_opening_a_sqlite_file_creates_and_upgrades_it(tmp_path: Path) -> 
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:
-    assert main(["db", "upgrade", "--database", f"sqlite:///{tmp_path / 'g.db'}"]) == 0
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "g.db"}"\n')
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
     engine = create_engine(f"sqlite:///{tmp_path / 'g.db'}")
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []

@@ -69,11 +69,11 @@ def test_a_bad_config_is_78_and_usage_is_2(tmp_path: Path) -> None:
     result = run("once", "--config", str(bad))
     assert result.returncode == 78 and "guard.max_deactivations" in result.stderr
     try:
-        main(["once"])
+        main(["once", "--config"])
     except SystemExit as exit_:
         assert exit_.code == 2
     else:
-        raise AssertionError("a missing --config must be a usage error")
+        raise AssertionError("--config without a path must be a usage error")
 
 
 async def test_killed_mid_push_then_run_again_leaves_no_duplicate(tmp_path: Path) -> None:
