@@ -82,7 +82,7 @@ def _milliseconds(text: str) -> float:
     return _number(text, positive=False)
 
 
-def _common(parser: argparse.ArgumentParser, *, log_level: str = "warning") -> None:
+def _common(parser: argparse.ArgumentParser, *, log_level: str = "error") -> None:
     """The options every command takes: where logs stop, and tracebacks for bug reports."""
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=log_level, help="logs on stderr; %(default)s"

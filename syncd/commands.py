@@ -27,7 +27,7 @@ from syncd.config import Config, load_config
 from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.hrfeed import FeedChanging, FeedError, read_feed
 
-EXIT_OK, EXIT_FAILURE = 0, 1
+EXIT_OK, EXIT_FAILURE, EXIT_DATAERR = 0, 1, 65
 
 
 def _plain(value: Any) -> Any:
@@ -81,9 +81,11 @@ async def run_once(config: Config, args: argparse.Namespace) -> int:
     _progress("")
     emit(args, summary, _once_text)
     problems = _once_problems(summary)
-    if problems:
-        sys.stderr.write(f"syncd once: {'; '.join(problems)} (see `syncd status`)\n")
-    return EXIT_FAILURE if problems else EXIT_OK
+    if not problems:
+        return EXIT_OK
+    sys.stderr.write(f"syncd once: {'; '.join(problems)} (see `syncd status`)\n")
+    # The cycle still ran on the last good state; an unusable HR file is bad input data.
+    return EXIT_DATAERR if summary["authority"]["unusable"] else EXIT_FAILURE
 
 
 async def _cycle(engine: Engine, names: list[str], summary: dict[str, Any]) -> None:
@@ -98,6 +100,7 @@ async def _cycle(engine: Engine, names: list[str], summary: dict[str, Any]) -> N
         "updated": feed.updated,
         "deprovisioned": feed.deprovisioned,
         "refused": feed.refused,
+        "unusable": feed.unusable,
         "changing": feed.changing,
         "digest": feed.digest and feed.digest[:12],
     }
@@ -196,7 +199,7 @@ async def run_plan(config: Config, args: argparse.Namespace) -> int:
     emit(args, data, _plan_text)
     if feed.refused:
         sys.stderr.write(f"syncd plan: the HR feed would be refused: {feed.refused}\n")
-        return EXIT_FAILURE
+        return EXIT_DATAERR if feed.unusable else EXIT_FAILURE
     return EXIT_OK
 
 

@@ -74,6 +74,7 @@ class FeedResult:
     updated: int = 0
     deprovisioned: int = 0
     refused: str | None = None  # why the feed, or its deprovisioning, was refused
+    unusable: bool = False  # refused because the file itself cannot be used (bad input data)
     changing: bool = False  # the file changed while read: nothing done, try again
     digest: str | None = None  # the feed version (sha256 of the file)
     would_deprovision: list[str] = field(default_factory=list)  # emails; dry runs only
@@ -227,7 +228,7 @@ class Engine:
             log.info("authority.changing")
             return FeedResult(changing=True)
         except FeedError as exc:
-            result = FeedResult(refused=str(exc))
+            result = FeedResult(refused=str(exc), unusable=True)
             if not dry_run:
                 await self._refuse(result.refused or "", None, None)
             return result
@@ -316,7 +317,7 @@ class Engine:
         count: int | None,
     ) -> None:
         if state.refused_reason != reason:
-            log.error("authority.refused", reason=reason)  # once, when it starts or changes
+            log.warning("authority.refused", reason=reason)  # once, when it starts or changes
         await save_refusal(conn, AUTHORITY_SOURCE, reason, digest, count, state.refused_since)
 
     def invalid_refusal(self, rows: int, invalid: int) -> str | None:

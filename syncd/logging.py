@@ -22,7 +22,7 @@ LEVELS = {
 
 # SQL statements, their parameters and result rows carry emails: these loggers never go
 # below warning, whatever level the command runs at.
-QUIET = ("sqlalchemy", "aiosqlite", "asyncpg")
+QUIET = ("sqlalchemy", "aiosqlite", "asyncpg", "alembic")
 
 # The root handler this module installed, and the root level it replaced.
 _installed: tuple[logging.Handler, int] | None = None

@@ -144,7 +144,7 @@ def test_config_from_the_environment_and_db_upgrade_from_the_config(tmp_path: Pa
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout == f"database is up to date: sqlite:///{tmp_path / 'g.db'}\n"
     status = run("status", "--json", env={"SYNCD_CONFIG": str(config)})
-    assert status.returncode == 0 and json.loads(status.stdout) == {"connectors": {}}
+    assert status.returncode == 0 and json.loads(status.stdout)["connectors"] == {}
 
 
 @pytest.mark.parametrize("command", ["once", "plan"])
@@ -313,9 +313,11 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
             urls={"influitive": first, "thought_industries": second},
         )
         result = await syncd("once", "--config", str(config), "--json", "--log-level", "debug")
-    assert result.returncode == 0, result.stderr
+    # One bad row in three is past max_invalid_share: the feed is refused, the cycle runs.
+    assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)  # one document: the warnings went to stderr
     assert summary["authority"]["skipped_rows"] == 1
+    assert summary["authority"]["refused"]
     assert list(summary["connectors"]) == ["influitive", "thought_industries"]
     assert "authority.row_skipped" in result.stderr
     # Debug logs hold no SQL parameters or rows: no email reaches them.
@@ -323,6 +325,7 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
 
     single = tmp_path / "single"
     single.mkdir()
+    write_feed(feed, [person(1), person(3)])
     sims = {name: SIMS[name]() for name in ("influitive", "thought_industries")}
     async with serve(sims["influitive"]) as first, serve(sims["thought_industries"]) as second:
         config = write_config(
