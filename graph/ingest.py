@@ -395,12 +395,16 @@ async def finish_listing(
     complete: bool,
     max_missing_share: float = 0.25,
     missing_allowance: int = 5,
+    mark_missing: bool = True,
 ) -> FinishResult:
-    """Mark accounts the listing did not see as missing, if it was complete and plausible."""
+    """Mark accounts the listing did not see as missing, if it was complete and plausible.
+
+    `mark_missing=False` (records were rejected, so unseen is not absent) marks nothing.
+    """
     result = FinishResult(complete=complete, seen=listing.listed)
     now = utcnow()
     async with db.write() as conn:
-        if complete:
+        if complete and mark_missing:
             present = (
                 (
                     await conn.execute(

@@ -43,11 +43,20 @@ class GraphStore:
         return await ingest.ingest_pages(self.db, listing, pages, self.policy)
 
     async def finish_listing(
-        self, listing: Listing, *, complete: bool, max_missing_share: float = 0.25
+        self,
+        listing: Listing,
+        *,
+        complete: bool,
+        max_missing_share: float = 0.25,
+        mark_missing: bool = True,
     ) -> FinishResult:
         """Mark unseen accounts missing, only if the listing was complete and plausible."""
         return await ingest.finish_listing(
-            self.db, listing, complete=complete, max_missing_share=max_missing_share
+            self.db,
+            listing,
+            complete=complete,
+            max_missing_share=max_missing_share,
+            mark_missing=mark_missing,
         )
 
     async def resolve(self, connector: str | None = None) -> ResolveStats:

@@ -349,14 +349,15 @@ class Engine:
         started = time.monotonic()
         listing = await self.store.begin_listing(name)
         complete = False
+        rejected = 0
         try:
             async with aclosing(connector.list_pages()) as pages:
                 stats = await self.store.ingest_pages(listing, pages)
             result.changed = stats.inserted + stats.updated
-            # A record that could not be stored was not seen: it proves nothing missing.
-            complete = stats.rejected == 0
-            if not complete:
-                result.error = f"{stats.rejected} records could not be stored (see ingest.rejected)"
+            complete = True
+            rejected = stats.rejected
+            if rejected:
+                result.error = f"{rejected} records could not be stored (see ingest.rejected)"
         except (ConnectorError, ExceptionGroup) as caught:
             exc = _connector_error(caught)
             if exc is None:
@@ -365,7 +366,10 @@ class Engine:
                 result.error = f"credentials rejected: {exc}"
             else:
                 result.error = f"{type(exc).__name__}: {exc}"
-        finish = await self.store.finish_listing(listing, complete=complete)
+        # A record that could not be stored was not seen: it proves nothing missing.
+        finish = await self.store.finish_listing(
+            listing, complete=complete, mark_missing=rejected == 0
+        )
         result.complete = complete and finish.refused is None
         result.accounts = listing.listed
         if finish.refused:
