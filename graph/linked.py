@@ -278,16 +278,19 @@ async def listing_state(conn: AsyncConnection, connector: str) -> ListingState:
     return ListingState(listed=True, complete=bool(row.listing_complete))
 
 
+OperationSignature = tuple[str, str, int | None, int | None, str]
+
+
 async def open_operations(
     conn: AsyncConnection, connectors: Collection[str]
-) -> set[tuple[str, str, int | None, int | None, str]]:
-    """(connector, op, account, person, payload) of every operation not yet finished."""
+) -> dict[OperationSignature, str]:
+    """(connector, op, account, person, payload) of every unfinished operation, to its state."""
     rows = await conn.execute(
-        sa.select(o.c.connector, o.c.op, o.c.account_id, o.c.person_id, o.c.payload_json).where(
-            o.c.state.in_(OPEN_STATES), o.c.connector.in_(list(connectors))
-        )
+        sa.select(
+            o.c.connector, o.c.op, o.c.account_id, o.c.person_id, o.c.payload_json, o.c.state
+        ).where(o.c.state.in_(OPEN_STATES), o.c.connector.in_(list(connectors)))
     )
-    return {(r.connector, r.op, r.account_id, r.person_id, r.payload_json) for r in rows}
+    return {(r.connector, r.op, r.account_id, r.person_id, r.payload_json): r.state for r in rows}
 
 
 async def learned_rates(conn: AsyncConnection) -> dict[str, float]:

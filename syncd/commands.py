@@ -175,8 +175,18 @@ async def run_plan(config: Config, args: argparse.Namespace) -> int:
         feed = await engine.apply_feed(dry_run=True)
         graph = await engine.replan(dry_run=True)
         specs = {spec.idempotency_key: spec for spec in [*feed.plan.operations, *graph.operations]}
+        waiting = {
+            spec.idempotency_key: state
+            for spec, state in [*feed.plan.waiting, *graph.waiting]
+            if spec.idempotency_key not in specs
+        }
+        specs.update(
+            (spec.idempotency_key, spec)
+            for spec, _ in [*feed.plan.waiting, *graph.waiting]
+            if spec.idempotency_key in waiting
+        )
         async with engine.store.db.read() as conn:
-            states = await outbox.states_by_key(conn, specs)
+            states = await outbox.states_by_key(conn, specs) | waiting
             people = await primary_emails(
                 conn, [s.person_id for s in specs.values() if s.person_id]
             )

@@ -24,6 +24,8 @@ class ReconcileResult:
     held: dict[str, int] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
     operations: list[OperationSpec] = field(default_factory=list)
+    # Planned again but already in the outbox, with the state they wait in there.
+    waiting: list[tuple[OperationSpec, str]] = field(default_factory=list)
 
 
 def to_person(row: linked.PersonRow) -> Person:
@@ -133,6 +135,7 @@ async def reconcile(
         return result
     names = [target.connector for target in ready]
     open_ops = await linked.open_operations(conn, names)
+    seen: set[linked.OperationSignature] = set()
     planned: list[OperationSpec] = []
     reasons: dict[str, str] = {}  # idempotency key -> why it waits for an operator
 
@@ -144,9 +147,12 @@ async def reconcile(
             spec.person_id,
             dumps(dict(spec.payload)),
         )
-        if signature in open_ops:
-            return  # the same write is already waiting
-        open_ops.add(signature)
+        if signature in seen:
+            return
+        seen.add(signature)
+        if (state := open_ops.get(signature)) is not None:
+            result.waiting.append((spec, state))  # the same write is already waiting
+            return
         planned.append(spec)
         if hold is not None:
             reasons[spec.idempotency_key] = hold

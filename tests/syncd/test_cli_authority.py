@@ -69,8 +69,13 @@ async def test_refused_feeds_show_and_a_shrink_is_approved_by_version(tmp_path: 
         status = json.loads((await syncd("status", *args)).stdout)["authority"]
         assert status["refused"] is None and status["applied_digest"] == digest[:12]
 
-        # Nine deactivations are past the push guard: held. Rejected, they are dead: plan
-        # shows them by email with that state, not as operations it would queue.
+        # Nine deactivations are past the push guard: held, and plan shows them as held by
+        # email, not as operations it would queue.
+        plan = json.loads((await syncd("plan", *args)).stdout)
+        held = [op for op in plan["operations"] if op["op"] == "deactivate"]
+        assert sorted(op["email"] for op in held) == leavers
+        assert {op["state"] for op in held} == {"held"}
+        # Rejected, they are dead: plan shows them with that state.
         rejected = await syncd("reject", *args)
         assert json.loads(rejected.stdout) == {"rejected": 9}
         plan = json.loads((await syncd("plan", *args)).stdout)
