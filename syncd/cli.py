@@ -12,6 +12,7 @@ import anyio
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_TEMPFAIL = 75
 EXIT_CONFIG = 78
 
 
@@ -43,6 +44,7 @@ def _engine_command(args: argparse.Namespace) -> int:
     """Run one of the engine's operator commands against --config."""
     from connectors.errors import ConnectorError
     from graph.db import DatabaseError
+    from graph.lease import LeaseHeld, LeaseLost
     from syncd.commands import run_command
     from syncd.config import ConfigError
 
@@ -51,13 +53,31 @@ def _engine_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"syncd: bad config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except (LeaseHeld, LeaseLost) as exc:
+        return _lease_failure(args.command, exc)
     except (DatabaseError, ConnectorError, OSError) as exc:
         print(f"syncd {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
 
+def _lease_failure(command: str, exc: Exception) -> int:
+    """One line for a writer that may not write: another holds the lease, or it was lost."""
+    from graph.lease import LeaseHeld
+
+    if isinstance(exc, LeaseHeld):
+        print(
+            f"syncd {command}: another syncd writes to this database: {exc}; "
+            "stop it, or wait for its lease to expire",
+            file=sys.stderr,
+        )
+    else:
+        print(f"syncd {command}: {exc}", file=sys.stderr)
+    return EXIT_TEMPFAIL
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
+    from graph.lease import LeaseHeld, LeaseLost
     from syncd.config import ConfigError
     from syncd.daemon import run_daemon
     from syncd.logging import configure_logging
@@ -68,6 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"syncd: bad config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except (LeaseHeld, LeaseLost) as exc:
+        return _lease_failure(args.command, exc)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from graph.linked import listing_state
 from graph.store import GraphStore
 from syncd.config import Config, load_config
 from syncd.engine import Engine, ListingResult
+from syncd.writer import writer_lease
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -64,7 +65,12 @@ async def run_once(config: Config, args: argparse.Namespace) -> int:
     """One full cycle of every connector: feed, listings, plan, push."""
     summary: dict[str, Any] = {"connectors": {}}
     failed = False
-    async with Engine.open(config) as engine:
+    async with (
+        Engine.open(config) as engine,
+        writer_lease(config.database.url, config.lease.ttl) as writer,
+    ):
+        for pusher in engine.pushers.values():
+            pusher.may_write = writer.valid
         recovered = await engine.recover()
         feed = await engine.apply_feed()
         summary["authority"] = {
@@ -168,10 +174,15 @@ async def _with_store(config: Config, work: Callable[[GraphStore], Awaitable[Any
         await store.close()
 
 
+async def _with_writer(config: Config, work: Callable[[GraphStore], Awaitable[Any]]) -> Any:
+    async with writer_lease(config.database.url, config.lease.ttl):
+        return await _with_store(config, work)
+
+
 async def run_release(config: Config, args: argparse.Namespace) -> int:
     """Approve or reject held operations."""
     approve = args.command == "approve"
-    count = await _with_store(
+    count = await _with_writer(
         config,
         lambda store: outbox.release_held(store.db, approve=approve, connector=args.connector),
     )
@@ -250,7 +261,7 @@ async def run_link(config: Config, args: argparse.Namespace) -> int:
                 await writeback.unlink(conn, args.connector, args.external_id)
 
     try:
-        await _with_store(config, work)
+        await _with_writer(config, work)
     except writeback.LinkError as exc:
         sys.stderr.write(f"syncd {args.command}: {exc}\n")
         return EXIT_FAILURE

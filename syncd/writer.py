@@ -1,0 +1,92 @@
+"""Hold the writer lease for the life of a command: acquire, renew, stop work if it is lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from graph import lease
+from graph.db import Database, open_database
+
+log = structlog.get_logger("syncd.writer")
+RELEASE_TIMEOUT = 5.0
+
+
+class WriterLease:
+    """The lease this process holds, and until when (by this process's own clock) it is valid."""
+
+    def __init__(self, held: lease.Lease, deadline: float) -> None:
+        self.lease = held
+        self.deadline = deadline
+        self.lost: str | None = None
+
+    def valid(self) -> bool:
+        """True while a write may still be sent: the lease is ours and has not run out."""
+        return self.lost is None and time.monotonic() < self.deadline
+
+
+async def _keep(db: Database, held: WriterLease, ttl: float, work: anyio.CancelScope) -> None:
+    """Renew at a third of the TTL; if the lease runs out or is taken, cancel the work."""
+    warned = False
+    while True:
+        await anyio.sleep(ttl / 3)
+        while True:
+            remaining = held.deadline - time.monotonic()
+            if remaining <= 0:
+                held.lost = f"not renewed within its {ttl:g} s TTL"
+                break
+            sent = time.monotonic()
+            try:
+                with anyio.fail_after(remaining):
+                    held.lease = await lease.renew(db, held.lease, ttl)
+            except lease.LeaseLost as exc:
+                held.lost = str(exc)
+                break
+            except (TimeoutError, SQLAlchemyError, OSError) as exc:
+                if not warned:
+                    log.warning("lease.renew_failed", error=type(exc).__name__)
+                    warned = True
+                await anyio.sleep(min(1.0, max(remaining / 4, 0.05)))
+                continue
+            # Measured from before the statement was sent: never longer than the row says.
+            held.deadline = sent + ttl
+            if warned:
+                log.info("lease.renewed")
+                warned = False
+            break
+        if held.lost is not None:
+            log.error("lease.lost", reason=held.lost, token=held.lease.token)
+            work.cancel()
+            return
+
+
+@asynccontextmanager
+async def writer_lease(url: str, ttl: float) -> AsyncIterator[WriterLease]:
+    """Hold the writer lease while the block runs; raise LeaseHeld or LeaseLost otherwise."""
+    # Its own connections, so a renewal never queues behind this process's writers.
+    db = await open_database(url)
+    try:
+        started = time.monotonic()
+        held = WriterLease(await lease.acquire(db, lease.WRITER, lease.holder_id(), ttl), 0.0)
+        held.deadline = started + ttl
+        log.info("lease.acquired", token=held.lease.token, ttl=ttl)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_keep, db, held, ttl, tasks.cancel_scope)
+                yield held
+                tasks.cancel_scope.cancel()
+        finally:
+            if held.lost is None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT):
+                    await lease.release(db, held.lease)
+                    log.info("lease.released", token=held.lease.token)
+        if held.lost is not None:
+            raise lease.LeaseLost(f"the writer lease was lost ({held.lost}); stopped writing")
+    finally:
+        with anyio.CancelScope(shield=True):
+            await db.close()
