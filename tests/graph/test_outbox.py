@@ -9,9 +9,9 @@ from datetime import timedelta
 import anyio
 
 from graph import outbox
+from graph.db import Database
 from graph.models import utcnow
 from graph.outbox import OperationSpec
-from graph.db import Database
 from graph.store import GraphStore
 
 
