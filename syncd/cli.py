@@ -47,7 +47,9 @@ def _engine_command(args: argparse.Namespace) -> int:
     from graph.lease import LeaseHeld, LeaseLost
     from syncd.commands import run_command
     from syncd.config import ConfigError
+    from syncd.logging import configure_logging
 
+    configure_logging(level="warning")  # results own stdout; warnings and errors go to stderr
     try:
         return run_command(args)
     except ConfigError as exc:

@@ -16,10 +16,12 @@ import anyio
 import pytest
 
 from connectors.sim import serve
+from graph import lease
+from graph.db import open_database
 from tests.syncd.test_daemon import USED, config_text, free_port
 from tests.syncd.test_engine import ENV, SIMS, person, write_feed
 
-TTL = 2.0
+TTL = 4.0
 
 
 @pytest.fixture
@@ -41,10 +43,10 @@ def lease_config(tmp_path: Path, db_url: str, urls: dict[str, str], name: str) -
     return config
 
 
-def start(config: Path, command: str = "run") -> subprocess.Popen[str]:
+def start(config: Path, command: str = "run", *args: str) -> subprocess.Popen[str]:
     """Start a syncd command in the background, its stderr captured."""
     return subprocess.Popen(
-        [sys.executable, "-m", "syncd.cli", command, "--config", str(config)],
+        [sys.executable, "-m", "syncd.cli", command, *args, "--config", str(config)],
         env={**os.environ, **ENV},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -58,9 +60,12 @@ def port_of(config: Path) -> int:
     return int(line.split("=")[1])
 
 
-async def wait_live(config: Path, process: subprocess.Popen[str], seconds: float = 30) -> None:
-    """Wait until the daemon is ready: it holds the lease and handles signals by then."""
-    url = f"http://127.0.0.1:{port_of(config)}/readyz"
+async def wait_live(
+    config: Path, process: subprocess.Popen[str], seconds: float = 30, path: str = "readyz"
+) -> None:
+    """Wait until the daemon answers `path`: /livez once it holds the lease, /readyz once it
+    also handles signals."""
+    url = f"http://127.0.0.1:{port_of(config)}/{path}"
     async with aiohttp.ClientSession() as client:
         with anyio.fail_after(seconds):
             while True:
@@ -74,10 +79,13 @@ async def wait_live(config: Path, process: subprocess.Popen[str], seconds: float
                 await anyio.sleep(0.1)
 
 
-async def refused(config: Path, command: str = "run") -> str:
+async def refused(config: Path, command: str = "run", *args: str) -> str:
     """Run a second writer, which must exit 75 with one line; return that line."""
-    process = start(config, command)
-    _, stderr = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=60))
+    process = start(config, command, *args)
+    try:
+        _, stderr = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=60))
+    finally:
+        stop(process)
     assert process.returncode == 75, stderr
     assert "Traceback" not in stderr
     line = stderr.strip().splitlines()[-1]
@@ -103,14 +111,19 @@ async def test_one_writer_takeover_after_kill_and_release_on_sigterm(
         line = await refused(lease_config(tmp_path, db_url, urls, "second"))
         assert f"pid {first.pid} since" in line and "expires" in line
         assert "pid" in await refused(first_config, "once")
-        for command in ("approve", "reject"):
-            await refused(first_config, command)
+        for command in ("approve", "reject", "unlink influitive 1", "link influitive 1 a@b.c"):
+            await refused(first_config, *command.split())
 
         # kill -9: nobody releases; the lease is taken over once its TTL has run out.
         first.send_signal(signal.SIGKILL)
         first.wait()
         killed = time.monotonic()
-        await refused(lease_config(tmp_path, db_url, urls, "early"))
+        db = await open_database(db_url)
+        try:
+            with pytest.raises(lease.LeaseHeld, match=f"pid {first.pid} since"):
+                await lease.acquire(db, lease.WRITER, "early", ttl=TTL)
+        finally:
+            await db.close()
         await anyio.sleep(max(0.0, TTL + 0.2 - (time.monotonic() - killed)))
         third_config = lease_config(tmp_path, db_url, urls, "third")
         third = start(third_config)
@@ -144,7 +157,8 @@ async def test_a_paused_holder_stops_writing_once_its_lease_is_gone(
         second_config = lease_config(tmp_path, db_url, urls, "second")
         second = start(second_config)
         processes.append(second)
-        await wait_live(second_config, second)
+        # Only the lease: the paused holder may still hold row locks its listing needs.
+        await wait_live(second_config, second, path="livez")
         first.send_signal(signal.SIGCONT)
         _, stderr = await anyio.to_thread.run_sync(lambda: first.communicate(timeout=30))
         assert first.returncode == 75, stderr
