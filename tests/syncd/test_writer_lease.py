@@ -63,8 +63,7 @@ def port_of(config: Path) -> int:
 async def wait_live(
     config: Path, process: subprocess.Popen[str], seconds: float = 30, path: str = "readyz"
 ) -> None:
-    """Wait until the daemon answers `path`: /livez once it holds the lease, /readyz once it
-    also handles signals."""
+    """Wait for `path` to answer 200 (/livez: it holds the lease; /readyz: it handles signals)."""
     url = f"http://127.0.0.1:{port_of(config)}/{path}"
     async with aiohttp.ClientSession() as client:
         with anyio.fail_after(seconds):
