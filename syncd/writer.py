@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +18,8 @@ from graph.db import Database, open_database
 
 log = structlog.get_logger("syncd.writer")
 RELEASE_TIMEOUT = 5.0
+LOST_EXIT_GRACE = 5.0  # seconds a process that lost its lease gets to stop by itself
+EXIT_TEMPFAIL = 75
 
 
 class WriterLease:
@@ -60,9 +65,31 @@ async def _keep(db: Database, held: WriterLease, ttl: float, work: anyio.CancelS
                 warned = False
             break
         if held.lost is not None:
-            log.error("lease.lost", reason=held.lost, token=held.lease.token)
+            log.error("lease.lost", reason=held.lost, fence=held.lease.token)
             work.cancel()
+            _exit_if_stuck(_lost_message(held.lost))
             return
+
+
+def _exit_if_stuck(message: str) -> None:
+    """Exit 75 shortly unless the process has stopped by itself.
+
+    Work cancelled mid-statement on a locked or unreachable database can leave driver
+    clean-up that never finishes; a process without its lease must not linger on it.
+    """
+
+    def stop() -> None:
+        sys.stderr.write(f"syncd: {message}\n")
+        sys.stderr.flush()
+        os._exit(EXIT_TEMPFAIL)
+
+    timer = threading.Timer(LOST_EXIT_GRACE, stop)
+    timer.daemon = True
+    timer.start()
+
+
+def _lost_message(reason: str) -> str:
+    return f"the writer lease was lost ({reason}); stopped writing"
 
 
 @asynccontextmanager
@@ -74,19 +101,25 @@ async def writer_lease(url: str, ttl: float) -> AsyncIterator[WriterLease]:
         started = time.monotonic()
         held = WriterLease(await lease.acquire(db, lease.WRITER, lease.holder_id(), ttl), 0.0)
         held.deadline = started + ttl
-        log.info("lease.acquired", token=held.lease.token, ttl=ttl)
+        log.info("lease.acquired", fence=held.lease.token, ttl=ttl)
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_keep, db, held, ttl, tasks.cancel_scope)
                 yield held
                 tasks.cancel_scope.cancel()
+        except Exception as exc:
+            if held.lost is None:
+                raise
+            # What the cancelled work raised (a locked or unreachable database) follows from
+            # the loss; the loss is what the operator needs to hear about.
+            raise lease.LeaseLost(_lost_message(held.lost)) from exc
         finally:
             if held.lost is None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT):
                     await lease.release(db, held.lease)
-                    log.info("lease.released", token=held.lease.token)
+                    log.info("lease.released", fence=held.lease.token)
         if held.lost is not None:
-            raise lease.LeaseLost(f"the writer lease was lost ({held.lost}); stopped writing")
+            raise lease.LeaseLost(_lost_message(held.lost))
     finally:
         with anyio.CancelScope(shield=True):
             await db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -167,3 +168,24 @@ async def test_a_paused_holder_stops_writing_once_its_lease_is_gone(
     finally:
         for process in processes:
             stop(process)
+
+
+async def test_a_holder_that_cannot_reach_its_database_stops(
+    urls: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "graph.db"
+    config = lease_config(tmp_path, f"sqlite:///{path}", urls, "first")
+    process = start(config)
+    try:
+        await wait_live(config, process)
+        blocker = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            blocker.execute("BEGIN EXCLUSIVE")  # nobody else can write, renewals included
+            _, stderr = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=60))
+        finally:
+            blocker.close()
+        assert process.returncode == 75, stderr
+        assert "Traceback" not in stderr
+        assert "not renewed within its 4 s TTL" in stderr.strip().splitlines()[-1]
+    finally:
+        stop(process)
