@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from graph.db import Database
 from graph.models import lease_table, utcnow
 from graph.sql import insert_for
 
 WRITER = "writer"
+LOCK_WAIT_MS = 2_000
 t = lease_table
 
 
@@ -80,29 +82,38 @@ async def acquire(db: Database, name: str, holder: str, ttl: float) -> Lease:
         "started_at": now,
         "expires_at": now + timedelta(seconds=ttl),
     }
-    async with db.write() as conn:
-        insert = insert_for(conn, t).values(values)
-        statement = insert.on_conflict_do_update(
-            index_elements=["name"],
-            set_={
-                "holder": insert.excluded.holder,
-                "host": insert.excluded.host,
-                "pid": insert.excluded.pid,
-                "token": t.c.token + 1,
-                "started_at": insert.excluded.started_at,
-                "expires_at": insert.excluded.expires_at,
-            },
-            # Only an expired lease, or our own, is taken over; a live one is left alone.
-            where=sa.or_(t.c.expires_at < insert.excluded.started_at, t.c.holder == holder),
-        ).returning(*t.c)
-        row = (await conn.execute(statement)).first()
-        if row is None:
-            current = (await conn.execute(sa.select(t).where(t.c.name == name))).first()
+    try:
+        async with db.write() as conn:
+            if not db.is_sqlite:
+                # A frozen holder may hold the row mid-renewal: wait briefly, not forever.
+                await conn.execute(sa.text(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}"))
+            insert = insert_for(conn, t).values(values)
+            statement = insert.on_conflict_do_update(
+                index_elements=["name"],
+                set_={
+                    "holder": insert.excluded.holder,
+                    "host": insert.excluded.host,
+                    "pid": insert.excluded.pid,
+                    "token": t.c.token + 1,
+                    "started_at": insert.excluded.started_at,
+                    "expires_at": insert.excluded.expires_at,
+                },
+                # Only an expired lease, or our own, is taken over; a live one is left alone.
+                where=sa.or_(t.c.expires_at < insert.excluded.started_at, t.c.holder == holder),
+            ).returning(*t.c)
+            row = (await conn.execute(statement)).first()
+    except DBAPIError:
+        # Locked by another writer (SQLite busy, PostgreSQL lock timeout): say who holds it.
+        locked = await current(db, name)
+        if locked is None:
+            raise
+        raise LeaseHeld(locked) from None
     if row is not None:
         return _lease(row)
-    if current is None:
-        raise LeaseLost(f"the {name} lease could not be read back")
-    raise LeaseHeld(_lease(current))
+    held = await current(db, name)
+    if held is None:
+        raise LeaseLost(f"the {name} lease row vanished while it was claimed")
+    raise LeaseHeld(held)
 
 
 async def renew(db: Database, lease: Lease, ttl: float) -> Lease:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+import sqlalchemy as sa
 
 from graph import lease
 from graph.db import Database
@@ -44,3 +45,18 @@ async def test_a_released_lease_is_free_at_once_and_the_token_keeps_counting(
     # A lease is per name: the scale-out work can hold one per connector.
     other = await lease.acquire(db, "connector:acme", "a", ttl=30)
     assert other.token == 1
+
+
+async def test_a_holder_frozen_mid_renewal_does_not_hang_a_new_writer(db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite waits its busy timeout; PostgreSQL would wait forever on a row lock")
+    store = await GraphStore.open(db_url)
+    try:
+        first = await lease.acquire(store.db, lease.WRITER, "a", ttl=1)
+        await anyio.sleep(1.1)
+        async with store.db.write() as conn:  # the holder's renewal, stuck before its commit
+            await conn.execute(sa.text("SELECT * FROM lease FOR UPDATE"))
+            with anyio.fail_after(10), pytest.raises(lease.LeaseHeld, match=f"pid {first.pid}"):
+                await lease.acquire(store.db, lease.WRITER, "b", ttl=30)
+    finally:
+        await store.close()
