@@ -72,11 +72,9 @@ async def _keep(db: Database, held: WriterLease, ttl: float, work: anyio.CancelS
 
 
 def _exit_if_stuck(message: str) -> None:
-    """Exit 75 shortly unless the process has stopped by itself.
-
-    Work cancelled mid-statement on a locked or unreachable database can leave driver
-    clean-up that never finishes; a process without its lease must not linger on it.
-    """
+    """Exit 75 shortly unless the process has stopped by itself."""
+    # Work cancelled mid-statement on a locked or unreachable database can leave driver
+    # clean-up that never finishes; a process without its lease must not linger on it.
 
     def stop() -> None:
         sys.stderr.write(f"syncd: {message}\n")
