@@ -42,10 +42,13 @@ class Lease:
 
 
 class LeaseHeld(Exception):
-    """Someone else holds the lease and it has not expired."""
+    """Someone else holds the lease (or, locked, keeps anyone from claiming it)."""
 
-    def __init__(self, current: Lease) -> None:
-        super().__init__(f"the {current.name} lease is held by {current.describe()}")
+    def __init__(self, current: Lease, *, locked: bool = False) -> None:
+        text = f"the {current.name} lease is held by {current.describe()}"
+        if locked:
+            text = f"the database is locked by another writer ({text})"
+        super().__init__(text)
         self.current = current
 
 
@@ -107,7 +110,7 @@ async def acquire(db: Database, name: str, holder: str, ttl: float) -> Lease:
         locked = await current(db, name)
         if locked is None:
             raise
-        raise LeaseHeld(locked) from None
+        raise LeaseHeld(locked, locked=True) from None
     if row is not None:
         return _lease(row)
     held = await current(db, name)
