@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -21,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+MIGRATION_LOCK = 0x73796E6364  # pg_advisory_xact_lock key for migrations: "syncd"
 
 
 class DatabaseError(Exception):
@@ -176,17 +180,42 @@ def _is_current(connection: Connection) -> bool:
     return MigrationContext.configure(connection).get_current_revision() == head
 
 
+def _lock_path(target: URL) -> Path:
+    return Path(f"{target.database}.lock")
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path`, released when the block ends (or the process dies)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 async def upgrade_database(url: str) -> None:
-    """Apply every pending migration."""
+    """Apply every pending migration; processes opening one database together take turns."""
     target = async_url(url)
     engine = create_async_engine(target, poolclass=NullPool, hide_parameters=True)
-    if target.get_backend_name() == "sqlite":
+    sqlite = target.get_backend_name() == "sqlite"
+    if sqlite:
         assert target.database is not None  # async_url refuses a SQLite URL without a path
         _create_sqlite_file(Path(target.database))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+        with ExitStack() as stack:
+            if sqlite:
+                lock = _file_lock(_lock_path(target))
+                await anyio.to_thread.run_sync(stack.enter_context, lock)
+            async with engine.begin() as conn:
+                if not sqlite:
+                    # Transaction-scoped, so it is safe behind PgBouncer in transaction mode.
+                    await conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
+                await conn.run_sync(_upgrade)
     except (sa_exc.DBAPIError, OSError) as exc:
         raise _unusable(url, exc) from exc
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -186,16 +186,55 @@ def _changes(old: Any, new: Prepared) -> tuple[dict[str, object], dict[str, obje
     return before, after
 
 
-_INSERT_ACCOUNT = """INSERT INTO account (connector, external_id, email_raw, email, email_error,
+_INSERT_ACCOUNTS = """INSERT INTO account (connector, external_id, email_raw, email, email_error,
   email_loose, status, attributes_json, raw_json, payload_hash, first_seen, changed_at)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+  VALUES {rows}
+  ON CONFLICT (connector, external_id) DO NOTHING
+  RETURNING id"""
+_ACCOUNT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Rows per multi-row INSERT: 12 parameters each, well under both drivers' limits.
+INSERT_ROWS = 1_000
 
 _CREATED_EVENTS = """INSERT INTO event (at, source, kind, subject, subject_id)
-  SELECT ?, connector, 'account.created', 'account', id FROM account
-  WHERE connector = ? AND external_id IN ({ids})"""
+  SELECT ?, ?, 'account.created', 'account', id FROM account WHERE id IN ({ids})"""
 
 _EXISTING = """SELECT id, external_id, payload_hash, missing_since FROM account
   WHERE connector = ? AND external_id IN ({ids})"""
+
+
+@dataclass
+class _Stored:
+    """A chunk's accounts that the graph already holds, by what the listing does with them."""
+
+    known: set[str] = field(default_factory=set)
+    changed: dict[int, Prepared] = field(default_factory=dict)
+    reappeared: list[int] = field(default_factory=list)
+
+    async def sort(
+        self,
+        bulk: Bulk,
+        listing: Listing,
+        prepared: dict[str, Prepared],
+        keys: list[str],
+        stats: IngestStats,
+        skip: Collection[object] = (),
+    ) -> None:
+        """Sort the stored accounts among `keys` (but `skip`) and mark them seen."""
+        existing = await bulk.fetch(
+            _EXISTING.format(ids=placeholders(len(keys))), [listing.connector, *keys]
+        )
+        for account_id, external_id, payload_hash, missing_since in existing:
+            if account_id in skip:
+                continue
+            self.known.add(external_id)
+            listing.seen_known.add(account_id)
+            item = prepared[external_id]
+            if payload_hash != item.payload_hash:
+                self.changed[account_id] = item
+            elif missing_since is not None:
+                self.reappeared.append(account_id)
+            else:
+                stats.unchanged += 1
 
 
 async def _write_chunk(
@@ -208,54 +247,47 @@ async def _write_chunk(
     bulk = await Bulk.on(conn)
     keys = list(prepared)
     listing.listed += len(keys)
-    existing = await bulk.fetch(
-        _EXISTING.format(ids=placeholders(len(keys))), [listing.connector, *keys]
-    )
-    known: set[str] = set()
-    changed_ids: dict[int, Prepared] = {}
-    reappeared: list[int] = []
-    for account_id, external_id, payload_hash, missing_since in existing:
-        known.add(external_id)
-        listing.seen_known.add(account_id)
-        item = prepared[external_id]
-        if payload_hash != item.payload_hash:
-            changed_ids[account_id] = item
-        elif missing_since is not None:
-            reappeared.append(account_id)
-        else:
-            stats.unchanged += 1
-
+    stored = _Stored()
+    await stored.sort(bulk, listing, prepared, keys, stats)
+    changed_ids, reappeared = stored.changed, stored.reappeared
     events: list[dict[str, Any]] = []
-    new_items = [item for key, item in prepared.items() if key not in known]
+    new_items = [item for key, item in prepared.items() if key not in stored.known]
     if new_items:
         at = bulk.time(now)
-        await bulk.executemany(
-            _INSERT_ACCOUNT,
-            [
-                (
-                    listing.connector,
-                    item.external_id,
-                    item.email_raw,
-                    item.email,
-                    item.email_error,
-                    item.email_loose,
-                    item.status,
-                    item.attributes_json,
-                    item.raw_json,
-                    item.payload_hash,
-                    at,
-                    at,
-                )
-                for item in new_items
-            ],
-        )
-        new_keys = [item.external_id for item in new_items]
-        await bulk.execute(
-            _CREATED_EVENTS.format(ids=placeholders(len(new_keys))),
-            [at, listing.connector, *new_keys],
-        )
-        stats.inserted += len(new_items)
-        listing.inserted += len(new_items)
+        created: list[object] = []
+        for batch in chunks(new_items, INSERT_ROWS):
+            rows = await bulk.fetch(
+                _INSERT_ACCOUNTS.format(rows=", ".join([_ACCOUNT_ROW] * len(batch))),
+                [
+                    value
+                    for item in batch
+                    for value in (
+                        listing.connector,
+                        item.external_id,
+                        item.email_raw,
+                        item.email,
+                        item.email_error,
+                        item.email_loose,
+                        item.status,
+                        item.attributes_json,
+                        item.raw_json,
+                        item.payload_hash,
+                        at,
+                        at,
+                    )
+                ],
+            )
+            created.extend(row[0] for row in rows)
+        for ids in chunks(created, IN_CHUNK):
+            await bulk.execute(
+                _CREATED_EVENTS.format(ids=placeholders(len(ids))), [at, listing.connector, *ids]
+            )
+        stats.inserted += len(created)
+        listing.inserted += len(created)
+        if len(created) < len(new_items):
+            # Another writer (the pusher) stored some first: they are known accounts now.
+            lost = [item.external_id for item in new_items]
+            await stored.sort(bulk, listing, prepared, lost, stats, skip=set(created))
 
     if changed_ids:
         old_rows = (

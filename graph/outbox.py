@@ -116,7 +116,11 @@ async def enqueue(
 
 
 async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperation]:
-    """Take the next due operations of a connector, marking them in flight."""
+    """Take the next due operations of a connector, marking them in flight.
+
+    Only rows this call moved from pending to in flight are returned, so two claimers
+    (two processes, or two pushers) never get the same operation.
+    """
     now = utcnow()
     async with db.write() as conn:
         ids = (
@@ -130,6 +134,8 @@ async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperatio
                     )
                     .order_by(OP_ORDER, o.c.id)
                     .limit(limit)
+                    # PostgreSQL: skip rows another claimer holds (SQLite has one writer).
+                    .with_for_update(skip_locked=True)
                 )
             )
             .scalars()
@@ -137,12 +143,14 @@ async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperatio
         )
         if not ids:
             return []
-        await conn.execute(
-            sa.update(o)
-            .where(o.c.id.in_(ids))
-            .values(state="in_flight", attempts=o.c.attempts + 1, updated_at=now)
-        )
-        rows = (await conn.execute(sa.select(o).where(o.c.id.in_(ids)))).all()
+        rows = (
+            await conn.execute(
+                sa.update(o)
+                .where(o.c.id.in_(ids), o.c.state == "pending")
+                .values(state="in_flight", attempts=o.c.attempts + 1, updated_at=now)
+                .returning(*o.c)
+            )
+        ).all()
     order = {op_id: index for index, op_id in enumerate(ids)}
     return sorted((_queued(row) for row in rows), key=lambda op: order[op.id])
 

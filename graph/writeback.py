@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from graph.models import (
     utcnow,
 )
 from graph.records import AccountRecord
-from graph.sql import dumps, event_row, loads
+from graph.sql import dumps, event_row, insert_for, loads
 
 a = account_table
 SOURCE = "push"
@@ -44,49 +45,68 @@ async def record_account(
     """
     item = prepare(record, policy)
     now = utcnow()
-    row = (
+    row = await _stored(conn, connector, item.external_id)
+    if row is None:
+        inserted = (
+            await conn.execute(
+                insert_for(conn, a)
+                .values(
+                    connector=connector,
+                    external_id=item.external_id,
+                    first_seen=now,
+                    changed_at=now,
+                    **item.columns(),
+                    **_link(person_id, link_method, now),
+                )
+                .on_conflict_do_nothing(index_elements=["connector", "external_id"])
+                .returning(a.c.id)
+            )
+        ).scalar()
+        if inserted is not None:
+            account_id = int(inserted)
+            await conn.execute(
+                sa.insert(event_table),
+                event_row(
+                    SOURCE, "account.created", account_id, now, None, {"person_id": person_id}
+                ),
+            )
+            return account_id
+        # Another writer (this connector's listing) stored it first: it is a known account.
+        row = await _stored(conn, connector, item.external_id)
+        if row is None:
+            raise RuntimeError(f"account {item.external_id!r} in {connector!r} vanished")
+    link = _link(person_id, link_method, now) if row.link_method is None else {}
+    account_id = int(row.id)
+    changes = {**item.columns(), "changed_at": now} if row.payload_hash != item.payload_hash else {}
+    if not changes and not link:
+        return account_id
+    await conn.execute(
+        sa.update(a).where(a.c.id == account_id).values(missing_since=None, **changes, **link)
+    )
+    await conn.execute(
+        sa.insert(event_table),
+        event_row(
+            SOURCE, "account.updated", account_id, now, None, {"person_id": link.get("person_id")}
+        ),
+    )
+    return account_id
+
+
+async def _stored(conn: AsyncConnection, connector: str, external_id: str) -> Any:
+    return (
         await conn.execute(
             sa.select(a.c.id, a.c.person_id, a.c.link_method, a.c.payload_hash).where(
-                a.c.connector == connector, a.c.external_id == item.external_id
+                a.c.connector == connector, a.c.external_id == external_id
             )
         )
     ).first()
-    link: dict[str, Any] = {}
-    if person_id is not None and (row is None or row.link_method is None):
-        link = {"person_id": person_id, "link_method": link_method, "linked_at": now}
-    if row is None:
-        account_id = int(
-            (
-                await conn.execute(
-                    sa.insert(a).returning(a.c.id),
-                    {
-                        "connector": connector,
-                        "external_id": item.external_id,
-                        "first_seen": now,
-                        "changed_at": now,
-                        **item.columns(),
-                        **link,
-                    },
-                )
-            ).scalar_one()
-        )
-        kind = "account.created"
-    else:
-        account_id = int(row.id)
-        changes = (
-            {**item.columns(), "changed_at": now} if row.payload_hash != item.payload_hash else {}
-        )
-        if not changes and not link:
-            return account_id
-        await conn.execute(
-            sa.update(a).where(a.c.id == account_id).values(missing_since=None, **changes, **link)
-        )
-        kind = "account.updated"
-    await conn.execute(
-        sa.insert(event_table),
-        event_row(SOURCE, kind, account_id, now, None, {"person_id": link.get("person_id")}),
-    )
-    return account_id
+
+
+def _link(person_id: int | None, method: str, now: datetime) -> dict[str, Any]:
+    """The columns that link an account to the person it was written for."""
+    if person_id is None:
+        return {}
+    return {"person_id": person_id, "link_method": method, "linked_at": now}
 
 
 async def mark_deactivated(conn: AsyncConnection, account_id: int) -> None:

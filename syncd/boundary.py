@@ -44,6 +44,7 @@ def _rules() -> list[tuple[type[BaseException], int, str, str]]:
 
     from connectors.errors import ConnectorError
     from graph.db import DatabaseError, DatabaseURLError
+    from graph.lease import LeaseHeld, LeaseLost
     from syncd.config import ConfigError
     from syncd.hrfeed import FeedError
 
@@ -52,6 +53,13 @@ def _rules() -> list[tuple[type[BaseException], int, str, str]]:
         (Failure, EX_FAILURE, "", ""),  # carries its own exit code and whole message
         (ConfigError, EX_CONFIG, "bad config", ""),
         (DatabaseURLError, EX_CONFIG, "bad config: database.url", ""),
+        (
+            LeaseHeld,
+            EX_TEMPFAIL,
+            "another syncd writes to this database",
+            "stop it, or wait for its lease to expire",
+        ),
+        (LeaseLost, EX_TEMPFAIL, "stopped writing", "another syncd may have taken over"),
         (FeedError, EX_DATAERR, "the HR feed cannot be used", "fix the file it names"),
         (DatabaseError, EX_UNAVAILABLE, "database unavailable", ""),
         (sa_exc.OperationalError, EX_UNAVAILABLE, "database unavailable", ""),

@@ -26,6 +26,7 @@ from syncd.boundary import UsageError
 from syncd.config import Config, load_config
 from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.hrfeed import FeedChanging, FeedError, read_feed
+from syncd.writer import writer_lease
 
 EXIT_OK, EXIT_FAILURE, EXIT_DATAERR = 0, 1, 65
 
@@ -69,7 +70,12 @@ def _spec_view(spec: outbox.OperationSpec) -> dict[str, Any]:
 async def run_once(config: Config, args: argparse.Namespace) -> int:
     """One full cycle of every connector (or the one named): feed, listings, plan, push."""
     summary: dict[str, Any] = {"connectors": {}}
-    async with Engine.open(config) as engine:
+    async with (
+        Engine.open(config) as engine,
+        writer_lease(config.database.url, config.lease.ttl) as writer,
+    ):
+        for pusher in engine.pushers.values():
+            pusher.may_write = writer.valid
         names = [args.connector] if args.connector else list(engine.connectors)
         try:
             await _cycle(engine, names, summary)

@@ -147,6 +147,12 @@ class HealthConfig(_Strict):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class LeaseConfig(_Strict):
+    """The writer lease: how long it lasts unrenewed (renewed at a third of that)."""
+
+    ttl: float = Field(default=30.0, ge=1)
+
+
 class Config(_Strict):
     """The whole config file."""
 
@@ -155,6 +161,7 @@ class Config(_Strict):
     guard: GuardConfig = GuardConfig()
     push: PushConfig = PushConfig()
     health: HealthConfig = HealthConfig()
+    lease: LeaseConfig = LeaseConfig()
     precedence: dict[str, list[str]] = {}
     connectors: dict[str, ConnectorConfig] = {}
 

@@ -21,6 +21,7 @@ from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.health import Check, health_app, serve_health
 from syncd.metrics import Metrics
 from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from syncd.writer import writer_lease
 
 log = structlog.get_logger("syncd.daemon")
 DRAIN_GRACE = 8.0  # seconds in-flight writes get to finish after SIGTERM
@@ -68,13 +69,17 @@ class Daemon:
 
     async def run(self, config: Config) -> int:
         """Start in order (database, health server, connectors), run until a signal."""
-        async with Engine.open(config, self.environ) as engine:
+        async with (
+            Engine.open(config, self.environ) as engine,
+            writer_lease(config.database.url, config.lease.ttl) as writer,
+        ):
             self.engine = engine
             for name, connector in engine.connectors.items():
                 self.health[name] = ConnectorHealth()
                 self._wake[name] = anyio.Event()
                 connector.http.observer = self.metrics.observe_request
                 engine.pushers[name].observe = self.metrics.observe_push
+                engine.pushers[name].may_write = writer.valid
             app = health_app(self, self.metrics)
             async with serve_health(app, config.health.host, config.health.port) as url:
                 self.health_url = url

@@ -76,12 +76,16 @@ class Pusher:
         self.batch = batch
         self.concurrency = concurrency
         self.observe = observe
+        # False once this process may no longer write (its writer lease ran out).
+        self.may_write: Callable[[], bool] = lambda: True
         self.log = log.bind(connector=connector.name)
 
     async def drain(self, stop: anyio.Event | None = None) -> PushStats:
         """Push every due operation; stop early on rejected credentials or when told to."""
         stats = PushStats()
         while not stats.auth_failed and not (stop is not None and stop.is_set()):
+            if not self.may_write():
+                break
             ops = await claim(self.db, self.connector.name, self.batch)
             if not ops:
                 break
@@ -106,6 +110,8 @@ class Pusher:
                 group.start_soon(one, op)
 
     async def _push(self, op: QueuedOperation, stats: PushStats) -> None:
+        if not self.may_write():
+            return  # refused before it is sent; the next lease holder puts it back in the queue
         started = time.monotonic()
         try:
             await self._apply(op)
@@ -212,6 +218,8 @@ class Pusher:
     async def _invite(self, ops: list[QueuedOperation], stats: PushStats) -> None:
         invite = getattr(self.connector, "invite_accounts", None)
         assert invite is not None
+        if not self.may_write():
+            return
         started = time.monotonic()
         try:
             accounts: list[VendorAccount] = await invite([op.payload for op in ops])

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import create_engine
 
 from graph.db import DatabaseError, async_url, display_url, open_database
 from graph.models import metadata
@@ -54,103 +52,3 @@ def test_bad_urls_are_explained_and_passwords_hidden() -> None:
     with pytest.raises(DatabaseError, match="needs a file path"):
         async_url("sqlite://")
     assert "hunter2" not in display_url("postgresql://u:hunter2@h/db")
-
-
-async def test_migration_0003_rekeys_only_non_ascii_emails(db_url: str) -> None:
-    from alembic import command
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
-    from graph.db import _alembic_config, async_url
-
-    def to(revision: str) -> Callable[[Connection], None]:
-        def step(conn: Connection) -> None:
-            config = _alembic_config(conn)
-            current = MigrationContext.configure(conn).get_current_revision()
-            if current is not None and current > revision:
-                command.downgrade(config, revision)
-            else:
-                command.upgrade(config, revision)
-
-        return step
-
-    engine = create_async_engine(async_url(db_url), poolclass=NullPool)
-    now = "2026-01-01 00:00:00+00:00"
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(to("0002"))
-            # Rows as the old rules stored them: NFKC + casefold keys.
-            await conn.execute(
-                text(
-                    "INSERT INTO person (id, primary_email, lifecycle, attributes_json, source,"
-                    " version, created_at, updated_at) VALUES"
-                    " (1, 'strasse@corp.example', 'active', '{}', 'hr', 1, :now, :now),"
-                    " (2, 'ann@corp.example', 'active', '{}', 'hr', 1, :now, :now)"
-                ),
-                {"now": datetime.fromisoformat(now)},
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO person_email (person_id, email, raw, is_primary, source, added_at)"
-                    " VALUES (1, 'strasse@corp.example', 'Straße@corp.example', true, 'hr', :now),"
-                    " (2, 'ann@corp.example', 'Ann@corp.example', true, 'hr', :now)"
-                ),
-                {"now": datetime.fromisoformat(now)},
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO account (connector, external_id, email_raw, email, status,"
-                    " attributes_json, raw_json, payload_hash, first_seen, changed_at) VALUES"
-                    " ('acme', '1', 'ſam@corp.example', 'sam@corp.example', 'active', '{}', '{}',"
-                    " 'h1', :now, :now),"
-                    " ('acme', '2', 'ANN@corp.example', 'ann@corp.example', 'active', '{}', '{}',"
-                    " 'h2', :now, :now),"
-                    " ('acme', '3', 'STRASSE@corp.example', 'strasse@corp.example', 'active', '{}',"
-                    " '{}', 'h3', :now, :now),"
-                    " ('acme', '4', '\u212aim@corp.example', 'kim@corp.example', 'active', '{}',"
-                    " '{}', 'h4', :now, :now)"
-                ),
-                {"now": datetime.fromisoformat(now)},
-            )
-            # The looser rules linked 2, 3 and 4 by email to ann and the straße person.
-            await conn.execute(
-                text(
-                    "UPDATE account SET person_id = CASE WHEN external_id = '2' THEN 2 ELSE 1 END,"
-                    " link_method = 'email' WHERE external_id IN ('2', '3', '4')"
-                )
-            )
-            await conn.run_sync(to("head"))
-            conflicts = (
-                await conn.execute(
-                    text(
-                        "SELECT a.external_id, c.person_id FROM conflict c"
-                        " JOIN account a ON a.id = c.account_id"
-                        " WHERE c.kind = 'lookalike' ORDER BY a.external_id"
-                    )
-                )
-            ).all()
-            people = (
-                await conn.execute(text("SELECT email, email_loose FROM person_email ORDER BY id"))
-            ).all()
-            primaries = (
-                await conn.execute(text("SELECT primary_email FROM person ORDER BY id"))
-            ).all()
-            accounts = (
-                await conn.execute(text("SELECT email, email_loose FROM account ORDER BY id"))
-            ).all()
-    finally:
-        await engine.dispose()
-    assert [tuple(row) for row in people] == [
-        ("straße@corp.example", "strasse@corp.example"),
-        ("ann@corp.example", "ann@corp.example"),
-    ]
-    assert [row[0] for row in primaries] == ["straße@corp.example", "ann@corp.example"]
-    assert [tuple(row) for row in accounts] == [
-        ("ſam@corp.example", "sam@corp.example"),
-        ("ann@corp.example", None),
-        ("strasse@corp.example", None),
-        ("kim@corp.example", "kim@corp.example"),
-    ]
-    # Links the strict rules would not make are kept, untrusted, and put to an operator.
-    assert [tuple(row) for row in conflicts] == [("3", 1), ("4", 1)]

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import anyio
+
 from graph import outbox
+from graph.db import Database
 from graph.models import utcnow
 from graph.outbox import OperationSpec
 from graph.store import GraphStore
+
+
+@asynccontextmanager
+async def store_pair(url: str) -> AsyncIterator[tuple[GraphStore, GraphStore]]:
+    """Two stores on one database, as two processes would hold them."""
+    one, two = await GraphStore.open(url), await GraphStore.open(url)
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()
 
 
 def _spec(op: str = "update", title: str = "CTO", basis: str = "v2") -> OperationSpec:
@@ -83,3 +99,20 @@ async def test_held_operations_wait_for_approval_or_rejection(store: GraphStore)
         await outbox.enqueue(conn, [_spec("deactivate", basis="c")], held=True)
     assert await outbox.release_held(store.db, approve=False) == 1
     assert await outbox.claim(store.db, "acme", limit=5) == []
+
+
+async def test_concurrent_claimers_never_get_the_same_operation(db_url: str) -> None:
+    async with store_pair(db_url) as (one, two):
+        async with one.db.write() as conn:
+            await outbox.enqueue(conn, [_spec(title=str(i)) for i in range(120)])
+        claimed: list[int] = []
+
+        async def claimer(db: Database) -> None:
+            while ops := await outbox.claim(db, "acme", limit=7):
+                claimed.extend(op.id for op in ops)
+
+        async with anyio.create_task_group() as group:
+            for graph in (one, two, one, two):
+                group.start_soon(claimer, graph.db)
+        assert len(claimed) == 120 and len(set(claimed)) == 120
+        assert await outbox.counts_by_state(one.db) == {("acme", "in_flight"): 120}

@@ -84,7 +84,7 @@ async def test_killed_mid_push_then_run_again_leaves_no_duplicate(tmp_path: Path
         write_feed(feed, [person(i) for i in range(30)])
         config = tmp_path / "syncd.toml"
         text = config_text(tmp_path / "g.db", feed, {"thought_industries": url}, free_port())
-        config.write_text(text)
+        config.write_text(text + "\n[lease]\nttl = 1\n")
         process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
             [sys.executable, "-m", "syncd.cli", "once", "--config", str(config)],
             env={**os.environ, **ENV},
@@ -97,6 +97,7 @@ async def test_killed_mid_push_then_run_again_leaves_no_duplicate(tmp_path: Path
         process.kill()
         process.wait()
         assert 5 <= len(sim.users) < 30
+        await anyio.sleep(1.2)  # the killed run's writer lease runs out after its TTL
         sim.settings.latency_ms = 0
         again = await syncd("once", "--config", str(config), "--json")
         assert again.returncode == 0, again.stderr
