@@ -24,7 +24,7 @@ async def test_opening_a_sqlite_file_creates_and_upgrades_it(tmp_path: Path) -> 
     await db.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0004"
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:

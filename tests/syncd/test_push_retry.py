@@ -1,0 +1,74 @@
+"""Nothing lost: failed lookups retry as lookups, dead creates are planned again."""
+
+from __future__ import annotations
+
+import anyio
+import sqlalchemy as sa
+
+from graph import outbox
+from graph.models import operation_table
+from syncd.engine import Engine
+from syncd.push import Pusher, RetryPolicy
+from tests.syncd.test_engine import ENV, PEOPLE, World
+from tests.syncd.test_engine import world as world  # the fixture
+
+o = operation_table
+
+
+async def creates(engine: Engine, name: str) -> list[dict[str, object]]:
+    """Every create operation of a connector, as rows."""
+    async with engine.store.db.read() as conn:
+        rows = await conn.execute(
+            sa.select(o).where(o.c.connector == name, o.c.op == "create").order_by(o.c.id)
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+async def crashed_mid_push(engine: Engine, name: str, reached: int) -> None:
+    """Claim every create, let `reached` of them reach the vendor, then recover as after a crash."""
+    await engine.apply_feed()
+    result = await engine.list_connector(name)
+    assert result.complete, result.error
+    ops = await outbox.claim(engine.store.db, name, 100)
+    assert len(ops) == PEOPLE
+    for op in ops[:reached]:
+        await engine.connectors[name].create_account(op.payload)
+    assert await engine.recover() == PEOPLE
+
+
+async def test_a_failed_lookup_is_retried_as_a_lookup(world: World, db_url: str) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await crashed_mid_push(engine, "partnerize", 3)
+        # The listing the lookup scans is refused (its total disagrees) on every try.
+        world.sims["partnerize"].settings.faults.truncate_after = 0
+        retry = RetryPolicy(base_delay=0.2, max_delay=0.2)  # one try per round
+        pusher = Pusher(engine.store.db, engine.connectors["partnerize"], retry=retry)
+        for _ in range(8):  # more rounds than a create has attempts
+            await pusher.drain()
+            await anyio.sleep(0.25)
+        rows = await creates(engine, "partnerize")
+        assert {row["state"] for row in rows} == {"pending"}
+        assert all(row["attempts"] == 1 for row in rows)  # the create's own attempts are intact
+        assert all(row["lookup_failures"] >= 5 for row in rows)
+        assert all(row["error_kind"] == "lookup" for row in rows)
+        assert all("lookup before create failed" in str(row["last_error"]) for row in rows)
+        world.sims["partnerize"].settings.faults.truncate_after = None
+        await engine.push("partnerize")
+        emails = sorted(str(user["email"]) for user in world.users("partnerize"))
+        assert emails == sorted(f"person{i}@corp.example" for i in range(PEOPLE))  # each once
+        assert {row["state"] for row in await creates(engine, "partnerize")} == {"done"}
+
+
+async def test_lookups_are_bounded_and_say_why(world: World, db_url: str) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await crashed_mid_push(engine, "partnerize", 3)
+        world.sims["partnerize"].settings.faults.truncate_after = 0
+        retry = RetryPolicy(base_delay=0.01, max_delay=0.02, max_lookup_failures=3)
+        pusher = Pusher(engine.store.db, engine.connectors["partnerize"], retry=retry)
+        for _ in range(5):
+            await pusher.drain()
+            await anyio.sleep(0.03)
+        rows = await creates(engine, "partnerize")
+        assert {row["state"] for row in rows} == {"dead"}
+        assert all(row["lookup_failures"] == 3 for row in rows)
+        assert all("failed 3 of 3 times" in str(row["last_error"]) for row in rows)
