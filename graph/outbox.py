@@ -41,6 +41,9 @@ class OperationSpec:
     person_id: int | None = None
     key_basis: str = ""
     delay: float = field(default=0.0, compare=False)  # seconds before its first attempt
+    # An earlier operation for the same write may have reached the vendor: it is queued as
+    # tried once, so a create looks the account up before creating it.
+    maybe_sent: bool = field(default=False, compare=False)
 
     @property
     def idempotency_key(self) -> str:
@@ -112,7 +115,7 @@ async def enqueue(
             "person_id": spec.person_id,
             "idempotency_key": spec.idempotency_key,
             "state": "held" if held else "pending",
-            "attempts": 0,
+            "attempts": 1 if spec.maybe_sent else 0,
             "last_error": reason if held else None,
             "next_attempt_at": now + timedelta(seconds=spec.delay) if spec.delay > 0 else None,
             "created_at": now,
@@ -260,8 +263,8 @@ async def counts_by_state(db: Database) -> dict[tuple[str, str], int]:
         return {(connector, state): count for connector, state, count in rows}
 
 
-async def retrying_dead_creates(db: Database) -> dict[str, int]:
-    """Per connector, how many open creates replace a create that died (a new generation)."""
+async def dead_creates(db: Database) -> dict[str, dict[str, int]]:
+    """Per connector: creates planned again after one died, and dead ones an operator must see."""
     dead = sa.alias(o, "dead")
     earlier = sa.exists().where(
         dead.c.connector == o.c.connector,
@@ -270,13 +273,21 @@ async def retrying_dead_creates(db: Database) -> dict[str, int]:
         dead.c.state == "dead",
         dead.c.error_kind.in_(sorted(REPLANNABLE)),
     )
+    refused = sa.or_(o.c.error_kind.is_(None), o.c.error_kind.not_in(sorted(REPLANNABLE)))
+    found: dict[str, dict[str, int]] = {}
     async with db.read() as conn:
-        rows = await conn.execute(
-            sa.select(o.c.connector, sa.func.count())
-            .where(o.c.op == "create", o.c.state.in_(("pending", "in_flight")), earlier)
-            .group_by(o.c.connector)
-        )
-        return {connector: count for connector, count in rows}
+        for label, where in (
+            ("retrying_dead_creates", sa.and_(o.c.state.in_(("pending", "in_flight")), earlier)),
+            ("dead_creates_need_operator", sa.and_(o.c.state == "dead", refused)),
+        ):
+            rows = await conn.execute(
+                sa.select(o.c.connector, sa.func.count())
+                .where(o.c.op == "create", where)
+                .group_by(o.c.connector)
+            )
+            for connector, count in rows:
+                found.setdefault(connector, {})[label] = count
+    return found
 
 
 async def dead_create_generations(

@@ -263,6 +263,7 @@ class Daemon:
         assert self.engine is not None
         by_state = await outbox.counts_by_state(self.engine.store.db)
         reasons = await outbox.held_reasons(self.engine.store.db)
+        dead = await outbox.dead_creates(self.engine.store.db)
         conflicts = {
             item.connector: item.open_conflicts for item in await self.engine.store.counts()
         }
@@ -281,6 +282,10 @@ class Daemon:
                 "outbox": outbox_states,
                 "held": outbox_states.get("held", 0),
                 "held_reasons": reasons.get(name, {}),
+                "retrying_dead_creates": dead.get(name, {}).get("retrying_dead_creates", 0),
+                "dead_creates_need_operator": dead.get(name, {}).get(
+                    "dead_creates_need_operator", 0
+                ),
                 "open_conflicts": conflicts.get(name, 0),
             }
         async with self.engine.store.db.read() as conn:

@@ -9,7 +9,7 @@ from graph import outbox
 from graph.models import operation_table
 from syncd.engine import Engine
 from syncd.push import Pusher, RetryPolicy
-from tests.syncd.test_engine import ENV, PEOPLE, World
+from tests.syncd.test_engine import ENV, PEOPLE, World, person, write_feed
 from tests.syncd.test_engine import world as world  # the fixture
 
 o = operation_table
@@ -72,3 +72,58 @@ async def test_lookups_are_bounded_and_say_why(world: World, db_url: str) -> Non
         assert {row["state"] for row in rows} == {"dead"}
         assert all(row["lookup_failures"] == 3 for row in rows)
         assert all("failed 3 of 3 times" in str(row["last_error"]) for row in rows)
+
+
+async def test_a_dead_create_is_planned_again_with_backoff(world: World, db_url: str) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await crashed_mid_push(engine, "partnerize", 3)
+        world.sims["partnerize"].settings.faults.truncate_after = 0
+        retry = RetryPolicy(base_delay=0.01, max_delay=0.02, max_lookup_failures=1)
+        await Pusher(engine.store.db, engine.connectors["partnerize"], retry=retry).drain()
+        assert {row["state"] for row in await creates(engine, "partnerize")} == {"dead"}
+        world.sims["partnerize"].settings.faults.truncate_after = None
+        result = await engine.list_connector("partnerize")  # the 3 that got through link
+        assert result.complete, result.error
+        await engine.replan()
+        again = [row for row in await creates(engine, "partnerize") if row["state"] == "pending"]
+        assert len(again) == PEOPLE - 3  # a new generation for each hire still missing
+        for row in again:
+            assert row["attempts"] == 1  # tried before: it looks up before it creates
+            assert row["next_attempt_at"] is not None  # after a backoff
+        dead = await outbox.dead_creates(engine.store.db)
+        assert dead["partnerize"]["retrying_dead_creates"] == PEOPLE - 3
+        await engine.replan()  # planning again queues nothing more
+        assert len(await creates(engine, "partnerize")) == 2 * PEOPLE - 3
+        await anyio.sleep(0.15)
+        await engine.push("partnerize")
+        emails = sorted(str(user["email"]) for user in world.users("partnerize"))
+        assert emails == sorted(f"person{i}@corp.example" for i in range(PEOPLE))  # each once
+        assert "retrying_dead_creates" not in (await outbox.dead_creates(engine.store.db)).get(
+            "partnerize", {}
+        )
+
+
+async def test_a_look_alike_create_is_not_planned_again(world: World, db_url: str) -> None:
+    write_feed(world.feed, [person(0), person(1, email="jess@corp.example")])
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await engine.apply_feed()
+        assert (await engine.list_connector("partnerize")).complete
+        ops = await outbox.claim(engine.store.db, "partnerize", 100)
+        jess = next(op for op in ops if op.payload["email"] == "jess@corp.example")
+        # An account whose address only looks like Jess's: the vendor's case-insensitive
+        # match folds "ß" to "ss", so the lookup before the retried create finds it.
+        await engine.connectors["partnerize"].create_account(
+            {**jess.payload, "email": "jeß@corp.example"}
+        )
+        await engine.recover()
+        await engine.push("partnerize")
+        rows = {row["id"]: row for row in await creates(engine, "partnerize")}
+        assert rows[jess.id]["state"] == "dead"
+        assert rows[jess.id]["error_kind"] == "lookalike"
+        assert (await engine.list_connector("partnerize")).complete
+        await engine.replan()
+        assert len(await creates(engine, "partnerize")) == 2  # not planned again
+        dead = await outbox.dead_creates(engine.store.db)
+        assert dead["partnerize"] == {"dead_creates_need_operator": 1}
+        emails = sorted(str(user["email"]) for user in world.users("partnerize"))
+        assert emails == ["jeß@corp.example", "person0@corp.example"]
