@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 from alembic import command
 from alembic.config import Config
@@ -128,6 +129,26 @@ def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+@asynccontextmanager
+async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction whose end (commit, rollback, close) is shielded from cancellation."""
+    conn = await engine.connect()
+    try:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if transaction.is_active:
+                    await transaction.rollback()
+            raise
+        with anyio.CancelScope(shield=True):
+            await transaction.commit()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await conn.close()
+
+
 @dataclass
 class Database:
     """The graph's engines: one writer (SQLite allows one) and readers."""
@@ -143,14 +164,20 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; on SQLite the only one in this process at a time."""
-        async with self.writer.begin() as conn:
-            yield conn
+        """A write transaction; on SQLite the only one in this process at a time.
+
+        It runs to its end even when its task is cancelled (it holds no vendor call, only
+        statements): a statement cancelled midway leaves the driver's connection, and
+        SQLite's write lock, open past the next writer's busy timeout.
+        """
+        with anyio.CancelScope(shield=True):
+            async with _transaction(self.writer) as conn:
+                yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction that does not wait for the writer."""
-        async with self.reader.begin() as conn:
+        async with _transaction(self.reader) as conn:
             yield conn
 
     async def close(self) -> None:

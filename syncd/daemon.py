@@ -16,11 +16,13 @@ import structlog
 from graph import outbox
 from graph.authority import authority_state, authority_view
 from graph.models import utcnow
+from syncd.boundary import EX_TEMPFAIL
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.health import Check, health_app, serve_health
 from syncd.metrics import Metrics
 from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from syncd.shutdown import recover_on_shutdown
 
 log = structlog.get_logger("syncd.daemon")
 DRAIN_GRACE = 8.0  # seconds in-flight writes get to finish after SIGTERM
@@ -82,12 +84,12 @@ class Daemon:
                 recovered = await engine.recover()
                 if recovered:
                     log.warning("outbox.recovered", operations=recovered)
-                await self._supervise(engine)
+                clean = await self._supervise(engine)
         self.notifier.close()
         log.info("daemon.stopped")
-        return 0
+        return 0 if clean else EX_TEMPFAIL
 
-    async def _supervise(self, engine: Engine) -> None:
+    async def _supervise(self, engine: Engine) -> bool:
         async with anyio.create_task_group() as writers:
             async with anyio.create_task_group() as readers:
                 self._readers = readers.cancel_scope
@@ -106,7 +108,8 @@ class Daemon:
             writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
         # Whatever a cancelled write left in flight goes back to the queue, not half-done.
         with anyio.CancelScope(shield=True):
-            await outbox.recover_in_flight(engine.store.db)
+            clean = await recover_on_shutdown(engine.store.db)
+        return clean
 
     def stop(self) -> None:
         """Stop polling and let in-flight writes finish, as SIGTERM does."""
