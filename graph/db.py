@@ -210,7 +210,10 @@ async def upgrade_database(url: str) -> None:
     if target.get_backend_name() == "sqlite":
         assert target.database is not None  # async_url refuses a SQLite URL without a path
         _create_sqlite_file(Path(target.database))
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # Every migration in one transaction (the driver would commit before each DDL
+        # statement itself): a process killed midway leaves the schema as it was.
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade)
