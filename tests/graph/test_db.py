@@ -154,3 +154,62 @@ async def test_migration_0003_rekeys_only_non_ascii_emails(db_url: str) -> None:
     ]
     # Links the strict rules would not make are kept, untrusted, and put to an operator.
     assert [tuple(row) for row in conflicts] == [("3", 1), ("4", 1)]
+
+
+async def test_migration_0004_keeps_why_old_operations_died(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from graph.db import _alembic_config, async_url
+
+    def to(revision: str) -> Callable[[Connection], None]:
+        def step(conn: Connection) -> None:
+            config = _alembic_config(conn)
+            current = MigrationContext.configure(conn).get_current_revision()
+            if current is not None and current > revision:
+                command.downgrade(config, revision)
+            else:
+                command.upgrade(config, revision)
+
+        return step
+
+    errors = {
+        "a": ("dead", "IncompleteListing: partnerize: listing /user incomplete"),
+        "b": ("dead", "UnsupportedOperation: partnerize: look-alike"),
+        "c": ("dead", "rejected by an operator"),
+        "d": ("pending", "VendorServerError: HTTP 503"),
+    }
+    engine = create_async_engine(async_url(db_url), poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0003"))
+            for key, (state, error) in errors.items():
+                await conn.execute(
+                    text(
+                        "INSERT INTO operation (connector, op, payload_json, idempotency_key,"
+                        " state, attempts, last_error, created_at, updated_at) VALUES"
+                        " ('acme', 'create', '{}', :key, :state, 5, :error, :now, :now)"
+                    ),
+                    {
+                        "key": key,
+                        "state": state,
+                        "error": error,
+                        "now": datetime.now().astimezone(),
+                    },
+                )
+            await conn.run_sync(to("head"))
+            kinds = (
+                await conn.execute(
+                    text("SELECT idempotency_key, error_kind, lookup_failures FROM operation")
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    assert sorted(tuple(row) for row in kinds) == [
+        ("a", "transient", 0),  # planned again
+        ("b", "unsupported", 0),  # waits for an operator
+        ("c", "rejected", 0),
+        ("d", None, 0),
+    ]

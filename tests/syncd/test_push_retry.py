@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
 import anyio
+import pytest
 import sqlalchemy as sa
 
 from graph import outbox
 from graph.models import operation_table
+from syncd.commands import run_status
+from syncd.daemon import ConnectorHealth, Daemon
 from syncd.engine import Engine
 from syncd.push import Pusher, RetryPolicy
 from tests.syncd.test_engine import ENV, PEOPLE, World, person, write_feed
@@ -74,7 +82,9 @@ async def test_lookups_are_bounded_and_say_why(world: World, db_url: str) -> Non
         assert all("failed 3 of 3 times" in str(row["last_error"]) for row in rows)
 
 
-async def test_a_dead_create_is_planned_again_with_backoff(world: World, db_url: str) -> None:
+async def test_a_dead_create_is_planned_again_with_backoff(
+    world: World, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with Engine.open(world.config(db_url), environ=ENV) as engine:
         await crashed_mid_push(engine, "partnerize", 3)
         world.sims["partnerize"].settings.faults.truncate_after = 0
@@ -90,8 +100,17 @@ async def test_a_dead_create_is_planned_again_with_backoff(world: World, db_url:
         for row in again:
             assert row["attempts"] == 1  # tried before: it looks up before it creates
             assert row["next_attempt_at"] is not None  # after a backoff
-        dead = await outbox.dead_creates(engine.store.db)
-        assert dead["partnerize"]["retrying_dead_creates"] == PEOPLE - 3
+        daemon = Daemon(Path("syncd.toml"))  # its /status, on this engine
+        daemon.engine = engine
+        daemon.health = {name: ConnectorHealth() for name in engine.connectors}
+        connectors: Any = (await daemon.status())["connectors"]
+        assert connectors["partnerize"]["retrying_dead_creates"] == PEOPLE - 3
+        capsys.readouterr()
+        await run_status(engine.config, argparse.Namespace(json=True))
+        out = capsys.readouterr().out  # the test run's logs go to stdout too
+        shown = json.loads(out[out.index('{\n  "authority"') :])["connectors"]["partnerize"]
+        assert shown["retrying_dead_creates"] == PEOPLE - 3
+        assert shown["dead_creates_need_operator"] == 0
         await engine.replan()  # planning again queues nothing more
         assert len(await creates(engine, "partnerize")) == 2 * PEOPLE - 3
         await anyio.sleep(0.15)
