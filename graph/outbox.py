@@ -25,6 +25,7 @@ TRANSIENT = "transient"  # the vendor or the network failed every attempt
 LOOKUP = "lookup"  # the lookup before a create kept failing
 LOOKALIKE = "lookalike"  # the lookup found an account with a look-alike email
 UNSUPPORTED = "unsupported"  # the vendor cannot do it, or refused the identifier
+REFUSED = "refused"  # the vendor (or the connector) refused the write as it stands
 REJECTED = "rejected"  # an operator rejected it
 AUTH = "auth"  # the vendor rejected the credentials
 REPLANNABLE = frozenset({TRANSIENT, LOOKUP})

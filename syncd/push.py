@@ -17,9 +17,11 @@ from connectors.errors import (
     AccountExistsError,
     AuthenticationError,
     ConnectorError,
+    IncompleteListing,
     InvalidIdentifierError,
     UnsupportedOperation,
     VendorHTTPError,
+    VendorRequestError,
 )
 from connectors.records import VendorAccount
 from graph.db import Database
@@ -29,6 +31,7 @@ from graph.outbox import (
     AUTH,
     LOOKALIKE,
     LOOKUP,
+    REFUSED,
     TRANSIENT,
     UNSUPPORTED,
     QueuedOperation,
@@ -64,6 +67,21 @@ class RetryPolicy:
         """Capped exponential backoff with full jitter."""
         ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311  (timing jitter, not security)
+
+
+# Statuses that say "not now" rather than "not this": the write may pass by itself.
+_PASSING_STATUSES = frozenset({408, 409, 423, 425, 429})
+
+
+def failure_kind(exc: Exception) -> str:
+    """Transient when a failed write may pass by itself, else refused as it stands."""
+    if isinstance(exc, VendorRequestError):
+        status = exc.status
+        passing = status is None or status >= 500 or status in _PASSING_STATUSES
+        return TRANSIENT if passing else REFUSED
+    if isinstance(exc, ConnectorError) and (exc.retryable or isinstance(exc, IncompleteListing)):
+        return TRANSIENT
+    return REFUSED  # the connector refused the payload (a required field missing, say)
 
 
 class LookupFailed(Exception):
@@ -146,7 +164,7 @@ class Pusher:
         except (UnsupportedOperation, InvalidIdentifierError) as exc:
             await self._failed(op, exc, stats, final=True, kind=UNSUPPORTED)
         except (ConnectorError, ValueError) as exc:
-            await self._failed(op, exc, stats, final=False)
+            await self._failed(op, exc, stats, final=False, kind=failure_kind(exc))
         else:
             stats.done += 1
             if self.observe is not None:
@@ -272,7 +290,7 @@ class Pusher:
             return
         except (ConnectorError, ValueError) as exc:
             for op in ops:
-                await self._failed(op, exc, stats, final=False)
+                await self._failed(op, exc, stats, final=False, kind=failure_kind(exc))
             return
         for op, account in zip(ops, accounts, strict=True):
             await self._record(op, account)

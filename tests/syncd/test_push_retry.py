@@ -146,3 +146,21 @@ async def test_a_look_alike_create_is_not_planned_again(world: World, db_url: st
         assert dead["partnerize"] == {"dead_creates_need_operator": 1}
         emails = sorted(str(user["email"]) for user in world.users("partnerize"))
         assert emails == ["jeß@corp.example", "person0@corp.example"]
+
+
+async def test_a_create_the_vendor_refuses_is_not_planned_again(world: World, db_url: str) -> None:
+    write_feed(world.feed, [person(0), person(1, given_name="", family_name="")])
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await engine.apply_feed()
+        assert (await engine.list_connector("influitive")).complete
+        for _ in range(6):  # Influitive needs a first and last name: every attempt fails
+            await engine.push("influitive")
+            await anyio.sleep(0.06)
+        rows = await creates(engine, "influitive")
+        refused = [row for row in rows if row["state"] == "dead"]
+        assert [row["error_kind"] for row in refused] == ["refused"]
+        assert (await engine.list_connector("influitive")).complete
+        await engine.replan()
+        assert len(await creates(engine, "influitive")) == 2  # waits for the HR data, not a retry
+        dead = await outbox.dead_creates(engine.store.db)
+        assert dead["influitive"] == {"dead_creates_need_operator": 1}
