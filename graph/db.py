@@ -132,6 +132,26 @@ def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+@asynccontextmanager
+async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction whose end (commit, rollback, close) is shielded from cancellation."""
+    conn = await engine.connect()
+    try:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if transaction.is_active:
+                    await transaction.rollback()
+            raise
+        with anyio.CancelScope(shield=True):
+            await transaction.commit()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await conn.close()
+
+
 @dataclass
 class Database:
     """The graph's engines: one writer (SQLite allows one) and readers."""
@@ -147,14 +167,20 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; on SQLite the only one in this process at a time."""
-        async with self.writer.begin() as conn:
-            yield conn
+        """A write transaction; on SQLite the only one in this process at a time.
+
+        It runs to its end even when its task is cancelled (it holds no vendor call, only
+        statements): a statement cancelled midway leaves the driver's connection, and
+        SQLite's write lock, open past the next writer's busy timeout.
+        """
+        with anyio.CancelScope(shield=True):
+            async with _transaction(self.writer) as conn:
+                yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction that does not wait for the writer."""
-        async with self.reader.begin() as conn:
+        async with _transaction(self.reader) as conn:
             yield conn
 
     async def close(self) -> None:
@@ -203,7 +229,10 @@ async def upgrade_database(url: str) -> None:
     if sqlite:
         assert target.database is not None  # async_url refuses a SQLite URL without a path
         _create_sqlite_file(Path(target.database))
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # Every migration in one transaction (the driver would commit before each DDL
+        # statement itself): a process killed midway leaves the schema as it was.
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     try:
         with ExitStack() as stack:
             if sqlite:

@@ -122,6 +122,8 @@ class Operation(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     last_error: str | None = None
+    error_kind: str | None = None  # why it failed last: transient, lookup, lookalike, ...
+    lookup_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(sa_column=_ts())
     updated_at: datetime = Field(sa_column=_ts())
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +19,17 @@ o = operation_table
 # Deactivations first: a leaver's access goes before routine profile updates.
 OP_ORDER = sa.case((o.c.op == "deactivate", 0), (o.c.op == "delete", 1), else_=2)
 
+# Why an operation failed last (`error_kind`). A dead create of a replannable kind is
+# planned again under a new key; the others wait for an operator.
+TRANSIENT = "transient"  # the vendor or the network failed every attempt
+LOOKUP = "lookup"  # the lookup before a create kept failing
+LOOKALIKE = "lookalike"  # the lookup found an account with a look-alike email
+UNSUPPORTED = "unsupported"  # the vendor cannot do it, or refused the identifier
+REFUSED = "refused"  # the vendor (or the connector) refused the write as it stands
+REJECTED = "rejected"  # an operator rejected it
+AUTH = "auth"  # the vendor rejected the credentials
+REPLANNABLE = frozenset({TRANSIENT, LOOKUP})
+
 
 @dataclass(frozen=True, slots=True)
 class OperationSpec:
@@ -30,6 +41,10 @@ class OperationSpec:
     account_id: int | None = None
     person_id: int | None = None
     key_basis: str = ""
+    delay: float = field(default=0.0, compare=False)  # seconds before its first attempt
+    # An earlier operation for the same write may have reached the vendor: it is queued as
+    # tried once, so a create looks the account up before creating it.
+    maybe_sent: bool = field(default=False, compare=False)
 
     @property
     def idempotency_key(self) -> str:
@@ -61,6 +76,7 @@ class QueuedOperation:
     state: str
     attempts: int
     last_error: str | None
+    lookup_failures: int = 0
 
 
 def _queued(row: Any) -> QueuedOperation:
@@ -75,6 +91,7 @@ def _queued(row: Any) -> QueuedOperation:
         state=row.state,
         attempts=row.attempts,
         last_error=row.last_error,
+        lookup_failures=row.lookup_failures,
     )
 
 
@@ -99,8 +116,9 @@ async def enqueue(
             "person_id": spec.person_id,
             "idempotency_key": spec.idempotency_key,
             "state": "held" if held else "pending",
-            "attempts": 0,
+            "attempts": 1 if spec.maybe_sent else 0,
             "last_error": reason if held else None,
+            "next_attempt_at": now + timedelta(seconds=spec.delay) if spec.delay > 0 else None,
             "created_at": now,
             "updated_at": now,
         }
@@ -167,16 +185,42 @@ async def complete(conn: AsyncConnection, op_id: int) -> None:
     await conn.execute(
         sa.update(o)
         .where(o.c.id == op_id)
-        .values(state="done", last_error=None, updated_at=utcnow())
+        .values(state="done", last_error=None, error_kind=None, updated_at=utcnow())
     )
 
 
 async def fail(
-    db: Database, op: QueuedOperation, error: str, *, retry_at: datetime, max_attempts: int
+    db: Database,
+    op: QueuedOperation,
+    error: str,
+    *,
+    retry_at: datetime,
+    max_attempts: int,
+    kind: str = TRANSIENT,
+    refund: bool = False,
+    lookup_failed: bool = False,
+    max_lookup_failures: int = 0,
 ) -> str:
-    """Record a failed attempt: retry later, or `dead` once attempts run out."""
-    state = "dead" if op.attempts >= max_attempts else "pending"
-    await _set(db, op.id, state=state, last_error=error[:2000], next_attempt_at=retry_at)
+    """Record a failed attempt: retry later, or `dead` once attempts (or lookups) run out.
+
+    A refunded attempt is not counted; a failed lookup counts in `lookup_failures` instead,
+    up to `max_lookup_failures` (0: no bound).
+    """
+    spent = op.attempts - 1 if refund else op.attempts
+    lookups = op.lookup_failures + 1 if lookup_failed else op.lookup_failures
+    out_of_lookups = lookup_failed and 0 < max_lookup_failures <= lookups
+    dead = out_of_lookups or (not refund and spent >= max_attempts)
+    state = "dead" if dead else "pending"
+    await _set(
+        db,
+        op.id,
+        state=state,
+        last_error=error[:2000],
+        error_kind=kind,
+        next_attempt_at=retry_at,
+        attempts=max(spent, 0),
+        lookup_failures=lookups,
+    )
     return state
 
 
@@ -198,7 +242,7 @@ async def release_held(db: Database, *, approve: bool, connector: str | None = N
     values: dict[str, Any] = (
         {"state": "pending", "last_error": None}
         if approve
-        else {"state": "dead", "last_error": "rejected by an operator"}
+        else {"state": "dead", "last_error": "rejected by an operator", "error_kind": REJECTED}
     )
     async with db.write() as conn:
         result = await conn.execute(query.values(updated_at=utcnow(), **values))
@@ -226,6 +270,51 @@ async def counts_by_state(db: Database) -> dict[tuple[str, str], int]:
             sa.select(o.c.connector, o.c.state, sa.func.count()).group_by(o.c.connector, o.c.state)
         )
         return {(connector, state): count for connector, state, count in rows}
+
+
+async def dead_creates(db: Database) -> dict[str, dict[str, int]]:
+    """Per connector: creates planned again after one died, and dead ones an operator must see."""
+    dead = sa.alias(o, "dead")
+    earlier = sa.exists().where(
+        dead.c.connector == o.c.connector,
+        dead.c.person_id == o.c.person_id,
+        dead.c.op == "create",
+        dead.c.state == "dead",
+        dead.c.error_kind.in_(sorted(REPLANNABLE)),
+    )
+    refused = sa.or_(o.c.error_kind.is_(None), o.c.error_kind.not_in(sorted(REPLANNABLE)))
+    found: dict[str, dict[str, int]] = {}
+    async with db.read() as conn:
+        for label, where in (
+            ("retrying_dead_creates", sa.and_(o.c.state.in_(("pending", "in_flight")), earlier)),
+            ("dead_creates_need_operator", sa.and_(o.c.state == "dead", refused)),
+        ):
+            rows = await conn.execute(
+                sa.select(o.c.connector, sa.func.count())
+                .where(o.c.op == "create", where)
+                .group_by(o.c.connector)
+            )
+            for connector, count in rows:
+                found.setdefault(connector, {})[label] = count
+    return found
+
+
+async def dead_create_generations(
+    conn: AsyncConnection, connectors: Iterable[str]
+) -> dict[tuple[str, int], int]:
+    """Per (connector, person), how many of their creates died of a replannable failure."""
+    rows = await conn.execute(
+        sa.select(o.c.connector, o.c.person_id, sa.func.count())
+        .where(
+            o.c.connector.in_(list(connectors)),
+            o.c.op == "create",
+            o.c.state == "dead",
+            o.c.person_id.is_not(None),
+            o.c.error_kind.in_(sorted(REPLANNABLE)),
+        )
+        .group_by(o.c.connector, o.c.person_id)
+    )
+    return {(connector, person): count for connector, person, count in rows}
 
 
 async def states_by_key(conn: AsyncConnection, keys: Iterable[str]) -> dict[str, str]:

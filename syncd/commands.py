@@ -299,6 +299,7 @@ async def run_status(config: Config, args: argparse.Namespace) -> int:
     async def gather(store: GraphStore) -> dict[str, Any]:
         by_state = await outbox.counts_by_state(store.db)
         reasons = await outbox.held_reasons(store.db)
+        dead = await outbox.dead_creates(store.db)
         counts = {item.connector: item for item in await store.counts()}
         connectors: dict[str, Any] = {}
         async with store.db.read() as conn:
@@ -311,6 +312,10 @@ async def run_status(config: Config, args: argparse.Namespace) -> int:
                     "accounts": _plain(count) if count else {},
                     "outbox": {s: n for (c, s), n in by_state.items() if c == name},
                     "held_reasons": reasons.get(name, {}),
+                    "retrying_dead_creates": dead.get(name, {}).get("retrying_dead_creates", 0),
+                    "dead_creates_need_operator": dead.get(name, {}).get(
+                        "dead_creates_need_operator", 0
+                    ),
                     "open_conflicts": count.open_conflicts if count else 0,
                 }
             authority = authority_view(await authority_state(conn, AUTHORITY_SOURCE))
@@ -340,6 +345,10 @@ def _status_text(data: dict[str, Any]) -> str:
             + (f"  HELD {held}: syncd approve / reject" if held else "")
         )
         lines.extend(f"  held {count}: {reason}" for reason, count in item["held_reasons"].items())
+        if retrying := item["retrying_dead_creates"]:
+            lines.append(f"  {retrying} dead create(s) planned again, with backoff")
+        if refused := item["dead_creates_need_operator"]:
+            lines.append(f"  {refused} dead create(s) need an operator: see their last_error")
     return "\n".join(lines)
 
 

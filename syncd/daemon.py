@@ -16,11 +16,13 @@ import structlog
 from graph import outbox
 from graph.authority import authority_state, authority_view
 from graph.models import utcnow
+from syncd.boundary import EX_TEMPFAIL
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.health import Check, health_app, serve_health
 from syncd.metrics import Metrics
 from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from syncd.shutdown import recover_on_shutdown
 from syncd.writer import writer_lease
 
 log = structlog.get_logger("syncd.daemon")
@@ -87,12 +89,12 @@ class Daemon:
                 recovered = await engine.recover()
                 if recovered:
                     log.warning("outbox.recovered", operations=recovered)
-                await self._supervise(engine)
+                clean = await self._supervise(engine)
         self.notifier.close()
         log.info("daemon.stopped")
-        return 0
+        return 0 if clean else EX_TEMPFAIL
 
-    async def _supervise(self, engine: Engine) -> None:
+    async def _supervise(self, engine: Engine) -> bool:
         async with anyio.create_task_group() as writers:
             async with anyio.create_task_group() as readers:
                 self._readers = readers.cancel_scope
@@ -111,7 +113,8 @@ class Daemon:
             writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
         # Whatever a cancelled write left in flight goes back to the queue, not half-done.
         with anyio.CancelScope(shield=True):
-            await outbox.recover_in_flight(engine.store.db)
+            clean = await recover_on_shutdown(engine.store.db)
+        return clean
 
     def stop(self) -> None:
         """Stop polling and let in-flight writes finish, as SIGTERM does."""
@@ -268,6 +271,7 @@ class Daemon:
         assert self.engine is not None
         by_state = await outbox.counts_by_state(self.engine.store.db)
         reasons = await outbox.held_reasons(self.engine.store.db)
+        dead = await outbox.dead_creates(self.engine.store.db)
         conflicts = {
             item.connector: item.open_conflicts for item in await self.engine.store.counts()
         }
@@ -286,6 +290,10 @@ class Daemon:
                 "outbox": outbox_states,
                 "held": outbox_states.get("held", 0),
                 "held_reasons": reasons.get(name, {}),
+                "retrying_dead_creates": dead.get(name, {}).get("retrying_dead_creates", 0),
+                "dead_creates_need_operator": dead.get(name, {}).get(
+                    "dead_creates_need_operator", 0
+                ),
                 "open_conflicts": conflicts.get(name, 0),
             }
         async with self.engine.store.db.read() as conn:

@@ -176,6 +176,7 @@ class Engine:
             deactivate_orphans=frozenset(
                 name for name, item in config.connectors.items() if item.deactivate_orphans
             ),
+            replan_delay=config.push.max_delay,
         )
         self.targets = {
             name: Target(

@@ -17,15 +17,28 @@ from connectors.errors import (
     AccountExistsError,
     AuthenticationError,
     ConnectorError,
+    IncompleteListing,
     InvalidIdentifierError,
     UnsupportedOperation,
     VendorHTTPError,
+    VendorRequestError,
 )
 from connectors.records import VendorAccount
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.models import account_table, utcnow
-from graph.outbox import QueuedOperation, claim, complete, fail
+from graph.outbox import (
+    AUTH,
+    LOOKALIKE,
+    LOOKUP,
+    REFUSED,
+    TRANSIENT,
+    UNSUPPORTED,
+    QueuedOperation,
+    claim,
+    complete,
+    fail,
+)
 from graph.writeback import mark_deactivated, record_account
 
 log = structlog.get_logger("syncd.push")
@@ -48,11 +61,39 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay: float = 2.0
     max_delay: float = 300.0
+    max_lookup_failures: int = 30  # then the create dies visibly, and is planned again later
 
     def delay(self, attempts: int) -> float:
         """Capped exponential backoff with full jitter."""
         ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311  (timing jitter, not security)
+
+
+# Statuses that say "not now" rather than "not this": the write may pass by itself.
+_PASSING_STATUSES = frozenset({408, 409, 423, 425, 429})
+
+
+def failure_kind(exc: Exception) -> str:
+    """Transient when a failed write may pass by itself, else refused as it stands."""
+    if isinstance(exc, VendorRequestError):
+        status = exc.status
+        passing = status is None or status >= 500 or status in _PASSING_STATUSES
+        return TRANSIENT if passing else REFUSED
+    if isinstance(exc, ConnectorError) and (exc.retryable or isinstance(exc, IncompleteListing)):
+        return TRANSIENT
+    return REFUSED  # the connector refused the payload (a required field missing, say)
+
+
+class LookupFailed(Exception):
+    """The lookup before a create failed; the create itself was not tried."""
+
+    def __init__(self, cause: ConnectorError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class LookalikeRefused(UnsupportedOperation):
+    """The lookup found an account whose email only looks like the person's."""
 
 
 class Pusher:
@@ -89,7 +130,11 @@ class Pusher:
             ops = await claim(self.db, self.connector.name, self.batch)
             if not ops:
                 break
-            creates = [op for op in ops if op.op == "create" and op.attempts == 1]
+            creates = [
+                op
+                for op in ops
+                if op.op == "create" and op.attempts == 1 and op.lookup_failures == 0
+            ]
             rest = [op for op in ops if op not in creates]
             if self.connector.capabilities.bulk_invite and len(creates) > 1:
                 await self._invite(creates, stats)
@@ -117,11 +162,15 @@ class Pusher:
             await self._apply(op)
         except AuthenticationError as exc:
             stats.auth_failed = True
-            await self._failed(op, exc, stats, final=False, attempts_back=True)
+            await self._failed(op, exc, stats, final=False, attempts_back=True, kind=AUTH)
+        except LookupFailed as exc:
+            await self._failed(op, exc.cause, stats, final=False, kind=LOOKUP)
+        except LookalikeRefused as exc:
+            await self._failed(op, exc, stats, final=True, kind=LOOKALIKE)
         except (UnsupportedOperation, InvalidIdentifierError) as exc:
-            await self._failed(op, exc, stats, final=True)
+            await self._failed(op, exc, stats, final=True, kind=UNSUPPORTED)
         except (ConnectorError, ValueError) as exc:
-            await self._failed(op, exc, stats, final=False)
+            await self._failed(op, exc, stats, final=False, kind=failure_kind(exc))
         else:
             stats.done += 1
             if self.observe is not None:
@@ -135,13 +184,27 @@ class Pusher:
         *,
         final: bool,
         attempts_back: bool = False,
+        kind: str = TRANSIENT,
     ) -> None:
         error = f"{type(exc).__name__}: {exc}"
-        retry_at = utcnow() + timedelta(seconds=self.retry.delay(op.attempts))
-        # A rejected credential is not the operation's fault: it does not use up attempts.
-        max_attempts = op.attempts + 1 if attempts_back else self.retry.max_attempts
+        lookup = kind == LOOKUP
+        tries = op.lookup_failures + 1 if lookup else op.attempts
+        if lookup:
+            limit = self.retry.max_lookup_failures
+            error = f"the lookup before create failed {tries} of {limit} times: {error}"
+        retry_at = utcnow() + timedelta(seconds=self.retry.delay(tries))
+        # A rejected credential or a failed lookup is not the write's fault: it does not
+        # use up the write's attempts (lookups are counted, and bounded, on their own).
         state = await fail(
-            self.db, op, error, retry_at=retry_at, max_attempts=1 if final else max_attempts
+            self.db,
+            op,
+            error,
+            retry_at=retry_at,
+            max_attempts=1 if final else self.retry.max_attempts,
+            kind=kind,
+            refund=(attempts_back or lookup) and not final,
+            lookup_failed=lookup,
+            max_lookup_failures=self.retry.max_lookup_failures,
         )
         if state == "dead":
             stats.dead += 1
@@ -185,7 +248,7 @@ class Pusher:
     async def _create(self, op: QueuedOperation) -> tuple[VendorAccount, bool]:
         """The account for a create, and whether syncd created it (else a lookup found it)."""
         email = str(op.payload.get("email", ""))
-        if op.attempts > 1:
+        if op.attempts > 1 or op.lookup_failures > 0:
             # An earlier try may have reached the vendor before a crash or timeout.
             found = await self._find(op, email)
             if found is not None:
@@ -200,14 +263,19 @@ class Pusher:
 
     async def _find(self, op: QueuedOperation, email: str) -> VendorAccount | None:
         """The vendor's account for exactly this email; a look-alike is refused, never linked."""
-        found = await self.connector.find_by_email(email)
+        try:
+            found = await self.connector.find_by_email(email)
+        except (AuthenticationError, UnsupportedOperation):
+            raise
+        except ConnectorError as exc:
+            raise LookupFailed(exc) from exc
         if found is None:
             return None
         wanted = normalize_email(email, self.policy)
         held = normalize_email(found.email, self.policy)
         imitates = held.lookalike and not wanted.lookalike
         if wanted.email is None or held.email != wanted.email or imitates:
-            raise UnsupportedOperation(
+            raise LookalikeRefused(
                 self.connector.vendor,
                 f"the existing account {found.external_id} has a different or look-alike email; "
                 "not linked: check it at the vendor, then `syncd link` it or remove it",
@@ -230,7 +298,7 @@ class Pusher:
             return
         except (ConnectorError, ValueError) as exc:
             for op in ops:
-                await self._failed(op, exc, stats, final=False)
+                await self._failed(op, exc, stats, final=False, kind=failure_kind(exc))
             return
         for op, account in zip(ops, accounts, strict=True):
             await self._record(op, account)

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import linked
-from graph.outbox import OperationSpec, enqueue
+from graph.outbox import OperationSpec, dead_create_generations, enqueue
 from graph.sql import dumps
 from syncd.plan import Account, Guard, Person, Precedence, Target, plan_person, removal
 
@@ -56,6 +56,22 @@ class Policy:
     guard: Guard = field(default_factory=Guard)
     precedence: Precedence = field(default_factory=dict)
     deactivate_orphans: frozenset[str] = frozenset()
+    replan_delay: float = 300.0  # a dead create's next generation waits this, doubled each time
+
+
+REPLAN_CAP = 3600.0  # seconds: the longest a replanned create waits before its first try
+
+
+def replanned(spec: OperationSpec, generation: int, base: float) -> OperationSpec:
+    """A create planned again after `generation` dead ones: a new key, and a later start."""
+    if spec.op != "create" or generation <= 0:
+        return spec
+    return replace(
+        spec,
+        key_basis=f"{spec.key_basis}:gen{generation}",
+        delay=min(base * 2**generation, REPLAN_CAP),
+        maybe_sent=True,
+    )
 
 
 async def targets_ready(conn: AsyncConnection, targets: Sequence[Target]) -> list[Target]:
@@ -136,6 +152,9 @@ async def reconcile(
     names = [target.connector for target in ready]
     open_ops = await linked.open_operations(conn, names)
     seen: set[linked.OperationSignature] = set()
+    # A create that died of a failure that may pass is planned again under a new key; one
+    # refused (a look-alike, an unsupported write) keeps its key, so it waits for an operator.
+    generations = await dead_create_generations(conn, names)
     planned: list[OperationSpec] = []
     reasons: dict[str, str] = {}  # idempotency key -> why it waits for an operator
 
@@ -161,7 +180,8 @@ async def reconcile(
         for row in people:
             plan = plan_person(to_person(row), to_accounts(row), ready, policy.precedence)
             for spec in plan.operations:
-                keep(spec)
+                generation = generations.get((spec.connector, row.id), 0)
+                keep(replanned(spec, generation, policy.replan_delay))
             result.unsupported.extend(plan.unsupported)
     await _leavers(conn, ready, person_ids, planned, keep, reasons, result)
     if person_ids is None:
