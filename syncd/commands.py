@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -29,6 +30,7 @@ from syncd.hrfeed import FeedChanging, FeedError, read_feed
 from syncd.writer import writer_lease
 
 EXIT_OK, EXIT_FAILURE, EXIT_DATAERR = 0, 1, 65
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 
 
 def _plain(value: Any) -> Any:
@@ -465,6 +467,21 @@ def run_command(args: argparse.Namespace) -> int:
     handler = HANDLERS[args.command]
 
     async def main() -> int:
-        return await handler(config, args)
+        result = EXIT_TERMINATED
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_sigterm, group.cancel_scope)
+            result = await handler(config, args)
+            group.cancel_scope.cancel()
+        if result == EXIT_TERMINATED:
+            sys.stderr.write(f"syncd {args.command}: stopped by SIGTERM\n")
+        return result
 
     return anyio.run(main)
+
+
+async def _cancel_on_sigterm(scope: anyio.CancelScope) -> None:
+    """SIGTERM ends a command like Ctrl-C: its cleanup runs (in-flight work goes back)."""
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return

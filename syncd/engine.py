@@ -39,6 +39,7 @@ from syncd.reconcile import Policy, ReconcileResult, reconcile
 
 log = structlog.get_logger("syncd.engine")
 AUTHORITY_SOURCE = "hr"
+CLOSE_TIMEOUT = 10.0  # seconds closing the graph's connections may take
 
 
 class Rollback(Exception):
@@ -213,7 +214,9 @@ class Engine:
                 }
                 yield cls(config, store, connectors)
         finally:
-            await store.close()
+            # Closing must finish even when the command was cancelled (SIGTERM, Ctrl-C).
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                await store.close()
 
     # -- authority ------------------------------------------------------------------
 

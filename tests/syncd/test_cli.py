@@ -383,7 +383,16 @@ async def test_once_keeps_the_rate_it_learned_from_429s(tmp_path: Path) -> None:
     assert learned is not None and learned < 100
 
 
-async def test_ctrl_c_during_once_is_130_with_nothing_in_flight(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "code", "last_line"),
+    [
+        (signal.SIGINT, 130, "syncd: interrupted"),
+        (signal.SIGTERM, 143, "syncd once: stopped by SIGTERM"),
+    ],
+)
+async def test_ctrl_c_or_sigterm_during_once_leaves_nothing_in_flight(
+    tmp_path: Path, stop: signal.Signals, code: int, last_line: str
+) -> None:
     sim = SIMS["thought_industries"]()
     sim.settings.latency_ms = 300  # slow writes, so the interrupt lands mid-push
     async with serve(sim) as url:
@@ -405,11 +414,11 @@ async def test_ctrl_c_during_once_is_130_with_nothing_in_flight(tmp_path: Path) 
         with anyio.fail_after(60):
             while len(sim.users) < 3:  # noqa: ASYNC110  (another process is writing)
                 await anyio.sleep(0.02)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, stderr = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=60))
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1] == "syncd: interrupted"
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == last_line
     with sqlite3.connect(tmp_path / "g.db") as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM operation GROUP BY state"))
     assert "in_flight" not in states and states.get("pending", 0) > 0
