@@ -18,6 +18,7 @@ EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 EX_INTERRUPTED = 130
+EX_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away
 
 
 class Failure(Exception):
@@ -91,6 +92,11 @@ def _one_line(error: BaseException) -> str:
     cause = error.orig if isinstance(error, sa_exc.DBAPIError) and error.orig else error
     text = " ".join(str(cause).split())
     return redact_text(text)
+
+
+def broken_pipe(error: BaseException) -> bool:
+    """Whether the failure is only that stdout's reader went away."""
+    return all(isinstance(leaf, BrokenPipeError) for leaf in _leaves(error))
 
 
 def explain(error: BaseException) -> tuple[int, str]:

@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import anyio
 
-from syncd.boundary import EX_OK, EX_USAGE, report
+from syncd.boundary import EX_BROKEN_PIPE, EX_OK, EX_USAGE, broken_pipe, report
 
 DEFAULT_CONFIG = Path("/etc/syncd/syncd.toml")
 CONFIG_ENV = "SYNCD_CONFIG"
@@ -244,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit:
         raise
     except BaseException as error:  # the boundary: one line and an exit code, never a traceback
+        if broken_pipe(error):
+            # The reader went away (`syncd status | head -1`): the usual quiet end of a filter.
+            # Point stdout at /dev/null so the interpreter's last flush cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EX_BROKEN_PIPE
         return report(error, debug=debug)
     finally:
         reset_logging()

@@ -98,6 +98,24 @@ def test_version_from_the_installed_command() -> None:
     assert (result.returncode, result.stdout) == (0, "syncd 0.1.0\n")
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "g.db"}"\n')
+    # A pipe whose reader has already gone: the first write fails with EPIPE.
+    read, write = os.pipe()
+    os.close(read)
+    result = subprocess.run(
+        [*SYNCD, "status", "--json", "--config", str(config)],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    os.close(write)
+    assert result.returncode == 141, result.stderr
+    assert result.stderr == ""
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
