@@ -17,7 +17,7 @@ from graph import outbox
 from graph.authority import authority_state, authority_view
 from graph.models import utcnow
 from syncd import backstop
-from syncd.boundary import EX_TEMPFAIL
+from syncd.boundary import EX_TEMPFAIL, Failure
 from syncd.config import Config, ConfigError, load_config
 from syncd.dbwatch import DatabaseWatch
 from syncd.engine import AUTHORITY_SOURCE, Engine
@@ -43,6 +43,12 @@ def _signature(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (stat.st_mtime_ns, stat.st_size)
+
+
+class NotRecovered(Failure):
+    """Shutdown could not put the operations in flight back in the queue in time."""
+
+    exit_code = EX_TEMPFAIL
 
 
 @dataclass
@@ -72,7 +78,7 @@ class Daemon:
         self._readers: anyio.CancelScope | None = None
         self.health_url: str | None = None
         self.database = DatabaseWatch()
-        self.exit_code = 0
+        self.not_recovered: str | None = None  # why shutdown left operations in flight
 
     async def run(self, config: Config) -> int:
         """Start in order (database, health server, connectors), run until a signal."""
@@ -96,8 +102,13 @@ class Daemon:
                     log.warning("outbox.recovered", operations=recovered)
                 await self._supervise(engine)
         self.notifier.close()
-        log.info("daemon.stopped", code=self.exit_code)
-        return self.exit_code
+        log.info("daemon.stopped")
+        if self.not_recovered is not None:
+            raise NotRecovered(
+                "syncd run stopped without putting operations in flight back in the queue "
+                f"({self.not_recovered}); the next start does"
+            )
+        return 0
 
     async def _supervise(self, engine: Engine) -> None:
         async with anyio.create_task_group() as writers:
@@ -118,10 +129,10 @@ class Daemon:
             writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
         # Whatever a cancelled write left in flight goes back to the queue, not half-done.
         with anyio.CancelScope(shield=True), anyio.move_on_after(RECOVERY_TIMEOUT) as bounded:
-            await outbox.recover_in_flight(engine.store.db)
+            await self.database.ride("shutdown", lambda: outbox.recover_in_flight(engine.store.db))
         if bounded.cancelled_caught:
-            log.error("outbox.not_recovered", reason=self.database.outage or "timed out")
-            self.exit_code = EX_TEMPFAIL  # the next start puts them back
+            self.not_recovered = f"database unavailable: {self.database.outage or 'timed out'}"
+            log.error("outbox.not_recovered", reason=self.not_recovered)
 
     async def _task(self, name: str, work: Awaitable[None]) -> None:
         """Run one supervised task; if it crashes, the process stops within the bound."""

@@ -37,7 +37,7 @@ class DatabaseWatch:
     async def ride(
         self,
         loop: str,
-        step: Callable[[], Awaitable[None]],
+        step: Callable[[], Awaitable[object]],
         *,
         stop: anyio.Event | None = None,
         requeue: Callable[[], Awaitable[object]] | None = None,

@@ -20,6 +20,7 @@ import pytest
 
 from connectors.sim import serve
 from connectors.sim.base import VendorSimulator
+from syncd.backstop import SHUTDOWN_BOUND
 from tests.syncd.test_daemon import USED, config_text, free_port
 from tests.syncd.test_engine import ENV, SIMS, person, write_feed
 
@@ -165,3 +166,39 @@ async def test_a_database_locked_past_the_busy_timeout_is_ridden_out(
     assert unavailable["error"] == "OperationalError"
     assert "locked" in str(unavailable["reason"])
     assert "SELECT" not in log_path.read_text() and "UPDATE" not in log_path.read_text()
+
+
+async def test_sigterm_while_a_write_waits_behind_a_lock_ends_within_the_bound(
+    sims: tuple[dict[str, VendorSimulator], dict[str, str]], tmp_path: Path
+) -> None:
+    _, urls = sims
+    config = make_config(tmp_path, urls, rate=100, ttl=60)
+    db_path = tmp_path / "graph.db"
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log:
+        process = start(config, log)
+    try:
+        async with aiohttp.ClientSession() as client:
+            with anyio.fail_after(30):
+                while (await readiness(client, base_url(config)))[0] != 200:
+                    assert process.poll() is None, log_path.read_text()[-3000:]
+                    await anyio.sleep(0.1)
+        with locked(db_path):  # held until the process is gone
+            await anyio.sleep(2)  # the pollers' next writes now wait behind the lock
+            process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=60))
+            elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log_path.read_text()
+    assert elapsed < SHUTDOWN_BOUND, elapsed
+    assert code == 75, output[-3000:]
+    assert "Traceback" not in output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("syncd: syncd run stopped without putting operations in flight back")
+    assert "database is locked" in last
+    logged = [event["event"] for event in events(log_path)]
+    assert "outbox.not_recovered" in logged, logged
