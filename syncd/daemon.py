@@ -28,8 +28,6 @@ from syncd.writer import writer_lease
 
 log = structlog.get_logger("syncd.daemon")
 DRAIN_GRACE = 8.0  # seconds in-flight writes get to finish after SIGTERM
-# Seconds to put what is still in flight back in the queue: past one SQLite busy timeout.
-RECOVERY_TIMEOUT = 12.0
 PUSH_IDLE = 1.0
 
 
@@ -128,7 +126,8 @@ class Daemon:
                 event.set()
             writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
         # Whatever a cancelled write left in flight goes back to the queue, not half-done.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(RECOVERY_TIMEOUT) as bounded:
+        bounded = anyio.move_on_after(backstop.RECOVERY_TIMEOUT)
+        with anyio.CancelScope(shield=True), bounded:
             await self.database.ride("shutdown", lambda: outbox.recover_in_flight(engine.store.db))
         if bounded.cancelled_caught:
             self.not_recovered = f"database unavailable: {self.database.outage or 'timed out'}"

@@ -202,3 +202,51 @@ async def test_sigterm_while_a_write_waits_behind_a_lock_ends_within_the_bound(
     assert "database is locked" in last
     logged = [event["event"] for event in events(log_path)]
     assert "outbox.not_recovered" in logged, logged
+
+
+async def test_once_behind_a_lock_ends_69_in_one_line_within_the_bound(
+    sims: tuple[dict[str, VendorSimulator], dict[str, str]], tmp_path: Path
+) -> None:
+    running, urls = sims
+    for sim in running.values():
+        sim.settings.latency_ms = 200  # the cycle takes a while: the lock lands in the middle
+    # The lease outlives the lock's effect, so the busy database, not a lost lease, ends it.
+    config = make_config(tmp_path, urls, rate=100, ttl=120)
+    db_path = tmp_path / "graph.db"
+    process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
+        [sys.executable, "-m", "syncd.cli", "once", "--config", str(config)],
+        env={**os.environ, **ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with anyio.fail_after(30):
+            while not leased_by(db_path, process.pid):
+                assert process.poll() is None, process.communicate()[1]
+                await anyio.sleep(0.05)
+        with locked(db_path):  # held until the command has ended
+            started = time.monotonic()
+            _, stderr = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=90))
+            elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 69, stderr
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("syncd: database unavailable: database is locked"), stderr
+    # One busy wait fails the cycle, one more bounds putting operations back, then it ends.
+    assert elapsed < SHUTDOWN_BOUND + 10, elapsed
+
+
+def leased_by(path: Path, pid: int) -> bool:
+    """Whether the process `pid` holds the writer lease."""
+    if not path.exists():
+        return False
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            row = db.execute("SELECT pid FROM lease WHERE name = 'writer'").fetchone()
+        except sqlite3.OperationalError:  # not migrated yet
+            return False
+    return row is not None and row[0] == pid
