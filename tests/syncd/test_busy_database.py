@@ -21,6 +21,7 @@ import pytest
 from connectors.sim import serve
 from connectors.sim.base import VendorSimulator
 from syncd.backstop import SHUTDOWN_BOUND
+from syncd.daemon import DRAIN_GRACE
 from tests.syncd.test_daemon import USED, config_text, free_port
 from tests.syncd.test_engine import ENV, SIMS, person, write_feed
 
@@ -250,3 +251,71 @@ def leased_by(path: Path, pid: int) -> bool:
         except sqlite3.OperationalError:  # not migrated yet
             return False
     return row is not None and row[0] == pid
+
+
+async def test_sigterm_while_a_vendor_is_slow_ends_within_the_drain_grace(
+    sims: tuple[dict[str, VendorSimulator], dict[str, str]], tmp_path: Path
+) -> None:
+    running, urls = sims
+    config = make_config(tmp_path, urls, rate=100, ttl=30)
+    db_path = tmp_path / "graph.db"
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log:
+        process = start(config, log)
+    try:
+        async with aiohttp.ClientSession() as client:
+            with anyio.fail_after(30):
+                while (await readiness(client, base_url(config)))[0] != 200:
+                    assert process.poll() is None, log_path.read_text()[-3000:]
+                    await anyio.sleep(0.1)
+        running["influitive"].settings.latency_ms = 60_000  # every request hangs a minute
+        write_feed(tmp_path / "hr.csv", [person(i, title="Staff") for i in range(PEOPLE)])
+        with anyio.fail_after(30):
+            while states(db_path).get("in_flight", 0) == 0:  # noqa: ASYNC110  (stuck at the vendor)
+                await anyio.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=60))
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert code == 0, log_path.read_text()[-3000:]
+    assert elapsed < DRAIN_GRACE + 5, elapsed
+    assert states(db_path).get("in_flight", 0) == 0  # put back in the queue for the next start
+    assert states(db_path).get("pending", 0) > 0
+
+
+async def test_a_crashed_task_ends_the_daemon_within_the_bound(
+    sims: tuple[dict[str, VendorSimulator], dict[str, str]], tmp_path: Path
+) -> None:
+    _, urls = sims
+    config = make_config(tmp_path, urls, rate=100, ttl=30)
+    db_path = tmp_path / "graph.db"
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log:
+        process = start(config, log)
+    try:
+        async with aiohttp.ClientSession() as client:
+            with anyio.fail_after(30):
+                while (await readiness(client, base_url(config)))[0] != 200:
+                    assert process.poll() is None, log_path.read_text()[-3000:]
+                    await anyio.sleep(0.1)
+        with sqlite3.connect(db_path, timeout=30) as db:
+            db.execute("DROP TABLE connector_state")  # the next listing cannot be recorded
+        started = time.monotonic()
+        code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=60))
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log_path.read_text()
+    assert elapsed < SHUTDOWN_BOUND, elapsed
+    assert code == 69, output[-3000:]
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("syncd: database unavailable: no such table")
+    crashed = [event for event in events(log_path) if event["event"] == "daemon.task_crashed"]
+    assert crashed and str(crashed[0]["task"]).startswith("poll:"), crashed
+    assert "database.unavailable" not in output  # a missing table is no outage to wait out
