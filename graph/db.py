@@ -77,7 +77,7 @@ def _unusable(url: str, error: BaseException) -> DatabaseError:
     return DatabaseError(f"cannot use the database {display_url(url)}: {reason}")
 
 
-def _codes(error: BaseException) -> Iterator[BaseException]:
+def _chain(error: BaseException) -> Iterator[BaseException]:
     """The error, the driver's error it wraps, and what that was raised from."""
     seen: set[int] = set()
     current: BaseException | None = error
@@ -89,7 +89,8 @@ def _codes(error: BaseException) -> Iterator[BaseException]:
 
 
 def _fault(error: BaseException) -> str | None:
-    for item in _codes(error):
+    """The reason for one (non-group) error, by the driver's code, else by its kind."""
+    for item in _chain(error):
         code = getattr(item, "sqlite_errorcode", None)
         if isinstance(code, int):
             if code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
@@ -107,7 +108,7 @@ def _fault(error: BaseException) -> str | None:
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return "connection lost"
     if isinstance(error, sa_exc.InterfaceError) or any(
-        isinstance(item, ConnectionError) for item in _codes(error)
+        isinstance(item, ConnectionError) for item in _chain(error)
     ):
         return "connection refused or lost"
     return None

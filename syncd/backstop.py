@@ -66,15 +66,6 @@ def arm_for(error: BaseException, seconds: float = SHUTDOWN_BOUND) -> None:
     arm(seconds, *explain(error))
 
 
-def disarm() -> None:
-    """Forget any deadline (the process stopped in time and goes on, as in a test)."""
-    global _timer, _deadline
-    with _lock:
-        if _timer is not None:
-            _timer.cancel()
-        _timer, _deadline = None, math.inf
-
-
 def _fire() -> None:
     with _lock:
         code, line = _exit
