@@ -282,7 +282,7 @@ async def test_sigterm_while_a_vendor_is_slow_ends_within_the_drain_grace(
             process.kill()
             process.wait()
     assert code == 0, log_path.read_text()[-3000:]
-    assert elapsed < DRAIN_GRACE + 5, elapsed
+    assert elapsed < DRAIN_GRACE + 8, elapsed  # the drain grace, then quick clean-up
     assert states(db_path).get("in_flight", 0) == 0  # put back in the queue for the next start
     assert states(db_path).get("pending", 0) > 0
 
