@@ -39,7 +39,11 @@ class PrioritySemaphore:
         """Wait for a free place, ahead of every waiter with a larger priority value."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
-            await checkpoint()
+            try:
+                await checkpoint()
+            except BaseException:
+                self.release()  # cancelled as it took the place: give it back, or it is lost
+                raise
             return
         entry = (int(priority), next(self._order), anyio.Event())
         heapq.heappush(self._waiters, entry)

@@ -24,6 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# SQLite's primary result codes for "another connection holds the lock".
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# PostgreSQL SQLSTATEs of faults that pass: by class (connection exception, insufficient
+# resources, operator intervention such as a restart) and by code (lock or serialization).
+_PG_TRANSIENT_CLASSES = ("08", "53", "57")
+_PG_TRANSIENT_CODES = {"40001": "serialization failure", "40P01": "deadlock", "55P03": "lock wait"}
 MIGRATION_LOCK = 0x73796E6364  # pg_advisory_xact_lock key for migrations: "syncd"
 
 
@@ -69,6 +75,54 @@ def _unusable(url: str, error: BaseException) -> DatabaseError:
     lines = str(cause).strip().splitlines()
     reason = lines[0] if lines else type(cause).__name__
     return DatabaseError(f"cannot use the database {display_url(url)}: {reason}")
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, the driver's error it wraps, and what that was raised from."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        wrapped = getattr(current, "orig", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+
+
+def _fault(error: BaseException) -> str | None:
+    """The reason for one (non-group) error, by the driver's code, else by its kind."""
+    for item in _chain(error):
+        code = getattr(item, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            if code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+                return "database is locked (busy)"
+            return None
+        state = getattr(item, "sqlstate", None) or getattr(item, "pgcode", None)
+        if isinstance(state, str) and state:
+            if state in _PG_TRANSIENT_CODES:
+                return _PG_TRANSIENT_CODES[state]
+            if state.startswith(_PG_TRANSIENT_CLASSES):
+                return f"server unavailable (SQLSTATE {state})"
+            return None
+    if isinstance(error, sa_exc.TimeoutError):
+        return "no database connection free in time"
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return "connection lost"
+    if isinstance(error, sa_exc.InterfaceError) or any(
+        isinstance(item, ConnectionError) for item in _chain(error)
+    ):
+        return "connection refused or lost"
+    return None
+
+
+def transient_fault(error: BaseException) -> str | None:
+    """A short reason when `error` is a database fault that passes (locked, busy, connection
+    lost or refused, server restarting); None for anything else, such as a bug or bad data.
+    """
+    # The reason comes from a fixed vocabulary: never the driver's text, which can hold SQL.
+    if isinstance(error, BaseExceptionGroup):
+        reasons = [transient_fault(inner) for inner in error.exceptions]
+        return reasons[0] if reasons and all(reasons) else None
+    return _fault(error)
 
 
 def _create_sqlite_file(path: Path) -> None:

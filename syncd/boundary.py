@@ -65,6 +65,12 @@ def _rules() -> list[tuple[type[BaseException], int, str, str]]:
         (DatabaseError, EX_UNAVAILABLE, "database unavailable", ""),
         (sa_exc.OperationalError, EX_UNAVAILABLE, "database unavailable", ""),
         (sa_exc.InterfaceError, EX_UNAVAILABLE, "database unavailable", ""),
+        (
+            sa_exc.TimeoutError,
+            EX_UNAVAILABLE,
+            "database unavailable",
+            "no connection to it came free in time; try again",
+        ),
         (ConnectorError, EX_UNAVAILABLE, "vendor unavailable", "`syncd doctor` checks each one"),
     ]
 

@@ -15,14 +15,17 @@ from typing import Any
 import anyio
 import orjson
 import sqlalchemy as sa
+import structlog
 
 from connectors.errors import ConnectorError
 from graph import outbox, writeback
 from graph.authority import AuthorityState, approve_refused, authority_state, authority_view
+from graph.db import transient_fault
 from graph.emails import normalize_email
 from graph.linked import account_emails, listing_state
 from graph.people import primary_emails
 from graph.store import GraphStore
+from syncd import backstop
 from syncd.boundary import UsageError
 from syncd.config import Config, load_config
 from syncd.engine import AUTHORITY_SOURCE, Engine
@@ -31,6 +34,7 @@ from syncd.writer import writer_lease
 
 EXIT_OK, EXIT_FAILURE, EXIT_DATAERR = 0, 1, 65
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
+log = structlog.get_logger("syncd.commands")
 
 
 def _plain(value: Any) -> Any:
@@ -72,20 +76,26 @@ def _spec_view(spec: outbox.OperationSpec) -> dict[str, Any]:
 async def run_once(config: Config, args: argparse.Namespace) -> int:
     """One full cycle of every connector (or the one named): feed, listings, plan, push."""
     summary: dict[str, Any] = {"connectors": {}}
-    async with (
-        Engine.open(config) as engine,
-        writer_lease(config.database.url, config.lease.ttl) as writer,
-    ):
-        for pusher in engine.pushers.values():
-            pusher.may_write = writer.valid
-        names = [args.connector] if args.connector else list(engine.connectors)
-        try:
-            await _cycle(engine, names, summary)
-        except BaseException:
-            # Interrupted (Ctrl-C) or failed mid-push: what was in flight goes back to the queue.
-            with anyio.CancelScope(shield=True):
-                await engine.recover()
-            raise
+    try:
+        async with (
+            Engine.open(config) as engine,
+            writer_lease(config.database.url, config.lease.ttl) as writer,
+        ):
+            for pusher in engine.pushers.values():
+                pusher.may_write = writer.valid
+            names = [args.connector] if args.connector else list(engine.connectors)
+            try:
+                await _cycle(engine, names, summary)
+            except BaseException as exc:
+                # However the clean-up below goes, the command ends within the bound.
+                backstop.arm_for(exc)
+                # Interrupted (Ctrl-C) or failed mid-push: what was in flight goes back.
+                await _requeue(engine)
+                raise
+    except BaseException as exc:
+        # The driver's clean-up of cancelled work can keep the event loop from closing.
+        backstop.arm_for(exc, backstop.TEARDOWN_GRACE)
+        raise
     _progress("")
     emit(args, summary, _once_text)
     problems = _once_problems(summary)
@@ -94,6 +104,20 @@ async def run_once(config: Config, args: argparse.Namespace) -> int:
     sys.stderr.write(f"syncd once: {'; '.join(problems)} (see `syncd status`)\n")
     # The cycle still ran on the last good state; an unusable HR file is bad input data.
     return EXIT_DATAERR if summary["authority"]["unusable"] else EXIT_FAILURE
+
+
+async def _requeue(engine: Engine) -> None:
+    """Put operations in flight back in the queue, within a bound; a busy database may stop it."""
+    bounded = anyio.move_on_after(backstop.RECOVERY_TIMEOUT)
+    with anyio.CancelScope(shield=True), bounded:
+        try:
+            await engine.recover()
+        except Exception as exc:
+            if (reason := transient_fault(exc)) is None:
+                raise
+            log.warning("outbox.not_recovered", reason=f"database unavailable: {reason}")
+    if bounded.cancelled_caught:
+        log.warning("outbox.not_recovered", reason="timed out")
 
 
 async def _cycle(engine: Engine, names: list[str], summary: dict[str, Any]) -> None:

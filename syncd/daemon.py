@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,13 +16,14 @@ import structlog
 from graph import outbox
 from graph.authority import authority_state, authority_view
 from graph.models import utcnow
-from syncd.boundary import EX_TEMPFAIL
+from syncd import backstop
+from syncd.boundary import EX_TEMPFAIL, Failure
 from syncd.config import Config, ConfigError, load_config
+from syncd.dbwatch import DatabaseWatch
 from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.health import Check, health_app, serve_health
 from syncd.metrics import Metrics
 from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
-from syncd.shutdown import recover_on_shutdown
 from syncd.writer import writer_lease
 
 log = structlog.get_logger("syncd.daemon")
@@ -40,6 +41,12 @@ def _signature(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (stat.st_mtime_ns, stat.st_size)
+
+
+class NotRecovered(Failure):
+    """Shutdown could not put the operations in flight back in the queue in time."""
+
+    exit_code = EX_TEMPFAIL
 
 
 @dataclass
@@ -68,6 +75,8 @@ class Daemon:
         self._wake: dict[str, anyio.Event] = {}
         self._readers: anyio.CancelScope | None = None
         self.health_url: str | None = None
+        self.database = DatabaseWatch()
+        self.not_recovered: str | None = None  # why shutdown left operations in flight
 
     async def run(self, config: Config) -> int:
         """Start in order (database, health server, connectors), run until a signal."""
@@ -89,12 +98,17 @@ class Daemon:
                 recovered = await engine.recover()
                 if recovered:
                     log.warning("outbox.recovered", operations=recovered)
-                clean = await self._supervise(engine)
+                await self._supervise(engine)
         self.notifier.close()
         log.info("daemon.stopped")
-        return 0 if clean else EX_TEMPFAIL
+        if self.not_recovered is not None:
+            raise NotRecovered(
+                "syncd run stopped without putting operations in flight back in the queue "
+                f"({self.not_recovered}); the next start does"
+            )
+        return 0
 
-    async def _supervise(self, engine: Engine) -> bool:
+    async def _supervise(self, engine: Engine) -> None:
         async with anyio.create_task_group() as writers:
             async with anyio.create_task_group() as readers:
                 self._readers = readers.cancel_scope
@@ -102,22 +116,42 @@ class Daemon:
                 if (interval := watchdog_interval(self.environ)) is not None:
                     readers.start_soon(watchdog_loop, self.notifier, interval)
                 if engine.config.authority is not None:
-                    readers.start_soon(self._feed_loop, engine)
+                    readers.start_soon(self._task, "feed", self._feed_loop(engine))
                 for name in engine.connectors:
-                    readers.start_soon(self._poll_loop, engine, name)
-                    writers.start_soon(self._push_loop, engine, name)
+                    readers.start_soon(self._task, f"poll:{name}", self._poll_loop(engine, name))
+                    writers.start_soon(self._task, f"push:{name}", self._push_loop(engine, name))
                 self.notifier.ready(self._summary())
             # Readers are done: pushers finish their in-flight writes, within a bound.
             for event in self._wake.values():
                 event.set()
             writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
         # Whatever a cancelled write left in flight goes back to the queue, not half-done.
-        with anyio.CancelScope(shield=True):
-            clean = await recover_on_shutdown(engine.store.db)
-        return clean
+        bounded = anyio.move_on_after(backstop.RECOVERY_TIMEOUT)
+        with anyio.CancelScope(shield=True), bounded:
+            await self.database.ride("shutdown", lambda: outbox.recover_in_flight(engine.store.db))
+        if bounded.cancelled_caught:
+            self.not_recovered = f"database unavailable: {self.database.outage or 'timed out'}"
+            log.error("outbox.not_recovered", reason=self.not_recovered)
+
+    async def _task(self, name: str, work: Awaitable[None]) -> None:
+        """Run one supervised task; if it crashes, the process stops within the bound."""
+        try:
+            await work
+        except anyio.get_cancelled_exc_class():
+            raise
+        except BaseException as exc:
+            log.error("daemon.task_crashed", task=name, error=type(exc).__name__)
+            backstop.arm_for(exc)
+            raise
 
     def stop(self) -> None:
         """Stop polling and let in-flight writes finish, as SIGTERM does."""
+        backstop.arm(
+            backstop.SHUTDOWN_BOUND,
+            EX_TEMPFAIL,
+            f"syncd run: shutdown did not finish within {backstop.SHUTDOWN_BOUND:g} s; "
+            "stopped anyway (the next start puts operations left in flight back in the queue)",
+        )
         self.notifier.stopping("stopping")
         self.stopping.set()
         if self._readers is not None:
@@ -153,6 +187,13 @@ class Daemon:
             settings = engine.config.authority
             if settings is None:
                 return
+            await self.database.ride("feed", lambda: self._feed_once(engine))
+            await anyio.sleep(settings.poll_interval)
+
+    async def _feed_once(self, engine: Engine) -> None:
+        """Apply the HR file if it changed, or an operator approved the refused version."""
+        settings = engine.config.authority
+        if settings is not None:
             signature = _signature(settings.hr_feed)
             if signature != self._feed_signature or await self._approval_waiting(engine):
                 result = await engine.apply_feed()
@@ -172,7 +213,6 @@ class Daemon:
                         )
                     for event in self._wake.values():
                         event.set()
-            await anyio.sleep(settings.poll_interval)
 
     async def _approval_waiting(self, engine: Engine) -> bool:
         """Whether an operator approved the feed version this daemon last refused."""
@@ -183,44 +223,58 @@ class Daemon:
         return state.refused_digest == self._refused_digest == state.approved_digest
 
     async def _poll_loop(self, engine: Engine, name: str) -> None:
-        health = self.health[name]
         while True:
-            result = await engine.list_connector(name)
-            connector = engine.connectors[name]
-            self.metrics.observe_listing(name, result.seconds)
-            self.metrics.set_rates(name, connector.budget.rate, connector.budget.learned_rate)
-            await engine.save_learned_rate(name)
-            if result.complete:
-                health.last_success = utcnow()
-                health.failures = 0
-                self.metrics.cycle_succeeded(name, health.last_success)
-                if health.failing or health.parked:
-                    log.info("connector.recovered", connector=name)
-                health.failing = health.parked = None
-            else:
-                health.failures += 1
-                error = result.error or "listing incomplete"
-                parked = error.startswith("credentials rejected")
-                if health.failing is None:
-                    log.error("connector.failing", connector=name, error=error, parked=parked)
-                health.failing = error
-                health.parked = error if parked else None
-            self.metrics.set_parked(name, health.parked is not None)
-            self._wake[name].set()
-            self.notifier.status(self._summary())
+            await self.database.ride(f"poll:{name}", lambda: self._poll_once(engine, name))
             interval = engine.config.connectors[name].poll_interval
             await anyio.sleep(interval * random.uniform(0.9, 1.1))  # noqa: S311  (jitter)
 
+    async def _poll_once(self, engine: Engine, name: str) -> None:
+        """List one connector, resolve and plan; keep its health and wake its pusher."""
+        health = self.health[name]
+        result = await engine.list_connector(name)
+        connector = engine.connectors[name]
+        self.metrics.observe_listing(name, result.seconds)
+        self.metrics.set_rates(name, connector.budget.rate, connector.budget.learned_rate)
+        await engine.save_learned_rate(name)
+        if result.complete:
+            health.last_success = utcnow()
+            health.failures = 0
+            self.metrics.cycle_succeeded(name, health.last_success)
+            if health.failing or health.parked:
+                log.info("connector.recovered", connector=name)
+            health.failing = health.parked = None
+        else:
+            health.failures += 1
+            error = result.error or "listing incomplete"
+            parked = error.startswith("credentials rejected")
+            if health.failing is None:
+                log.error("connector.failing", connector=name, error=error, parked=parked)
+            health.failing = error
+            health.parked = error if parked else None
+        self.metrics.set_parked(name, health.parked is not None)
+        self._wake[name].set()
+        self.notifier.status(self._summary())
+
     async def _push_loop(self, engine: Engine, name: str) -> None:
         while not self.stopping.is_set():
-            stats = await engine.push(name, self.stopping)
-            if stats.auth_failed:
-                self.health[name].parked = "credentials rejected while pushing"
+            await self.database.ride(
+                f"push:{name}",
+                lambda: self._push_once(engine, name),
+                stop=self.stopping,
+                # The drain a fault ended has stopped: nothing it claimed is still being sent.
+                requeue=lambda: outbox.recover_in_flight(engine.store.db, name),
+            )
             if self.stopping.is_set():
                 return
             with anyio.move_on_after(PUSH_IDLE):
                 await self._wake[name].wait()
             self._wake[name] = anyio.Event()
+
+    async def _push_once(self, engine: Engine, name: str) -> None:
+        """Drain one connector's outbox; a rejected credential parks the connector."""
+        stats = await engine.push(name, self.stopping)
+        if stats.auth_failed:
+            self.health[name].parked = "credentials rejected while pushing"
 
     def _summary(self) -> str:
         ok = sum(1 for item in self.health.values() if item.failing is None)
@@ -239,6 +293,8 @@ class Daemon:
             checks["database"] = Check(True, "answers")
         except Exception as exc:  # any failure means not ready
             checks["database"] = Check(False, f"error: {type(exc).__name__}")
+        if (outage := self.database.outage) is not None:  # reads may pass while writes cannot
+            checks["database"] = Check(False, f"unavailable: {outage}")
         if self.engine.config.authority is not None:
             checks["authority"] = await self._authority_check()
         now = utcnow()
@@ -312,6 +368,13 @@ def run_daemon(config_path: Path) -> int:
     daemon = Daemon(config_path)
 
     async def main() -> int:
-        return await daemon.run(config)
+        try:
+            code = await daemon.run(config)
+        except BaseException as exc:
+            # The driver's clean-up of cancelled work can keep the event loop from closing.
+            backstop.arm_for(exc, backstop.TEARDOWN_GRACE)
+            raise
+        backstop.arm(backstop.TEARDOWN_GRACE, code, "")
+        return code
 
     return anyio.run(main)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,11 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from graph import lease
 from graph.db import Database, open_database
+from syncd import backstop
 
 log = structlog.get_logger("syncd.writer")
 RELEASE_TIMEOUT = 5.0
 LOST_EXIT_GRACE = 5.0  # seconds a process that lost its lease gets to stop by itself
-EXIT_TEMPFAIL = 75
 
 
 class WriterLease:
@@ -67,23 +64,9 @@ async def _keep(db: Database, held: WriterLease, ttl: float, work: anyio.CancelS
         if held.lost is not None:
             log.error("lease.lost", reason=held.lost, fence=held.lease.token)
             work.cancel()
-            _exit_if_stuck(_lost_message(held.lost))
+            # A process without its lease must stop soon, even if its work does not.
+            backstop.arm_for(lease.LeaseLost(_lost_message(held.lost)), LOST_EXIT_GRACE)
             return
-
-
-def _exit_if_stuck(message: str) -> None:
-    """Exit 75 shortly unless the process has stopped by itself."""
-    # Work cancelled mid-statement on a locked or unreachable database can leave driver
-    # clean-up that never finishes; a process without its lease must not linger on it.
-
-    def stop() -> None:
-        sys.stderr.write(f"syncd: {message}\n")
-        sys.stderr.flush()
-        os._exit(EXIT_TEMPFAIL)
-
-    timer = threading.Timer(LOST_EXIT_GRACE, stop)
-    timer.daemon = True
-    timer.start()
 
 
 def _lost_message(reason: str) -> str:

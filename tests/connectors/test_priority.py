@@ -32,6 +32,16 @@ async def test_semaphore_grants_the_most_urgent_waiter_first() -> None:
     assert granted == ["deactivate", "write", "read0", "read1", "read2"]
 
 
+async def test_a_task_cancelled_as_it_takes_a_free_place_gives_it_back() -> None:
+    semaphore = PrioritySemaphore(1)
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # delivered at the checkpoint right after the place was taken
+        await semaphore.acquire()
+    with anyio.fail_after(1):  # the place is free again, not lost with the cancelled task
+        await semaphore.acquire()
+    assert semaphore.waiting == 0
+
+
 async def test_cancelled_waiter_does_not_lose_a_place() -> None:
     semaphore = PrioritySemaphore(1)
     await semaphore.acquire()
