@@ -187,20 +187,25 @@ def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
 
 
 @asynccontextmanager
-async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction whose end (commit, rollback, close) is shielded from cancellation."""
+async def _transaction(engine: AsyncEngine, *, whole: bool) -> AsyncIterator[AsyncConnection]:
+    """A transaction whose end (commit, rollback, close) is shielded from cancellation.
+
+    With `whole`, everything from BEGIN on is shielded too; waiting for the pool is not, as a
+    task that has no connection yet holds nothing.
+    """
     conn = await engine.connect()
     try:
-        transaction = await conn.begin()
-        try:
-            yield conn
-        except BaseException:
+        with anyio.CancelScope(shield=whole):
+            transaction = await conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    if transaction.is_active:
+                        await transaction.rollback()
+                raise
             with anyio.CancelScope(shield=True):
-                if transaction.is_active:
-                    await transaction.rollback()
-            raise
-        with anyio.CancelScope(shield=True):
-            await transaction.commit()
+                await transaction.commit()
     finally:
         with anyio.CancelScope(shield=True):
             await conn.close()
@@ -227,14 +232,13 @@ class Database:
         statements): a statement cancelled midway leaves the driver's connection, and
         SQLite's write lock, open past the next writer's busy timeout.
         """
-        with anyio.CancelScope(shield=True):
-            async with _transaction(self.writer) as conn:
-                yield conn
+        async with _transaction(self.writer, whole=True) as conn:
+            yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction that does not wait for the writer."""
-        async with _transaction(self.reader) as conn:
+        async with _transaction(self.reader, whole=False) as conn:
             yield conn
 
     async def close(self) -> None:

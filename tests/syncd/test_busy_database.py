@@ -20,12 +20,15 @@ import pytest
 
 from connectors.sim import serve
 from connectors.sim.base import VendorSimulator
+from graph.db import SQLITE_BUSY_TIMEOUT_MS
 from syncd.backstop import SHUTDOWN_BOUND
 from syncd.daemon import DRAIN_GRACE
 from tests.syncd.test_daemon import USED, config_text, free_port
 from tests.syncd.test_engine import ENV, SIMS, person, write_feed
 
 PEOPLE = 30
+TIMER_MARGIN = 1.5  # seconds past its deadline the last-resort timer may take to end us
+BUSY_WAIT = SQLITE_BUSY_TIMEOUT_MS / 1000
 
 
 @pytest.fixture
@@ -195,14 +198,20 @@ async def test_sigterm_while_a_write_waits_behind_a_lock_ends_within_the_bound(
             process.kill()
             process.wait()
     output = log_path.read_text()
-    assert elapsed < SHUTDOWN_BOUND, elapsed
+    # The last-resort timer ends it at the bound at the latest (a second for the timer itself).
+    assert elapsed < SHUTDOWN_BOUND + TIMER_MARGIN, elapsed
     assert code == 75, output[-3000:]
     assert "Traceback" not in output
     last = output.strip().splitlines()[-1]
-    assert last.startswith("syncd: syncd run stopped without putting operations in flight back")
-    assert "database is locked" in last
     logged = [event["event"] for event in events(log_path)]
-    assert "outbox.not_recovered" in logged, logged
+    # Each write already begun runs to its end (up to a busy wait), so either the shutdown
+    # finishes and says what it could not do, or the last-resort timer ends it and says so.
+    if "daemon.shutdown_timeout" in logged:
+        assert last.startswith("syncd run: shutdown did not finish within 30 s"), last
+    else:
+        assert last.startswith("syncd: syncd run stopped without putting operations in flight")
+        assert "database is locked" in last
+        assert "outbox.not_recovered" in logged, logged
 
 
 async def test_once_behind_a_lock_ends_69_in_one_line_within_the_bound(
@@ -237,8 +246,8 @@ async def test_once_behind_a_lock_ends_69_in_one_line_within_the_bound(
     assert process.returncode == 69, stderr
     assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
     assert stderr.startswith("syncd: database unavailable: database is locked"), stderr
-    # One busy wait fails the cycle, one more bounds putting operations back, then it ends.
-    assert elapsed < SHUTDOWN_BOUND + 10, elapsed
+    # One busy wait fails the cycle; from then on the shutdown bound holds.
+    assert elapsed < BUSY_WAIT + SHUTDOWN_BOUND + TIMER_MARGIN, elapsed
 
 
 def leased_by(path: Path, pid: int) -> bool:
