@@ -61,24 +61,29 @@ def test_bad_urls_are_explained_and_passwords_hidden() -> None:
     assert "hunter2" not in display_url("postgresql://u:hunter2@h/db")
 
 
-async def test_migration_0003_rekeys_only_non_ascii_emails(db_url: str) -> None:
+def to(revision: str) -> Callable[[Connection], None]:
+    """A step that migrates the connection's database up or down to `revision`."""
     from alembic import command
+
+    from graph.db import _alembic_config
+
+    def step(conn: Connection) -> None:
+        config = _alembic_config(conn)
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None and current > revision:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
+
+    return step
+
+
+async def test_migration_0003_rekeys_only_non_ascii_emails(db_url: str) -> None:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from graph.db import _alembic_config, async_url
-
-    def to(revision: str) -> Callable[[Connection], None]:
-        def step(conn: Connection) -> None:
-            config = _alembic_config(conn)
-            current = MigrationContext.configure(conn).get_current_revision()
-            if current is not None and current > revision:
-                command.downgrade(config, revision)
-            else:
-                command.upgrade(config, revision)
-
-        return step
+    from graph.db import async_url
 
     engine = create_async_engine(async_url(db_url), poolclass=NullPool)
     now = "2026-01-01 00:00:00+00:00"
@@ -162,23 +167,11 @@ async def test_migration_0003_rekeys_only_non_ascii_emails(db_url: str) -> None:
 
 
 async def test_migration_0004_keeps_why_old_operations_died(db_url: str) -> None:
-    from alembic import command
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from graph.db import _alembic_config, async_url
-
-    def to(revision: str) -> Callable[[Connection], None]:
-        def step(conn: Connection) -> None:
-            config = _alembic_config(conn)
-            current = MigrationContext.configure(conn).get_current_revision()
-            if current is not None and current > revision:
-                command.downgrade(config, revision)
-            else:
-                command.upgrade(config, revision)
-
-        return step
+    from graph.db import async_url
 
     errors = {
         "a": ("dead", "IncompleteListing: partnerize: listing /user incomplete"),

@@ -9,35 +9,24 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
 import aiohttp
 import anyio
-import pytest
 
-from connectors.sim import serve
 from connectors.sim.base import VendorSimulator
 from graph.db import SQLITE_BUSY_TIMEOUT_MS
 from syncd.backstop import SHUTDOWN_BOUND
 from syncd.daemon import DRAIN_GRACE
 from tests.syncd.test_daemon import USED, config_text, free_port
-from tests.syncd.test_engine import ENV, SIMS, person, write_feed
+from tests.syncd.test_engine import ENV, person, write_feed
 
 PEOPLE = 30
 TIMER_MARGIN = 1.5  # seconds past its deadline the last-resort timer may take to end us
 BUSY_WAIT = SQLITE_BUSY_TIMEOUT_MS / 1000
-
-
-@pytest.fixture
-async def sims() -> AsyncIterator[tuple[dict[str, VendorSimulator], dict[str, str]]]:
-    """Three vendor simulators on loopback, and their URLs by connector name."""
-    running = {name: SIMS[name]() for name in USED}
-    async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in running.items()}
-        yield running, urls
 
 
 def make_config(tmp_path: Path, urls: dict[str, str], *, rate: int, ttl: float) -> Path:
@@ -98,6 +87,15 @@ async def readiness(client: aiohttp.ClientSession, base: str) -> tuple[int, dict
             return response.status, await response.json()
     except aiohttp.ClientError:
         return 0, {}
+
+
+async def wait_ready(config: Path, process: subprocess.Popen[str], log_path: Path) -> None:
+    """Wait until the daemon answers /readyz with 200 (failing if it exits first)."""
+    async with aiohttp.ClientSession() as client:
+        with anyio.fail_after(30):
+            while (await readiness(client, base_url(config)))[0] != 200:
+                assert process.poll() is None, log_path.read_text()[-3000:]  # noqa: ASYNC240
+                await anyio.sleep(0.1)
 
 
 def events(log: Path) -> list[dict[str, object]]:
@@ -182,11 +180,7 @@ async def test_sigterm_while_a_write_waits_behind_a_lock_ends_within_the_bound(
     with log_path.open("w") as log:
         process = start(config, log)
     try:
-        async with aiohttp.ClientSession() as client:
-            with anyio.fail_after(30):
-                while (await readiness(client, base_url(config)))[0] != 200:
-                    assert process.poll() is None, log_path.read_text()[-3000:]
-                    await anyio.sleep(0.1)
+        await wait_ready(config, process, log_path)
         with locked(db_path):  # held until the process is gone
             await anyio.sleep(2)  # the pollers' next writes now wait behind the lock
             process.send_signal(signal.SIGTERM)
@@ -272,11 +266,7 @@ async def test_sigterm_while_a_vendor_is_slow_ends_within_the_drain_grace(
     with log_path.open("w") as log:
         process = start(config, log)
     try:
-        async with aiohttp.ClientSession() as client:
-            with anyio.fail_after(30):
-                while (await readiness(client, base_url(config)))[0] != 200:
-                    assert process.poll() is None, log_path.read_text()[-3000:]
-                    await anyio.sleep(0.1)
+        await wait_ready(config, process, log_path)
         running["influitive"].settings.latency_ms = 60_000  # every request hangs a minute
         write_feed(tmp_path / "hr.csv", [person(i, title="Staff") for i in range(PEOPLE)])
         with anyio.fail_after(30):
@@ -306,11 +296,7 @@ async def test_a_crashed_task_ends_the_daemon_within_the_bound(
     with log_path.open("w") as log:
         process = start(config, log)
     try:
-        async with aiohttp.ClientSession() as client:
-            with anyio.fail_after(30):
-                while (await readiness(client, base_url(config)))[0] != 200:
-                    assert process.poll() is None, log_path.read_text()[-3000:]
-                    await anyio.sleep(0.1)
+        await wait_ready(config, process, log_path)
         with sqlite3.connect(db_path, timeout=30) as db:
             db.execute("DROP TABLE connector_state")  # the next listing cannot be recorded
         started = time.monotonic()

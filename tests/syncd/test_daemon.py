@@ -10,8 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -19,9 +18,8 @@ import anyio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.sim import serve
 from connectors.sim.base import VendorSimulator
-from tests.syncd.test_engine import ENV, KEY, SECRETS, SETTINGS, SIMS, TOKEN, person, write_feed
+from tests.syncd.test_engine import ENV, KEY, SECRETS, SETTINGS, TOKEN, person, write_feed
 
 USED = ("influitive", "partnerize", "appxite")
 
@@ -63,15 +61,6 @@ def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
     sock.setblocking(False)
     yield sock
     sock.close()
-
-
-@pytest.fixture
-async def sims() -> AsyncIterator[tuple[dict[str, VendorSimulator], dict[str, str]]]:
-    """Three vendor simulators on loopback."""
-    running = {name: SIMS[name]() for name in USED}
-    async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in running.items()}
-        yield running, urls
 
 
 async def readyz(client: aiohttp.ClientSession, base: str) -> int:
