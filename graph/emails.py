@@ -62,7 +62,8 @@ _AUGMENTED = {"Hani": {"Hanb", "Jpan", "Kore"}, "Hira": {"Jpan"}, "Kana": {"Jpan
 _AUGMENTED |= {"Hang": {"Kore"}, "Bopo": {"Hanb"}}
 
 
-def _fold(text: str) -> str:
+def compatibility_fold(text: str) -> str:
+    """The text as the loose rules saw it: NFKC and case folding."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
@@ -70,7 +71,8 @@ def _exact(text: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).lower())
 
 
-def _nameprep(label: str) -> str:
+def nameprep(label: str) -> str:
+    """One domain label in IDNA 2003 (nameprep) ASCII form; UnicodeError when it has none."""
     return label.encode("idna").decode("ascii")
 
 
@@ -186,7 +188,7 @@ def normalize_email(raw: object, policy: EmailPolicy = DEFAULT_POLICY) -> Normal
     strict = _key(exact, policy, _idna2008)
     if text.isascii():
         return strict  # ASCII has no compatibility form and one script
-    loose = _key(_fold(text), policy, _nameprep).email
+    loose = _key(compatibility_fold(text), policy, nameprep).email
     if loose is None:
         return strict
     if strict.email != loose or _suspicious(text, exact):

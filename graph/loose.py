@@ -8,6 +8,7 @@ from collections.abc import Collection
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.emails import compatibility_fold, nameprep
 from graph.models import person_email_table
 from graph.sql import IN_CHUNK, chunks
 
@@ -20,7 +21,7 @@ def _idna(domain: str) -> str:
     labels = []
     for label in domain.split("."):
         try:
-            labels.append(label if label.isascii() else label.encode("idna").decode("ascii"))
+            labels.append(label if label.isascii() else nameprep(label))
         except UnicodeError:
             labels.append(label)
     return ".".join(labels)
@@ -30,7 +31,7 @@ def loose_email(raw: object) -> str | None:
     """Fold an address every way: NFKC, casefold, no spaces or invisible characters, IDNA."""
     if not isinstance(raw, str):
         return None
-    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", raw).casefold())
+    text = compatibility_fold(raw)
     text = "".join(
         ch for ch in text if not (ch.isspace() or unicodedata.category(ch).startswith("C"))
     )
