@@ -13,12 +13,9 @@ import aiohttp
 import anyio
 
 from connectors.sim.base import VendorSimulator
-from tests.syncd import test_daemon
 from tests.syncd.test_cli_engine import syncd
 from tests.syncd.test_daemon import config_text, free_port, wait_for
 from tests.syncd.test_engine import ENV, person, write_feed
-
-sims = test_daemon.sims  # the fixture: three vendor simulators
 
 
 def title_of(sim: VendorSimulator, email: str) -> object:
