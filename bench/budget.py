@@ -17,9 +17,9 @@ import anyio
 import structlog
 
 from connectors import RateBudget, open_session
-from connectors.example import ExampleConnector
 from connectors.sim import SimSettings, serve
-from connectors.sim.example import ExampleSimulator
+from connectors.vendors.example.connector import ExampleConnector
+from connectors.vendors.example.simulator import ExampleSimulator
 
 TOKEN = "bench-token-0123456789"
 PAGE_SIZE = 100  # the example connector's per_page

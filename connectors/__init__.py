@@ -1,9 +1,9 @@
 """Vendor connectors, the shared HTTP layer, paginators and vendor simulators."""
 
-from connectors.auth import Auth, BasicAuth, BearerAuth, CombinedAuth, HeaderAuth
-from connectors.base import Capabilities, Connector
-from connectors.budget import RateBudget, Ticket
-from connectors.errors import (
+from connectors.core.auth import Auth, BasicAuth, BearerAuth, CombinedAuth, HeaderAuth
+from connectors.core.base import Capabilities, Connector
+from connectors.core.budget import RateBudget, Ticket
+from connectors.core.errors import (
     AuthenticationError,
     ConnectorConfigError,
     ConnectorError,
@@ -17,8 +17,8 @@ from connectors.errors import (
     VendorServerError,
     VendorUnavailableError,
 )
-from connectors.http import VendorHttp
-from connectors.pagination import (
+from connectors.core.http import VendorHttp
+from connectors.core.pagination import (
     CursorPaginator,
     ListingSource,
     PageCountPaginator,
@@ -26,11 +26,11 @@ from connectors.pagination import (
     PageTotalPaginator,
     Paginator,
 )
-from connectors.priority import Priority, PrioritySemaphore
-from connectors.records import VendorAccount
-from connectors.redaction import redact_secrets, register_secret
-from connectors.retry import RetryPolicy, parse_retry_after
-from connectors.session import new_session, open_session
+from connectors.core.priority import Priority, PrioritySemaphore
+from connectors.core.records import VendorAccount
+from connectors.core.redaction import redact_secrets, register_secret
+from connectors.core.retry import RetryPolicy, parse_retry_after
+from connectors.core.session import new_session, open_session
 
 __all__ = [
     "Auth",

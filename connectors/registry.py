@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors.appxite import AppXiteConnector
-from connectors.base import Connector
-from connectors.example import ExampleConnector
-from connectors.influitive import InfluitiveConnector
-from connectors.partnerize import PartnerizeConnector
-from connectors.sim.appxite import AppXiteSimulator
+from connectors.core.base import Connector
 from connectors.sim.base import VendorSimulator
-from connectors.sim.example import ExampleSimulator
-from connectors.sim.influitive import InfluitiveSimulator
-from connectors.sim.partnerize import PartnerizeSimulator
-from connectors.sim.thought_industries import ThoughtIndustriesSimulator
-from connectors.sim.userflow import UserflowSimulator
-from connectors.thought_industries import ThoughtIndustriesConnector
-from connectors.userflow import UserflowConnector
+from connectors.vendors.appxite.connector import AppXiteConnector
+from connectors.vendors.appxite.simulator import AppXiteSimulator
+from connectors.vendors.example.connector import ExampleConnector
+from connectors.vendors.example.simulator import ExampleSimulator
+from connectors.vendors.influitive.connector import InfluitiveConnector
+from connectors.vendors.influitive.simulator import InfluitiveSimulator
+from connectors.vendors.partnerize.connector import PartnerizeConnector
+from connectors.vendors.partnerize.simulator import PartnerizeSimulator
+from connectors.vendors.thought_industries.connector import ThoughtIndustriesConnector
+from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
+from connectors.vendors.userflow.connector import UserflowConnector
+from connectors.vendors.userflow.simulator import UserflowSimulator
 
 
 @dataclass(frozen=True, slots=True)

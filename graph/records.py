@@ -10,7 +10,7 @@ LIFECYCLES = ("active", "suspended", "deprovisioned")
 
 
 class AccountRecord(Protocol):
-    """One vendor account as a connector lists it (connectors.records.VendorAccount fits)."""
+    """One vendor account as a connector lists it (connectors.core.records.VendorAccount fits)."""
 
     @property
     def external_id(self) -> str: ...

@@ -43,7 +43,7 @@ def _rules() -> list[tuple[type[BaseException], int, str, str]]:
     """(exception type, exit code, what failed, what to do), first match wins."""
     from sqlalchemy import exc as sa_exc
 
-    from connectors.errors import ConnectorError
+    from connectors.core.errors import ConnectorError
     from graph.db import DatabaseError, DatabaseURLError
     from graph.lease import LeaseHeld, LeaseLost
     from syncd.config import ConfigError
@@ -93,7 +93,7 @@ def _one_line(error: BaseException) -> str:
     """The exception's message on one line, with any registered secret redacted."""
     from sqlalchemy import exc as sa_exc
 
-    from connectors.redaction import redact_text
+    from connectors.core.redaction import redact_text
 
     cause = error.orig if isinstance(error, sa_exc.DBAPIError) and error.orig else error
     text = " ".join(str(cause).split())

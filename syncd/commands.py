@@ -17,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 import structlog
 
-from connectors.errors import ConnectorError
+from connectors.core.errors import ConnectorError
 from graph import outbox, writeback
 from graph.authority import AuthorityState, approve_refused, authority_state, authority_view
 from graph.db import transient_fault

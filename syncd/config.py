@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.endpoints import base_url_problem, label_problem
-from connectors.http import DEFAULT_MAX_RESPONSE_BYTES
+from connectors.core.endpoints import base_url_problem, label_problem
+from connectors.core.http import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.registry import VENDORS
 
 SECRET_SCHEMES = ("env:", "file:", "credential:")

@@ -13,11 +13,11 @@ import anyio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connectors.base import Connector
-from connectors.budget import RateBudget
-from connectors.errors import AuthenticationError, ConnectorError
+from connectors.core.base import Connector
+from connectors.core.budget import RateBudget
+from connectors.core.errors import AuthenticationError, ConnectorError
+from connectors.core.session import open_session
 from connectors.registry import vendor
-from connectors.session import open_session
 from graph import outbox
 from graph.authority import AuthorityState, authority_state, save_applied, save_refusal
 from graph.emails import normalize_email

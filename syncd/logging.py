@@ -10,7 +10,7 @@ import orjson
 import structlog
 from structlog.typing import Processor
 
-from connectors.redaction import redact_secrets
+from connectors.core.redaction import redact_secrets
 
 LEVELS = {
     "debug": logging.DEBUG,

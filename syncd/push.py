@@ -12,8 +12,8 @@ import anyio
 import sqlalchemy as sa
 import structlog
 
-from connectors.base import Connector
-from connectors.errors import (
+from connectors.core.base import Connector
+from connectors.core.errors import (
     AccountExistsError,
     AuthenticationError,
     ConnectorError,
@@ -23,7 +23,7 @@ from connectors.errors import (
     VendorHTTPError,
     VendorRequestError,
 )
-from connectors.records import VendorAccount
+from connectors.core.records import VendorAccount
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.models import account_table, utcnow

@@ -12,9 +12,9 @@ import pytest
 import structlog
 
 from connectors import RateBudget, RetryPolicy, open_session, redact_secrets
-from connectors.example import ExampleConnector
 from connectors.sim import serve
-from connectors.sim.example import ExampleSimulator
+from connectors.vendors.example.connector import ExampleConnector
+from connectors.vendors.example.simulator import ExampleSimulator
 
 TOKEN = "tok-Secret-4242-abcdef"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)

@@ -17,11 +17,11 @@ from connectors import (
     UnsupportedOperation,
     VendorHTTPError,
 )
-from connectors.appxite import AppXiteConnector, AppXitePaths
-from connectors.errors import AccountExistsError
+from connectors.core.errors import AccountExistsError
 from connectors.registry import VENDORS
 from connectors.sim import serve
-from connectors.sim.appxite import IDENTITY_PROVIDERS, ROLES, AppXiteSimulator
+from connectors.vendors.appxite.connector import AppXiteConnector, AppXitePaths
+from connectors.vendors.appxite.simulator import IDENTITY_PROVIDERS, ROLES, AppXiteSimulator
 from tests.connectors.conftest import FAST_RETRY, configure, sim_get
 
 TOKEN = "tok-AppXite-Bearer-7777"

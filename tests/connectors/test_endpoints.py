@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from connectors import ConnectorConfigError
-from connectors.influitive import InfluitiveConnector
-from connectors.thought_industries import ThoughtIndustriesConnector
+from connectors.vendors.influitive.connector import InfluitiveConnector
+from connectors.vendors.thought_industries.connector import ThoughtIndustriesConnector
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ from connectors import (
     RetryPolicy,
     UnsupportedOperation,
 )
-from connectors.influitive import InfluitiveConnector
 from connectors.sim import serve
-from connectors.sim.influitive import InfluitiveSimulator
+from connectors.vendors.influitive.connector import InfluitiveConnector
+from connectors.vendors.influitive.simulator import InfluitiveSimulator
 from tests.connectors.conftest import FAST_RETRY, TOKEN, LogLines, configure, sim_get
 
 PATIENT = RetryPolicy(attempts=8, base_delay=0.005, max_delay=0.02)

@@ -18,7 +18,6 @@ from connectors import (
     PageTotalPaginator,
     Paginator,
 )
-from connectors.example import ExampleConnector
 from connectors.sim import (
     CursorListing,
     ListingStyle,
@@ -27,7 +26,8 @@ from connectors.sim import (
     PageNumberListing,
     serve,
 )
-from connectors.sim.example import ExampleSimulator
+from connectors.vendors.example.connector import ExampleConnector
+from connectors.vendors.example.simulator import ExampleSimulator
 from tests.connectors.conftest import TOKEN, configure, make_connector, sim_get
 
 

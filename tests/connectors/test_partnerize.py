@@ -17,9 +17,9 @@ from connectors import (
     UnsupportedOperation,
     VendorHTTPError,
 )
-from connectors.partnerize import AuthStyle, PartnerizeConnector
 from connectors.sim import serve
-from connectors.sim.partnerize import PartnerizeSimulator
+from connectors.vendors.partnerize.connector import AuthStyle, PartnerizeConnector
+from connectors.vendors.partnerize.simulator import PartnerizeSimulator
 from tests.connectors.conftest import FAST_RETRY, LogLines, configure, sim_get
 
 APP_KEY = "appKey-Partnerize-9f3a"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from connectors.errors import InvalidIdentifierError
-from connectors.example import ExampleConnector
-from connectors.paths import segment
-from connectors.sim.example import ExampleSimulator
+from connectors.core.errors import InvalidIdentifierError
+from connectors.core.paths import segment
+from connectors.vendors.example.connector import ExampleConnector
+from connectors.vendors.example.simulator import ExampleSimulator
 from tests.connectors.conftest import sim_get
 
 

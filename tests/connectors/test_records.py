@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from connectors import BearerAuth, RateBudget, VendorAccount, VendorHttp
-from connectors.example import ExampleConnector
+from connectors.vendors.example.connector import ExampleConnector
 
 
 def test_vendor_account_has_exactly_the_agreed_fields() -> None:

@@ -16,7 +16,7 @@ from connectors import (
     redact_secrets,
     register_secret,
 )
-from connectors.redaction import REDACTED, redact_headers, redact_text
+from connectors.core.redaction import REDACTED, redact_headers, redact_text
 from tests.connectors.conftest import TOKEN, LogLines, configure, make_connector, sim_get
 
 
@@ -96,7 +96,7 @@ async def test_token_never_reaches_logs_errors_or_the_vendor_url(
 async def test_a_secret_is_never_put_in_a_url(
     session: aiohttp.ClientSession, sim_url: str, connector: object
 ) -> None:
-    from connectors.example import ExampleConnector
+    from connectors.vendors.example.connector import ExampleConnector
 
     assert isinstance(connector, ExampleConnector)
     with pytest.raises(ValueError, match="secret in a URL"):

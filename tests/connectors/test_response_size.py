@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 
 from connectors import MalformedResponseError, ResponseTooLargeError
-from connectors.http import DEFAULT_MAX_RESPONSE_BYTES
+from connectors.core.http import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.sim import serve
-from connectors.sim.example import ExampleSimulator
+from connectors.vendors.example.simulator import ExampleSimulator
 from tests.connectors.conftest import TOKEN, configure, make_connector, sim_get
 
 MiB = 1024 * 1024

@@ -14,9 +14,9 @@ from connectors import (
     VendorServerError,
     VendorUnavailableError,
 )
-from connectors.example import ExampleConnector
 from connectors.sim import serve
-from connectors.sim.example import ExampleSimulator
+from connectors.vendors.example.connector import ExampleConnector
+from connectors.vendors.example.simulator import ExampleSimulator
 from tests.connectors.conftest import TOKEN, LogLines, configure, make_connector, sim_get
 
 

@@ -7,10 +7,10 @@ import anyio
 import pytest
 
 from connectors import ConnectorConfigError, VendorHTTPError
-from connectors.example import ExampleConnector
 from connectors.registry import VENDORS, vendor
 from connectors.sim import Faults, SimSettings, serve
-from connectors.sim.example import ExampleSimulator
+from connectors.vendors.example.connector import ExampleConnector
+from connectors.vendors.example.simulator import ExampleSimulator
 from tests.connectors.conftest import TOKEN, configure, make_connector, sim_get
 
 

@@ -16,10 +16,10 @@ from connectors import (
     RetryPolicy,
     UnsupportedOperation,
 )
-from connectors.errors import AccountExistsError
+from connectors.core.errors import AccountExistsError
 from connectors.sim import serve
-from connectors.sim.thought_industries import ThoughtIndustriesSimulator
-from connectors.thought_industries import ThoughtIndustriesConnector
+from connectors.vendors.thought_industries.connector import ThoughtIndustriesConnector
+from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
 from tests.connectors.conftest import FAST_RETRY, TOKEN, LogLines, configure, sim_get
 
 PATIENT = RetryPolicy(attempts=8, base_delay=0.005, max_delay=0.02)

@@ -19,8 +19,8 @@ from connectors import (
     VendorServerError,
 )
 from connectors.sim import serve
-from connectors.sim.userflow import UserflowSimulator
-from connectors.userflow import UserflowConnector
+from connectors.vendors.userflow.connector import UserflowConnector
+from connectors.vendors.userflow.simulator import UserflowSimulator
 from tests.connectors.conftest import FAST_RETRY, configure, sim_get
 
 KEY = "uf-live-Secret-5150-abcdef"

@@ -1,4 +1,4 @@
-"""Plain account records for graph tests, shaped like connectors.records.VendorAccount."""
+"""Plain account records for graph tests, shaped like connectors.core.records.VendorAccount."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from connectors.sim import serve
-from connectors.sim.influitive import InfluitiveSimulator
+from connectors.vendors.influitive.simulator import InfluitiveSimulator
 from graph.models import account_table
 from syncd.config import Config
 from syncd.engine import Engine

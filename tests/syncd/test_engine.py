@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from connectors.sim import serve
-from connectors.sim.appxite import AppXiteSimulator
 from connectors.sim.base import VendorSimulator
-from connectors.sim.influitive import InfluitiveSimulator
-from connectors.sim.partnerize import PartnerizeSimulator
-from connectors.sim.thought_industries import ThoughtIndustriesSimulator
-from connectors.sim.userflow import UserflowSimulator
+from connectors.vendors.appxite.simulator import AppXiteSimulator
+from connectors.vendors.influitive.simulator import InfluitiveSimulator
+from connectors.vendors.partnerize.simulator import PartnerizeSimulator
+from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
+from connectors.vendors.userflow.simulator import UserflowSimulator
 from graph import outbox
 from graph.linked import save_learned_rate
 from syncd.config import Config

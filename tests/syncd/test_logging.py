@@ -12,7 +12,7 @@ import orjson
 import pytest
 import structlog
 
-from connectors.redaction import REDACTED, register_secret
+from connectors.core.redaction import REDACTED, register_secret
 from syncd.logging import configure_logging, reset_logging
 
 SECRET = "s3cret-logging-token-9876"

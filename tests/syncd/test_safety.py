@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from connectors.errors import InvalidIdentifierError, UnsupportedOperation
+from connectors.core.errors import InvalidIdentifierError, UnsupportedOperation
 from graph import outbox
 from graph.models import account_table, operation_table
 from graph.writeback import link

@@ -9,23 +9,23 @@ from typing import ClassVar, Literal
 
 import aiohttp
 
-from connectors.auth import Auth, BearerAuth, HeaderAuth
-from connectors.base import Capabilities, Connector
-from connectors.budget import RateBudget
-from connectors.endpoints import label_problem
-from connectors.errors import (
+from connectors.core.auth import Auth, BearerAuth, HeaderAuth
+from connectors.core.base import Capabilities, Connector
+from connectors.core.budget import RateBudget
+from connectors.core.endpoints import label_problem
+from connectors.core.errors import (
     AccountExistsError,
     ConnectorConfigError,
     ConnectorError,
     MalformedResponseError,
     VendorHTTPError,
 )
-from connectors.mapping import text, unwrap
-from connectors.pagination import ListingSource, PageTotalPaginator, Paginator, Record
-from connectors.paths import segment
-from connectors.priority import Priority
-from connectors.records import VendorAccount
-from connectors.retry import RetryPolicy
+from connectors.core.mapping import text, unwrap
+from connectors.core.pagination import ListingSource, PageTotalPaginator, Paginator, Record
+from connectors.core.paths import segment
+from connectors.core.priority import Priority
+from connectors.core.records import VendorAccount
+from connectors.core.retry import RetryPolicy
 
 ApiVersion = Literal["v1", "v2"]
 AuthStyle = Literal["api_key", "bearer"]

@@ -8,21 +8,21 @@ from typing import ClassVar
 
 import aiohttp
 
-from connectors.auth import Auth, BearerAuth, CombinedAuth
-from connectors.base import Capabilities, Connector
-from connectors.budget import RateBudget
-from connectors.errors import (
+from connectors.core.auth import Auth, BearerAuth, CombinedAuth
+from connectors.core.base import Capabilities, Connector
+from connectors.core.budget import RateBudget
+from connectors.core.errors import (
     ConnectorError,
     MalformedResponseError,
     UnsupportedOperation,
     VendorHTTPError,
 )
-from connectors.mapping import text
-from connectors.pagination import CursorPaginator, ListingSource, Paginator, Record
-from connectors.paths import segment
-from connectors.priority import Priority
-from connectors.records import VendorAccount
-from connectors.retry import RetryPolicy
+from connectors.core.mapping import text
+from connectors.core.pagination import CursorPaginator, ListingSource, Paginator, Record
+from connectors.core.paths import segment
+from connectors.core.priority import Priority
+from connectors.core.records import VendorAccount
+from connectors.core.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.userflow.com"
 API_VERSION = "2020-01-03"

@@ -11,22 +11,22 @@ from typing import ClassVar, Literal
 
 import aiohttp
 
-from connectors.auth import Auth, BasicAuth, HeaderAuth
-from connectors.base import Capabilities, Connector
-from connectors.budget import RateBudget
-from connectors.errors import (
+from connectors.core.auth import Auth, BasicAuth, HeaderAuth
+from connectors.core.base import Capabilities, Connector
+from connectors.core.budget import RateBudget
+from connectors.core.errors import (
     ConnectorConfigError,
     ConnectorError,
     IncompleteListing,
     VendorHTTPError,
 )
-from connectors.mapping import text, unwrap
-from connectors.pagination import ListingSource, Page, PageCountPaginator, Paginator, Record
-from connectors.paths import segment
-from connectors.priority import Priority
-from connectors.records import VendorAccount
-from connectors.redaction import register_secret
-from connectors.retry import RetryPolicy
+from connectors.core.mapping import text, unwrap
+from connectors.core.pagination import ListingSource, Page, PageCountPaginator, Paginator, Record
+from connectors.core.paths import segment
+from connectors.core.priority import Priority
+from connectors.core.records import VendorAccount
+from connectors.core.redaction import register_secret
+from connectors.core.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.partnerize.com"
 AuthStyle = Literal["headers", "basic"]

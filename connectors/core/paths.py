@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from connectors.errors import InvalidIdentifierError
+from connectors.core.errors import InvalidIdentifierError
 
 
 def segment(vendor: str, value: str) -> str:

@@ -15,21 +15,21 @@ from urllib.parse import quote
 
 import aiohttp
 
-from connectors.auth import Auth, BearerAuth, CombinedAuth, HeaderAuth
-from connectors.base import Capabilities, Connector
-from connectors.budget import RateBudget
-from connectors.errors import (
+from connectors.core.auth import Auth, BearerAuth, CombinedAuth, HeaderAuth
+from connectors.core.base import Capabilities, Connector
+from connectors.core.budget import RateBudget
+from connectors.core.errors import (
     AccountExistsError,
     ConnectorConfigError,
     MalformedResponseError,
     VendorHTTPError,
 )
-from connectors.mapping import text
-from connectors.pagination import ListingSource, PageTotalPaginator, Paginator, Record
-from connectors.paths import segment
-from connectors.priority import Priority
-from connectors.records import VendorAccount
-from connectors.retry import RetryPolicy
+from connectors.core.mapping import text
+from connectors.core.pagination import ListingSource, PageTotalPaginator, Paginator, Record
+from connectors.core.paths import segment
+from connectors.core.priority import Priority
+from connectors.core.records import VendorAccount
+from connectors.core.retry import RetryPolicy
 
 ScopeKind = Literal["platform", "customer"]
 

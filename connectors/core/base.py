@@ -11,13 +11,13 @@ from typing import ClassVar
 import aiohttp
 import structlog
 
-from connectors.auth import Auth
-from connectors.budget import RateBudget
-from connectors.errors import ConnectorConfigError, UnsupportedOperation
-from connectors.http import VendorHttp
-from connectors.pagination import ListingSource, Paginator, Record
-from connectors.records import CANONICAL_ATTRIBUTES, VendorAccount
-from connectors.retry import RetryPolicy
+from connectors.core.auth import Auth
+from connectors.core.budget import RateBudget
+from connectors.core.errors import ConnectorConfigError, UnsupportedOperation
+from connectors.core.http import VendorHttp
+from connectors.core.pagination import ListingSource, Paginator, Record
+from connectors.core.records import CANONICAL_ATTRIBUTES, VendorAccount
+from connectors.core.retry import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class Connector(ABC):
     extra_headers: ClassVar[Mapping[str, str]] = {}
     default_ceiling: ClassVar[float] = 5.0  # requests per second when no budget is given
     allow_delete: bool = False  # from the connector's config; deletes are refused without it
-    # Settings that become a label of the vendor's hostname (checked by connectors.endpoints).
+    # Settings that become a label of the vendor's hostname (checked by connectors.core.endpoints).
     label_settings: ClassVar[frozenset[str]] = frozenset()
     # Canonical attributes an update can change (the others are derived or read-only).
     writable: ClassVar[frozenset[str]] = frozenset(CANONICAL_ATTRIBUTES) - {"active"}

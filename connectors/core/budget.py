@@ -12,7 +12,7 @@ import anyio
 import structlog
 from aiolimiter import AsyncLimiter
 
-from connectors.priority import Priority, PrioritySemaphore
+from connectors.core.priority import Priority, PrioritySemaphore
 
 _SEND_WINDOW = 1.0  # seconds of send history used to measure the rate we actually sent at
 
@@ -67,7 +67,7 @@ class RateBudget:
         self.min_samples = min_samples
         self.estimate_horizon = estimate_horizon
         self.name = name
-        self._log = structlog.get_logger("connectors.budget", connector=name)
+        self._log = structlog.get_logger("connectors.core.budget", connector=name)
 
         self._rate = self.ceiling
         self._limit: float | None = None
@@ -94,7 +94,7 @@ class RateBudget:
     def bind(self, name: str) -> None:
         """Name the connector this budget belongs to, for its log lines."""
         self.name = name
-        self._log = structlog.get_logger("connectors.budget", connector=name)
+        self._log = structlog.get_logger("connectors.core.budget", connector=name)
 
     @property
     def rate(self) -> float:

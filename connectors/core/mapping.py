@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from connectors.errors import MalformedResponseError
-from connectors.pagination import Record
+from connectors.core.errors import MalformedResponseError
+from connectors.core.pagination import Record
 
 
 def text(value: object) -> str | None:

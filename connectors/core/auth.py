@@ -6,7 +6,7 @@ import base64
 from collections.abc import Mapping
 from typing import Protocol
 
-from connectors.redaction import REDACTED, register_secret
+from connectors.core.redaction import REDACTED, register_secret
 
 
 class Auth(Protocol):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from connectors.errors import IncompleteListing
+from connectors.core.errors import IncompleteListing
 
 Record = dict[str, object]
 Page = list[Record]

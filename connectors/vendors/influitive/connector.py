@@ -8,22 +8,22 @@ from typing import ClassVar
 
 import aiohttp
 
-from connectors.auth import Auth, HeaderAuth
-from connectors.base import Capabilities, Connector
-from connectors.budget import RateBudget
-from connectors.endpoints import label_problem
-from connectors.errors import (
+from connectors.core.auth import Auth, HeaderAuth
+from connectors.core.base import Capabilities, Connector
+from connectors.core.budget import RateBudget
+from connectors.core.endpoints import label_problem
+from connectors.core.errors import (
     ConnectorConfigError,
     ConnectorError,
     MalformedResponseError,
     VendorHTTPError,
 )
-from connectors.mapping import text, unwrap
-from connectors.pagination import ListingSource, PageNumberPaginator, Paginator, Record
-from connectors.paths import segment
-from connectors.priority import Priority
-from connectors.records import VendorAccount
-from connectors.retry import RetryPolicy
+from connectors.core.mapping import text, unwrap
+from connectors.core.pagination import ListingSource, PageNumberPaginator, Paginator, Record
+from connectors.core.paths import segment
+from connectors.core.priority import Priority
+from connectors.core.records import VendorAccount
+from connectors.core.retry import RetryPolicy
 
 DEFAULT_ADVOCATES_PATH = "/api/v1/advocates"
 

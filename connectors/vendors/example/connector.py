@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from connectors.auth import Auth, BearerAuth
-from connectors.base import Capabilities, Connector
-from connectors.mapping import text, unwrap
-from connectors.pagination import PageTotalPaginator, Paginator, Record
-from connectors.paths import segment
-from connectors.priority import Priority
-from connectors.records import VendorAccount
+from connectors.core.auth import Auth, BearerAuth
+from connectors.core.base import Capabilities, Connector
+from connectors.core.mapping import text, unwrap
+from connectors.core.pagination import PageTotalPaginator, Paginator, Record
+from connectors.core.paths import segment
+from connectors.core.priority import Priority
+from connectors.core.records import VendorAccount
 
 _TO_VENDOR = {
     "email": "email",

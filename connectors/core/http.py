@@ -11,9 +11,9 @@ import orjson
 import structlog
 from yarl import URL
 
-from connectors.auth import Auth
-from connectors.budget import RateBudget, Ticket
-from connectors.errors import (
+from connectors.core.auth import Auth
+from connectors.core.budget import RateBudget, Ticket
+from connectors.core.errors import (
     AuthenticationError,
     ConnectorError,
     MalformedResponseError,
@@ -24,9 +24,9 @@ from connectors.errors import (
     VendorUnavailableError,
     strip_query,
 )
-from connectors.priority import Priority
-from connectors.redaction import contains_secret
-from connectors.retry import RetryPolicy, parse_retry_after
+from connectors.core.priority import Priority
+from connectors.core.redaction import contains_secret
+from connectors.core.retry import RetryPolicy, parse_retry_after
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
@@ -67,7 +67,7 @@ class VendorHttp:
         self._base = str(self._base_url)
         self._headers = {**(headers or {}), **auth.headers()}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._log = structlog.get_logger("connectors.http", connector=connector)
+        self._log = structlog.get_logger("connectors.core.http", connector=connector)
         self.observer: RequestObserver | None = None
         self.max_response_bytes = max_response_bytes
 

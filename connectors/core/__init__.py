@@ -1,0 +1,1 @@
+"""The shared connector layer: session, budget, retry, pagination, auth, redaction, errors."""

@@ -1,0 +1,1 @@
+"""One package per vendor: its connector, its simulator and its README."""

@@ -1,0 +1,1 @@
+"""The appxite vendor: connector and simulator."""

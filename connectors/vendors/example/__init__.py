@@ -1,0 +1,1 @@
+"""The example vendor: connector and simulator."""

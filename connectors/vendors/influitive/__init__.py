@@ -1,0 +1,1 @@
+"""The influitive vendor: connector and simulator."""

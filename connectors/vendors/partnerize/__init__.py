@@ -1,0 +1,1 @@
+"""The partnerize vendor: connector and simulator."""

@@ -1,0 +1,1 @@
+"""The thought_industries vendor: connector and simulator."""

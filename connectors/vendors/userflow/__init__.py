@@ -1,0 +1,1 @@
+"""The userflow vendor: connector and simulator."""
