@@ -18,8 +18,10 @@ import anyio
 import orjson
 from aiohttp import web
 
+from connectors.sim.errors import VendorError
 from connectors.sim.listing import ListingStyle, ListingView, Record
 from connectors.sim.ratelimit import TokenBucket
+from connectors.sim.schema import Schema
 from connectors.sim.settings import SettingsError, SimSettings
 from connectors.sim.stats import SimStats
 
@@ -50,6 +52,11 @@ class VendorSimulator(ABC):
     id_key: ClassVar[str] = "id"
     wrapper_key: ClassVar[str | None] = None  # single-user bodies are {wrapper_key: user}
     unique_email: ClassVar[bool] = True  # creating a second user with an email is a 409
+    schema: ClassVar[Schema | None] = None  # what a write body may hold; None: anything
+    invalid_status: ClassVar[int] = 422  # the status of a body the schema rejects
+    # A server-side limit is on unless a test turns it off; real vendors all have one.
+    default_rate: ClassVar[float | None] = 50.0
+    default_retry_after: ClassVar[str] = "none"  # no reference documents Retry-After
 
     def __init__(
         self,
@@ -62,7 +69,9 @@ class VendorSimulator(ABC):
         self.token = token or secrets.token_urlsafe(16)
         self.seed = seed
         self.user_count = users
-        self.settings = settings or SimSettings()
+        self.settings = settings or SimSettings(
+            rate=self.default_rate, retry_after=self.default_retry_after
+        )
         self._initial_settings = copy.deepcopy(self.settings)
         self.users: dict[str, Record] = {}
         self.stats = SimStats(self.token)
@@ -91,13 +100,26 @@ class VendorSimulator(ABC):
         """Return a stored user after an update; the default merges the given fields."""
         return {**stored, **fields, self.id_key: stored[self.id_key]}
 
+    def error_body(self, status: int, message: str, code: str) -> object:
+        """Return the vendor's error body; vendors override this with their own shape."""
+        return {"error": message}
+
     def unwrap(self, body: object) -> Record:
         """Return the user fields inside a request body."""
         if self.wrapper_key is not None:
-            body = body.get(self.wrapper_key) if isinstance(body, dict) else None
+            if not isinstance(body, dict) or set(body) != {self.wrapper_key}:
+                raise VendorError(400, f"expected a JSON object with one key {self.wrapper_key!r}")
+            body = body[self.wrapper_key]
         if not isinstance(body, dict):
-            raise web.HTTPBadRequest(text="expected a JSON object")
+            raise VendorError(400, "expected a JSON object")
         return dict(body)
+
+    def check(self, fields: Record, *, creating: bool) -> None:
+        """Refuse a write body the vendor would refuse (unknown fields, wrong types, missing)."""
+        if self.schema is not None:
+            problem = self.schema.problem(fields, creating=creating)
+            if problem is not None:
+                raise VendorError(self.invalid_status, problem, "invalid")
 
     def wrap(self, user: Record) -> object:
         """Return the response body for one user."""
@@ -167,7 +189,10 @@ class VendorSimulator(ABC):
     async def _vendor_behaviour(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Apply rate limit, latency, faults and auth to vendor requests; count them."""
         if request.path.startswith(CONTROL_PREFIX):
-            return await handler(request)
+            try:
+                return await handler(request)
+            except VendorError as error:
+                return self._error_response(error)
         resource = request.match_info.route.resource
         path = resource.canonical if resource is not None else request.path
         self.stats.arrived(
@@ -175,17 +200,27 @@ class VendorSimulator(ABC):
         )
         try:
             response = await self._answer(request, handler)
+        except VendorError as error:
+            response = self._error_response(error)
         except web.HTTPException as exc:
-            self.stats.answered(request.method, path, exc.status)
-            raise
+            if exc.status < 400:
+                self.stats.answered(request.method, path, exc.status)
+                raise
+            response = self._error_response(VendorError(exc.status, exc.text or exc.reason))
         except asyncio.CancelledError:
             self.stats.answered(request.method, path, CLIENT_GONE)
             raise
         self.stats.answered(request.method, path, response.status)
         return response
 
+    def _error_response(self, error: VendorError) -> web.Response:
+        """Render a refusal in the vendor's error shape."""
+        return json_response(self.error_body(error.status, error.message, error.code), error.status)
+
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Answer one vendor request the way the settings say."""
+        """Answer one vendor request the way the settings say: auth first, then the limit."""
+        if not self.authorized(request):
+            raise VendorError(401, "unauthorized", "unauthorized")
         throttled = self._throttle()
         if throttled is not None:
             return throttled
@@ -194,8 +229,6 @@ class VendorSimulator(ABC):
         fault = await self._fault(request)
         if fault is not None:
             return fault
-        if not self.authorized(request):
-            return json_response({"error": "unauthorized"}, status=401)
         return await handler(request)
 
     def _throttle(self) -> web.Response | None:
@@ -215,7 +248,7 @@ class VendorSimulator(ABC):
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
         elif self.settings.retry_after == "date":
             headers["Retry-After"] = formatdate(math.ceil(time.time() + wait), usegmt=True)
-        response = json_response({"error": "rate limited"}, status=429)
+        response = self._error_response(VendorError(429, "rate limited", "rate_limited"))
         response.headers.update(headers)
         return response
 
@@ -223,7 +256,7 @@ class VendorSimulator(ABC):
         """Inject at most one request fault; return its response, if it replaces the answer."""
         faults = self.settings.faults
         if faults.unauthorized:
-            return json_response({"error": "unauthorized"}, status=401)
+            return self._error_response(VendorError(401, "unauthorized", "unauthorized"))
         if faults.body_endless or faults.body_bytes is not None:
             return await self._big_body(request)
         if faults.limit is not None and self._faults_injected >= faults.limit:
@@ -245,7 +278,8 @@ class VendorSimulator(ABC):
         """Produce one fault."""
         faults = self.settings.faults
         if kind == "error":
-            return json_response({"error": "unavailable"}, status=faults.server_error_status)
+            status = faults.server_error_status
+            return self._error_response(VendorError(status, "unavailable", "unavailable"))
         if kind == "timeout":
             await anyio.sleep(faults.timeout_delay)
             return None  # answer normally, long after the client gave up
@@ -292,9 +326,10 @@ class VendorSimulator(ABC):
     async def handle_create(self, request: web.Request) -> web.Response:
         """Create a user; 409 if its email is taken."""
         fields = self.unwrap(await self._body(request))
+        self.check(fields, creating=True)
         email = fields.get("email")
         if self.unique_email and isinstance(email, str) and self._email_taken(email):
-            return json_response({"error": "email already exists"}, status=409)
+            raise VendorError(409, "email already exists", "conflict")
         user = self.add_user(self.new_user(fields))
         return json_response(self.wrap(user), status=201)
 
@@ -302,6 +337,7 @@ class VendorSimulator(ABC):
         """Update a user per the vendor's semantics."""
         stored = self._stored(request)
         fields = self.unwrap(await self._body(request))
+        self.check(fields, creating=False)
         user = self.apply_update(stored, fields)
         self.users[str(user[self.id_key])] = user
         return json_response(self.wrap(user))
@@ -316,7 +352,7 @@ class VendorSimulator(ABC):
         """Return the user named in the path, or raise 404."""
         user = self.users.get(request.match_info["id"])
         if user is None:
-            raise web.HTTPNotFound(text='{"error": "not found"}', content_type="application/json")
+            raise VendorError(404, "not found", "not_found")
         return user
 
     def _email_taken(self, email: str) -> bool:
@@ -328,11 +364,13 @@ class VendorSimulator(ABC):
         )
 
     async def _body(self, request: web.Request) -> object:
-        """Return the request's JSON body, or raise 400."""
+        """Return the request's JSON body; 415 unless it is declared JSON, 400 if malformed."""
+        if request.content_type != "application/json":
+            raise VendorError(415, "Content-Type must be application/json", "unsupported_media")
         try:
             return orjson.loads(await request.read())
         except orjson.JSONDecodeError:
-            raise web.HTTPBadRequest(text="malformed JSON") from None
+            raise VendorError(400, "malformed JSON", "malformed") from None
 
     # -- /_sim/ control API ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from connectors.sim.errors import VendorError
 from connectors.sim.settings import Faults
 
 Record = dict[str, object]
@@ -50,15 +51,17 @@ class ListingView:
 
 
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """Read an integer query parameter, clamped to [low, high]; 400 if not a number."""
+    """Read an integer query parameter; 400 if it is not a number in [low, high]."""
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
-    return max(low, min(high, value))
+        raise VendorError(400, f"{name} must be an integer", "invalid") from None
+    if not low <= value <= high:
+        raise VendorError(400, f"{name} must be between {low} and {high}", "invalid")
+    return value
 
 
 def _envelope(records_key: str | None, records: list[Record], **extra: object) -> object:
@@ -155,7 +158,7 @@ class CursorListing(ListingStyle):
         if cursor is not None:
             position = view.position_after(cursor)
             if position is None:
-                raise web.HTTPBadRequest(text=f"unknown {self.cursor_param}")
+                raise VendorError(400, f"unknown {self.cursor_param}", "invalid")
             start = position
         records = view.page(start, limit)
         has_more = start + limit < view.total

@@ -37,7 +37,7 @@ class SimSettings:
 
     rate: float | None = None  # requests per second the vendor accepts; None: no limit
     burst: float | None = None  # token bucket size; None: one second's worth (at least 1)
-    retry_after: str = "seconds"  # on 429: "seconds", "date" (HTTP date) or "none"
+    retry_after: str = "none"  # on 429: "seconds", "date" (HTTP date) or "none"
     latency_ms: float = 0.0
     faults: Faults = field(default_factory=Faults)
 

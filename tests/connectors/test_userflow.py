@@ -78,7 +78,7 @@ async def test_full_listing_of_10000_users_equals_the_vendor(
         stats = await sim_get(session, url, "stats")
     assert [account.raw for account in accounts] == held
     assert len({account.external_id for account in accounts}) == 10_000
-    assert stats["requests"] == 100
+    assert stats["requests"] - stats["throttled"] == 100
     assert stats["query_keys"] == ["expand", "limit", "starting_after"]
     assert stats["secret_in_url"] == 0
     assert accounts[0].attributes["groups"] and accounts[0].attributes["active"] is True
