@@ -10,6 +10,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import ClassVar
 from urllib.parse import unquote_plus
@@ -36,6 +37,35 @@ _BODY_PADDING = b" " * 65_536  # JSON whitespace: the body is never complete JSO
 def json_response(body: object, status: int = 200) -> web.Response:
     """Return a JSON response."""
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class SimConnection:
+    """What a connector needs to talk to one simulator: its secrets and settings."""
+
+    secrets: dict[str, str]
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SimPerson:
+    """A person as the fleet seeds them into any vendor."""
+
+    index: int
+    employee_id: str
+    email: str
+    given_name: str
+    family_name: str
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimView:
+    """A stored user read the same way whatever the vendor: email, title, active."""
+
+    email: str | None
+    title: object
+    active: bool
 
 
 class VendorSimulator(ABC):
@@ -91,6 +121,23 @@ class VendorSimulator(ABC):
     @abstractmethod
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return the stored form of seeded user number `index` (its id included)."""
+
+    def connection(self) -> SimConnection:
+        """Return the secrets and settings a connector needs to talk to this simulator."""
+        return SimConnection(secrets={"api_key": self.token})
+
+    def view(self, user: Record) -> SimView:
+        """Read a stored user's email, title and whether it is active."""
+        email = user.get("email")
+        return SimView(
+            email=email if isinstance(email, str) else None,
+            title=user.get("title"),
+            active=user.get("status", "active") == "active",
+        )
+
+    @abstractmethod
+    def user_for(self, person: SimPerson) -> Record:
+        """Return the stored form of an active user for this person (the fleet seeds these)."""
 
     def new_user(self, fields: Record) -> Record:
         """Return the stored form of a user created through the API."""

@@ -16,7 +16,7 @@ from typing import ClassVar
 import orjson
 from aiohttp import web
 
-from connectors.sim.base import VendorSimulator, json_response
+from connectors.sim.base import SimConnection, SimPerson, SimView, VendorSimulator, json_response
 from connectors.sim.listing import ListingStyle, ListingView, Record
 from connectors.sim.settings import SimSettings
 from connectors.sim.stats import SimStats
@@ -61,6 +61,9 @@ def _member(user: Record, organization: str) -> bool:
     """Tell whether a user belongs to an organization."""
     organizations = user.get("OrganizationIds")
     return isinstance(organizations, list) and organization in organizations
+
+
+STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
 
 class StrictPageListing(ListingStyle):
@@ -143,6 +146,43 @@ class AppXiteSimulator(VendorSimulator):
         return secrets.compare_digest(key, self.subscription_key) and secrets.compare_digest(
             bearer, f"Bearer {self.token}"
         )
+
+    def connection(self) -> SimConnection:
+        """Return the Bearer token, the subscription key and the platform scope."""
+        return SimConnection(
+            secrets={"token": self.token, "subscription_key": self.subscription_key},
+            settings={"scope_id": self.platform_id},
+        )
+
+    def view(self, user: Record) -> SimView:
+        """Read a user: `Email`, `JobTitle`; Blocked means deactivated."""
+        email = user.get("Email")
+        active = user.get("State") != "Blocked"
+        return SimView(email if isinstance(email, str) else None, user.get("JobTitle"), active)
+
+    def user_for(self, person: SimPerson) -> Record:
+        """Return an active platform user for this person."""
+        return {
+            "Id": f"00000000-0000-4000-8000-{person.index:012d}",
+            "Email": person.email,
+            "FirstName": person.given_name,
+            "LastName": person.family_name,
+            "DisplayName": f"{person.given_name} {person.family_name}",
+            "JobTitle": person.title,
+            "CompanyName": None,
+            "Language": None,
+            "TimeZone": None,
+            "RoleId": "role-member",
+            "RoleName": "Member",
+            "IdentityProviderId": None,
+            "PhoneNumber": None,
+            "ExternalReference": None,
+            "State": "Active",
+            "IsAccessible": True,
+            "OrganizationIds": [self.platform_id],
+            "CreatedDate": STAMP,
+            "LastLoginDate": None,
+        }
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`: mostly Active, some New, some Blocked."""

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from aiohttp import web
 
-from connectors.sim.base import VendorSimulator
+from connectors.sim.base import SimConnection, SimPerson, VendorSimulator
 from connectors.sim.listing import ListingStyle, PageTotalListing, Record
 
 _GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
@@ -26,6 +26,21 @@ class ExampleSimulator(VendorSimulator):
     def authorized(self, request: web.Request) -> bool:
         """Accept `Authorization: Bearer TOKEN`."""
         return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    def connection(self) -> SimConnection:
+        """Return the Bearer token."""
+        return SimConnection(secrets={"token": self.token})
+
+    def user_for(self, person: SimPerson) -> Record:
+        """Return an active user for this person."""
+        return {
+            "id": f"u{person.index + 1:06d}",
+            "email": person.email,
+            "first_name": person.given_name,
+            "last_name": person.family_name,
+            "status": "active",
+            "role": "member",
+        }
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`."""

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from aiohttp import web
 
-from connectors.sim.base import VendorSimulator, json_response
+from connectors.sim.base import SimPerson, VendorSimulator, json_response
 from connectors.sim.listing import ListingStyle, PageNumberListing, Record, int_param
 
 API = "/api/v1"
@@ -27,6 +27,9 @@ _COMPANIES = ("Initech", "Globex", "Umbrella", "Hooli", "Stark Industries")
 _TITLES = ("Engineer", "Marketing Manager", "VP Sales", "Customer Success Lead", None)
 _GROUPS = ("Champions", "Beta Testers", "Speakers", "Reference Customers")
 _LEVELS = ("Insider", "Advocate", "Champion", "Legend")
+
+
+STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
 
 class InfluitiveSimulator(VendorSimulator):
@@ -48,6 +51,23 @@ class InfluitiveSimulator(VendorSimulator):
         """Accept `Authorization: Token token=KEY` (the key optionally quoted)."""
         match = _TOKEN.match(request.headers.get("Authorization", ""))
         return match is not None and match.group(1) == self.token
+
+    def user_for(self, person: SimPerson) -> Record:
+        """Return an active advocate for this person."""
+        return {
+            "id": person.index + 1,
+            "email": person.email,
+            "first_name": person.given_name,
+            "last_name": person.family_name,
+            "title": person.title,
+            "company": None,
+            "status": "active",
+            "groups": [],
+            "custom_fields": dict.fromkeys(HUB_CUSTOM_FIELDS),
+            "level": "Insider",
+            "points": 0,
+            "created_at": STAMP,
+        }
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded advocate number `index`: integer id, custom fields, hub-only fields."""

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from aiohttp import web
 
-from connectors.sim.base import VendorSimulator, json_response
+from connectors.sim.base import SimConnection, SimPerson, VendorSimulator, json_response
 from connectors.sim.listing import ListingStyle, ListingView, Record
 from connectors.sim.settings import SimSettings
 from connectors.sim.stats import SimStats
@@ -72,6 +72,9 @@ class PartnerizeListing(ListingStyle):
         number = _strict_int(request, "page", 1, 1, 10**9)
         size = _strict_int(request, "count", self.default_size, 1, self.max_size)
         return {"users": view.page((number - 1) * size, size), "count": view.total}
+
+
+STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
 
 class _KeyPairStats(SimStats):
@@ -151,6 +154,25 @@ class PartnerizeSimulator(VendorSimulator):
             self._next_id += 1
         self._next_id += 1
         return candidate
+
+    def connection(self) -> SimConnection:
+        """Return the application key and user API key pair."""
+        return SimConnection(
+            secrets={"application_key": self.application_key, "user_api_key": self.user_api_key}
+        )
+
+    def user_for(self, person: SimPerson) -> Record:
+        """Return an active standard user for this person."""
+        return {
+            "user_id": str(500_000 + person.index),
+            "status": "active",
+            "role": "standard",
+            "firstname": person.given_name,
+            "lastname": person.family_name,
+            "email": person.email,
+            "created_at": STAMP,
+            "updated_at": STAMP,
+        }
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`, with vendor-only fields (phone, currency)."""

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from aiohttp import web
 
-from connectors.sim.base import VendorSimulator, json_response
+from connectors.sim.base import SimPerson, SimView, VendorSimulator, json_response
 from connectors.sim.listing import ListingStyle, ListingView, PageTotalListing, Record
 
 V1 = "/incoming/api/v1"
@@ -66,6 +66,9 @@ class StrictPageTotalListing(PageTotalListing):
         return super().respond(request, view)
 
 
+STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
+
+
 class ThoughtIndustriesSimulator(VendorSimulator):
     """Simulates Thought Industries users on both `/incoming/api/v1` and `/incoming/v2`.
 
@@ -92,6 +95,32 @@ class ThoughtIndustriesSimulator(VendorSimulator):
             return request.headers.get("Authorization") == f"Bearer {self.token}"
         given = request.headers.get("X-API-Key") or request.query.get("apiKey")
         return given == self.token
+
+    def view(self, user: Record) -> SimView:
+        """Read a user: `active` false means deactivated; there is no title."""
+        email = user.get("email")
+        return SimView(
+            email if isinstance(email, str) else None, None, user.get("active") is not False
+        )
+
+    def user_for(self, person: SimPerson) -> Record:
+        """Return an active learner for this person."""
+        return {
+            "id": f"ti{person.index:010d}",
+            "email": person.email,
+            "firstName": person.given_name,
+            "lastName": person.family_name,
+            "role": "learner",
+            "groups": [],
+            "customFields": {},
+            "active": True,
+            "ssoId": None,
+            "avatarUrl": None,
+            "language": None,
+            "createdAt": STAMP,
+            "updatedAt": STAMP,
+            "lastActiveAt": None,
+        }
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index` with vendor-only fields the connector never maps."""

@@ -8,7 +8,14 @@ from typing import ClassVar
 
 from aiohttp import web
 
-from connectors.sim.base import Handler, VendorSimulator, json_response
+from connectors.sim.base import (
+    Handler,
+    SimConnection,
+    SimPerson,
+    SimView,
+    VendorSimulator,
+    json_response,
+)
 from connectors.sim.listing import CursorListing, ListingStyle, ListingView, Record
 
 API_VERSION = "2020-01-03"
@@ -43,6 +50,9 @@ def _sort_key(value: object) -> tuple[bool, str]:
     return (value is None, "" if value is None else str(value))
 
 
+STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
+
+
 class UserflowSimulator(VendorSimulator):
     """Simulates Userflow users.
 
@@ -61,6 +71,35 @@ class UserflowSimulator(VendorSimulator):
     def authorized(self, request: web.Request) -> bool:
         """Accept `Authorization: Bearer KEY`."""
         return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    def connection(self) -> SimConnection:
+        """Return the API key; users are keyed by the HR employee id."""
+        return SimConnection(
+            secrets={"api_key": self.token}, settings={"id_attribute": "employee_id"}
+        )
+
+    def view(self, user: Record) -> SimView:
+        """Read a user: email and title live in `attributes`; there is no inactive state."""
+        attributes = user.get("attributes")
+        attributes = attributes if isinstance(attributes, dict) else {}
+        email = attributes.get("email")
+        return SimView(email if isinstance(email, str) else None, attributes.get("title"), True)
+
+    def user_for(self, person: SimPerson) -> Record:
+        """Return a user for this person, keyed by their employee id."""
+        return {
+            "id": person.employee_id,
+            "object": "user",
+            "created_at": STAMP,
+            "attributes": {
+                "email": person.email,
+                "name": f"{person.given_name} {person.family_name}",
+                "first_name": person.given_name,
+                "last_name": person.family_name,
+                "title": person.title,
+            },
+            "memberships": [],
+        }
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`; some lack `signed_up_at`, as real data does."""
