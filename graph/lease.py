@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from graph.db import Database
 from graph.models import lease_table, utcnow
-from graph.sql import insert_for
+from graph.sql import from_row, insert_for
 
 WRITER = "writer"
 LOCK_WAIT_MS = 2_000
@@ -62,15 +62,7 @@ def holder_id() -> str:
 
 
 def _lease(row: Any) -> Lease:
-    return Lease(
-        name=row.name,
-        holder=row.holder,
-        host=row.host,
-        pid=row.pid,
-        token=row.token,
-        started_at=row.started_at,
-        expires_at=row.expires_at,
-    )
+    return from_row(Lease, row)
 
 
 async def acquire(db: Database, name: str, holder: str, ttl: float) -> Lease:

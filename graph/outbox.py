@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.db import Database
 from graph.models import operation_table, utcnow
-from graph.sql import IN_CHUNK, chunks, dumps, insert_for, loads
+from graph.sql import IN_CHUNK, chunks, dumps, from_row, insert_for, loads
 
 o = operation_table
 # Deactivations first: a leaver's access goes before routine profile updates.
@@ -80,19 +80,7 @@ class QueuedOperation:
 
 
 def _queued(row: Any) -> QueuedOperation:
-    return QueuedOperation(
-        id=row.id,
-        connector=row.connector,
-        op=row.op,
-        payload=loads(row.payload_json),
-        account_id=row.account_id,
-        person_id=row.person_id,
-        idempotency_key=row.idempotency_key,
-        state=row.state,
-        attempts=row.attempts,
-        last_error=row.last_error,
-        lookup_failures=row.lookup_failures,
-    )
+    return from_row(QueuedOperation, row, payload=loads(row.payload_json))
 
 
 async def enqueue(

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.models import account_table, conflict_table, person_email_table, person_table
-from graph.sql import loads
+from graph.sql import from_row, loads
 
 a = account_table
 c = conflict_table
@@ -96,18 +96,7 @@ _is_orphan = sa.and_(a.c.person_id.is_(None), a.c.missing_since.is_(None), ~_ope
 
 
 def _account(row: Any) -> AccountView:
-    return AccountView(
-        id=row.id,
-        connector=row.connector,
-        external_id=row.external_id,
-        email=row.email,
-        email_error=row.email_error,
-        status=row.status,
-        attributes=loads(row.attributes_json),
-        missing_since=row.missing_since,
-        person_id=row.person_id,
-        link_method=row.link_method,
-    )
+    return from_row(AccountView, row, attributes=loads(row.attributes_json))
 
 
 async def person_by_email(
@@ -143,17 +132,11 @@ async def person_by_email(
                 .order_by(a.c.connector, a.c.external_id)
             )
         ).all()
-    return PersonView(
-        id=person.id,
-        authority_id=person.authority_id,
-        primary_email=person.primary_email,
+    return from_row(
+        PersonView,
+        person,
         emails=list(emails),
-        given_name=person.given_name,
-        family_name=person.family_name,
-        display_name=person.display_name,
-        lifecycle=person.lifecycle,
         attributes=loads(person.attributes_json),
-        version=person.version,
         accounts=[_account(row) for row in accounts],
     )
 
@@ -178,19 +161,7 @@ async def open_conflicts(db: Database, limit: int = 1000) -> list[ConflictView]:
                 sa.select(c).where(c.c.state == "open").order_by(c.c.id).limit(limit)
             )
         ).all()
-    return [
-        ConflictView(
-            id=row.id,
-            kind=row.kind,
-            connector=row.connector,
-            email=row.email,
-            person_id=row.person_id,
-            account_id=row.account_id,
-            detail=loads(row.detail_json),
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
+    return [from_row(ConflictView, row, detail=loads(row.detail_json)) for row in rows]
 
 
 def _count(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:

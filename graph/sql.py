@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -37,6 +38,12 @@ def dumps(value: object) -> str:
 def loads(text: str | None) -> Any:
     """Parse JSON text stored by `dumps`; None stays None."""
     return None if text is None else orjson.loads(text)
+
+
+def from_row(cls: type[T], row: Any, **derived: object) -> T:
+    """Build a dataclass from a result row, field by field; `derived` gives the others."""
+    names = [field.name for field in fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: derived[name] if name in derived else getattr(row, name) for name in names})
 
 
 def insert_for(conn: AsyncConnection, table: sa.Table) -> Any:
