@@ -9,8 +9,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -98,6 +99,41 @@ async def wait_ready(config: Path, process: subprocess.Popen[str], log_path: Pat
                 await anyio.sleep(0.1)
 
 
+@dataclass
+class Running:
+    """A `syncd run` process, its log file and its database file."""
+
+    process: subprocess.Popen[str]
+    log: Path
+    db: Path
+
+    def tail(self) -> str:
+        """The end of the log, for a failed assertion."""
+        return self.log.read_text()[-3000:]
+
+    async def ended(self) -> tuple[int, float]:
+        """Wait for the process to end: its exit code and how long that took."""
+        started = time.monotonic()
+        code = await anyio.to_thread.run_sync(lambda: self.process.wait(timeout=60))
+        return code, time.monotonic() - started
+
+
+@asynccontextmanager
+async def daemon(config: Path, *, ready: bool = True) -> AsyncIterator[Running]:
+    """Run `syncd run` on a config, its log beside it; killed if the test leaves it running."""
+    log_path = config.parent / "daemon.log"
+    with log_path.open("w") as log:
+        process = start(config, log)
+    try:
+        if ready:
+            await wait_ready(config, process, log_path)
+        yield Running(process, log_path, config.parent / "graph.db")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def events(log: Path) -> list[dict[str, object]]:
     """The daemon's JSON log lines."""
     found = []
@@ -114,39 +150,31 @@ async def test_a_database_locked_past_the_busy_timeout_is_ridden_out(
 ) -> None:
     running, urls = sims
     config = make_config(tmp_path, urls, rate=10, ttl=30)
-    db_path = tmp_path / "graph.db"
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("w") as log:
-        process = start(config, log)
     base = base_url(config)
-    try:
-        async with aiohttp.ClientSession() as client:
-            # Wait until creates are being pushed (slowly, at 10 per second per vendor).
-            with anyio.fail_after(60):
-                while states(db_path).get("done", 0) < 1:
-                    assert process.poll() is None, log_path.read_text()[-3000:]
-                    await anyio.sleep(0.1)
-            assert states(db_path).get("pending", 0) + states(db_path).get("in_flight", 0) > 0
-            outage: list[dict[str, object]] = []
-            with locked(db_path):
-                started = time.monotonic()
-                while time.monotonic() - started < 12:  # longer than the 10 s busy timeout
-                    status, body = await readiness(client, base)
-                    if status == 503:
-                        outage.append(body)
-                    await anyio.sleep(0.2)
-            # Once the lock is gone, everything queued goes out and the daemon goes on.
-            with anyio.fail_after(60):
-                while True:
-                    assert process.poll() is None, log_path.read_text()[-3000:]
-                    now = states(db_path)
-                    if set(now) == {"done"}:
-                        break
-                    await anyio.sleep(0.2)
-            with anyio.fail_after(30):
-                while (await readiness(client, base))[0] != 200:
-                    assert process.poll() is None, log_path.read_text()[-3000:]
-                    await anyio.sleep(0.2)
+    async with daemon(config, ready=False) as run, aiohttp.ClientSession() as client:
+        # Wait until creates are being pushed (slowly, at 10 per second per vendor).
+        with anyio.fail_after(60):
+            while states(run.db).get("done", 0) < 1:
+                assert run.process.poll() is None, run.tail()
+                await anyio.sleep(0.1)
+        assert states(run.db).get("pending", 0) + states(run.db).get("in_flight", 0) > 0
+        outage: list[dict[str, object]] = []
+        with locked(run.db):
+            started = time.monotonic()
+            while time.monotonic() - started < 12:  # longer than the 10 s busy timeout
+                status, body = await readiness(client, base)
+                if status == 503:
+                    outage.append(body)
+                await anyio.sleep(0.2)
+        # Once the lock is gone, everything queued goes out and the daemon goes on.
+        with anyio.fail_after(60):
+            while set(now := states(run.db)) != {"done"}:
+                assert run.process.poll() is None, run.tail()
+                await anyio.sleep(0.2)
+        with anyio.fail_after(30):
+            while (await readiness(client, base))[0] != 200:
+                assert run.process.poll() is None, run.tail()
+                await anyio.sleep(0.2)
         assert now["done"] == PEOPLE * len(USED)
         for name in USED:
             assert len(running[name].users) == PEOPLE, name
@@ -155,12 +183,9 @@ async def test_a_database_locked_past_the_busy_timeout_is_ridden_out(
             not item["database"]["ok"] and "locked" in item["database"]["reason"]  # type: ignore[index]
             for item in checks
         ), outage
-        process.send_signal(signal.SIGTERM)
-        assert await anyio.to_thread.run_sync(lambda: process.wait(timeout=30)) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        run.process.send_signal(signal.SIGTERM)
+        assert (await run.ended())[0] == 0
+    log_path = run.log
     logged = [event["event"] for event in events(log_path)]
     assert logged.count("database.unavailable") == 1, logged
     assert logged.count("database.recovered") == 1, logged
@@ -175,22 +200,12 @@ async def test_sigterm_while_a_write_waits_behind_a_lock_ends_within_the_bound(
 ) -> None:
     _, urls = sims
     config = make_config(tmp_path, urls, rate=100, ttl=60)
-    db_path = tmp_path / "graph.db"
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("w") as log:
-        process = start(config, log)
-    try:
-        await wait_ready(config, process, log_path)
-        with locked(db_path):  # held until the process is gone
+    async with daemon(config) as run:
+        with locked(run.db):  # held until the process is gone
             await anyio.sleep(2)  # the pollers' next writes now wait behind the lock
-            process.send_signal(signal.SIGTERM)
-            started = time.monotonic()
-            code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=60))
-            elapsed = time.monotonic() - started
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+            run.process.send_signal(signal.SIGTERM)
+            code, elapsed = await run.ended()
+    log_path = run.log
     output = log_path.read_text()
     # The last-resort timer ends it at the bound at the latest (a second for the timer itself).
     assert elapsed < SHUTDOWN_BOUND + TIMER_MARGIN, elapsed
@@ -261,25 +276,15 @@ async def test_sigterm_while_a_vendor_is_slow_ends_within_the_drain_grace(
 ) -> None:
     running, urls = sims
     config = make_config(tmp_path, urls, rate=100, ttl=30)
-    db_path = tmp_path / "graph.db"
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("w") as log:
-        process = start(config, log)
-    try:
-        await wait_ready(config, process, log_path)
+    async with daemon(config) as run:
         running["influitive"].settings.latency_ms = 60_000  # every request hangs a minute
         write_feed(tmp_path / "hr.csv", [person(i, title="Staff") for i in range(PEOPLE)])
         with anyio.fail_after(30):
-            while states(db_path).get("in_flight", 0) == 0:  # noqa: ASYNC110  (stuck at the vendor)
+            while states(run.db).get("in_flight", 0) == 0:  # noqa: ASYNC110  (stuck at the vendor)
                 await anyio.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=60))
-        elapsed = time.monotonic() - started
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        run.process.send_signal(signal.SIGTERM)
+        code, elapsed = await run.ended()
+    db_path, log_path = run.db, run.log
     assert code == 0, log_path.read_text()[-3000:]
     assert elapsed < DRAIN_GRACE + 8, elapsed  # the drain grace, then quick clean-up
     assert states(db_path).get("in_flight", 0) == 0  # put back in the queue for the next start
@@ -291,21 +296,11 @@ async def test_a_crashed_task_ends_the_daemon_within_the_bound(
 ) -> None:
     _, urls = sims
     config = make_config(tmp_path, urls, rate=100, ttl=30)
-    db_path = tmp_path / "graph.db"
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("w") as log:
-        process = start(config, log)
-    try:
-        await wait_ready(config, process, log_path)
-        with sqlite3.connect(db_path, timeout=30) as db:
+    async with daemon(config) as run:
+        with sqlite3.connect(run.db, timeout=30) as db:
             db.execute("DROP TABLE connector_state")  # the next listing cannot be recorded
-        started = time.monotonic()
-        code = await anyio.to_thread.run_sync(lambda: process.wait(timeout=60))
-        elapsed = time.monotonic() - started
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        code, elapsed = await run.ended()
+    log_path = run.log
     output = log_path.read_text()
     assert elapsed < SHUTDOWN_BOUND, elapsed
     assert code == 69, output[-3000:]
