@@ -517,3 +517,41 @@ async def test_the_simulator_rejects_duplicates_and_impossible_moves(
     async with session.put(status_path, json={"State": "Active"}, headers=HEADERS) as reply:
         assert reply.status == 400  # only the invitee accepts an invitation
     assert simulator.users[new_user]["State"] == "New"
+
+
+async def test_paths_come_from_a_config_table(
+    session: aiohttp.ClientSession, url: str, simulator: AppXiteSimulator
+) -> None:
+    table = {"list_users": "/{version}/customers/{scope_id}/users"}
+    connector = make(
+        session, url, scope_kind="customer", scope_id="customer-05", scope_in="path", paths=table
+    )
+    ids = [account.external_id async for account in connector.list_accounts()]
+    assert ids == [i for i, u in simulator.users.items() if u["OrganizationIds"] == ["customer-05"]]
+    assert ids
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"paths": {"listing": "/users"}}, "paths takes only: list_users, user,"),
+        ({"paths": {"user": "/{version}/users/{user_id}"}}, "paths.user must be a path starting"),
+        ({"paths": {"invite": "users/invite"}}, "paths.invite must be a path starting with /"),
+        ({"paths": {"user": "/{version}/users"}}, "paths.user needs {id}"),
+        ({"scope_in": "path"}, "scope_in='path' needs {scope_id} in paths.list_users"),
+        ({"scope_kind": "tenant"}, "scope_kind must be platform or customer"),
+    ],
+)
+def test_a_bad_setting_is_a_one_line_config_error(
+    session: aiohttp.ClientSession, settings: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConnectorConfigError) as caught:
+        make(session, "http://127.0.0.1:9", **settings)
+    assert problem in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("removed", ["update_method", "deactivate_method"])
+def test_the_patch_settings_are_gone(session: aiohttp.ClientSession, removed: str) -> None:
+    with pytest.raises(TypeError, match=removed):  # syncd reports it as a config error
+        make(session, "http://127.0.0.1:9", **{removed: "PATCH"})

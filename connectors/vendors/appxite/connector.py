@@ -71,6 +71,36 @@ class AppXitePaths:
     identity_providers: str = "/{version}/identity-providers"
 
 
+_PLACEHOLDERS = {"version": "v", "id": "i", "scope_kind": "k", "scope_id": "s"}
+
+
+def paths_setting(value: AppXitePaths | Mapping[str, object] | None) -> AppXitePaths:
+    """Return the path templates a `paths` setting names; a bad one is a config error."""
+    if isinstance(value, AppXitePaths):
+        return value
+    try:
+        paths = AppXitePaths(**dict(value or {}))  # type: ignore[arg-type]
+    except TypeError:
+        known = ", ".join(AppXitePaths.__dataclass_fields__)
+        raise ConnectorConfigError("appxite", f"paths takes only: {known}") from None
+    for name in AppXitePaths.__dataclass_fields__:
+        template = getattr(paths, name)
+        try:
+            ok = isinstance(template, str) and template.startswith("/")
+            ok = ok and bool(template.format(**_PLACEHOLDERS))
+        except (KeyError, IndexError, ValueError):
+            ok = False
+        if not ok:
+            raise ConnectorConfigError(
+                "appxite",
+                f"paths.{name} must be a path starting with / whose only placeholders are "
+                + ", ".join(f"{{{key}}}" for key in _PLACEHOLDERS),
+            )
+        if name in ("user", "user_state") and "{id}" not in template:
+            raise ConnectorConfigError("appxite", f"paths.{name} needs {{id}}")
+    return paths
+
+
 @dataclass(frozen=True, slots=True)
 class Role:
     """A platform role (the doc also calls it a group)."""
@@ -129,7 +159,7 @@ class AppXiteConnector(Connector):
         scope_kind: ScopeKind = "platform",
         scope_in: Literal["query", "path"] = "query",
         api_version: str = "v1",
-        paths: AppXitePaths | None = None,
+        paths: AppXitePaths | Mapping[str, object] | None = None,
         subscription_key_header: str = "Ocp-Apim-Subscription-Key",
         page_size: int = 100,
         list_paginator: Paginator | None = None,
@@ -145,7 +175,7 @@ class AppXiteConnector(Connector):
             raise ConnectorConfigError(self.vendor, "scope_kind must be platform or customer")
         if invite_batch_size < 1 or page_size < 1:
             raise ConnectorConfigError(self.vendor, "batch and page sizes must be positive")
-        self.paths = paths or AppXitePaths()
+        self.paths = paths_setting(paths)
         if scope_in == "path" and "{scope_id}" not in self.paths.list_users:
             raise ConnectorConfigError(
                 self.vendor, "scope_in='path' needs {scope_id} in paths.list_users"
