@@ -534,6 +534,7 @@ async def test_paths_come_from_a_config_table(
 @pytest.mark.parametrize(
     ("settings", "problem"),
     [
+        ({"paths": "/users"}, "paths must be a table of path templates"),
         ({"paths": {"listing": "/users"}}, "paths takes only: list_users, user,"),
         ({"paths": {"user": "/{version}/users/{user_id}"}}, "paths.user must be a path starting"),
         ({"paths": {"invite": "users/invite"}}, "paths.invite must be a path starting with /"),

@@ -78,6 +78,8 @@ def paths_setting(value: AppXitePaths | Mapping[str, object] | None) -> AppXiteP
     """Return the path templates a `paths` setting names; a bad one is a config error."""
     if isinstance(value, AppXitePaths):
         return value
+    if value is not None and not isinstance(value, Mapping):
+        raise ConnectorConfigError("appxite", "paths must be a table of path templates")
     try:
         paths = AppXitePaths(**dict(value or {}))  # type: ignore[arg-type]
     except TypeError:
