@@ -11,15 +11,14 @@ import pytest
 from connectors import (
     AuthenticationError,
     ConnectorConfigError,
-    IncompleteListing,
     RateBudget,
-    RetryPolicy,
     UnsupportedOperation,
     VendorHTTPError,
 )
 from connectors.core.errors import AccountExistsError
 from connectors.registry import VENDORS
 from connectors.sim import serve
+from connectors.sim.base import SimPerson
 from connectors.vendors.appxite.connector import AppXiteConnector, AppXitePaths
 from connectors.vendors.appxite.simulator import IDENTITY_PROVIDERS, ROLES, AppXiteSimulator
 from tests.connectors.conftest import FAST_RETRY, configure, sim_get
@@ -28,7 +27,7 @@ TOKEN = "tok-AppXite-Bearer-7777"
 KEY = "key-Apim-Subscription-5150"
 HEADERS = {"Ocp-Apim-Subscription-Key": KEY, "Authorization": f"Bearer {TOKEN}"}
 PLATFORM = {"OrganizationIds": ["platform-1"]}
-PATIENT = RetryPolicy(attempts=8, base_delay=0.005, max_delay=0.02)
+PERSON = SimPerson(1, "e-1", "pia@customer-01.example.com", "Pia", "Holm", "Buyer")
 
 
 @pytest.fixture
@@ -205,11 +204,10 @@ async def test_invite_answered_without_users_is_found_by_listing(
     assert account.external_id in simulator.users
 
 
-@pytest.mark.parametrize("update_method", ["PATCH", "PUT"])
 async def test_create_update_deactivate_round_trip(
-    session: aiohttp.ClientSession, url: str, update_method: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    connector = make(session, url, update_method=update_method)
+    connector = make(session, url)
     created = await connector.create_account(
         {"email": "rt@customer-01.example.com", "given_name": "Round", "family_name": "Trip"}
     )
@@ -240,22 +238,18 @@ async def test_create_update_deactivate_round_trip(
     assert (await sim_users(session, url))[target["Id"]]["State"] == "Active"
     held = await sim_users(session, url)
     assert all(held[i] == before[i] for i in before if i != target["Id"])
+    stats = await sim_get(session, url, "stats")
+    assert calls(stats, "PUT", "/v1/users/{id}") == 1  # read, merge, one PUT
+    assert calls(stats, "PUT", "/v1/users/{id}/status") == 2
+    assert not [r for r in stats["by_route"] if r["method"] == "PATCH"]
 
 
-async def test_deactivate_through_patch_on_the_user(
+async def test_an_invited_user_can_be_blocked(
     session: aiohttp.ClientSession, url: str, simulator: AppXiteSimulator
 ) -> None:
-    connector = make(
-        session,
-        url,
-        deactivate_method="PATCH",
-        paths=AppXitePaths(user_state="/{version}/users/{id}"),
-    )
     new_user = next(i for i, u in simulator.users.items() if u["State"] == "New")
-    await connector.deactivate_account(new_user)
+    await make(session, url).deactivate_account(new_user)
     assert simulator.users[new_user]["State"] == "Blocked"
-    stats = await sim_get(session, url, "stats")
-    assert calls(stats, "PATCH", "/v1/users/{id}") == 1
 
 
 async def test_roles_identity_providers_get_and_find(
@@ -288,51 +282,6 @@ async def test_delete_is_refused_unless_enabled(
     assert victim not in simulator.users
 
 
-@pytest.mark.parametrize("retry_after", ["seconds", "none"])
-async def test_a_429_storm_ends_in_the_full_listing(
-    session: aiohttp.ClientSession, url: str, simulator: AppXiteSimulator, retry_after: str
-) -> None:
-    await configure(session, url, rate=25, burst=1, retry_after=retry_after)
-    ids = [a.external_id async for a in make(session, url).list_accounts()]
-    assert ids == list(simulator.users)
-    assert (await sim_get(session, url, "stats"))["throttled"] >= 1
-
-
-@pytest.mark.parametrize(
-    "faults",
-    [
-        {"server_error_share": 0.4},
-        {"timeout_share": 0.3, "timeout_delay": 0.5},
-        {"reset_share": 0.4},
-        {"malformed_share": 0.4},
-    ],
-)
-async def test_transient_faults_end_in_the_full_listing(
-    session: aiohttp.ClientSession, url: str, simulator: AppXiteSimulator, faults: dict[str, Any]
-) -> None:
-    await configure(session, url, faults=faults)
-    connector = make(session, url, timeout=0.2, retry=PATIENT, page_size=25)
-    ids = [a.external_id async for a in connector.list_accounts()]
-    assert ids == list(simulator.users)
-    assert (await sim_get(session, url, "stats"))["requests"] > 12  # faults were retried
-
-
-@pytest.mark.parametrize(
-    ("faults", "reason"),
-    [
-        ({"repeat_page": 0}, "page 2 repeats an earlier page"),
-        ({"truncate_after": 130}, "page 2 holds 30 records, 100 expected: cut short"),
-    ],
-)
-async def test_listing_faults_end_in_incomplete_listing(
-    session: aiohttp.ClientSession, url: str, faults: dict[str, Any], reason: str
-) -> None:
-    await configure(session, url, faults=faults)
-    with pytest.raises(IncompleteListing) as caught:
-        [a async for a in make(session, url).list_accounts()]
-    assert caught.value.reason == reason
-
-
 async def test_no_secret_in_any_url(session: aiohttp.ClientSession, url: str) -> None:
     connector = make(session, url)
     accounts = [a async for a in connector.list_accounts()]
@@ -361,60 +310,199 @@ async def test_a_wrong_secret_is_an_authentication_error(
         make(session, url, secrets={"token": TOKEN})
 
 
+USER = "00000000-0000-4000-8000-000000000001"
+PROFILE = {"Email": "p@customer-01.example.com", "FirstName": "Pia"}
+INVITE = "/v1/users/invite"
+LIST = "/v1/users?platformId=platform-1"
+ME = f"/v1/users/{USER}"
+STATE = f"{ME}/status"
+
+
+def invite(*users: dict[str, object], **extra: object) -> dict[str, object]:
+    """An invite body for the platform organization."""
+    return {"Users": list(users), **PLATFORM, **extra}
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "body", "headers", "status"),
+    ("method", "path", "body", "status", "message"),
     [
-        ("GET", "/v1/users?platformId=platform-1", None, {"Authorization": f"Bearer {TOKEN}"}, 401),
-        ("GET", "/v1/users?platformId=platform-1", None, {"Ocp-Apim-Subscription-Key": KEY}, 401),
-        ("GET", "/v1/users?platformId=platform-1&page=0", None, HEADERS, 400),
-        ("GET", "/v1/users?platformId=platform-1&pageSize=101", None, HEADERS, 400),
-        ("GET", "/v1/users?platformId=platform-1&page=two", None, HEADERS, 400),
-        ("GET", "/v1/users", None, HEADERS, 400),
-        ("GET", "/v1/users?customerId=customer-99", None, HEADERS, 404),
-        ("POST", "/v1/users/invite", {"OrganizationIds": ["platform-1"]}, HEADERS, 400),
-        ("POST", "/v1/users/invite", {"Users": [{"Email": "z@z.example"}]}, HEADERS, 400),
+        ("GET", LIST + "&page=0", None, 400, "page must be between 1"),
+        ("GET", LIST + "&pageSize=101", None, 400, "pageSize must be between 1 and 100"),
+        ("GET", LIST + "&page=two", None, 400, "page must be an integer"),
+        ("GET", "/v1/users", None, 400, "exactly one of platformId or customerId"),
+        ("GET", "/v1/users?customerId=customer-99", None, 404, "unknown scope"),
+        ("PATCH", ME, {"FirstName": "X"}, 405, "Method Not Allowed"),
+        ("PATCH", STATE, {"State": "Blocked"}, 405, "Method Not Allowed"),
+        ("POST", INVITE, PLATFORM, 400, "missing required field(s): Users"),
         (
             "POST",
-            "/v1/users/invite",
-            {
-                "Users": [{"Email": "z@z.example"}, {"Email": "Z@z.example"}],
-                "OrganizationIds": ["platform-1"],
-            },
-            HEADERS,
+            INVITE,
+            {"Users": [{"Email": "z@z.example"}]},
             400,
+            "missing required field(s): OrganizationIds",
         ),
         (
             "POST",
-            "/v1/users/invite",
-            {
-                "Users": [{"Email": "z@z.example", "RoleId": "role-nope"}],
-                "OrganizationIds": ["platform-1"],
-            },
-            HEADERS,
+            INVITE,
+            invite({"Email": "z@z.example"}, SendEmail=True),
             400,
+            "unknown field 'SendEmail'",
         ),
+        (
+            "POST",
+            INVITE,
+            {"Users": {"Email": "z@z.example"}, **PLATFORM},
+            400,
+            "'Users' must be an array",
+        ),
+        ("POST", INVITE, invite(), 400, "Users must be a non-empty array"),
+        (
+            "POST",
+            INVITE,
+            {"Users": [{"Email": "z@z.example"}], "OrganizationIds": ["org-x"]},
+            400,
+            "known organizations",
+        ),
+        ("POST", INVITE, invite({"FirstName": "Zed"}), 400, "missing required field(s): Email"),
+        (
+            "POST",
+            INVITE,
+            invite({"Email": "z@z.example", "Nickname": "z"}),
+            400,
+            "unknown field 'Nickname'",
+        ),
+        (
+            "POST",
+            INVITE,
+            invite({"Email": "z@z.example", "FirstName": 7}),
+            400,
+            "'FirstName' must be a string",
+        ),
+        (
+            "POST",
+            INVITE,
+            invite({"Email": "z@z.example", "State": "Active"}),
+            400,
+            "'State' is read-only",
+        ),
+        ("POST", INVITE, invite({"Email": "not-an-address"}), 400, "valid Email"),
+        (
+            "POST",
+            INVITE,
+            invite({"Email": "z@z.example"}, {"Email": "Z@z.example"}),
+            400,
+            "invited twice",
+        ),
+        (
+            "POST",
+            INVITE,
+            invite({"Email": "z@z.example", "RoleId": "role-nope"}),
+            400,
+            "unknown RoleId",
+        ),
+        (
+            "POST",
+            INVITE,
+            invite({"Email": "z@z.example", "IdentityProviderId": "idp-google"}),
+            400,
+            "disabled IdentityProviderId",
+        ),
+        ("PUT", ME, {"FirstName": "Pia"}, 400, "missing required field(s): Email"),
+        ("PUT", ME, {**PROFILE, "Nickname": "p"}, 400, "unknown field 'Nickname'"),
+        ("PUT", ME, {**PROFILE, "LastName": ["P"]}, 400, "'LastName' must be a string"),
+        ("PUT", ME, {**PROFILE, "Email": None}, 400, "'Email' may not be null"),
+        ("PUT", ME, {**PROFILE, "Id": USER}, 400, "'Id' is read-only"),
+        (
+            "PUT",
+            ME,
+            {**PROFILE, "OrganizationIds": ["customer-01"]},
+            400,
+            "'OrganizationIds' is read-only",
+        ),
+        ("PUT", STATE, {"State": "Deleted"}, 400, "'State' must be one of Active, Blocked"),
+        ("PUT", STATE, {"State": "Blocked", "Reason": "left"}, 400, "unknown field 'Reason'"),
+        ("PUT", STATE, {}, 400, "missing required field(s): State"),
+        ("GET", "/v1/users/nobody", None, 404, "not found"),
     ],
 )
-async def test_the_simulator_rejects_what_the_vendor_would(
+async def test_the_simulator_rejects_what_the_vendor_would_in_the_apim_shape(
     session: aiohttp.ClientSession,
+    simulator: AppXiteSimulator,
     url: str,
     method: str,
     path: str,
     body: object,
-    headers: dict[str, str],
     status: int,
+    message: str,
 ) -> None:
-    async with session.request(method, f"{url}{path}", json=body, headers=headers) as reply:
-        assert reply.status == status, await reply.text()
+    before = {i: dict(u) for i, u in simulator.users.items()}
+    simulator.users[USER] = simulator.user_for(PERSON)
+    before[USER] = dict(simulator.users[USER])
+    async with session.request(method, f"{url}{path}", json=body, headers=HEADERS) as reply:
+        answer = await reply.json()
+        assert (reply.status, reply.content_type) == (status, "application/json"), answer
+    assert set(answer) == {"statusCode", "message"}
+    assert answer["statusCode"] == status
+    assert message in answer["message"]
+    assert simulator.users == before  # a refusal changes nothing
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Bearer {TOKEN}"},
+        {"Ocp-Apim-Subscription-Key": KEY},
+        {"Ocp-Apim-Subscription-Key": KEY, "Authorization": TOKEN},  # no Bearer scheme
+    ],
+)
+async def test_both_secrets_are_required(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str]
+) -> None:
+    async with session.get(f"{url}{LIST}", headers=headers) as reply:
+        assert reply.status == 401
+        assert await reply.json() == {"statusCode": 401, "message": "unauthorized"}
+
+
+async def test_writes_must_be_declared_json(session: aiohttp.ClientSession, url: str) -> None:
+    body = b'{"Users": [{"Email": "j@z.example"}], "OrganizationIds": ["platform-1"]}'
+    plain = {**HEADERS, "Content-Type": "text/plain"}
+    async with session.post(f"{url}{INVITE}", data=body, headers=plain) as reply:
+        assert reply.status == 415
+        assert (await reply.json())["statusCode"] == 415
+
+
+async def test_a_429_carries_retry_after_and_the_apim_body(
+    session: aiohttp.ClientSession, url: str
+) -> None:
+    await configure(session, url, rate=1, burst=1)
+    statuses = []
+    for _ in range(3):
+        async with session.get(f"{url}/v1/roles", headers=HEADERS) as reply:
+            statuses.append(reply.status)
+            if reply.status == 429:
+                assert int(reply.headers["Retry-After"]) >= 1
+                assert (await reply.json())["statusCode"] == 429
+    assert statuses[0] == 200 and 429 in statuses
+
+
+async def test_authentication_is_checked_before_the_rate_limit(
+    session: aiohttp.ClientSession, url: str
+) -> None:
+    await configure(session, url, rate=1, burst=1)
+    wrong = {**HEADERS, "Ocp-Apim-Subscription-Key": "wrong"}
+    for _ in range(3):
+        async with session.get(f"{url}/v1/roles", headers=wrong) as reply:
+            assert reply.status == 401
 
 
 async def test_the_simulator_rejects_duplicates_and_impossible_moves(
     session: aiohttp.ClientSession, url: str, simulator: AppXiteSimulator
 ) -> None:
     taken = next(iter(simulator.users.values()))
-    invite = {"Users": [{"Email": str(taken["Email"]).upper()}], "OrganizationIds": ["platform-1"]}
-    async with session.post(f"{url}/v1/users/invite", json=invite, headers=HEADERS) as reply:
+    body = invite({"Email": str(taken["Email"]).upper()})
+    async with session.post(f"{url}{INVITE}", json=body, headers=HEADERS) as reply:
         assert reply.status == 409
+        assert (await reply.json())["statusCode"] == 409
     connector = make(session, url)
     with pytest.raises(AccountExistsError, match="HTTP 409"):
         await connector.create_account({"email": taken["Email"]})
@@ -428,8 +516,43 @@ async def test_the_simulator_rejects_duplicates_and_impossible_moves(
     status_path = f"{url}/v1/users/{new_user}/status"
     async with session.put(status_path, json={"State": "Active"}, headers=HEADERS) as reply:
         assert reply.status == 400  # only the invitee accepts an invitation
-    async with session.patch(
-        f"{url}/v1/users/{new_user}", json={"CreatedDate": "1999-01-01"}, headers=HEADERS
-    ) as reply:
-        assert reply.status == 400
     assert simulator.users[new_user]["State"] == "New"
+
+
+async def test_paths_come_from_a_config_table(
+    session: aiohttp.ClientSession, url: str, simulator: AppXiteSimulator
+) -> None:
+    table = {"list_users": "/{version}/customers/{scope_id}/users"}
+    connector = make(
+        session, url, scope_kind="customer", scope_id="customer-05", scope_in="path", paths=table
+    )
+    ids = [account.external_id async for account in connector.list_accounts()]
+    assert ids == [i for i, u in simulator.users.items() if u["OrganizationIds"] == ["customer-05"]]
+    assert ids
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"paths": "/users"}, "paths must be a table of path templates"),
+        ({"paths": {"listing": "/users"}}, "paths takes only: list_users, user,"),
+        ({"paths": {"user": "/{version}/users/{user_id}"}}, "paths.user must be a path starting"),
+        ({"paths": {"invite": "users/invite"}}, "paths.invite must be a path starting with /"),
+        ({"paths": {"user": "/{version}/users"}}, "paths.user needs {id}"),
+        ({"scope_in": "path"}, "scope_in='path' needs {scope_id} in paths.list_users"),
+        ({"scope_kind": "tenant"}, "scope_kind must be platform or customer"),
+    ],
+)
+def test_a_bad_setting_is_a_one_line_config_error(
+    session: aiohttp.ClientSession, settings: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConnectorConfigError) as caught:
+        make(session, "http://127.0.0.1:9", **settings)
+    assert problem in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("removed", ["update_method", "deactivate_method"])
+def test_the_patch_settings_are_gone(session: aiohttp.ClientSession, removed: str) -> None:
+    with pytest.raises(TypeError, match=removed):  # syncd reports it as a config error
+        make(session, "http://127.0.0.1:9", **{removed: "PATCH"})

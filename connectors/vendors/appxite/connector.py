@@ -1,8 +1,9 @@
 """AppXite: Azure API Management key plus Bearer token, scoped page listing, bulk invites.
 
 AppXite's exact API is behind a partner login, so every path, the API version, the scope
-of the listing, the paging parameters and the deactivate verb are settings. The defaults
-are assumptions modelled on the public summary and marked as such in the README.
+of the listing and the paging parameters are settings. The vendor's docs name GET, POST,
+PUT and DELETE as its only methods, so updates read, merge and PUT the profile. The
+README in this folder holds the evidence and marks what is assumed.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ STATES: dict[str, tuple[str, bool]] = {
     "Blocked": ("inactive", False),
 }
 BLOCKED, ACTIVE = "Blocked", "Active"
+# Fields the server owns: read back with a user, never written in a PUT.
+SERVER_OWNED = frozenset(
+    {"Id", "State", "IsAccessible", "OrganizationIds", "RoleName", "CreatedDate", "LastLoginDate"}
+)
 
 # Canonical attribute -> vendor field, for plain string fields.
 _TO_VENDOR = {
@@ -64,6 +69,38 @@ class AppXitePaths:
     invite: str = "/{version}/users/invite"
     roles: str = "/{version}/roles"
     identity_providers: str = "/{version}/identity-providers"
+
+
+_PLACEHOLDERS = {"version": "v", "id": "i", "scope_kind": "k", "scope_id": "s"}
+
+
+def paths_setting(value: AppXitePaths | Mapping[str, object] | None) -> AppXitePaths:
+    """Return the path templates a `paths` setting names; a bad one is a config error."""
+    if isinstance(value, AppXitePaths):
+        return value
+    if value is not None and not isinstance(value, Mapping):
+        raise ConnectorConfigError("appxite", "paths must be a table of path templates")
+    try:
+        paths = AppXitePaths(**dict(value or {}))  # type: ignore[arg-type]
+    except TypeError:
+        known = ", ".join(AppXitePaths.__dataclass_fields__)
+        raise ConnectorConfigError("appxite", f"paths takes only: {known}") from None
+    for name in AppXitePaths.__dataclass_fields__:
+        template = getattr(paths, name)
+        try:
+            ok = isinstance(template, str) and template.startswith("/")
+            ok = ok and bool(template.format(**_PLACEHOLDERS))
+        except (KeyError, IndexError, ValueError):
+            ok = False
+        if not ok:
+            raise ConnectorConfigError(
+                "appxite",
+                f"paths.{name} must be a path starting with / whose only placeholders are "
+                + ", ".join(f"{{{key}}}" for key in _PLACEHOLDERS),
+            )
+        if name in ("user", "user_state") and "{id}" not in template:
+            raise ConnectorConfigError("appxite", f"paths.{name} needs {{id}}")
+    return paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +141,7 @@ class AppXiteConnector(Connector):
     )
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR) | {"role"}
     capabilities = Capabilities(
-        put_replaces_object=False,  # PATCH merges by default; update_method="PUT" reads first
+        put_replaces_object=True,  # no PATCH: read, merge, then PUT the whole profile
         has_deactivate=True,  # deactivate = block
         has_delete=True,  # undocumented; refused unless allow_delete
         bulk_invite=True,
@@ -124,15 +161,13 @@ class AppXiteConnector(Connector):
         scope_kind: ScopeKind = "platform",
         scope_in: Literal["query", "path"] = "query",
         api_version: str = "v1",
-        paths: AppXitePaths | None = None,
+        paths: AppXitePaths | Mapping[str, object] | None = None,
         subscription_key_header: str = "Ocp-Apim-Subscription-Key",
         page_size: int = 100,
         list_paginator: Paginator | None = None,
         invite_batch_size: int = 100,
         organization_ids: Sequence[str] | None = None,
         identity_provider_id: str | None = None,
-        update_method: Literal["PATCH", "PUT"] = "PATCH",
-        deactivate_method: Literal["PUT", "PATCH"] = "PUT",
         allow_delete: bool = False,
         budget: RateBudget | None = None,
         retry: RetryPolicy | None = None,
@@ -142,7 +177,7 @@ class AppXiteConnector(Connector):
             raise ConnectorConfigError(self.vendor, "scope_kind must be platform or customer")
         if invite_batch_size < 1 or page_size < 1:
             raise ConnectorConfigError(self.vendor, "batch and page sizes must be positive")
-        self.paths = paths or AppXitePaths()
+        self.paths = paths_setting(paths)
         if scope_in == "path" and "{scope_id}" not in self.paths.list_users:
             raise ConnectorConfigError(
                 self.vendor, "scope_in='path' needs {scope_id} in paths.list_users"
@@ -166,8 +201,6 @@ class AppXiteConnector(Connector):
         self.invite_batch_size = invite_batch_size
         self.organization_ids = tuple(organization_ids or (scope_id,))
         self.identity_provider_id = identity_provider_id
-        self.update_method = update_method
-        self.deactivate_method = deactivate_method
         self.allow_delete = allow_delete
         self._list_path = self._path(self.paths.list_users)
         self._list_params = {f"{scope_kind}Id": scope_id} if scope_in == "query" else {}
@@ -309,17 +342,12 @@ class AppXiteConnector(Connector):
         """Change a user's profile; `active` blocks or unblocks. Groups are set at invite only."""
         fields = await self.to_vendor(attributes)
         path = self._user_path(external_id)
-        if fields and self.update_method == "PATCH":
-            raw = self._record(await self._write("PATCH", path, fields), "PATCH", path)
-        else:
-            current = await self._get_raw(external_id)
-            if current is None:
-                raise VendorHTTPError(self.vendor, "GET", path, 404)
-            raw = current
-            if fields:  # PUT replaces the profile: send everything we read, changed
-                raw = self._record(
-                    await self._write("PUT", path, {**current, **fields}), "PUT", path
-                )
+        raw = await self._get_raw(external_id)
+        if raw is None:
+            raise VendorHTTPError(self.vendor, "GET", path, 404)
+        if fields:  # PUT replaces the profile: send everything we read, changed
+            profile = {k: v for k, v in raw.items() if k not in SERVER_OWNED} | fields
+            raw = self._record(await self._write("PUT", path, profile), "PUT", path)
         active = attributes.get("active")
         state = raw.get("State")
         if active is False and state != BLOCKED:
@@ -393,9 +421,7 @@ class AppXiteConnector(Connector):
     async def _set_state(self, external_id: str, state: str, priority: Priority) -> Record:
         """Move a user to a state through the configured state endpoint; return the user."""
         path = self._path(self.paths.user_state, external_id)
-        body = await self.http.request(
-            self.deactivate_method, path, json={"State": state}, priority=priority
-        )
+        body = await self.http.request("PUT", path, json={"State": state}, priority=priority)
         if isinstance(body, dict) and body.get("Id") is not None:
             return dict(body)
         raw = await self._get_raw(external_id)  # the state endpoint answered without the user

@@ -1,8 +1,11 @@
 """The AppXite simulator: APIM key plus Bearer token, scoped page listing, bulk invites.
 
-Modelled on the public summary; what it leaves open is assumed (see the README):
+What it does follows the evidence table in this folder's README: the vendor's methods are
+GET, POST, PUT and DELETE only (no PATCH); errors come in Azure API Management's shape
+`{"statusCode", "message"}`; a 429 carries Retry-After as APIM's rate-limit policy sends
+it. What the public material leaves open is assumed and marked so in the README:
 `?page=N&pageSize=S` (S at most 100) answered `{"Items", "TotalCount", "Page", "PageSize"}`,
-PATCH merges a profile, PUT replaces it, states change through `/users/{id}/status`.
+PUT replaces a profile, states change through `/users/{id}/status`.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import ClassVar
 
-import orjson
 from aiohttp import web
 
 from connectors.sim.base import SimConnection, SimPerson, SimView, VendorSimulator, json_response
-from connectors.sim.listing import ListingStyle, ListingView, Record
+from connectors.sim.errors import VendorError
+from connectors.sim.listing import ListingStyle, ListingView, Record, int_param
+from connectors.sim.schema import Field, Schema
 from connectors.sim.settings import SimSettings
 from connectors.sim.stats import SimStats
 
@@ -38,23 +42,38 @@ IDENTITY_PROVIDERS = (
     {"Id": "idp-google", "Name": "Google", "Prefix": "google", "Enabled": False},
 )
 STATES = ("New", "Active", "Blocked")
-# Profile fields a client may write; PUT replaces exactly these.
-WRITABLE = (
-    "Email", "FirstName", "LastName", "DisplayName", "JobTitle", "CompanyName",
-    "Language", "TimeZone", "RoleId", "IdentityProviderId", "PhoneNumber", "ExternalReference",
+_TEXT = Field(nullable=True)
+# A user profile as a write may carry it; PUT replaces exactly the writable fields.
+PROFILE = {
+    "Email": Field(required=True),
+    "FirstName": _TEXT,
+    "LastName": _TEXT,
+    "DisplayName": _TEXT,
+    "JobTitle": _TEXT,
+    "CompanyName": _TEXT,
+    "Language": _TEXT,
+    "TimeZone": _TEXT,
+    "RoleId": _TEXT,
+    "IdentityProviderId": _TEXT,
+    "PhoneNumber": _TEXT,
+    "ExternalReference": _TEXT,
+}
+WRITABLE = tuple(PROFILE)
+# Server-owned fields: the vendor refuses them in a write body.
+READ_ONLY = (
+    "Id", "State", "IsAccessible", "OrganizationIds", "RoleName", "CreatedDate", "LastLoginDate",
 )  # fmt: skip
-# Server-owned fields: a write may repeat them unchanged, never change them.
-READ_ONLY = ("Id", "CreatedDate", "LastLoginDate", "IsAccessible", "OrganizationIds")
-DERIVED = ("RoleName",)  # recomputed from RoleId; ignored on writes
+USER_SCHEMA = Schema({**PROFILE, **{key: Field(read_only=True) for key in READ_ONLY}})
+INVITE_SCHEMA = Schema(
+    {
+        "Users": Field(types=(list,), required=True),
+        "OrganizationIds": Field(types=(list,), required=True),
+    }
+)
+STATE_SCHEMA = Schema({"State": Field(required=True, choices=("Active", "Blocked"))})
 MOVES = {("New", "Blocked"), ("Active", "Blocked"), ("Blocked", "Active")}
 MAX_PAGE_SIZE = 100
 CUSTOMERS = 12
-
-
-def _bad(message: str, status: int = 400) -> web.HTTPException:
-    """Return an HTTP error with a JSON body, as APIM-fronted services answer."""
-    cls = web.HTTPConflict if status == 409 else web.HTTPBadRequest
-    return cls(text=orjson.dumps({"message": message}).decode(), content_type="application/json")
 
 
 def _member(user: Record, organization: str) -> bool:
@@ -67,27 +86,18 @@ STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
 
 class StrictPageListing(ListingStyle):
-    """`?page=N&pageSize=S` from page 1, with the total; anything malformed is a 400."""
+    """`?page=N&pageSize=S` from page 1, with the total; out of range is a 400."""
 
     def respond(self, request: web.Request, view: ListingView) -> object:
         """Return page N of S and the total."""
-        page = self._number(request, "page", 1, 10**9)
-        size = self._number(request, "pageSize", 25, MAX_PAGE_SIZE)
+        page = int_param(request, "page", 1, 1, 10**9)
+        size = int_param(request, "pageSize", 25, 1, MAX_PAGE_SIZE)
         return {
             "Items": view.page((page - 1) * size, size),
             "TotalCount": view.total,
             "Page": page,
             "PageSize": size,
         }
-
-    def _number(self, request: web.Request, name: str, default: int, high: int) -> int:
-        """Read a paging parameter; not an integer in [1, high] is a 400."""
-        raw = request.query.get(name)
-        if raw is None:
-            return default
-        if not raw.isdigit() or not 1 <= int(raw) <= high:
-            raise _bad(f"{name} must be an integer from 1 to {high}")
-        return int(raw)
 
 
 class _Stats(SimStats):
@@ -111,6 +121,9 @@ class AppXiteSimulator(VendorSimulator):
     listing: ClassVar[ListingStyle] = StrictPageListing()
     id_key = "Id"
     key_header: ClassVar[str] = "Ocp-Apim-Subscription-Key"
+    schema = USER_SCHEMA
+    invalid_status = 400
+    default_retry_after = "seconds"  # APIM's rate-limit policy sends Retry-After by default
 
     def __init__(
         self,
@@ -146,6 +159,10 @@ class AppXiteSimulator(VendorSimulator):
         return secrets.compare_digest(key, self.subscription_key) and secrets.compare_digest(
             bearer, f"Bearer {self.token}"
         )
+
+    def error_body(self, status: int, message: str, code: str) -> object:
+        """Answer in Azure API Management's error shape."""
+        return {"statusCode": status, "message": message}
 
     def connection(self) -> SimConnection:
         """Return the Bearer token, the subscription key and the platform scope."""
@@ -226,7 +243,7 @@ class AppXiteSimulator(VendorSimulator):
             self.stats = _Stats(self.token, self.subscription_key)
 
     def routes(self) -> list[web.RouteDef]:
-        """Return AppXite's routes under the API version."""
+        """Return AppXite's routes under the API version: GET, POST, PUT and DELETE only."""
         v = f"/{self.api_version}"
         return [
             web.get(f"{v}/users", self.handle_list),
@@ -234,11 +251,9 @@ class AppXiteSimulator(VendorSimulator):
             web.get(f"{v}/customers/{{scope}}/users", self.handle_list),
             web.post(f"{v}/users/invite", self.handle_invite),
             web.get(f"{v}/users/{{id}}", self.handle_get),
-            web.patch(f"{v}/users/{{id}}", self.handle_update),
             web.put(f"{v}/users/{{id}}", self.handle_replace),
             web.delete(f"{v}/users/{{id}}", self.handle_delete),
             web.put(f"{v}/users/{{id}}/status", self.handle_state),
-            web.patch(f"{v}/users/{{id}}/status", self.handle_state),
             web.get(f"{v}/roles", self.handle_roles),
             web.get(f"{v}/identity-providers", self.handle_identity_providers),
         ]
@@ -255,23 +270,25 @@ class AppXiteSimulator(VendorSimulator):
         """Invite a batch of users to organizations; each starts as New."""
         body = await self._body(request)
         if not isinstance(body, dict):
-            raise _bad("expected a JSON object")
-        users, organizations = body.get("Users"), body.get("OrganizationIds")
-        if not isinstance(users, list) or not users or not all(isinstance(u, dict) for u in users):
-            raise _bad("Users must be a non-empty array of user objects")
-        if not isinstance(organizations, list) or not organizations:
-            raise _bad("OrganizationIds must be a non-empty array")
+            raise VendorError(400, "expected a JSON object")
+        problem = INVITE_SCHEMA.problem(body, creating=True)
+        if problem is not None:
+            raise VendorError(400, problem)
+        users, organizations = body["Users"], body["OrganizationIds"]
+        if not users or not all(isinstance(u, dict) for u in users):
+            raise VendorError(400, "Users must be a non-empty array of user objects")
         known = {self.platform_id, *self.customer_ids}
-        if not all(isinstance(org, str) and org in known for org in organizations):
-            raise _bad("unknown organization id")
-        emails = [self._email(user) for user in users]
-        folded = [email.casefold() for email in emails]
+        if not organizations or not all(isinstance(o, str) and o in known for o in organizations):
+            raise VendorError(400, "OrganizationIds must name known organizations")
+        for user in users:
+            self.check(user, creating=True)
+        folded = [self._email(user).casefold() for user in users]
         if len(set(folded)) != len(folded):
-            raise _bad("the same email is invited twice")
+            raise VendorError(400, "the same email is invited twice")
         existing = self._emails()
         taken = [email for email in folded if email in existing]
         if taken:
-            raise _bad(f"{len(taken)} user(s) already exist", status=409)
+            raise VendorError(409, f"{len(taken)} user(s) already exist")
         profiles = [self._profile({}, user) for user in users]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         invited = [
@@ -292,30 +309,23 @@ class AppXiteSimulator(VendorSimulator):
             return web.Response(status=202)
         return json_response({"Users": invited}, status=201)
 
-    async def handle_update(self, request: web.Request) -> web.Response:
-        """PATCH: change the given profile fields (and State), keep the rest."""
-        stored = self._stored(request)
-        fields = self.unwrap(await self._body(request))
-        user = self._moved(stored, fields)
-        self.users[str(user["Id"])] = self._profile(user, fields)
-        return json_response(self.users[str(user["Id"])])
-
     async def handle_replace(self, request: web.Request) -> web.Response:
         """PUT: replace the whole profile; writable fields left out are cleared."""
         stored = self._stored(request)
         fields = self.unwrap(await self._body(request))
-        user = self._moved(stored, fields)
-        cleared = {key: value for key, value in user.items() if key not in WRITABLE}
-        self.users[str(user["Id"])] = self._profile(cleared, fields)
-        return json_response(self.users[str(user["Id"])])
+        self.check(fields, creating=True)
+        kept = {key: value for key, value in stored.items() if key not in WRITABLE}
+        self.users[str(stored["Id"])] = self._profile(kept, fields)
+        return json_response(self.users[str(stored["Id"])])
 
     async def handle_state(self, request: web.Request) -> web.Response:
         """Move a user to another state: `{"State": "Blocked" | "Active"}`."""
         stored = self._stored(request)
         fields = self.unwrap(await self._body(request))
-        if set(fields) != {"State"}:
-            raise _bad('expected exactly {"State": ...}')
-        user = self._moved(stored, fields)
+        problem = STATE_SCHEMA.problem(fields, creating=True)
+        if problem is not None:
+            raise VendorError(400, problem)
+        user = self._moved(stored, str(fields["State"]))
         self.users[str(user["Id"])] = user
         return json_response(user)
 
@@ -337,54 +347,46 @@ class AppXiteSimulator(VendorSimulator):
         else:
             named = [k for k in ("platformId", "customerId") if k in request.query]
             if len(named) != 1:
-                raise _bad("give exactly one of platformId or customerId")
+                raise VendorError(400, "give exactly one of platformId or customerId")
             kind, scope = named[0].removesuffix("Id"), request.query[named[0]]
         if kind == "platform" and scope == self.platform_id:
             return list(self.users.values())
         if kind == "customer" and scope in self.customer_ids:
             return [u for u in self.users.values() if _member(u, scope)]
-        raise web.HTTPNotFound(text='{"message": "unknown scope"}', content_type="application/json")
+        raise VendorError(404, "unknown scope")
 
     def _emails(self) -> set[str]:
         """Return every stored email, case-folded."""
         return {str(user.get("Email", "")).casefold() for user in self.users.values()}
 
     def _email(self, user: Record) -> str:
-        """Return an invited user's email; 400 when it is missing or not an address."""
+        """Return a user's email; 400 when it is not an address."""
         email = user.get("Email")
         if not isinstance(email, str) or "@" not in email.strip("@"):
-            raise _bad("every user needs a valid Email")
+            raise VendorError(400, "every user needs a valid Email")
         return email
 
     def _profile(self, base: Record, fields: Record) -> Record:
-        """Return `base` with the writable fields applied, after checking them."""
-        unknown = set(fields) - {*WRITABLE, *READ_ONLY, *DERIVED, "State"}
-        if unknown:
-            raise _bad(f"unknown field(s): {', '.join(sorted(unknown))}")
-        for key in READ_ONLY:
-            if key in fields and key in base and fields[key] != base[key]:
-                raise _bad(f"{key} is read-only")
-        profile = {**base, **{key: fields[key] for key in WRITABLE if key in fields}}
-        if "Email" in fields:
-            email = self._email(fields)
-            others = (u for u in self.users.values() if base and u["Id"] != base.get("Id"))
-            if any(str(u.get("Email", "")).casefold() == email.casefold() for u in others):
-                raise _bad("email already exists", status=409)
+        """Return `base` with the (schema-checked) profile fields applied, after the rules."""
+        profile = {**base, **fields}
+        email = self._email(profile)
+        others = (u for u in self.users.values() if u["Id"] != base.get("Id"))
+        if any(str(u.get("Email", "")).casefold() == email.casefold() for u in others):
+            raise VendorError(409, "email already exists")
         role = next((r for r in self.roles if r["Id"] == profile.get("RoleId")), None)
         if profile.get("RoleId") is not None and role is None:
-            raise _bad("unknown RoleId")
+            raise VendorError(400, "unknown RoleId")
         profile["RoleName"] = role["Name"] if role is not None else None
         idp_id = profile.get("IdentityProviderId")
         idp = next((i for i in self.identity_providers if i["Id"] == idp_id), None)
         if idp_id is not None and (idp is None or idp["Enabled"] is not True):
-            raise _bad("unknown or disabled IdentityProviderId")
+            raise VendorError(400, "unknown or disabled IdentityProviderId")
         return profile
 
-    def _moved(self, stored: Record, fields: Record) -> Record:
-        """Return the stored user in the state `fields` asks for, if that move is allowed."""
-        state = fields.get("State", stored["State"])
+    def _moved(self, stored: Record, state: str) -> Record:
+        """Return the stored user in `state`, if that move is allowed."""
         if state == stored["State"]:
             return dict(stored)
         if (stored["State"], state) not in MOVES:
-            raise _bad(f"cannot move a user from {stored['State']} to {state}")
+            raise VendorError(400, f"cannot move a user from {stored['State']} to {state}")
         return {**stored, "State": state, "IsAccessible": state != "Blocked"}
