@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from connectors import (
     AuthenticationError,
@@ -18,7 +20,8 @@ from connectors import (
     UnsupportedOperation,
 )
 from connectors.core.errors import AccountExistsError
-from connectors.sim import serve
+from connectors.sim import ListingView, serve
+from connectors.sim.listing import TokenCursorListing
 from connectors.vendors.thought_industries.connector import ThoughtIndustriesConnector
 from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
 from tests.connectors.conftest import FAST_RETRY, TOKEN, configure, sim_get
@@ -212,6 +215,39 @@ async def test_listing_faults_end_in_incomplete_listing(
     await configure(session, small, faults=faults)
     with pytest.raises(IncompleteListing, match=reason):
         [account async for account in make(session, small, api_version=version).list_accounts()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageInfoSays(TokenCursorListing):
+    """v2 pages whose `pageInfo` is replaced by what a test wants it to say."""
+
+    info: dict[str, object] = field(default_factory=dict)
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return the real page with this `pageInfo`."""
+        body = super().respond(request, view)
+        assert isinstance(body, dict)
+        return {**body, "pageInfo": self.info}
+
+
+@pytest.mark.parametrize(
+    ("users", "info", "reason"),
+    [
+        (230, {}, "response has no valid pageInfo.hasMore"),
+        (230, {"hasMore": "yes", "cursor": "x"}, "response has no valid pageInfo.hasMore"),
+        (230, {"hasMore": True}, "more records but no pageInfo.cursor"),
+        (0, {"hasMore": True, "cursor": "x"}, "an empty page claims more records"),
+    ],
+)
+async def test_v2_page_info_that_cannot_be_trusted_is_an_incomplete_listing(
+    session: aiohttp.ClientSession, users: int, info: dict[str, object], reason: str
+) -> None:
+    broken = type(
+        "BrokenPageInfo", (ThoughtIndustriesSimulator,), {"listing": PageInfoSays(info=info)}
+    )
+    async with serve(broken(users=users, seed=1, token=TOKEN)) as url:
+        with pytest.raises(IncompleteListing, match=reason):
+            [account async for account in make(session, url).list_accounts()]
 
 
 def test_settings_are_checked(session: aiohttp.ClientSession) -> None:
