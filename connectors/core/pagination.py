@@ -273,3 +273,37 @@ class CursorPaginator(Paginator):
             return source.resolve_link(link)
         except ValueError:
             raise guard.incomplete("the next-page link points to another origin") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenCursorPaginator(Paginator):
+    """`?cursor=TOKEN` where the body's `pageInfo` holds `hasMore` and the next opaque `cursor`."""
+
+    cursor_param: str = "cursor"
+    info_key: str = "pageInfo"
+    has_more_key: str = "hasMore"
+    cursor_key: str = "cursor"
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages until the body's page info says there are no more."""
+        guard = _Guard(source, self.max_pages)
+        params: Mapping[str, str] = dict(source.params)
+        while True:
+            body = await source.fetch(source.path, params)
+            records = guard.extract(body)
+            guard.accept(records, f"page {guard.pages + 1}")
+            if records:
+                yield records
+            info = body.get(self.info_key) if isinstance(body, dict) else None
+            more = info.get(self.has_more_key) if isinstance(info, dict) else None
+            if not isinstance(more, bool):
+                raise guard.incomplete(f"response has no valid {self.info_key}.{self.has_more_key}")
+            if not more:
+                return
+            if not records:
+                raise guard.incomplete("an empty page claims more records")
+            cursor = info.get(self.cursor_key) if isinstance(info, dict) else None
+            if not isinstance(cursor, str) or not cursor:
+                raise guard.incomplete(f"more records but no {self.info_key}.{self.cursor_key}")
+            guard.cursor(cursor)
+            params = {**source.params, self.cursor_param: cursor}

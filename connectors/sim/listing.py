@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,3 +173,40 @@ class CursorListing(ListingStyle):
                 query[self.cursor_param] = view.record_id(records[-1])
                 body[self.next_url_key] = f"{request.path}?{urlencode(query)}"
         return body
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenCursorListing(ListingStyle):
+    """`?cursor=TOKEN` with a fixed page size; the body's `pageInfo` has `hasMore` and `cursor`."""
+
+    cursor_param: str = "cursor"
+    size: int = 100
+    records_key: str = "users"
+    info_key: str = "pageInfo"
+    has_more_key: str = "hasMore"
+    cursor_key: str = "cursor"
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return the page after the cursor and the opaque cursor of the next one."""
+        start = 0
+        token = request.query.get(self.cursor_param)
+        if token is not None:
+            position = view.position_after(_cursor_id(token))
+            if position is None:
+                raise VendorError(400, f"invalid {self.cursor_param}", "invalid")
+            start = position
+        records = view.page(start, self.size)
+        has_more = start + self.size < view.total
+        info: dict[str, object] = {self.has_more_key: has_more}
+        if has_more and records:
+            last = view.record_id(records[-1]).encode()
+            info[self.cursor_key] = base64.urlsafe_b64encode(last).decode().rstrip("=")
+        return {self.records_key: records, self.info_key: info}
+
+
+def _cursor_id(token: str) -> str:
+    """Return the record id an opaque cursor stands for ("" if it is not one of ours)."""
+    try:
+        return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""

@@ -25,6 +25,11 @@ class TokenBucket:
         self._refill(now)
         return max(0.0, (1 - self._tokens) / self.rate)
 
+    def available(self, now: float) -> float:
+        """Return the tokens there now (what a vendor reports as its remaining quota)."""
+        self._refill(now)
+        return self._tokens
+
     def _refill(self, now: float) -> None:
         """Add the tokens earned since the last look."""
         self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)

@@ -1,4 +1,4 @@
-"""Thought Industries: X-API-Key (v1) or Bearer (v2), page + per_page + total, PUT replaces."""
+"""Thought Industries: Bearer + cursor on v2 (default) or X-API-Key + page/total on v1."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ from connectors.core.errors import (
     VendorHTTPError,
 )
 from connectors.core.mapping import text, unwrap
-from connectors.core.pagination import ListingSource, PageTotalPaginator, Paginator, Record
+from connectors.core.pagination import (
+    ListingSource,
+    PageTotalPaginator,
+    Paginator,
+    Record,
+    TokenCursorPaginator,
+)
 from connectors.core.paths import segment
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
@@ -29,7 +35,7 @@ from connectors.core.retry import RetryPolicy
 
 ApiVersion = Literal["v1", "v2"]
 AuthStyle = Literal["api_key", "bearer"]
-# v1 is the documented REST API with X-API-Key; the vendor's own docs show Bearer on v2.
+# v2 is what the vendor's docs and every public client use; v1 is only in a third-party summary.
 API_PREFIX: dict[str, str] = {"v1": "/incoming/api/v1", "v2": "/incoming/v2"}
 DEFAULT_AUTH: dict[str, AuthStyle] = {"v1": "api_key", "v2": "bearer"}
 MAX_PAGE_SIZE = 100
@@ -43,7 +49,8 @@ _TO_VENDOR = {
     "groups": "groups",
     "active": "active",
 }
-_SYSTEM_FIELDS = frozenset({"id", "createdAt", "updatedAt"})  # documented as immutable
+# Set by the vendor, never written back (lastActiveAt: the v2 docs' user object).
+_SYSTEM_FIELDS = frozenset({"id", "createdAt", "updatedAt", "lastActiveAt"})
 
 
 def tenant_url(subdomain: str) -> str:
@@ -52,17 +59,17 @@ def tenant_url(subdomain: str) -> str:
 
 
 class ThoughtIndustriesConnector(Connector):
-    """Connector for Thought Industries users (`/incoming/api/v1/users` by default).
+    """Connector for Thought Industries users (`/incoming/v2/users` by default).
 
+    v2 pages by `pageInfo.cursor` until `pageInfo.hasMore` is false and answers with bare
+    users; v1 pages by `page` + `per_page` against `total` and wraps a user in `user`.
     PUT may replace the whole object, so every write reads the user, merges the change
     and writes the full object back; the vendor's other fields survive untouched.
     """
 
     vendor = "thought_industries"
     secret_names = ("api_key",)
-    paginator: ClassVar[Paginator] = PageTotalPaginator(
-        page_param="page", size_param="per_page", size=MAX_PAGE_SIZE
-    )
+    paginator: ClassVar[Paginator] = TokenCursorPaginator()
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR) - {"active"}
     capabilities = Capabilities(
         put_replaces_object=True,
@@ -73,7 +80,7 @@ class ThoughtIndustriesConnector(Connector):
         create_needs_password=False,
         email_filter=True,
     )
-    list_path = f"{API_PREFIX['v1']}/users"
+    list_path = f"{API_PREFIX['v2']}/users"
     records_key: ClassVar[str | None] = "users"
     id_key = "id"
     label_settings: ClassVar[frozenset[str]] = frozenset({"subdomain"})
@@ -86,10 +93,10 @@ class ThoughtIndustriesConnector(Connector):
         secrets: Mapping[str, str],
         base_url: str | None = None,
         subdomain: str | None = None,
-        api_version: ApiVersion = "v1",
+        api_version: ApiVersion = "v2",
         auth_style: AuthStyle | None = None,
         users_path: str | None = None,
-        page_size: int = MAX_PAGE_SIZE,
+        page_size: int | None = None,
         allow_delete: bool = False,
         budget: RateBudget | None = None,
         retry: RetryPolicy | None = None,
@@ -110,14 +117,22 @@ class ThoughtIndustriesConnector(Connector):
             raise ConnectorConfigError(
                 self.vendor, f"auth_style must be api_key or bearer, not {style!r}"
             )
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
+        if page_size is not None and api_version == "v2":
+            raise ConnectorConfigError(
+                self.vendor, "page_size is a v1 setting: v2 pages by cursor at the vendor's size"
+            )
+        size = MAX_PAGE_SIZE if page_size is None else page_size
+        if not 1 <= size <= MAX_PAGE_SIZE:
             raise ConnectorConfigError(self.vendor, f"page_size must be 1..{MAX_PAGE_SIZE}")
+        self.api_version: ApiVersion = api_version
         self.auth_style: AuthStyle = style
         self.users_path = "/" + (users_path or f"{API_PREFIX[api_version]}/users").strip("/")
-        self.page_size = page_size
+        self.page_size = size
         self.allow_delete = allow_delete
-        self._paginator = PageTotalPaginator(
-            page_param="page", size_param="per_page", size=page_size
+        self._paginator: Paginator = (
+            PageTotalPaginator(page_param="page", size_param="per_page", size=size)
+            if api_version == "v1"
+            else self.paginator
         )
         super().__init__(
             name=name,
@@ -140,7 +155,7 @@ class ThoughtIndustriesConnector(Connector):
         return replace(super().listing_source(), path=self.users_path)
 
     async def list_pages(self) -> AsyncGenerator[list[VendorAccount], None]:
-        """Yield every account a page at a time, `page_size` per page."""
+        """Yield every account a page at a time, in the configured generation's paging."""
         async with aclosing(self._paginator.pages(self.listing_source())) as pages:
             async for page in pages:
                 yield [self.to_account(raw) for raw in page]
@@ -182,7 +197,9 @@ class ThoughtIndustriesConnector(Connector):
         return fields
 
     async def find_by_email(self, email: str) -> VendorAccount | None:
-        """Return the user with this email using the `email` filter, verified."""
+        """Return the user with this email, verified; one request on either generation."""
+        if self.api_version == "v2":
+            return await self._find_by_email_v2(email)
         wanted = email.strip().casefold()
         params = {"email": email.strip(), "page": "1", "per_page": str(self.page_size)}
         body = await self.http.request("GET", self.users_path, params=params)
@@ -197,6 +214,19 @@ class ThoughtIndustriesConnector(Connector):
             self.log.warning("thought_industries.email_filter_ignored")
             return await super().find_by_email(email)
         return accounts[0] if accounts else None
+
+    async def _find_by_email_v2(self, email: str) -> VendorAccount | None:
+        """`GET /users/{email}`, as public v2 clients look a user up; the answer is checked."""
+        wanted = email.strip().casefold()
+        raw = await self._read(email.strip(), Priority.READ)
+        if raw is None:
+            return None
+        account = self.to_account(raw)
+        if (account.email or "").strip().casefold() != wanted:
+            # Whatever the tenant matched on, only a user with this very email is an answer.
+            self.log.warning("thought_industries.email_lookup_mismatch")
+            return await super().find_by_email(email)
+        return account
 
     async def get_account(self, external_id: str) -> VendorAccount | None:
         """Return one user, or None on 404."""
@@ -266,5 +296,9 @@ class ThoughtIndustriesConnector(Connector):
         return f"{self.users_path}/{segment(self.vendor, external_id)}"
 
     def _unwrap(self, body: object, method: str, path: str) -> Record:
-        """Return the record inside a `{"user": {...}}` body."""
-        return unwrap(self.vendor, body, "user", method, path)
+        """Return the user of a body: bare on v2, inside `{"user": {...}}` on v1."""
+        if self.api_version == "v1":
+            return unwrap(self.vendor, body, "user", method, path)
+        if not isinstance(body, dict) or self.id_key not in body:
+            raise MalformedResponseError(self.vendor, method, path, "no user object in the body")
+        return dict(body)

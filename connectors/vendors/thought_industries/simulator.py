@@ -1,88 +1,93 @@
-"""Thought Industries simulator: X-API-Key (v1) or Bearer (v2), page + per_page, PUT replaces."""
+"""Thought Industries simulator: v2 (Bearer, cursor) and v1 (X-API-Key, page + total)."""
 
 from __future__ import annotations
 
+import math
 import random
 import re
-from dataclasses import dataclass
+import time
 from typing import ClassVar
 
+import anyio
 from aiohttp import web
 
-from connectors.sim.base import SimPerson, SimView, VendorSimulator, json_response
-from connectors.sim.listing import ListingStyle, ListingView, PageTotalListing, Record
+from connectors.sim.base import (
+    CONTROL_PREFIX,
+    Handler,
+    SimPerson,
+    SimView,
+    VendorSimulator,
+    json_response,
+)
+from connectors.sim.errors import VendorError
+from connectors.sim.listing import (
+    ListingStyle,
+    ListingView,
+    PageTotalListing,
+    Record,
+    TokenCursorListing,
+)
+from connectors.sim.schema import Field, Schema
 
 V1 = "/incoming/api/v1"
 V2 = "/incoming/v2"
-READ_ONLY = frozenset({"id", "createdAt", "updatedAt", "lastActiveAt"})
-WRITABLE = frozenset(
+ROLES = ("learner", "manager", "admin")
+WRITE_ONLY = ("password", "sendInvite")  # accepted in a write body, never stored or echoed
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TEXT = Field(nullable=True)
+USER_SCHEMA = Schema(
     {
-        "email",
-        "firstName",
-        "lastName",
-        "password",
-        "role",
-        "groups",
-        "customFields",
-        "active",
-        "ssoId",
-        "avatarUrl",
-        "language",
-        "clientId",
+        "email": Field(required=True),
+        "firstName": _TEXT,
+        "lastName": _TEXT,
+        "password": Field(),
+        "role": Field(choices=ROLES),
+        "groups": Field(types=(list,)),
+        "customFields": Field(types=(dict,)),
+        "active": Field(types=(bool,)),
+        "ssoId": _TEXT,
+        "avatarUrl": _TEXT,
+        "language": _TEXT,
+        "clientId": _TEXT,
+        "externalCustomerId": _TEXT,
+        "sendInvite": Field(types=(bool,)),
+        "id": Field(read_only=True),
+        "createdAt": Field(read_only=True),
+        "updatedAt": Field(read_only=True),
+        "lastActiveAt": Field(read_only=True),
     }
 )
-ROLES = ("learner", "manager", "admin")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 _GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
 _FAMILY = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
 _GROUPS = ("grp-sales", "grp-support", "grp-partners", "grp-onboarding")
-
-
-def _error(status: int, message: str) -> web.Response:
-    """Return a JSON error body."""
-    return json_response({"error": message}, status=status)
-
-
-@dataclass(frozen=True, kw_only=True)
-class StrictPageTotalListing(PageTotalListing):
-    """`page` + `per_page` + `total`; what the vendor rejects is a 400, not clamped."""
-
-    def respond(self, request: web.Request, view: ListingView) -> object:
-        """Return page N of SIZE and the total; 400 for a bad page or a per_page over the max."""
-        for name, low, high in (
-            (self.page_param, self.start, 10**9),
-            (self.size_param, 1, self.max_size),
-        ):
-            raw = request.query.get(name)
-            if raw is None:
-                continue
-            try:
-                value = int(raw)
-            except ValueError:
-                raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
-            if not low <= value <= high:
-                raise web.HTTPBadRequest(text=f"{name} must be between {low} and {high}")
-        return super().respond(request, view)
-
-
 STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
 
-class ThoughtIndustriesSimulator(VendorSimulator):
-    """Simulates Thought Industries users on both `/incoming/api/v1` and `/incoming/v2`.
+def is_v2(request: web.Request) -> bool:
+    """Tell whether a request is for the v2 API."""
+    return request.path.startswith(V2 + "/")
 
-    Write bodies are the bare user object (a `{"user": ...}` wrapper or any unknown field
-    is 422); responses wrap it in `user`. PUT replaces every writable field: omitted ones
-    are reset. A duplicate email is 409; an unknown id is 404; PATCH is not offered.
+
+class ThoughtIndustriesSimulator(VendorSimulator):
+    """Simulates Thought Industries users on `/incoming/v2` and `/incoming/api/v1`.
+
+    v2 pages by an opaque `cursor` with `pageInfo: {hasMore, cursor}` and answers with
+    bare user objects; v1 pages by `page` + `per_page` with a `total` and wraps a user in
+    `user`. Write bodies are bare users checked against `USER_SCHEMA` (422); PUT replaces
+    every writable field; a duplicate email is 409. Every answer carries `X-RateLimit-*`
+    and a 429 carries `Retry-After`, as the vendor's docs say. Errors are
+    `{"errors": [{"message", "code"}]}`, the shape public clients read.
     """
 
     vendor = "thought_industries"
-    listing: ClassVar[ListingStyle] = StrictPageTotalListing(
+    listing: ClassVar[ListingStyle] = TokenCursorListing(size=100)
+    v1_listing: ClassVar[ListingStyle] = PageTotalListing(
         page_param="page", size_param="per_page", default_size=25, max_size=100
     )
-    users_path = f"{V1}/users"
-    wrapper_key = "user"
+    users_path = f"{V2}/users"
+    schema = USER_SCHEMA
+    default_retry_after = "seconds"
 
     def reset(self) -> None:
         """Restore the seeded users and restart the simulated clock."""
@@ -91,10 +96,14 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 
     def authorized(self, request: web.Request) -> bool:
         """v2: `Authorization: Bearer KEY`; v1: `X-API-Key: KEY` or the `apiKey` parameter."""
-        if request.path.startswith(V2 + "/"):
+        if is_v2(request):
             return request.headers.get("Authorization") == f"Bearer {self.token}"
         given = request.headers.get("X-API-Key") or request.query.get("apiKey")
         return given == self.token
+
+    def error_body(self, status: int, message: str, code: str) -> object:
+        """Return `{"errors": [{"message": ..., "code": ...}]}`."""
+        return {"errors": [{"message": message, "code": code or "error"}]}
 
     def view(self, user: Record) -> SimView:
         """Read a user: `active` false means deactivated; there is no title."""
@@ -147,10 +156,46 @@ class ThoughtIndustriesSimulator(VendorSimulator):
             "lastActiveAt": stamp,
         }
 
+    def check(self, fields: Record, *, creating: bool) -> None:
+        """Refuse what `USER_SCHEMA` refuses, a malformed email and non-string group ids."""
+        super().check(fields, creating=True)  # PUT replaces, so it needs a whole user too
+        email = fields.get("email")
+        if not isinstance(email, str) or not _EMAIL.match(email):
+            raise VendorError(422, "email is invalid", "invalid")
+        groups = fields.get("groups", [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise VendorError(422, "groups must be a list of group ids", "invalid")
+
+    def wrap_for(self, request: web.Request, user: Record) -> object:
+        """Return one user as v2 answers it (bare) or as v1 does (`{"user": ...}`)."""
+        return user if is_v2(request) else {"user": user}
+
+    def app(self) -> web.Application:
+        """The base app, with the rate-limit headers added to every vendor answer."""
+        app = super().app()
+        app.middlewares.insert(0, self._rate_limit_headers)
+        return app
+
+    @web.middleware
+    async def _rate_limit_headers(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        """Add `X-RateLimit-Limit`, `-Remaining` and `-Reset` (epoch seconds) when limited."""
+        response = await handler(request)
+        bucket = self._bucket
+        if request.path.startswith(CONTROL_PREFIX) or bucket is None:
+            return response
+        tokens = bucket.available(anyio.current_time())
+        reset = math.ceil(time.time() + (bucket.burst - tokens) / bucket.rate)
+        response.headers["X-RateLimit-Limit"] = str(math.floor(bucket.burst))
+        response.headers["X-RateLimit-Remaining"] = str(math.floor(tokens))
+        response.headers["X-RateLimit-Reset"] = str(reset)
+        return response
+
     def routes(self) -> list[web.RouteDef]:
-        """Return list/get/create/update(PUT)/delete under both API prefixes."""
+        """Return list/get/create/update(PUT)/delete under both API prefixes; no PATCH."""
         routes: list[web.RouteDef] = []
-        for prefix in (V1, V2):
+        for prefix in (V2, V1):
             many, one = f"{prefix}/users", f"{prefix}/users/{{id}}"
             routes += [
                 web.get(many, self.handle_list),
@@ -162,24 +207,28 @@ class ThoughtIndustriesSimulator(VendorSimulator):
         return routes
 
     async def handle_list(self, request: web.Request) -> web.Response:
-        """List users; `email` filters to that address (case-insensitive)."""
-        email = request.query.get("email")
+        """List users: v2 by cursor; v1 by page, where `email` filters (case-insensitive)."""
         users = list(self.users.values())
+        if is_v2(request):
+            view = ListingView(users, self.id_key, self.settings.faults)
+            return json_response(self.listing.respond(request, view))
+        email = request.query.get("email")
         if email is not None:
             wanted = email.strip().casefold()
             users = [u for u in users if str(u.get("email", "")).casefold() == wanted]
         view = ListingView(users, self.id_key, self.settings.faults)
-        return json_response(self.listing.respond(request, view))
+        return json_response(self.v1_listing.respond(request, view))
+
+    async def handle_get(self, request: web.Request) -> web.Response:
+        """Return one user by id; v2 also finds a user by email in the id's place."""
+        return json_response(self.wrap_for(request, self._stored(request)))
 
     async def handle_create(self, request: web.Request) -> web.Response:
         """Create a user from a bare object; 422 if invalid, 409 if the email is taken."""
-        fields, problem = self._writable(await self._body(request))
-        if problem is None and not fields.get("email"):
-            problem = "email is required"
-        if problem is not None:
-            return _error(422, problem)
+        fields = self.unwrap(await self._body(request))
+        self.check(fields, creating=True)
         if self._email_taken(str(fields["email"])):
-            return _error(409, "a user with this email already exists")
+            raise VendorError(409, "a user with this email already exists", "conflict")
         stamp = self._now()
         user: Record = {
             "id": f"{self._rng.getrandbits(48):012x}{len(self.users):06d}",
@@ -192,33 +241,30 @@ class ThoughtIndustriesSimulator(VendorSimulator):
             "ssoId": None,
             "avatarUrl": None,
             "language": None,
-            **fields,
+            **_stored_fields(fields),
             "createdAt": stamp,
             "updatedAt": stamp,
             "lastActiveAt": None,
         }
         self.add_user(user)
-        return json_response(self.wrap(user), status=201)
+        return json_response(self.wrap_for(request, user), status=201)
 
     async def handle_update(self, request: web.Request) -> web.Response:
         """Replace the user's writable fields with the body's; omitted ones are reset."""
         stored = self._stored(request)
-        fields, problem = self._writable(await self._body(request))
-        if problem is None and not fields.get("email"):
-            problem = "email is required"
-        if problem is not None:
-            return _error(422, problem)
+        fields = self.unwrap(await self._body(request))
+        self.check(fields, creating=False)
         email = str(fields["email"]).casefold()
         if any(
             str(u.get("email", "")).casefold() == email and u["id"] != stored["id"]
             for u in self.users.values()
         ):
-            return _error(409, "a user with this email already exists")
-        user: Record = {key: stored[key] for key in READ_ONLY if key in stored}
-        user.update(fields)
+            raise VendorError(409, "a user with this email already exists", "conflict")
+        user: Record = {k: stored[k] for k in ("id", "createdAt", "lastActiveAt") if k in stored}
+        user.update(_stored_fields(fields))
         user["updatedAt"] = self._now()
         self.users[str(user["id"])] = user
-        return json_response(self.wrap(user))
+        return json_response(self.wrap_for(request, user))
 
     async def handle_delete(self, request: web.Request) -> web.Response:
         """Delete a user for good; answer `{"success": true}`."""
@@ -226,34 +272,26 @@ class ThoughtIndustriesSimulator(VendorSimulator):
         del self.users[str(stored["id"])]
         return json_response({"success": True})
 
-    def _writable(self, body: object) -> tuple[Record, str | None]:
-        """Return the body's writable fields, or a 422 reason for what the vendor rejects."""
-        if not isinstance(body, dict):
-            return {}, "expected a JSON object"
-        unknown = sorted(set(body) - WRITABLE - READ_ONLY)
-        if unknown:
-            return {}, f"unknown field(s): {', '.join(unknown)}"
-        fields = {key: value for key, value in body.items() if key in WRITABLE}
-        password = fields.pop("password", None)  # write-only: never stored in view or echoed
-        if password is not None and not isinstance(password, str):
-            return {}, "password must be a string"
-        email = fields.get("email")
-        if "email" in fields and not (isinstance(email, str) and _EMAIL.match(email)):
-            return {}, "email is invalid"
-        if "active" in fields and not isinstance(fields["active"], bool):
-            return {}, "active must be true or false"
-        if "role" in fields and fields["role"] not in ROLES:
-            return {}, f"role must be one of {', '.join(ROLES)}"
-        groups = fields.get("groups")
-        if "groups" in fields and not (
-            isinstance(groups, list) and all(isinstance(g, str) for g in groups)
-        ):
-            return {}, "groups must be a list of group ids"
-        if "customFields" in fields and not isinstance(fields["customFields"], dict):
-            return {}, "customFields must be an object"
-        return fields, None
+    def _stored(self, request: web.Request) -> Record:
+        """Return the user named in the path (v2: by id or email), or raise 404."""
+        key = request.match_info["id"]
+        user = self.users.get(key)
+        if user is None and is_v2(request):
+            wanted = key.casefold()
+            user = next(
+                (u for u in self.users.values() if str(u.get("email", "")).casefold() == wanted),
+                None,
+            )
+        if user is None:
+            raise VendorError(404, "user not found", "not_found")
+        return user
 
     def _now(self) -> str:
         """Return a deterministic, increasing ISO 8601 timestamp."""
         self._clock += 1
         return f"2025-06-01T00:{self._clock // 60 % 60:02d}:{self._clock % 60:02d}.000Z"
+
+
+def _stored_fields(fields: Record) -> Record:
+    """Return the fields of a checked write body that the vendor stores."""
+    return {key: value for key, value in fields.items() if key not in WRITE_ONLY}
