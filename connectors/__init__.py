@@ -21,6 +21,7 @@ from connectors.core.http import VendorHttp
 from connectors.core.pagination import (
     CursorPaginator,
     ListingSource,
+    OffsetLimitPaginator,
     PageCountPaginator,
     PageNumberPaginator,
     PageTotalPaginator,
@@ -47,6 +48,7 @@ __all__ = [
     "IncompleteListing",
     "ListingSource",
     "MalformedResponseError",
+    "OffsetLimitPaginator",
     "PageCountPaginator",
     "PageNumberPaginator",
     "PageTotalPaginator",

@@ -153,6 +153,33 @@ class PageCountPaginator(Paginator):
 
 
 @dataclass(frozen=True, kw_only=True)
+class OffsetLimitPaginator(Paginator):
+    """`?limit=SIZE&offset=N` from offset 0; a page shorter than SIZE is the last one."""
+
+    limit_param: str = "limit"
+    offset_param: str = "offset"
+    size: int = 100
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages until one holds fewer than `size` records."""
+        guard = _Guard(source, self.max_pages)
+        offset = 0
+        while True:
+            params = {
+                **source.params,
+                self.limit_param: str(self.size),
+                self.offset_param: str(offset),
+            }
+            records = guard.extract(await source.fetch(source.path, params))
+            guard.accept(records, f"page {guard.pages + 1}")
+            if records:
+                yield records
+            if len(records) < self.size:
+                return
+            offset += self.size
+
+
+@dataclass(frozen=True, kw_only=True)
 class PageTotalPaginator(Paginator):
     """`?page=N&per_page=SIZE` with a `total` in the body: the rest is fetched concurrently.
 

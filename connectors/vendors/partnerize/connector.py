@@ -1,4 +1,4 @@
-"""Partnerize: two API keys, `page` + `count` listing, PUT replaces the user object."""
+"""Partnerize: HTTP Basic key pair, `limit` + `offset` listing, PUT replaces the user object."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 import aiohttp
 
-from connectors.core.auth import Auth, BasicAuth, HeaderAuth
+from connectors.core.auth import Auth, BasicAuth
 from connectors.core.base import Capabilities, Connector
 from connectors.core.budget import RateBudget
 from connectors.core.errors import (
@@ -21,7 +21,13 @@ from connectors.core.errors import (
     VendorHTTPError,
 )
 from connectors.core.mapping import text, unwrap
-from connectors.core.pagination import ListingSource, Page, PageCountPaginator, Paginator, Record
+from connectors.core.pagination import (
+    ListingSource,
+    OffsetLimitPaginator,
+    Page,
+    Paginator,
+    Record,
+)
 from connectors.core.paths import segment
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
@@ -29,7 +35,8 @@ from connectors.core.redaction import register_secret
 from connectors.core.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.partnerize.com"
-AuthStyle = Literal["headers", "basic"]
+PAGE_SIZE = 100
+AuthStyle = Literal["basic"]
 
 _TO_VENDOR = {
     "email": "email",
@@ -39,7 +46,10 @@ _TO_VENDOR = {
     "timezone": "timezone",
     "role": "role",
 }
-_SYSTEM_FIELDS = frozenset({"user_id", "created_at", "updated_at", "password"})
+# The vendor returns a new user's own API key with it: never kept, never written back.
+_SECRET_FIELDS = frozenset({"password", "user_api_key"})
+_SYSTEM_FIELDS = frozenset({"user_id", "created", "created_at", "updated_at"}) | _SECRET_FIELDS
+_ITEM_KEY = "user"
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%&*+-=?@^_~"
 _PASSWORD_LENGTH = 24
 
@@ -57,43 +67,58 @@ def generate_password() -> str:
             return candidate
 
 
-@dataclass(frozen=True, kw_only=True)
-class CountCheckedPaginator(PageCountPaginator):
-    """PageCountPaginator that also checks the body's total: a short page alone proves nothing.
+def unwrap_item(item: object) -> object:
+    """Return a listed user: the vendor wraps each one as `{"user": {...}}`, the reference not."""
+    if isinstance(item, dict) and set(item) == {_ITEM_KEY} and isinstance(item[_ITEM_KEY], dict):
+        return item[_ITEM_KEY]
+    return item
 
-    Without it a vendor that cuts a listing short mid-page looks like a finished listing.
+
+@dataclass(frozen=True, kw_only=True)
+class CountCheckedPaginator(OffsetLimitPaginator):
+    """OffsetLimitPaginator that also checks each body's `count`: a short page alone proves nothing.
+
+    The vendor documents `count` as the total, the reference as the page's length; the
+    listing stands if `count` fits either reading, so a listing cut short mid-page fails.
     """
 
-    total_key: str = "count"
+    count_key: str = "count"
 
     async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
-        """Yield pages as PageCountPaginator does; IncompleteListing if the total disagrees."""
-        totals: set[object] = set()
+        """Yield pages as OffsetLimitPaginator does; IncompleteListing if `count` fits neither."""
+        seen: list[tuple[object, int]] = []  # (count, records) of every page fetched
 
         async def fetch(path: str, params: Mapping[str, str]) -> object:
             body = await source.fetch(path, params)
-            totals.add(body.get(self.total_key) if isinstance(body, dict) else None)
+            listed = body.get(str(source.records_key)) if isinstance(body, dict) else None
+            if isinstance(body, dict) and isinstance(listed, list):
+                seen.append((body.get(self.count_key), len(listed)))
             return body
-
-        pages = records = 0
-
-        def incomplete(reason: str) -> IncompleteListing:
-            return IncompleteListing(
-                source.vendor, source.path, reason, pages=pages, records=records
-            )
 
         async with aclosing(super().pages(replace(source, fetch=fetch))) as stream:
             async for page in stream:
-                if len(totals) != 1:
-                    raise incomplete(f"the {self.total_key!r} total changed during the listing")
-                pages += 1
-                records += len(page)
                 yield page
-        total = next(iter(totals)) if len(totals) == 1 else None
-        if not isinstance(total, int) or isinstance(total, bool):
-            raise incomplete(f"response has no steady {self.total_key!r} total")
-        if total != records:
-            raise incomplete(f"{records} records listed, the vendor reports {total}: cut short")
+        problem = count_problem(seen, self.count_key)
+        if problem is not None:
+            records = sum(length for _, length in seen)
+            raise IncompleteListing(
+                source.vendor, source.path, problem, pages=len(seen), records=records
+            )
+
+
+def count_problem(seen: list[tuple[object, int]], key: str) -> str | None:
+    """Say why the pages' `count` values fit neither the total nor the page lengths, or None."""
+    counts = [count for count, _ in seen]
+    records = sum(length for _, length in seen)
+    if any(not isinstance(count, int) or isinstance(count, bool) for count in counts):
+        return f"response has no valid {key!r}"
+    if all(count == length for count, length in seen):
+        return None  # each page's own length, as the reference reads it
+    if len(set(counts)) != 1:
+        return f"the {key!r} changed during the listing"
+    if counts[0] != records:
+        return f"{records} records listed, the vendor reports {counts[0]}: cut short"
+    return None
 
 
 class PartnerizeConnector(Connector):
@@ -101,7 +126,7 @@ class PartnerizeConnector(Connector):
 
     vendor = "partnerize"
     secret_names = ("application_key", "user_api_key")
-    paginator: ClassVar[Paginator] = CountCheckedPaginator(size=100)
+    paginator: ClassVar[Paginator] = CountCheckedPaginator(size=PAGE_SIZE)
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
     capabilities = Capabilities(
         put_replaces_object=True,
@@ -123,7 +148,7 @@ class PartnerizeConnector(Connector):
         session: aiohttp.ClientSession,
         secrets: Mapping[str, str],
         base_url: str = DEFAULT_BASE_URL,
-        auth_style: AuthStyle = "headers",
+        auth_style: AuthStyle = "basic",
         users_path: str = "/user",
         self_path: str = "/user/self",
         verify_total: bool = True,
@@ -132,16 +157,17 @@ class PartnerizeConnector(Connector):
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if auth_style not in ("headers", "basic"):
+        if auth_style != "basic":
             raise ConnectorConfigError(
-                self.vendor, f"auth_style must be headers or basic, not {auth_style!r}"
+                self.vendor,
+                f"auth_style must be basic, not {auth_style!r}: Partnerize documents only "
+                "HTTP Basic (application_key:user_api_key); remove the setting",
             )
-        self.auth_style = auth_style
         self.users_path = users_path.rstrip("/")
         self.self_path = self_path
         self.allow_delete = allow_delete
         self._paginator: Paginator = (
-            self.paginator if verify_total else PageCountPaginator(size=100)
+            self.paginator if verify_total else OffsetLimitPaginator(size=PAGE_SIZE)
         )
         super().__init__(
             name=name,
@@ -154,25 +180,31 @@ class PartnerizeConnector(Connector):
         )
 
     def build_auth(self, secrets: Mapping[str, str]) -> Auth:
-        """Return the two keys as `X-Application-Key`/`X-User-Api-Key` or as HTTP Basic."""
-        app_key, user_key = secrets["application_key"], secrets["user_api_key"]
-        if self.auth_style == "basic":
-            return BasicAuth(app_key, user_key)
-        return HeaderAuth({"X-Application-Key": app_key, "X-User-Api-Key": user_key})
+        """Return the key pair as HTTP Basic: application key as user, user API key as password."""
+        return BasicAuth(secrets["application_key"], secrets["user_api_key"])
 
     def listing_source(self) -> ListingSource:
         """Describe the user listing at the configured path."""
         return replace(super().listing_source(), path=self.users_path)
 
     async def list_pages(self) -> AsyncGenerator[list[VendorAccount], None]:
-        """Yield every account a page at a time, with the total check unless disabled."""
+        """Yield every account a page at a time, with the count check unless disabled."""
         async with aclosing(self._paginator.pages(self.listing_source())) as pages:
             async for page in pages:
                 yield [self.to_account(raw) for raw in page]
 
+    async def _fetch_page(self, path: str, params: Mapping[str, str]) -> object:
+        """Fetch one listing page with each listed user unwrapped."""
+        body = await super()._fetch_page(path, params)
+        listed = body.get("users") if isinstance(body, dict) else None
+        if isinstance(body, dict) and isinstance(listed, list):
+            return {**body, "users": [unwrap_item(item) for item in listed]}
+        return body
+
     def to_account(self, raw: Record) -> VendorAccount:
-        """Map a Partnerize user to an account."""
-        email = text(raw.get("email"))
+        """Map a Partnerize user to an account (the vendor's docs also name `email_address`)."""
+        raw = {key: value for key, value in raw.items() if key not in _SECRET_FIELDS}
+        email = text(raw.get("email")) or text(raw.get("email_address"))
         given, family = text(raw.get("firstname")), text(raw.get("lastname"))
         status = text(raw.get("status")) or "active"
         attributes: dict[str, object] = {
@@ -231,7 +263,11 @@ class PartnerizeConnector(Connector):
             json={**fields, "password": password},
             priority=Priority.WRITE,
         )
-        return self.to_account(self._unwrap(body, "POST", self.users_path))
+        record = self._unwrap(body, "POST", self.users_path)
+        issued = record.get("user_api_key")  # the new user's own key, redacted like ours
+        if isinstance(issued, str) and issued:
+            register_secret(issued)
+        return self.to_account(record)
 
     async def update_account(
         self, external_id: str, attributes: Mapping[str, object]

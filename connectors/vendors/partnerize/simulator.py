@@ -1,4 +1,4 @@
-"""The Partnerize simulator: two keys, `page` + `count` (max 100), PUT resets omitted fields."""
+"""The Partnerize simulator: HTTP Basic keys, `limit` + `offset` (max 100), PUT resets fields."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import base64
 import binascii
 import random
 import secrets
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from connectors.sim.base import SimConnection, SimPerson, VendorSimulator, json_response
-from connectors.sim.listing import ListingStyle, ListingView, Record
+from connectors.sim.errors import VendorError
+from connectors.sim.listing import ListingStyle, ListingView, Record, int_param
+from connectors.sim.schema import Field, Schema
 from connectors.sim.settings import SimSettings
 from connectors.sim.stats import SimStats
 
@@ -22,17 +24,42 @@ _GIVEN = ("Amara", "Bjorn", "Chiara", "Dev", "Elif", "Farah", "Goran", "Hana", "
 _FAMILY = ("Okafor", "Lindqvist", "Rossi", "Patel", "Yilmaz", "Haddad", "Novak", "Sato")
 _TIMEZONES = ("Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin")
 _LOCALES = ("en_GB", "en_US", "ja_JP", "de_DE")
-_CURRENCIES = ("GBP", "USD", "JPY", "EUR")
-STATUSES = frozenset({"active", "inactive"})
-REQUIRED_ON_CREATE = ("firstname", "lastname", "email", "password")
-_SYSTEM_FIELDS = frozenset({"user_id", "created_at", "updated_at"})
+_COUNTRIES = ("GB", "US", "JP", "DE")
+STATUSES = ("active", "inactive")
 _PUT_DEFAULTS: Record = {"status": "active", "role": "standard"}
-_ID_BASE = 1000
+_ID_BASE = 1_000_000
+STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
+
+# What a user body may hold (reference field table; `phone` and `country` from the
+# vendor's user schema). Unknown fields, wrong types and system fields are a 400.
+USER_SCHEMA = Schema(
+    {
+        "firstname": Field(required=True),
+        "lastname": Field(required=True),
+        "email": Field(required=True),
+        "password": Field(required=True),
+        "status": Field(choices=STATUSES),
+        "role": Field(),
+        "timezone": Field(),
+        "locale": Field(),
+        "phone": Field(),
+        "country": Field(),
+        "user_id": Field(read_only=True),
+        "created_at": Field(read_only=True),
+        "updated_at": Field(read_only=True),
+        "user_api_key": Field(read_only=True),
+    }
+)
 
 
 def _now() -> str:
     """Return the current time as the vendor writes it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def user_id(number: int) -> str:
+    """Return a user id in the vendor's alphanumeric style (`1l1000003`), never a number."""
+    return f"1l{_ID_BASE + number}"
 
 
 def strong_enough(password: str) -> bool:
@@ -46,35 +73,49 @@ def strong_enough(password: str) -> bool:
     )
 
 
-def _strict_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """Read an integer parameter; 400 outside [low, high], as the vendor rejects it."""
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise web.HTTPBadRequest(text=f"{name} must be between {low} and {high}")
-    return value
-
-
 @dataclass(frozen=True, kw_only=True)
 class PartnerizeListing(ListingStyle):
-    """`?page=N&count=SIZE` (SIZE at most 100, else 400); the body's `count` is the total."""
+    """The vendor's standard pagination: `?limit=N&offset=K`, `count` the total, hypermedia.
 
-    default_size: int = 100
-    max_size: int = 100
+    Each user is wrapped as `{"user": {...}}`; any other query parameter is a 400.
+    """
+
+    default_limit: int = 100
+    max_limit: int = 100
 
     def respond(self, request: web.Request, view: ListingView) -> object:
-        """Return page N of SIZE and the total."""
-        number = _strict_int(request, "page", 1, 1, 10**9)
-        size = _strict_int(request, "count", self.default_size, 1, self.max_size)
-        return {"users": view.page((number - 1) * size, size), "count": view.total}
+        """Return `limit` users from `offset`, the total and the next page's link."""
+        unknown = sorted(set(request.query) - {"limit", "offset"})
+        if unknown:
+            raise VendorError(400, f"unknown parameter(s): {', '.join(unknown)}", "invalid")
+        limit = int_param(request, "limit", self.default_limit, 1, self.max_limit)
+        offset = int_param(request, "offset", 0, 0, 10**9)
+        records = view.page(offset, limit)
+        return {
+            "execution_time": "0.01 seconds",
+            "count": view.total,
+            "offset": offset,
+            "limit": limit,
+            "users": [{"user": record} for record in records],
+            "hypermedia": {"pagination": self._links(request.path, view.total, offset, limit)},
+        }
 
+    @staticmethod
+    def _links(path: str, total: int, offset: int, limit: int) -> dict[str, object]:
+        """Return the vendor's pagination links (paths with their query) and page counts."""
 
-STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
+        def link(at: int) -> str:
+            return f"{path}?{urlencode({'limit': limit, 'offset': at})}"
+
+        last = max(0, (total - 1) // limit * limit)
+        return {
+            "total_page_count": -(-total // limit),
+            "total_item_count": total,
+            "first_page": link(0),
+            "last_page": link(last),
+            "next_page": link(offset + limit) if offset + limit < total else None,
+            "previous_page": link(max(0, offset - limit)) if offset > 0 else None,
+        }
 
 
 class _KeyPairStats(SimStats):
@@ -95,15 +136,16 @@ class PartnerizeSimulator(VendorSimulator):
     """Simulates Partnerize users.
 
     `token` is `APPLICATION_KEY:USER_API_KEY` (the HTTP Basic pair); without a colon both
-    keys are the token. Keys are accepted as headers, HTTP Basic or (as the vendor allows)
-    query parameters, which the stats then report. Passwords are held apart from users and
-    never returned.
+    keys are the token. Only HTTP Basic is accepted, as the vendor documents. Passwords are
+    held apart from users and never returned; a create answers the new user's own API key.
     """
 
     vendor = "partnerize"
     listing: ClassVar[ListingStyle] = PartnerizeListing()
     users_path = "/user"
     id_key = "user_id"
+    schema = USER_SCHEMA
+    invalid_status = 400
 
     def __init__(
         self,
@@ -117,40 +159,34 @@ class PartnerizeSimulator(VendorSimulator):
         app_key, _, user_key = pair.partition(":")
         self.application_key, self.user_api_key = app_key, user_key or app_key
         self.passwords: dict[str, str] = {}
-        self.auth_seen: Counter[str] = Counter()
+        self.api_keys: dict[str, str] = {}  # each created user's own key, as the create answered
         super().__init__(users=users, seed=seed, token=pair, settings=settings)
 
     def reset(self) -> None:
         """Restore seeded users; passwords of created users are forgotten."""
         super().reset()
         self.passwords.clear()
+        self.api_keys.clear()
         self.stats = _KeyPairStats((self.token, self.application_key, self.user_api_key))
 
     def authorized(self, request: web.Request) -> bool:
-        """Accept the key pair as headers, as HTTP Basic, or as query parameters."""
-        expected = (self.application_key, self.user_api_key)
-        headers = request.headers
-        if "X-Application-Key" in headers or "X-User-Api-Key" in headers:
-            style, given = (
-                "headers",
-                (
-                    headers.get("X-Application-Key"),
-                    headers.get("X-User-Api-Key"),
-                ),
-            )
-        elif headers.get("Authorization", "").startswith("Basic "):
-            style, given = "basic", _basic_pair(headers["Authorization"][6:])
-        else:
-            style = "query"
-            given = (request.query.get("application_key"), request.query.get("user_api_key"))
-        if given != expected:
+        """Accept only `Authorization: Basic base64(application_key:user_api_key)`."""
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
             return False
-        self.auth_seen[style] += 1
-        return True
+        return _basic_pair(header[6:]) == (self.application_key, self.user_api_key)
+
+    def error_body(self, status: int, message: str, code: str) -> object:
+        """Return the vendor's v1 error body: `{"error": {"message": ..., "type": "429"}}`."""
+        return {"error": {"message": message, "type": str(status)}}
+
+    def wrap(self, user: Record) -> object:
+        """Return `{"user": {...}}`; write bodies are bare objects, as the reference sends."""
+        return {"user": user}
 
     def allocate_id(self) -> str:
-        """Return a fresh numeric user id."""
-        while (candidate := str(_ID_BASE + self._next_id)) in self.users:
+        """Return a fresh user id."""
+        while (candidate := user_id(self._next_id)) in self.users:
             self._next_id += 1
         self._next_id += 1
         return candidate
@@ -164,7 +200,7 @@ class PartnerizeSimulator(VendorSimulator):
     def user_for(self, person: SimPerson) -> Record:
         """Return an active standard user for this person."""
         return {
-            "user_id": str(500_000 + person.index),
+            "user_id": user_id(500_000 + person.index),
             "status": "active",
             "role": "standard",
             "firstname": person.given_name,
@@ -175,28 +211,24 @@ class PartnerizeSimulator(VendorSimulator):
         }
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
-        """Return seeded user number `index`, with vendor-only fields (phone, currency)."""
+        """Return seeded user number `index`, with vendor-only fields (phone, country)."""
         given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
         zone = rng.randrange(len(_TIMEZONES))
         stamp = f"2023-{index % 12 + 1:02d}-{index % 28 + 1:02d}T08:00:00Z"
         return {
-            "user_id": str(_ID_BASE + index + 1),
+            "user_id": user_id(index + 1),
             "firstname": given,
             "lastname": family,
             "email": f"{given.lower()}.{family.lower()}.{index + 1}@partners.example",
-            "status": rng.choices(("active", "inactive"), weights=(92, 8))[0],
+            "status": rng.choices(STATUSES, weights=(92, 8))[0],
             "role": rng.choice(("standard", "standard", "standard", "admin")),
             "timezone": _TIMEZONES[zone],
             "locale": _LOCALES[zone],
             "phone": f"+44 20 7946 {index % 10000:04d}",
-            "default_currency": _CURRENCIES[zone],
+            "country": _COUNTRIES[zone],
             "created_at": stamp,
             "updated_at": stamp,
         }
-
-    def wrap(self, user: Record) -> object:
-        """Return `{"user": {...}}`."""
-        return {"user": user}
 
     def routes(self) -> list[web.RouteDef]:
         """Return the user routes; `/user/self` comes before `/user/{id}` so it matches."""
@@ -212,23 +244,18 @@ class PartnerizeSimulator(VendorSimulator):
     async def handle_self(self, request: web.Request) -> web.Response:
         """Return the user the keys belong to."""
         return json_response(
-            {"user": {"user_id": "1", "email": "api-owner@partners.example", "role": "admin"}}
+            {"user": {"user_id": "1l1", "email": "api-owner@partners.example", "role": "admin"}}
         )
 
     async def handle_create(self, request: web.Request) -> web.Response:
         """Create a user: firstname, lastname, email and a strong password are required."""
         fields = self.unwrap(await self._body(request))
-        missing = [key for key in REQUIRED_ON_CREATE if not fields.get(key)]
-        if missing:
-            return json_response({"error": f"missing {', '.join(missing)}"}, status=400)
-        password = fields.pop("password")
-        if not isinstance(password, str) or not strong_enough(password):
-            return json_response({"error": "password does not meet the policy"}, status=400)
-        problem = self._invalid(fields, None)
-        if problem is not None:
-            return json_response({"error": problem}, status=problem_status(problem))
+        self.check(fields, creating=True)
+        password = str(fields.pop("password"))
+        if not strong_enough(password):
+            raise VendorError(400, "password does not meet the policy", "invalid")
+        self._check_email(fields, None)
         stamp = _now()
-        fields = {key: value for key, value in fields.items() if key not in _SYSTEM_FIELDS}
         user = self.add_user(
             {
                 "user_id": self.allocate_id(),
@@ -238,65 +265,58 @@ class PartnerizeSimulator(VendorSimulator):
                 "updated_at": stamp,
             }
         )
-        self.passwords[str(user["user_id"])] = password
-        return json_response(self.wrap(user), status=201)
+        uid = str(user["user_id"])
+        self.passwords[uid] = password
+        self.api_keys[uid] = secrets.token_hex(16)
+        return json_response(self.wrap({**user, "user_api_key": self.api_keys[uid]}))
 
     async def handle_update(self, request: web.Request) -> web.Response:
         """Replace a user: omitted fields are reset, a given password is changed."""
         stored = self._stored(request)
-        user_id = str(stored["user_id"])
+        uid = str(stored["user_id"])
         fields = self.unwrap(await self._body(request))
+        self.check(fields, creating=False)
         password = fields.pop("password", None)
-        if password is not None and (not isinstance(password, str) or not strong_enough(password)):
-            return json_response({"error": "password does not meet the policy"}, status=400)
-        problem = self._invalid(fields, user_id)
-        if problem is not None:
-            return json_response({"error": problem}, status=problem_status(problem))
-        fields = {key: value for key, value in fields.items() if key not in _SYSTEM_FIELDS}
+        if isinstance(password, str) and not strong_enough(password):
+            raise VendorError(400, "password does not meet the policy", "invalid")
+        self._check_email(fields, uid)
         user = {
-            "user_id": user_id,
+            "user_id": uid,
             **_PUT_DEFAULTS,
             **fields,
             "created_at": stored["created_at"],
             "updated_at": _now(),
         }
-        self.users[user_id] = user
+        self.users[uid] = user
         if isinstance(password, str):
-            self.passwords[user_id] = password
+            self.passwords[uid] = password
         return json_response(self.wrap(user))
 
     async def handle_delete(self, request: web.Request) -> web.Response:
         """Delete a user."""
-        stored = self._stored(request)
-        user_id = str(stored["user_id"])
-        del self.users[user_id]
-        self.passwords.pop(user_id, None)
+        uid = str(self._stored(request)["user_id"])
+        del self.users[uid]
+        self.passwords.pop(uid, None)
         return json_response({"status": "success", "message": "User deleted."})
 
-    def _invalid(self, fields: Record, user_id: str | None) -> str | None:
-        """Return why these fields are rejected, or None."""
-        status = fields.get("status")
-        if status is not None and status not in STATUSES:
-            return f"status must be one of {', '.join(sorted(STATUSES))}"
+    def _check_email(self, fields: Record, uid: str | None) -> None:
+        """Refuse an email that is not one, or that another user holds (409)."""
         email = fields.get("email")
-        if email is not None and not (isinstance(email, str) and "@" in email):
-            return "email is not valid"
-        if isinstance(email, str):
-            wanted = email.casefold()
-            for other_id, other in self.users.items():
-                other_email = other.get("email")
-                if (
-                    other_id != user_id
-                    and isinstance(other_email, str)
-                    and other_email.casefold() == wanted
-                ):
-                    return "email already exists"
-        return None
+        if email is None:
+            return
+        if not isinstance(email, str) or "@" not in email:
+            raise VendorError(400, "email is not valid", "invalid")
+        holder = next(
+            (other for other in self.users.values() if _same_email(other.get("email"), email)),
+            None,
+        )
+        if holder is not None and holder["user_id"] != uid:
+            raise VendorError(409, "email already exists", "conflict")
 
 
-def problem_status(problem: str) -> int:
-    """Return the status for a rejected write: 409 for a taken email, else 400."""
-    return 409 if problem == "email already exists" else 400
+def _same_email(stored: object, email: str) -> bool:
+    """Tell whether a stored email is this one, ignoring case."""
+    return isinstance(stored, str) and stored.casefold() == email.casefold()
 
 
 def _basic_pair(encoded: str) -> tuple[str | None, str | None]:
