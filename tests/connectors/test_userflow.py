@@ -14,7 +14,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connectors import ConnectorError, UnsupportedOperation, VendorHTTPError, VendorServerError
+from connectors import (
+    ConnectorError,
+    UnsupportedOperation,
+    VendorHTTPError,
+    VendorServerError,
+)
+from connectors.core.errors import InvalidIdentifierError
 from connectors.sim import serve
 from connectors.vendors.userflow.connector import UserflowConnector
 from connectors.vendors.userflow.simulator import LinkStyle, UserflowSimulator
@@ -246,6 +252,8 @@ async def test_create_needs_the_app_user_id(
 ) -> None:
     with pytest.raises(ConnectorError, match="app user id in 'app_user_id'"):
         await connect(session, url).create_account({"email": "no-id@app.example"})
+    with pytest.raises(InvalidIdentifierError):
+        await connect(session, url).create_account({"app_user_id": ".."})
     by_email = connect(session, url, id_attribute="email")
     created = await by_email.create_account({"email": "a+b/c@app.example"})
     assert created.external_id == "a+b/c@app.example" and "a+b/c@app.example" in simulator.users

@@ -186,6 +186,7 @@ class UserflowConnector(Connector):
             raise ConnectorError(
                 self.vendor, f"creating a user needs its app user id in {self.id_attribute!r}"
             )
+        segment(self.vendor, external_id)  # refuse now an id no URL could address later
         return await self._upsert(external_id, attributes)
 
     async def update_account(
