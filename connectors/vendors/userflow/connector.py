@@ -1,4 +1,7 @@
-"""Userflow: Bearer key plus API version, cursor listing, upsert-only writes keyed by app id."""
+"""Userflow: Bearer key plus API version, cursor listing, upsert-only writes keyed by app id.
+
+The evidence behind each choice is in this folder's README.md.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +76,7 @@ class UserflowConnector(Connector):
         has_delete=True,
         bulk_invite=False,
         create_needs_password=False,
-        email_filter=False,
+        email_filter=True,
     )
     list_path = "/users"
     records_key: ClassVar[str | None] = "data"
@@ -153,6 +156,23 @@ class UserflowConnector(Connector):
         }
         return {"attributes": changes}
 
+    async def find_by_email(self, email: str) -> VendorAccount | None:
+        """Return the user with this email through the `email` filter, verified."""
+        wanted = email.strip().casefold()
+        params = {"email": email.strip(), "limit": "100"}
+        body = await self.http.request("GET", self.users_path, params=params)
+        records = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise MalformedResponseError(
+                self.vendor, "GET", self.users_path, "no 'data' list in the body"
+            )
+        accounts = [self.to_account(record) for record in records]
+        if any((a.email or "").strip().casefold() != wanted for a in accounts):
+            # An API that ignored the filter answers with everyone: only a scan is proof.
+            self.log.warning("userflow.email_filter_ignored")
+            return await super().find_by_email(email)
+        return accounts[0] if accounts else None
+
     async def get_account(self, external_id: str) -> VendorAccount | None:
         """Return one user, or None on 404."""
         path = self._user_path(external_id)
@@ -166,6 +186,7 @@ class UserflowConnector(Connector):
             raise ConnectorError(
                 self.vendor, f"creating a user needs its app user id in {self.id_attribute!r}"
             )
+        segment(self.vendor, external_id)  # refuse now an id no URL could address later
         return await self._upsert(external_id, attributes)
 
     async def update_account(
@@ -192,12 +213,17 @@ class UserflowConnector(Connector):
         await self._delete(external_id, Priority.WRITE)
 
     async def _upsert(self, external_id: str, attributes: Mapping[str, object]) -> VendorAccount:
-        """POST the mapped attributes to the user."""
-        path = self._user_path(external_id)
+        """POST the user's id and mapped attributes to the users collection."""
+        payload = {"id": external_id, **self.to_vendor(attributes)}
         body = await self.http.request(
-            "POST", path, json=self.to_vendor(attributes), priority=Priority.WRITE
+            "POST", self.users_path, json=payload, priority=Priority.WRITE
         )
-        return self.to_account(self._checked(body, "POST", path))
+        user = self._checked(body, "POST", self.users_path)
+        if str(user["id"]) != external_id:
+            raise MalformedResponseError(
+                self.vendor, "POST", self.users_path, "the upsert answered with another user"
+            )
+        return self.to_account(user)
 
     async def _delete(self, external_id: str, priority: Priority) -> None:
         """DELETE the user."""

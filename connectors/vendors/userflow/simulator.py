@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -16,25 +17,35 @@ from connectors.sim.base import (
     VendorSimulator,
     json_response,
 )
+from connectors.sim.errors import VendorError
 from connectors.sim.listing import CursorListing, ListingStyle, ListingView, Record
+from connectors.sim.schema import Field, Schema
+from connectors.sim.settings import SimSettings
 
 API_VERSION = "2020-01-03"
+DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-_UPSERT_KEYS = frozenset({"attributes", "group_id", "group_attributes"})
+LinkStyle = Literal["path", "absolute"]
+# Query parameters the user listing knows; the real API's other filters are not simulated.
+_LIST_PARAMS = frozenset(
+    {"limit", "starting_after", "order_by", "order_by[]", "sort", "expand", "expand[]", "email"}
+)
+# Userflow's code for a bad parameter or body (seen in a real 400: `invalid_params`); the
+# other codes are not public, so these are inferred.
+_CODES = {"invalid": "invalid_params"}
+_STATUS_CODES = {400: "invalid_params", 404: "not_found", 405: "method_not_allowed"}
+_EXPANDABLE = frozenset({"memberships", "groups"})
+_SCALARS = (str, int, float, bool)
 _GIVEN = ("Noor", "Olek", "Priya", "Quinn", "Rafa", "Sanne", "Tariq", "Ulla", "Viktor", "Wen")
 _FAMILY = ("Abara", "Brandt", "Castillo", "Dube", "Eriksen", "Fujita", "Gallo", "Horvat")
 _PLANS = ("free", "starter", "pro", "enterprise")
 _GROUPS = ("acme", "globex", "initech", "umbrella")
+STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
 
 def _now() -> str:
     """Return the current time as the vendor writes it."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    """Return a Userflow-style error body."""
-    return json_response({"error": {"code": code, "message": message}}, status=status)
 
 
 def _field(user: Record, name: str) -> object:
@@ -50,27 +61,75 @@ def _sort_key(value: object) -> tuple[bool, str]:
     return (value is None, "" if value is None else str(value))
 
 
-STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
+def _email(user: Record) -> str | None:
+    """Return a stored user's email attribute."""
+    attributes = user.get("attributes")
+    email = attributes.get("email") if isinstance(attributes, dict) else None
+    return email if isinstance(email, str) else None
+
+
+def _group(raw: object) -> Record:
+    """Return a group object from a request's group (`{"id", "attributes"}`), or refuse it."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+        raise VendorError(400, "a group needs a string 'id'", "invalid_params")
+    attributes = raw.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise VendorError(400, "a group's 'attributes' must be an object", "invalid_params")
+    return {"object": "group", "id": raw["id"], "attributes": attributes}
+
+
+UPSERT_SCHEMA = Schema(
+    {
+        "id": Field((str,), required=True),
+        "attributes": Field((dict,), nullable=True),
+        "groups": Field((list,), nullable=True),
+        "memberships": Field((list,), nullable=True),
+        "prune_memberships": Field((bool,)),
+    }
+)
 
 
 class UserflowSimulator(VendorSimulator):
-    """Simulates Userflow users.
+    """Simulates Userflow users (API version 2020-01-03).
 
-    Listing: `limit` 1..100 (else 400), `starting_after`, `order_by` (+ `sort` asc/desc),
-    `expand=memberships`; ordering by a field that is null on the cursor record is a 500,
-    as on the real API. Writes: `POST /users/{id}` upserts (omitted attributes kept, null
-    clears), DELETE removes; there is no POST /users and no status.
+    Listing: `limit` 1..100 (else 400), `starting_after`, `order_by`/`order_by[]` (+ `sort`
+    asc/desc), `expand`/`expand[]` (memberships, groups), `email`; any other parameter is
+    a 400. Ordering by a field null on the cursor record is a 500, as on the real API.
+    `next_page_url` repeats the query with `starting_after` last, as a path or an absolute
+    URL (`next_page_url` style). Writes: `POST /users` with the id in the body upserts
+    (omitted attributes kept, null clears); DELETE removes; there is no status.
     """
 
     vendor = "userflow"
-    listing: ClassVar[ListingStyle] = CursorListing(default_limit=20, max_limit=MAX_LIMIT)
+    listing: ClassVar[ListingStyle] = CursorListing(
+        default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT
+    )
     users_path = "/users"
     id_key = "id"
     unique_email = False
+    schema: ClassVar[Schema | None] = UPSERT_SCHEMA
+    invalid_status: ClassVar[int] = 400
+
+    def __init__(
+        self,
+        *,
+        users: int = 0,
+        seed: int = 0,
+        token: str | None = None,
+        settings: SimSettings | None = None,
+        next_page_url: LinkStyle = "path",
+    ) -> None:
+        self.link_style: LinkStyle = next_page_url
+        super().__init__(users=users, seed=seed, token=token, settings=settings)
 
     def authorized(self, request: web.Request) -> bool:
         """Accept `Authorization: Bearer KEY`."""
         return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    def error_body(self, status: int, message: str, code: str) -> object:
+        """Return Userflow's error shape: `{"error": {"code", "message"}}`."""
+        code = _CODES.get(code, code) or _STATUS_CODES.get(status, "error")
+        return {"error": {"code": code, "message": message}}
 
     def connection(self) -> SimConnection:
         """Return the API key; users are keyed by the HR employee id."""
@@ -82,8 +141,7 @@ class UserflowSimulator(VendorSimulator):
         """Read a user: email and title live in `attributes`; there is no inactive state."""
         attributes = user.get("attributes")
         attributes = attributes if isinstance(attributes, dict) else {}
-        email = attributes.get("email")
-        return SimView(email if isinstance(email, str) else None, attributes.get("title"), True)
+        return SimView(_email(user), attributes.get("title"), True)
 
     def user_for(self, person: SimPerson) -> Record:
         """Return a user for this person, keyed by their employee id."""
@@ -130,61 +188,64 @@ class UserflowSimulator(VendorSimulator):
         }
 
     def routes(self) -> list[web.RouteDef]:
-        """Return list, get, upsert and delete; each checks the API version header."""
+        """Return list, upsert, get and delete; each checks the API version header."""
         one = f"{self.users_path}/{{id}}"
         return [
             web.get(self.users_path, self._versioned(self.handle_list)),
+            web.post(self.users_path, self._versioned(self.handle_upsert)),
             web.get(one, self._versioned(self.handle_get)),
-            web.post(one, self._versioned(self.handle_upsert)),
             web.delete(one, self._versioned(self.handle_delete)),
         ]
 
     def _versioned(self, handler: Handler) -> Handler:
-        """Wrap a handler: 400 unless `Userflow-Version` names the supported version."""
+        """Wrap a handler: 400 unless `Userflow-Version` names the simulated version."""
 
         async def versioned(request: web.Request) -> web.StreamResponse:
             if request.headers.get("Userflow-Version") != API_VERSION:
-                return _error(400, "invalid_version", f"send Userflow-Version: {API_VERSION}")
+                raise VendorError(400, f"send Userflow-Version: {API_VERSION}", "invalid_version")
             return await handler(request)
 
         return versioned
 
     async def handle_list(self, request: web.Request) -> web.Response:
-        """List users after the cursor, ordered as asked."""
-        raw_limit = request.query.get("limit")
-        if raw_limit is not None and not (raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_LIMIT):
-            return _error(400, "invalid_limit", f"limit must be 1 to {MAX_LIMIT}")
+        """List users after the cursor, filtered and ordered as asked."""
+        unknown = sorted(set(request.query) - _LIST_PARAMS)
+        if unknown:
+            raise VendorError(400, f"unknown parameter(s): {', '.join(unknown)}", "invalid_params")
+        expand = self._expand(request)
+        cursor = request.query.get("starting_after")
+        if cursor is not None and cursor not in self.users:
+            message = f"starting_after: User with id {cursor!r} not found"
+            raise VendorError(400, message, "invalid_params")
         users = list(self.users.values())
-        order_by = request.query.get("order_by")
-        sort = request.query.get("sort", "asc")
-        if sort not in ("asc", "desc"):
-            return _error(400, "invalid_sort", "sort must be asc or desc")
-        if order_by:
-            users.sort(key=lambda user: _sort_key(_field(user, order_by)), reverse=sort == "desc")
-            cursor = self.users.get(request.query.get("starting_after", ""))
-            if cursor is not None and _field(cursor, order_by) is None:
-                return _error(500, "internal_error", "internal server error")
+        email = request.query.get("email")
+        if email is not None:
+            users = [u for u in users if (_email(u) or "").casefold() == email.casefold()]
+        users = self._ordered(request, users)
         body = self.listing.respond(request, ListingView(users, self.id_key, self.settings.faults))
-        expand = request.query.get("expand", "").split(",")
-        if "memberships" not in expand and isinstance(body, dict):
-            body["data"] = [
-                {key: value for key, value in user.items() if key != "memberships"}
-                for user in body["data"]
-            ]
+        if not isinstance(body, dict):
+            raise VendorError(500, "internal server error", "internal_error")
+        records = body["data"]
+        if isinstance(records, list):
+            body["data"] = [self._expanded(user, expand) for user in records]
+            if body.get("next_page_url") is not None and records:
+                body["next_page_url"] = self._next_page_url(request, records[-1])
         return json_response(body)
 
     async def handle_upsert(self, request: web.Request) -> web.Response:
         """Create or update: given attributes are set, null clears one, omitted are kept."""
-        body = await self._body(request)
-        if not isinstance(body, dict):
-            return _error(400, "invalid_body", "expected a JSON object")
-        unknown = sorted(set(body) - _UPSERT_KEYS)
-        if unknown:
-            return _error(400, "invalid_body", f"unknown field(s): {', '.join(unknown)}")
-        changes = body.get("attributes", {})
-        if not isinstance(changes, dict):
-            return _error(400, "invalid_body", "attributes must be an object")
-        user_id = request.match_info["id"]
+        fields = self.unwrap(await self._body(request))
+        self.check(fields, creating=True)
+        user_id = str(fields["id"])
+        if not user_id.strip():
+            raise VendorError(400, "'id' may not be empty", "invalid_params")
+        given = fields.get("attributes")
+        changes = given if isinstance(given, dict) else {}  # the schema allows only these
+        for key, value in changes.items():
+            if value is not None and not isinstance(value, (*_SCALARS, list)):
+                raise VendorError(
+                    400, f"attribute {key!r} has an unsupported value", "invalid_params"
+                )
         stored = self.users.get(user_id) or {
             "id": user_id,
             "object": "user",
@@ -198,22 +259,7 @@ class UserflowSimulator(VendorSimulator):
                 attributes.pop(key, None)
             else:
                 attributes[key] = value
-        memberships = list(stored["memberships"]) if isinstance(stored["memberships"], list) else []
-        group_id = body.get("group_id")
-        if isinstance(group_id, str) and group_id not in _groups(memberships):
-            group_attributes = body.get("group_attributes")
-            memberships.append(
-                {
-                    "object": "group_membership",
-                    "group": {
-                        "object": "group",
-                        "id": group_id,
-                        "attributes": group_attributes
-                        if isinstance(group_attributes, dict)
-                        else {},
-                    },
-                }
-            )
+        memberships = self._memberships(stored, fields)
         user = {**stored, "attributes": attributes, "memberships": memberships}
         self.users[user_id] = user
         return json_response(user)
@@ -224,12 +270,83 @@ class UserflowSimulator(VendorSimulator):
         del self.users[str(stored["id"])]
         return json_response({"object": "deleted", "id": stored["id"], "deleted": True})
 
+    def _expand(self, request: web.Request) -> set[str]:
+        """Return the expansions asked for; 400 for one Userflow does not offer here."""
+        asked = {
+            part
+            for key in ("expand", "expand[]")
+            for value in request.query.getall(key, [])
+            for part in value.split(",")
+            if part
+        }
+        if asked - _EXPANDABLE:
+            unknown = ", ".join(sorted(asked - _EXPANDABLE))
+            raise VendorError(400, f"cannot expand {unknown}", "invalid_params")
+        return asked
 
-def _groups(memberships: list[object]) -> set[str]:
-    """Return the group ids of a membership list."""
-    ids = set()
-    for membership in memberships:
-        group = membership.get("group") if isinstance(membership, dict) else None
-        if isinstance(group, dict) and isinstance(group.get("id"), str):
-            ids.add(str(group["id"]))
-    return ids
+    def _ordered(self, request: web.Request, users: list[Record]) -> list[Record]:
+        """Order users by `order_by` (nulls last); a null on the cursor record is a 500."""
+        keys = request.query.getall("order_by", []) + request.query.getall("order_by[]", [])
+        sort = request.query.get("sort", "asc")
+        if sort not in ("asc", "desc"):
+            raise VendorError(400, "sort must be asc or desc", "invalid_params")
+        if not keys:
+            return users
+        ordered = sorted(
+            users,
+            key=lambda user: [_sort_key(_field(user, key)) for key in keys],
+            reverse=sort == "desc",
+        )
+        cursor = self.users.get(request.query.get("starting_after", ""))
+        if cursor is not None and any(_field(cursor, key) is None for key in keys):
+            raise VendorError(500, "internal server error", "internal_error")
+        return ordered
+
+    def _expanded(self, user: Record, expand: set[str]) -> Record:
+        """Return a listed user with only the expansions asked for."""
+        shown = {key: value for key, value in user.items() if key != "memberships"}
+        memberships = user.get("memberships")
+        memberships = memberships if isinstance(memberships, list) else []
+        if "memberships" in expand:
+            shown["memberships"] = memberships
+        if "groups" in expand:
+            shown["groups"] = _groups(memberships)
+        return shown
+
+    def _next_page_url(self, request: web.Request, last: Record) -> str:
+        """Return the next page's link: the query as sent, `limit` kept, `starting_after` last."""
+        query = [(key, value) for key, value in request.query.items() if key != "starting_after"]
+        if "limit" not in request.query:
+            query.append(("limit", str(DEFAULT_LIMIT)))
+        query.append(("starting_after", str(last[self.id_key])))
+        link = f"{request.path}?{urlencode(query)}"
+        if self.link_style == "absolute":
+            return f"{request.url.origin()}{link}"
+        return link
+
+    def _memberships(self, stored: Record, fields: Record) -> list[object]:
+        """Return the memberships after an upsert's `groups` or `memberships` (not both)."""
+        groups, memberships = fields.get("groups") or [], fields.get("memberships") or []
+        if not isinstance(groups, list) or not isinstance(memberships, list):
+            raise VendorError(400, "groups and memberships must be arrays", "invalid_params")
+        if groups and memberships:
+            raise VendorError(
+                400, "only one of groups and memberships can be set", "invalid_params"
+            )
+        asked = [_group(raw) for raw in groups] + [
+            _group(raw.get("group") if isinstance(raw, dict) else None) for raw in memberships
+        ]
+        current = stored.get("memberships")
+        kept = [] if fields.get("prune_memberships") or not isinstance(current, list) else current
+        known = {str(group["id"]) for group in _groups(kept)}
+        added = [{"object": "group_membership", "group": g} for g in asked if g["id"] not in known]
+        return [*kept, *added]
+
+
+def _groups(memberships: list[object]) -> list[Record]:
+    """Return the group objects of a membership list."""
+    return [
+        membership["group"]
+        for membership in memberships
+        if isinstance(membership, dict) and isinstance(membership.get("group"), dict)
+    ]
