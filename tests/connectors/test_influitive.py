@@ -12,6 +12,7 @@ from connectors import (
     AuthenticationError,
     ConnectorConfigError,
     ConnectorError,
+    IncompleteListing,
     RateBudget,
     UnsupportedOperation,
 )
@@ -298,3 +299,18 @@ async def test_connection_names_the_generation(session: aiohttp.ClientSession) -
         link = platform_sim.connection()
         connector = make(session, url, token=link.secrets["api_key"], **link.settings)
         assert await connector.get_account("1") is None  # authorised, and the hub is empty
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        ({"repeat_page": 2}, "page 4 repeats an earlier page"),
+        ({"truncate_after": 40}, "an empty page links to a next one"),
+    ],
+)
+async def test_a_links_next_listing_that_loops_or_is_cut_is_incomplete(
+    session: aiohttp.ClientSession, hub: str, faults: dict[str, int], reason: str
+) -> None:
+    await configure(session, hub, faults=faults)
+    with pytest.raises(IncompleteListing, match=reason):
+        [account async for account in make(session, hub).list_accounts()]
