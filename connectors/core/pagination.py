@@ -334,3 +334,45 @@ class TokenCursorPaginator(Paginator):
                 raise guard.incomplete(f"more records but no {self.info_key}.{self.cursor_key}")
             guard.cursor(cursor)
             params = {**source.params, self.cursor_param: cursor}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NextLinkPaginator(Paginator):
+    """Follows a next-page link nested in the body (e.g. `links.next`) until it is empty."""
+
+    link_keys: tuple[str, ...] = ("links", "next")
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages until a body carries no next-page link (absent, null or "")."""
+        guard = _Guard(source, self.max_pages)
+        path: str = source.path
+        params: Mapping[str, str] = source.params
+        while True:
+            body = await source.fetch(path, params)
+            records = guard.extract(body)
+            guard.accept(records, f"page {guard.pages + 1}")
+            if records:
+                yield records
+            link = self._link(body)
+            if link is None or link == "":
+                return
+            if not isinstance(link, str):
+                raise guard.incomplete("the next-page link is not a string")
+            if not records:
+                raise guard.incomplete("an empty page links to a next one")
+            guard.cursor(link)
+            if source.resolve_link is None:
+                raise guard.incomplete("a next-page link was given but cannot be followed")
+            try:
+                path, params = source.resolve_link(link)
+            except ValueError:
+                raise guard.incomplete("the next-page link points to another origin") from None
+
+    def _link(self, body: object) -> object:
+        """Return the value at `link_keys` in the body, or None where the path ends early."""
+        value = body
+        for key in self.link_keys:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(key)
+        return value

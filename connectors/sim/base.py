@@ -262,6 +262,10 @@ class VendorSimulator(ABC):
 
     def _error_response(self, error: VendorError) -> web.Response:
         """Render a refusal in the vendor's error shape."""
+        return self.error_response(error)
+
+    def error_response(self, error: VendorError) -> web.Response:
+        """Return the vendor's answer to a refusal: `error_body` as JSON unless overridden."""
         return json_response(self.error_body(error.status, error.message, error.code), error.status)
 
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:

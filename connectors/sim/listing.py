@@ -210,3 +210,25 @@ def _cursor_id(token: str) -> str:
         return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         return ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NextLinkListing(ListingStyle):
+    """`?page=N` with `{"links": {"self": URL, "next": URL or null}}`: absolute next-page URLs."""
+
+    page_param: str = "page"
+    size_param: str = "per_page"
+    default_size: int = 25
+    max_size: int = 100
+    records_key: str = "data"
+
+    def respond(self, request: web.Request, view: ListingView) -> object:
+        """Return page N and the absolute URL of the next page while there is one."""
+        number = int_param(request, self.page_param, 1, 1, 10**9)
+        size = int_param(request, self.size_param, self.default_size, 1, self.max_size)
+        start = (number - 1) * size
+        following = None
+        if start + size < view.total:
+            following = str(request.url.update_query({self.page_param: str(number + 1)}))
+        links = {"self": str(request.url), "next": following}
+        return {self.records_key: view.page(start, size), "links": links}

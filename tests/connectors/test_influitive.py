@@ -1,4 +1,4 @@
-"""Influitive connector against its simulator on 127.0.0.1."""
+"""Influitive's quirks: connector and simulator on 127.0.0.1 (generic behaviour: test_contract)."""
 
 from __future__ import annotations
 
@@ -10,239 +10,307 @@ import pytest
 
 from connectors import (
     AuthenticationError,
+    ConnectorConfigError,
+    ConnectorError,
     IncompleteListing,
     RateBudget,
-    RetryPolicy,
     UnsupportedOperation,
 )
 from connectors.sim import serve
-from connectors.vendors.influitive.connector import InfluitiveConnector
+from connectors.vendors.influitive.connector import InfluitiveConnector, hub_url
 from connectors.vendors.influitive.simulator import InfluitiveSimulator
-from tests.connectors.conftest import FAST_RETRY, TOKEN, LogLines, configure, sim_get
+from tests.connectors.conftest import FAST_RETRY, TOKEN, configure, sim_get
 
-PATIENT = RetryPolicy(attempts=8, base_delay=0.005, max_delay=0.02)
-CUSTOM = {"locale": "language", "timezone": "time_zone", "role": "persona"}
+ORG = "org-4711"
 
 
-def make(
-    session: aiohttp.ClientSession,
-    url: str,
-    *,
-    token: str = TOKEN,
-    retry: RetryPolicy = FAST_RETRY,
-    timeout: float = 5.0,
-    **settings: Any,
-) -> InfluitiveConnector:
-    """Build an Influitive connector against a simulator."""
+def make(session: aiohttp.ClientSession, url: str | None, **settings: Any) -> InfluitiveConnector:
+    """Build an Influitive connector (hub generation unless the settings say otherwise)."""
     return InfluitiveConnector(
         name="influitive-test",
         session=session,
         base_url=url,
-        secrets={"api_key": token},
+        secrets={"api_key": settings.pop("token", TOKEN)},
         budget=RateBudget(1000, concurrency=8),
-        retry=retry,
-        timeout=timeout,
-        **{"custom_field_map": CUSTOM, **settings},
+        retry=FAST_RETRY,
+        timeout=5.0,
+        **settings,
     )
 
 
 @pytest.fixture
-async def small(session: aiohttp.ClientSession) -> AsyncIterator[str]:
-    """A hub of 130 advocates, served."""
+async def hub() -> AsyncIterator[str]:
+    """A hub of 130 members (some locked), served."""
     async with serve(InfluitiveSimulator(users=130, seed=11, token=TOKEN)) as url:
         yield url
 
 
 async def stored(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, Any]]:
-    """Every advocate the simulator holds, by id."""
+    """Every member the simulator holds, by id."""
     return {str(user["id"]): user for user in (await sim_get(session, url, "users"))["users"]}
 
 
-async def test_full_listing_of_10000_equals_the_hub(session: aiohttp.ClientSession) -> None:
-    async with serve(InfluitiveSimulator(users=10_000, seed=3, token=TOKEN)) as url:
-        connector = make(session, url)
-        accounts = [account async for account in connector.list_accounts()]
-        held = (await sim_get(session, url, "users"))["users"]
-        assert len(accounts) == 10_000
-        assert [account.raw for account in accounts] == held
-        assert [account.external_id for account in accounts] == [str(u["id"]) for u in held]
-        stats = await sim_get(session, url, "stats")
-    assert stats["query_keys"] == ["page"]
-    assert stats["secret_in_url"] == 0
-    assert stats["requests"] - stats["throttled"] == 401  # 400 pages of 25, then an empty one
-    first = accounts[0]
-    assert first.attributes["given_name"] == first.raw["first_name"]
-    assert first.attributes["locale"] == first.raw["custom_fields"]["language"]  # type: ignore[index]
-    assert first.attributes["active"] is (first.status == "active")
+async def raw(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    auth: str = f"Token {TOKEN}",
+    **kwargs: Any,
+) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+    """Send one request as a plain HTTP client; return status, decoded body and headers."""
+    async with session.request(method, url, headers={"Authorization": auth}, **kwargs) as answer:
+        body = await answer.json(content_type=None) if await answer.read() else None
+        return answer.status, body, answer.headers
 
 
-async def test_create_update_deactivate_round_trip_keeps_untouched_fields(
-    session: aiohttp.ClientSession, small: str
+async def test_listing_follows_links_next_and_asks_for_every_status(
+    session: aiohttp.ClientSession, hub: str
 ) -> None:
-    connector = make(session, small)
+    await configure(session, hub, rate=None)
+    accounts = [account async for account in make(session, hub).list_accounts()]
+    held = (await sim_get(session, hub, "users"))["users"]
+    assert [account.raw for account in accounts] == held
+    locked = [account for account in accounts if account.raw["locked_at"] is not None]
+    assert locked and all(not a.attributes["active"] and a.status == "inactive" for a in locked)
+    stats = await sim_get(session, hub, "stats")
+    assert stats["query_keys"] == ["page", "q[status]"]
+    assert stats["requests"] == 6  # 130 members, 25 a page, no empty page at the end
+    # Without `q[status]=all` the hub leaves locked members out: they would look deleted.
+    status, body, _ = await raw(session, "GET", f"{hub}/contacts?per_page=100&page=2")
+    assert status == 200 and body["links"]["next"] is None
+    assert len(body["contacts"]) == 30 - len(locked)
+
+
+async def test_members_map_name_and_custom_fields(session: aiohttp.ClientSession, hub: str) -> None:
+    connector = make(session, hub, custom_field_map={"locale": "language"})
+    account = await connector.get_account("1")
+    assert account is not None
+    member = account.raw
+    assert account.attributes["given_name"] == member["first_name"]
+    assert account.attributes["display_name"] == member["name"]
+    assert account.attributes["locale"] == member["custom_fields"]["language"]  # type: ignore[index]
+    by_uuid = await connector.get_account(str(member["uuid"]))
+    assert by_uuid is not None and by_uuid.raw == member
+    assert await connector.get_account("999999") is None
+
+
+async def test_create_is_a_flat_nominee_with_a_full_name(
+    session: aiohttp.ClientSession, hub: str
+) -> None:
+    connector = make(session, hub)
     created = await connector.create_account(
-        {
-            "email": "new.advocate@example.com",
-            "given_name": "New",
-            "family_name": "Advocate",
-            "company": "Initech",
-            "locale": "fr-FR",
-            "groups": ["Speakers"],
-        }
+        {"email": "New.Hire@corp.example", "given_name": "New", "family_name": "Hire van Dam"}
     )
-    held = (await stored(session, small))[created.external_id]
-    assert held["first_name"] == "New" and held["status"] == "active"
-    assert held["custom_fields"]["language"] == "fr-FR"
-    assert created.attributes["locale"] == "fr-FR"
-
-    target = "17"
-    before = (await stored(session, small))[target]
-    updated = await connector.update_account(target, {"title": "VP Marketing", "timezone": "UTC"})
-    after = (await stored(session, small))[target]
-    assert after["title"] == "VP Marketing"
-    assert after["custom_fields"] == {**before["custom_fields"], "time_zone": "UTC"}
-    untouched = set(before) - {"title", "custom_fields"}
-    assert {key: after[key] for key in untouched} == {key: before[key] for key in untouched}
-    assert updated.raw == after
-
-    await connector.deactivate_account(target)
-    final = (await stored(session, small))[target]
-    assert final == {**after, "status": "inactive"}
-    account = await connector.get_account(target)
-    assert account is not None and account.status == "inactive"
-    assert account.attributes["active"] is False
+    member = (await stored(session, hub))[created.external_id]
+    assert member["name"] == "New Hire van Dam"
+    assert (member["first_name"], member["last_name"]) == ("New", "Hire van Dam")
+    assert (member["type"], member["source"], member["locked_at"]) == ("Nominee", "syncd", None)
+    assert created.attributes["active"] is True
+    with pytest.raises(ConnectorError, match="needs an email and a full name"):
+        await connector.create_account({"email": "nameless@corp.example"})
 
 
-async def test_custom_field_keys_the_hub_does_not_know_are_warned_about(
-    session: aiohttp.ClientSession, small: str, logs: LogLines
+async def test_update_patches_the_full_name_and_never_the_email(
+    session: aiohttp.ClientSession, hub: str
 ) -> None:
-    connector = make(session, small, custom_field_map={"role": "advocate_tier"})
-    await connector.update_account("5", {"role": "champion", "custom_fields": {"region": "APAC"}})
-    held = (await stored(session, small))["5"]
-    assert "advocate_tier" not in held["custom_fields"]  # the hub dropped it without an error
-    assert held["custom_fields"]["region"] == "APAC"
-    [warning] = logs.named("influitive.custom_fields_ignored")
-    assert warning["keys"] == ["advocate_tier"]
-    assert warning["advocate"] == "5"
-    assert warning["level"] == "warning"
+    connector = make(session, hub)
+    before = (await stored(session, hub))["3"]
+    updated = await connector.update_account("3", {"given_name": "Renamed", "title": "CTO"})
+    after = (await stored(session, hub))["3"]
+    assert after["name"] == f"Renamed {before['last_name']}"
+    assert (after["title"], after["company"]) == ("CTO", before["company"])
+    assert updated.attributes["given_name"] == "Renamed"
+    with pytest.raises(UnsupportedOperation, match="cannot change a member's email"):
+        await connector.update_account("3", {"email": "other@corp.example"})
+    routes = {(r["method"], r["path"]) for r in (await sim_get(session, hub, "stats"))["by_route"]}
+    assert ("PUT", "/members/{id}") not in routes
 
 
-async def test_get_find_and_delete(session: aiohttp.ClientSession, small: str) -> None:
-    connector = make(session, small)
-    held = await stored(session, small)
-    account = await connector.get_account("42")
-    assert account is not None and account.raw == held["42"]
-    assert await connector.get_account("99999") is None
-    assert await connector.get_account("not-a-number") is None
-
-    email = str(held["120"]["email"]).upper()
-    found = await connector.find_by_email(email)
-    assert found is not None and found.external_id == "120"
-    assert await connector.find_by_email("nobody@example.com") is None
-    filtered = make(session, small, email_filter_param="email")
-    found = await filtered.find_by_email(email)
-    assert found is not None and found.external_id == "120"
-
-    with pytest.raises(UnsupportedOperation, match="allow_delete"):
-        await connector.delete_account("42")
-    assert "42" in await stored(session, small)
-    await make(session, small, allow_delete=True).delete_account("42")
-    assert "42" not in await stored(session, small)
-    stats = await sim_get(session, small, "stats")
-    assert not any("events" in route["path"] for route in stats["by_route"])
-
-
-async def test_email_filter_that_the_hub_ignores_falls_back_to_a_scan(
-    session: aiohttp.ClientSession, small: str, logs: LogLines
+async def test_deactivation_locks_and_reactivation_unlocks(
+    session: aiohttp.ClientSession, hub: str
 ) -> None:
-    held = await stored(session, small)
-    connector = make(session, small, email_filter_param="q")  # not a filter this hub knows
-    found = await connector.find_by_email(str(held["99"]["email"]))
-    assert found is not None and found.external_id == "99"
-    assert len(logs.named("influitive.email_filter_ignored")) == 1
+    connector = make(session, hub)
+    await connector.deactivate_account("5")
+    assert (await stored(session, hub))["5"]["locked_at"] is not None
+    account = await connector.get_account("5")
+    assert account is not None and account.attributes["active"] is False
+    await connector.update_account("5", {"active": True})
+    assert (await stored(session, hub))["5"]["locked_at"] is None
+    assert connector.capabilities.has_deactivate and not connector.capabilities.has_delete
+    with pytest.raises(UnsupportedOperation, match="no delete"):
+        await make(session, hub, allow_delete=True).delete_account("5")
+    assert "5" in await stored(session, hub)
 
 
-@pytest.mark.parametrize("retry_after", ["seconds", "none"])
-async def test_429_storm_ends_in_the_full_listing(
-    session: aiohttp.ClientSession, small: str, retry_after: str
+async def test_lookup_by_email_is_one_request_and_refuses_to_guess(
+    session: aiohttp.ClientSession, hub: str
 ) -> None:
-    await configure(session, small, rate=40, burst=2, retry_after=retry_after)
-    accounts = [account async for account in make(session, small).list_accounts()]
-    assert [a.raw for a in accounts] == list((await stored(session, small)).values())
-    assert (await sim_get(session, small, "stats"))["throttled"] >= 1
+    connector = make(session, hub)
+    member = (await stored(session, hub))["7"]
+    found = await connector.find_by_email(str(member["email"]).upper())
+    assert found is not None and found.external_id == "7"
+    assert await connector.find_by_email("nobody@corp.example") is None
+    stats = await sim_get(session, hub, "stats")
+    assert stats["requests"] == 2 and "email" in stats["query_keys"]
+    twin = {**member, "id": 5000, "uuid": "twin"}
+    async with session.post(f"{hub}/_sim/users", json=[twin]) as answer:
+        assert answer.status == 200
+    with pytest.raises(ConnectorError, match="members 7, 5000 share one email"):
+        await connector.find_by_email(str(member["email"]))
+    assert all(r["path"] != "/events" for r in (await sim_get(session, hub, "stats"))["by_route"])
+
+
+async def test_the_platform_generation_needs_the_org_header(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with serve(InfluitiveSimulator(users=30, seed=2, token=TOKEN, org_id=ORG)) as url:
+        connector = make(session, url, api="platform", org_id=ORG)
+        assert len([a async for a in connector.list_accounts()]) == 30
+        wrong = make(session, url, api="platform", org_id="org-1")
+        with pytest.raises(AuthenticationError, match="HTTP 401"):
+            await wrong.get_account("1")
+        hub_client = make(session, url)  # the hub generation sends no X_ORG_ID
+        with pytest.raises(AuthenticationError):
+            await hub_client.get_account("1")
 
 
 @pytest.mark.parametrize(
-    "faults",
+    ("settings", "problem"),
     [
-        {"server_error_share": 0.4},
-        {"timeout_share": 0.3, "timeout_delay": 0.5},
-        {"reset_share": 0.4},
-        {"malformed_share": 0.4},
+        ({"api": "platform"}, "api = 'platform' needs org_id"),
+        ({"api": "platform", "org_id": ORG, "hub": "acme"}, "hub is for api = 'hub'"),
+        ({"api": "v1"}, "api must be one of hub, platform"),
+        ({"hub": "acme", "advocates_path": "/api/v1/advocates"}, "choose settings.api"),
+        ({"hub": "acme", "email_filter_param": "email"}, "advocates_path|email_filter_param"),
+        ({"hub": "acme", "org_id": "a b"}, "org_id must be"),
+        ({}, "exactly one of base_url, hub"),
     ],
 )
-async def test_transient_faults_end_in_the_full_listing(
-    session: aiohttp.ClientSession, small: str, faults: dict[str, object]
+async def test_settings_refused_with_one_clear_line(
+    session: aiohttp.ClientSession, settings: dict[str, Any], problem: str
 ) -> None:
-    await configure(session, small, faults=faults)
-    connector = make(session, small, retry=PATIENT, timeout=0.15)
-    accounts = [account async for account in connector.list_accounts()]
-    assert [a.raw for a in accounts] == list((await stored(session, small)).values())
-    assert (await sim_get(session, small, "stats"))["requests"] > 7
+    with pytest.raises(ConnectorConfigError, match=problem):
+        make(session, None, **settings)
 
 
-async def test_a_repeated_page_ends_in_incomplete_listing(
-    session: aiohttp.ClientSession, small: str
-) -> None:
-    await configure(session, small, faults={"repeat_page": 1})
-    with pytest.raises(IncompleteListing, match="page 3 repeats an earlier page"):
-        [account async for account in make(session, small).list_accounts()]
-
-
-async def test_a_truncated_listing_is_only_what_the_hub_showed(
-    session: aiohttp.ClientSession, small: str
-) -> None:
-    # No total and no page size: a hub that silently shows fewer advocates looks like a
-    # smaller hub. The graph's shrink threshold is what guards this vendor.
-    await configure(session, small, faults={"truncate_after": 60})
-    accounts = [account async for account in make(session, small).list_accounts()]
-    assert [a.external_id for a in accounts] == [str(index) for index in range(1, 61)]
-
-
-async def test_authentication_failures(session: aiohttp.ClientSession, small: str) -> None:
-    with pytest.raises(AuthenticationError, match=r"influitive: GET /api/v1/advocates -> HTTP 401"):
-        [account async for account in make(session, small, token="wrong").list_accounts()]
-    await configure(session, small, faults={"unauthorized": True})
-    with pytest.raises(AuthenticationError):
-        await make(session, small).get_account("1")
-    assert (await sim_get(session, small, "stats"))["secret_in_url"] == 0
-
-
-async def test_simulator_rejects_what_the_hub_rejects(
-    session: aiohttp.ClientSession, small: str
-) -> None:
-    auth = {"Authorization": f"Token token={TOKEN}"}
-    advocates = f"{small}/api/v1/advocates"
-
-    async def status(method: str, url: str, **kwargs: Any) -> int:
-        async with session.request(method, url, **kwargs) as response:
-            return response.status
-
-    assert await status("GET", advocates) == 401
-    assert await status("GET", advocates, headers={"Authorization": f"Bearer {TOKEN}"}) == 401
-    assert (
-        await status("GET", advocates, headers={"Authorization": f'Token token="{TOKEN}"'}) == 200
+async def test_generations_pick_their_roots(session: aiohttp.ClientSession) -> None:
+    assert make(session, None, hub="acme").http.resolve_link(f"{hub_url('acme')}/contacts?page=2")
+    assert hub_url("acme") == "https://acme.influitive.com/api"
+    platform = make(session, None, api="platform", org_id=ORG)
+    assert platform.http.resolve_link("https://api.influitive.com/contacts?page=2") == (
+        "/contacts",
+        {"page": "2"},
     )
-    assert await status("GET", advocates, headers=auth, params={"page": "x"}) == 400
-    unwrapped = {"email": "a@example.com", "first_name": "A", "last_name": "B"}
-    assert await status("POST", advocates, headers=auth, json=unwrapped) == 400
-    assert (
-        await status("POST", advocates, headers=auth, json={"advocate": {"email": "a@x.io"}}) == 422
-    )
-    taken = {**unwrapped, "email": (await stored(session, small))["1"]["email"]}
-    assert await status("POST", advocates, headers=auth, json={"advocate": taken}) == 422
-    assert (
-        await status("PUT", f"{advocates}/1", headers=auth, json={"advocate": {"status": "gone"}})
-        == 422
-    )
-    assert await status("PUT", f"{advocates}/999", headers=auth, json={"advocate": {}}) == 404
+    with pytest.raises(TypeError, match="unexpected setting 'colour'"):
+        make(session, None, hub="acme", colour="blue")
+
+
+async def test_401_is_empty_with_the_token_challenge_and_both_token_forms_pass(
+    session: aiohttp.ClientSession, hub: str
+) -> None:
+    status, body, headers = await raw(session, "GET", f"{hub}/members/1", auth="Bearer nope")
+    assert (status, body, headers["WWW-Authenticate"]) == (401, None, "Token realm=Api")
+    for form in (f"Token {TOKEN}", f'Token token="{TOKEN}"', f"Token token={TOKEN}"):
+        status, body, _ = await raw(session, "GET", f"{hub}/members/1", auth=form)
+        assert status == 200 and body["id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "error"),
+    [
+        (
+            "POST",
+            "/members",
+            {"email": "a@b.example", "name": "A B", "nick": "x"},
+            422,
+            "unknown field 'nick'",
+        ),
+        (
+            "POST",
+            "/members",
+            {"email": "a@b.example", "first_name": "A"},
+            422,
+            "unknown field 'first_name'",
+        ),
+        ("POST", "/members", {"email": "a@b.example"}, 422, "missing required field(s): name"),
+        ("POST", "/members", {"email": "a@b.example", "name": 7}, 422, "'name' must be a string"),
+        (
+            "POST",
+            "/members",
+            {"email": "a@b.example", "name": "A", "type": "Boss"},
+            422,
+            "'type' must be one of Nominee, Advocate",
+        ),
+        ("POST", "/members", {"email": "not-an-email", "name": "A"}, 422, "email is invalid"),
+        ("PATCH", "/members/1", {"email": "x@y.example"}, 422, "'email' is read-only"),
+        ("PATCH", "/members/1", {"match_criteria": "x"}, 422, "'match_criteria' must be an object"),
+        ("PATCH", "/members/1", {"member": {"title": "x"}}, 422, "unknown field 'member'"),
+        ("GET", "/contacts?per_page=101", None, 400, "per_page must be between 1 and 100"),
+        ("GET", "/contacts?q[status]=gone", None, 400, "q[status] must be all, active or locked"),
+        ("GET", "/members", None, 400, "email is required"),
+        ("GET", "/members/999999", None, 404, "not found"),
+    ],
+)
+async def test_simulator_refuses_what_influitive_refuses(
+    session: aiohttp.ClientSession,
+    hub: str,
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+    error: str,
+) -> None:
+    answer = await raw(session, method, hub + path, json=body)
+    assert answer[:2] == (status, {"errors": [error]})
+
+
+async def test_simulator_refuses_duplicates_non_json_and_missing_verbs(
+    session: aiohttp.ClientSession, hub: str
+) -> None:
+    email = (await stored(session, hub))["1"]["email"]
+    taken = await raw(session, "POST", f"{hub}/members", json={"email": email, "name": "A B"})
+    assert taken[:2] == (409, {"errors": ["email has already been taken"]})
+    form = await raw(session, "POST", f"{hub}/members", data="email=a@b.example")
+    assert form[:2] == (415, {"errors": ["Content-Type must be application/json"]})
+    for verb in ("PUT", "DELETE"):  # updates are PATCH; there is no delete
+        assert (await raw(session, verb, f"{hub}/members/1", json={}))[0] == 405
+
+
+async def test_throttling_sends_no_retry_after_and_comes_after_auth(
+    session: aiohttp.ClientSession, hub: str
+) -> None:
+    await configure(session, hub, rate=1, burst=1)
+    statuses = []
+    for _ in range(3):
+        status, _, headers = await raw(session, "GET", f"{hub}/members/1")
+        statuses.append(status)
+        assert "Retry-After" not in headers
+    assert statuses[0] == 200 and 429 in statuses
+    assert (await raw(session, "GET", f"{hub}/members/1", auth="Token wrong"))[0] == 401
+
+
+async def test_connection_names_the_generation(session: aiohttp.ClientSession) -> None:
+    hub_sim = InfluitiveSimulator(token=TOKEN)
+    platform_sim = InfluitiveSimulator(token=TOKEN, org_id=ORG)
+    assert hub_sim.connection().settings == {"api": "hub"}
+    assert platform_sim.connection().settings == {"api": "platform", "org_id": ORG}
+    async with serve(platform_sim) as url:
+        link = platform_sim.connection()
+        connector = make(session, url, token=link.secrets["api_key"], **link.settings)
+        assert await connector.get_account("1") is None  # authorised, and the hub is empty
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        ({"repeat_page": 2}, "page 4 repeats an earlier page"),
+        ({"truncate_after": 40}, "an empty page links to a next one"),
+    ],
+)
+async def test_a_links_next_listing_that_loops_or_is_cut_is_incomplete(
+    session: aiohttp.ClientSession, hub: str, faults: dict[str, int], reason: str
+) -> None:
+    await configure(session, hub, faults=faults)
+    with pytest.raises(IncompleteListing, match=reason):
+        [account async for account in make(session, hub).list_accounts()]

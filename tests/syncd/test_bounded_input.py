@@ -52,8 +52,7 @@ async def test_a_body_past_the_cap_is_an_incomplete_listing(db_url: str, tmp_pat
             tracemalloc.stop()
         assert not second.complete
         assert second.error == (
-            "ResponseTooLargeError: influitive: GET /api/v1/advocates -> "
-            f"response larger than {MiB} bytes"
+            f"ResponseTooLargeError: influitive: GET /contacts -> response larger than {MiB} bytes"
         )
         assert peak < 16 * MiB  # the body was 64 MiB
         assert sim.stats.to_json()["requests"] == before + 1  # never retried

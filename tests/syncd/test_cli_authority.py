@@ -53,7 +53,7 @@ async def test_refused_feeds_show_and_a_shrink_is_approved_by_version(tmp_path: 
             json.loads(once.stdout)["authority"]["refused"]
             == "9 of 12 people would be deprovisioned"
         )
-        assert all(user["status"] == "active" for user in sim.users.values())
+        assert all(sim.view(user).active for user in sim.users.values())
         plan = json.loads((await syncd("plan", *args)).stdout)
         leavers = sorted(f"person{i}@corp.example" for i in range(3, PEOPLE))
         assert plan["would_deprovision"] == leavers

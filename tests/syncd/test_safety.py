@@ -38,6 +38,7 @@ from tests.syncd.test_engine import (
     write_feed,
 )
 
+EMAIL_CHANGING = [name for name in SIMS if name != "influitive"]  # its API cannot
 LOOSE_GUARD = {"max_deactivations": 100, "max_deactivation_share": 1.0}
 
 
@@ -325,16 +326,16 @@ async def test_email_changes_to_a_new_domain_or_past_the_guard_are_held(
         write_feed(world.feed, rows)
         with capture_logs() as logs:
             feed = await engine.apply_feed()
-        assert feed.plan.held == dict.fromkeys(SIMS, 2)
+        assert feed.plan.held == dict.fromkeys(EMAIL_CHANGING, 2)
         held = [entry for entry in logs if entry["event"] == "guard.held"]
         assert {entry["reason"] for entry in held} == {HELD_NEW_DOMAIN}
         for name in engine.connectors:
             await engine.push(name)
-        assert "person2@corp.example" in by_email(world, "influitive")
+        assert "person2@corp.example" in by_email(world, "thought_industries")
         await outbox.release_held(engine.store.db, approve=True)
         for name in engine.connectors:
             await engine.push(name)
-        assert "person2@newco.example" in by_email(world, "influitive")
+        assert "person2@newco.example" in by_email(world, "thought_industries")
 
         # Within the guard, on a known domain: straight through.
         rows[3] = person(3, email="renamed3@corp.example")
@@ -348,7 +349,7 @@ async def test_email_changes_to_a_new_domain_or_past_the_guard_are_held(
             rows[i] = person(i, email=f"renamed{i}@corp.example")
         write_feed(world.feed, rows)
         feed = await engine.apply_feed()
-        assert feed.plan.held == dict.fromkeys(SIMS, 3)
+        assert feed.plan.held == dict.fromkeys(EMAIL_CHANGING, 3)
         reasons = {
             row.last_error for row in await operations(engine, "partnerize") if row.state == "held"
         }

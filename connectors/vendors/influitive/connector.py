@@ -1,14 +1,14 @@
-"""Influitive AdvocateHub: `Token token=KEY`, page-only listing, `advocate` wrapper, PUT merges."""
+"""Influitive members: `Token KEY`, `/contacts` paged by `links.next`, writes on `/members`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import ClassVar
 
 import aiohttp
 
-from connectors.core.auth import Auth, HeaderAuth
+from connectors.core.auth import Auth, CombinedAuth, HeaderAuth
 from connectors.core.base import Capabilities, Connector
 from connectors.core.budget import RateBudget
 from connectors.core.endpoints import label_problem
@@ -16,57 +16,70 @@ from connectors.core.errors import (
     ConnectorConfigError,
     ConnectorError,
     MalformedResponseError,
+    UnsupportedOperation,
     VendorHTTPError,
 )
-from connectors.core.mapping import text, unwrap
-from connectors.core.pagination import ListingSource, PageNumberPaginator, Paginator, Record
+from connectors.core.mapping import text
+from connectors.core.pagination import NextLinkPaginator, Paginator, Record
 from connectors.core.paths import segment
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
 from connectors.core.retry import RetryPolicy
 
-DEFAULT_ADVOCATES_PATH = "/api/v1/advocates"
-
-_TO_VENDOR = {
-    "email": "email",
-    "given_name": "first_name",
-    "family_name": "last_name",
-    "title": "title",
-    "company": "company",
-    "groups": "groups",
+PLATFORM_URL = "https://api.influitive.com"
+GENERATIONS = ("hub", "platform")
+MEMBERS = "/members"
+_PARTS = frozenset({"given_name", "family_name"})  # the halves of a member's `name`
+_ORG_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+_RETIRED = {
+    "advocates_path": "the /api/v1/advocates shape is not Influitive's API",
+    "email_filter_param": "lookups always use GET /members?email=",
 }
 
 
 def hub_url(hub: str) -> str:
-    """Return the API origin of the AdvocateHub with this subdomain."""
-    return f"https://{hub}.influitive.com"
+    """Return the API root of the AdvocateHub with this subdomain (the hub generation)."""
+    return f"https://{hub}.influitive.com/api"
+
+
+class OrgHeader:
+    """`X_ORG_ID: ORG`: names the organisation; an identifier, not a secret."""
+
+    def __init__(self, org_id: str) -> None:
+        self._headers = {"X_ORG_ID": org_id}
+
+    def headers(self) -> Mapping[str, str]:
+        """Return the organisation header."""
+        return self._headers
 
 
 class InfluitiveConnector(Connector):
-    """Connector for Influitive advocates (`/api/v1/advocates`).
+    """Connector for Influitive members, hub (`HUB.influitive.com/api`) or platform generation.
 
-    The hub silently ignores custom field keys its admin has not configured; the
-    connector logs `influitive.custom_fields_ignored` for every write that loses some.
-    Locale, timezone and role have no native field: `custom_field_map` may name hub
-    custom fields for them (canonical attribute -> custom field key).
+    Deactivation locks the member (`POST /members/{id}/lock`); the API has no delete and
+    cannot change a member's email. Locale, timezone and role have no native field:
+    `custom_field_map` may name hub custom fields to read them from.
     """
 
     vendor = "influitive"
     secret_names = ("api_key",)
-    # The page size is undocumented, so only an empty page proves the end.
-    paginator: ClassVar[Paginator] = PageNumberPaginator(page_param="page", max_pages=100_000)
-    writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
+    paginator: ClassVar[Paginator] = NextLinkPaginator(max_pages=100_000)
+    writable: ClassVar[frozenset[str]] = frozenset(
+        {"given_name", "family_name", "display_name", "title", "company"}
+    )
     capabilities = Capabilities(
         put_replaces_object=False,
         upsert_only=False,
         has_deactivate=True,
-        has_delete=True,
+        has_delete=False,
         bulk_invite=False,
         create_needs_password=False,
-        email_filter=False,  # undocumented; see `email_filter_param`
+        email_filter=True,
     )
-    list_path = DEFAULT_ADVOCATES_PATH
-    records_key: ClassVar[str | None] = "advocates"
+    list_path = "/contacts"
+    # Without it the listing leaves some members out; the Go client asks for all.
+    list_params: ClassVar[Mapping[str, str]] = {"q[status]": "all"}
+    records_key: ClassVar[str | None] = "contacts"
     id_key = "id"
     label_settings: ClassVar[frozenset[str]] = frozenset({"hub"})
 
@@ -77,191 +90,197 @@ class InfluitiveConnector(Connector):
         session: aiohttp.ClientSession,
         secrets: Mapping[str, str],
         base_url: str | None = None,
+        api: str = "hub",
         hub: str | None = None,
-        advocates_path: str = DEFAULT_ADVOCATES_PATH,
+        org_id: str | None = None,
         custom_field_map: Mapping[str, str] | None = None,
-        email_filter_param: str | None = None,
         allow_delete: bool = False,
         budget: RateBudget | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        **retired: object,
     ) -> None:
-        if (base_url is None) == (hub is None):
-            raise ConnectorConfigError(self.vendor, f"{name!r}: set exactly one of base_url, hub")
-        if hub is not None and (problem := label_problem(hub)) is not None:
-            raise ConnectorConfigError(self.vendor, f"{name!r}: hub {problem}")
-        self.advocates_path = "/" + advocates_path.strip("/")
+        self.api = api
+        self.org_id = org_id
+        root = self._root(name, base_url, hub, retired)
         self.custom_field_map = dict(custom_field_map or {})
-        self.email_filter_param = email_filter_param
         self.allow_delete = allow_delete
-        self.hub_custom_fields: set[str] = set()  # keys seen on the hub's own records
         super().__init__(
             name=name,
             session=session,
-            base_url=base_url if base_url is not None else hub_url(str(hub)),
+            base_url=root,
             secrets=secrets,
             budget=budget,
             retry=retry,
             timeout=timeout,
         )
 
-    def build_auth(self, secrets: Mapping[str, str]) -> Auth:
-        """Return `Authorization: Token token=KEY`."""
-        return HeaderAuth({"Authorization": f"Token token={secrets['api_key']}"})
+    def _root(
+        self, name: str, base_url: str | None, hub: str | None, retired: Mapping[str, object]
+    ) -> str:
+        """Check the settings and return the API root they name."""
 
-    def listing_source(self) -> ListingSource:
-        """Describe the advocate listing at the configured path."""
-        return replace(super().listing_source(), path=self.advocates_path)
+        def refuse(problem: str) -> ConnectorConfigError:
+            return ConnectorConfigError(self.vendor, f"{name!r}: {problem}")
+
+        for key in retired:
+            if key not in _RETIRED:
+                raise TypeError(f"unexpected setting {key!r}")
+            raise refuse(f"{key} is no longer a setting ({_RETIRED[key]}); choose settings.api")
+        if self.api not in GENERATIONS:
+            raise refuse(f"api must be one of {', '.join(GENERATIONS)}, not {self.api!r}")
+        if self.org_id is not None and (
+            not isinstance(self.org_id, str) or not _ORG_ID.fullmatch(self.org_id)
+        ):
+            raise refuse("org_id must be 1 to 64 letters, digits, '-' or '_'")
+        if self.api == "platform":
+            if hub is not None:
+                raise refuse("hub is for api = 'hub'; api = 'platform' talks to " + PLATFORM_URL)
+            if self.org_id is None:
+                raise refuse("api = 'platform' needs org_id (sent as X_ORG_ID)")
+            return base_url or PLATFORM_URL
+        if (base_url is None) == (hub is None):
+            raise refuse("set exactly one of base_url, hub")
+        if hub is not None and (problem := label_problem(hub)) is not None:
+            raise refuse(f"hub {problem}")
+        return base_url if base_url is not None else hub_url(str(hub))
+
+    def build_auth(self, secrets: Mapping[str, str]) -> Auth:
+        """Return `Authorization: Token KEY`, plus `X_ORG_ID` when an org id is set."""
+        token = HeaderAuth({"Authorization": f"Token {secrets['api_key']}"})
+        return token if self.org_id is None else CombinedAuth(token, OrgHeader(self.org_id))
 
     def to_account(self, raw: Record) -> VendorAccount:
-        """Map an advocate to an account, noting which custom field keys the hub has."""
+        """Map a member to an account; a locked member is inactive."""
         custom = raw.get("custom_fields")
         custom = custom if isinstance(custom, dict) else {}
-        self.hub_custom_fields.update(custom)
         email = text(raw.get("email"))
         given, family = text(raw.get("first_name")), text(raw.get("last_name"))
-        status = text(raw.get("status")) or "active"
-        groups = raw.get("groups")
+        locked = raw.get("locked_at") is not None
+        display = text(raw.get("name")) or " ".join(p for p in (given, family) if p) or None
         attributes: dict[str, object] = {
             "email": email,
             "given_name": given,
             "family_name": family,
-            "display_name": " ".join(part for part in (given, family) if part) or None,
+            "display_name": display,
             "title": text(raw.get("title")),
             "company": text(raw.get("company")),
-            "groups": [str(g) for g in groups] if isinstance(groups, list) else [],
-            "active": status == "active",
+            "active": not locked,
         }
         for attribute, key in self.custom_field_map.items():
             attributes[attribute] = custom.get(key)
         return VendorAccount(
             external_id=str(raw["id"]),
             email=email,
-            status=status,
+            status="inactive" if locked else "active",
             attributes=attributes,
             raw=raw,
         )
 
-    def to_vendor(self, attributes: Mapping[str, object]) -> Record:
-        """Map canonical attributes (and an optional `custom_fields` object) to advocate fields."""
-        fields: Record = {
-            field: attributes[key] for key, field in _TO_VENDOR.items() if key in attributes
-        }
-        if "active" in attributes:
-            fields["status"] = "active" if attributes["active"] else "inactive"
-        custom: dict[str, object] = {}
-        extra = attributes.get("custom_fields")
-        if isinstance(extra, Mapping):
-            custom.update({str(key): value for key, value in extra.items()})
-        for attribute, key in self.custom_field_map.items():
-            if attribute in attributes:
-                custom[key] = attributes[attribute]
-        if custom:
-            fields["custom_fields"] = custom
-        return fields
-
     async def find_by_email(self, email: str) -> VendorAccount | None:
-        """Return the advocate with this email: one filtered request if configured, else a scan."""
-        if self.email_filter_param is None:
-            return await super().find_by_email(email)
+        """Look a member up with `GET /members?email=`; two members with it is an error."""
         wanted = email.strip().casefold()
-        params = {self.email_filter_param: email.strip(), "page": "1"}
-        body = await self.http.request("GET", self.advocates_path, params=params)
-        records = body.get("advocates") if isinstance(body, dict) else None
+        body = await self.http.get_or_none(MEMBERS, params={"email": email.strip()})
+        # The Go client reads a list; the Elixir client's fixture is one member object.
+        records = [body] if isinstance(body, dict) and "id" in body else body
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise MalformedResponseError(
-                self.vendor, "GET", self.advocates_path, "no 'advocates' list in the body"
-            )
-        accounts = [self.to_account(record) for record in records]
-        if any((a.email or "").strip().casefold() != wanted for a in accounts):
-            # A hub that ignores the filter answers with everyone: only a scan is proof.
-            self.log.warning("influitive.email_filter_ignored", param=self.email_filter_param)
-            return await super().find_by_email(email)
-        return accounts[0] if accounts else None
+            raise MalformedResponseError(self.vendor, "GET", MEMBERS, "no list of members")
+        found = [
+            account
+            for account in map(self.to_account, records)
+            if (account.email or "").strip().casefold() == wanted
+        ]
+        if len(found) > 1:
+            ids = ", ".join(account.external_id for account in found)
+            raise ConnectorError(self.vendor, f"members {ids} share one email: not guessing")
+        return found[0] if found else None
 
     async def get_account(self, external_id: str) -> VendorAccount | None:
-        """Return one advocate, or None on 404."""
+        """Return one member, or None on 404."""
         raw = await self._read(external_id, Priority.READ)
         return None if raw is None else self.to_account(raw)
 
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
-        """Create an advocate; the hub requires email, first and last name."""
-        fields = self.to_vendor(attributes)
-        display = text(attributes.get("display_name"))
-        if display and not (fields.get("first_name") and fields.get("last_name")):
-            given, _, family = display.partition(" ")
-            fields.setdefault("first_name", given)
-            fields.setdefault("last_name", family or given)
-        missing = [key for key in ("email", "first_name", "last_name") if not fields.get(key)]
-        if missing:
-            raise ConnectorError(self.vendor, f"creating an advocate needs {', '.join(missing)}")
-        body = await self.http.request(
-            "POST", self.advocates_path, json={"advocate": fields}, priority=Priority.WRITE
-        )
-        raw = self._unwrap(body, "POST", self.advocates_path)
-        self._check_custom_fields(fields, raw)
-        return self.to_account(raw)
+        """Create an uninvited member (`type: Nominee`), as both public clients do."""
+        email = text(attributes.get("email"))
+        full_name = self._name(attributes, {})
+        if email is None or full_name is None:
+            raise ConnectorError(self.vendor, "creating a member needs an email and a full name")
+        fields: Record = {"email": email, "name": full_name, "type": "Nominee", "source": "syncd"}
+        fields.update(self._profile(attributes))
+        body = await self.http.request("POST", MEMBERS, json=fields, priority=Priority.WRITE)
+        return self.to_account(self._member(body, "POST", MEMBERS))
 
     async def update_account(
         self, external_id: str, attributes: Mapping[str, object]
     ) -> VendorAccount:
-        """PUT only the changed attributes; custom fields are sent merged with the current ones."""
-        return await self._write(external_id, self.to_vendor(attributes), Priority.WRITE)
+        """PATCH the changed profile fields; `active` locks or unlocks; email cannot change."""
+        if "email" in attributes:
+            raise UnsupportedOperation(self.vendor, "Influitive cannot change a member's email")
+        if "active" in attributes:
+            action = "unlock" if attributes["active"] else "lock"
+            await self._post_action(external_id, action, Priority.WRITE)
+        fields = self._profile(attributes)
+        current: Record = {}
+        if _PARTS & set(attributes) and not set(attributes) >= _PARTS:
+            held = await self._read(external_id, Priority.WRITE)
+            if held is None:
+                raise VendorHTTPError(self.vendor, "GET", self._path(external_id), 404)
+            current = held
+        if (_PARTS | {"display_name"}) & set(attributes):
+            full_name = self._name(attributes, current)
+            if full_name is not None:
+                fields["name"] = full_name
+        if not fields:
+            account = await self.get_account(external_id)
+            if account is None:
+                raise VendorHTTPError(self.vendor, "GET", self._path(external_id), 404)
+            return account
+        path = self._path(external_id)
+        body = await self.http.request("PATCH", path, json=fields, priority=Priority.WRITE)
+        return self.to_account(self._member(body, "PATCH", path))
 
     async def deactivate_account(self, external_id: str) -> None:
-        """PUT `status: inactive`, ahead of routine reads."""
-        await self._write(external_id, {"status": "inactive"}, Priority.DEACTIVATE)
+        """Lock the member's profile (reversible with unlock), ahead of routine reads."""
+        await self._post_action(external_id, "lock", Priority.DEACTIVATE)
 
     async def delete_account(self, external_id: str) -> None:
-        """Delete the advocate, only when this connector's config allows it."""
-        self.require_delete_allowed()
-        await self.http.request("DELETE", self._path(external_id), priority=Priority.WRITE)
+        """Refuse: Influitive's API has no way to delete a member (syncd locks instead)."""
+        raise UnsupportedOperation(self.vendor, "Influitive has no delete; members are locked")
 
-    async def _write(self, external_id: str, fields: Record, priority: Priority) -> VendorAccount:
-        """PUT `{"advocate": fields}`; a hub may replace custom_fields whole, so send them all."""
-        path = self._path(external_id)
-        changes = fields.get("custom_fields")
-        if isinstance(changes, dict):
-            current = await self._read(external_id, priority)
-            if current is None:
-                raise VendorHTTPError(self.vendor, "GET", path, 404)
-            self.to_account(current)  # learns the hub's custom field keys
-            held = current.get("custom_fields")
-            fields = {
-                **fields,
-                "custom_fields": {**(held if isinstance(held, dict) else {}), **changes},
-            }
-        body = await self.http.request("PUT", path, json={"advocate": fields}, priority=priority)
-        raw = self._unwrap(body, "PUT", path)
-        self._check_custom_fields(fields, raw)
-        return self.to_account(raw)
+    @staticmethod
+    def _profile(attributes: Mapping[str, object]) -> Record:
+        """Return the title and company among the attributes, as member fields."""
+        return {key: attributes[key] for key in ("title", "company") if key in attributes}
 
-    def _check_custom_fields(self, sent: Record, raw: Record) -> None:
-        """Warn about custom field keys the hub dropped (it answers 200 all the same)."""
-        custom = sent.get("custom_fields")
-        if not isinstance(custom, dict):
-            return
-        returned = raw.get("custom_fields")
-        known = set(returned) if isinstance(returned, dict) else self.hub_custom_fields
-        ignored = sorted(key for key in custom if key not in known)
-        if ignored:
-            self.log.warning(
-                "influitive.custom_fields_ignored",
-                advocate=str(raw.get("id")),
-                keys=ignored,
-                known=sorted(known),
-            )
+    @staticmethod
+    def _name(attributes: Mapping[str, object], current: Record) -> str | None:
+        """Return the member's full name from the attributes, completed from `current`."""
+        if not _PARTS & set(attributes):
+            return text(attributes.get("display_name"))
+        given = text(attributes.get("given_name", current.get("first_name")))
+        family = text(attributes.get("family_name", current.get("last_name")))
+        if given and family:
+            return f"{given} {family}"
+        return text(attributes.get("display_name"))
+
+    async def _post_action(self, external_id: str, action: str, priority: Priority) -> None:
+        """POST `/members/{id}/{action}` (lock or unlock)."""
+        path = f"{self._path(external_id)}/{action}"
+        await self.http.request("POST", path, priority=priority)
 
     async def _read(self, external_id: str, priority: Priority) -> Record | None:
-        """Return one advocate's record, or None on 404."""
+        """Return one member's record, or None on 404."""
         path = self._path(external_id)
         body = await self.http.get_or_none(path, priority=priority)
-        return None if body is None else self._unwrap(body, "GET", path)
+        return None if body is None else self._member(body, "GET", path)
 
     def _path(self, external_id: str) -> str:
-        """Return the path of one advocate."""
-        return f"{self.advocates_path}/{segment(self.vendor, external_id)}"
+        """Return the path of one member."""
+        return f"{MEMBERS}/{segment(self.vendor, external_id)}"
 
-    def _unwrap(self, body: object, method: str, path: str) -> Record:
-        """Return the record inside an `{"advocate": {...}}` body."""
-        return unwrap(self.vendor, body, "advocate", method, path)
+    def _member(self, body: object, method: str, path: str) -> Record:
+        """Return a member body (members are never wrapped), or fail if it is not one."""
+        if isinstance(body, dict) and body.get("id") is not None:
+            return dict(body)
+        raise MalformedResponseError(self.vendor, method, path, "no member object in the body")

@@ -1,201 +1,307 @@
-"""Influitive AdvocateHub simulator: `Token token=KEY`, page-only listing, `advocate` wrapper."""
+"""Influitive simulator: `Token KEY` (+ `X_ORG_ID`), `/contacts` by `links.next`, `/members`."""
 
 from __future__ import annotations
 
 import random
 import re
+import uuid
 from typing import ClassVar
 
 from aiohttp import web
 
-from connectors.sim.base import SimPerson, VendorSimulator, json_response
-from connectors.sim.listing import ListingStyle, PageNumberListing, Record, int_param
-
-API = "/api/v1"
-# The custom fields this hub's admin configured; writes to any other key vanish silently.
-HUB_CUSTOM_FIELDS = ("salesforce_id", "region", "language", "time_zone", "persona")
-WRITABLE = frozenset(
-    {"email", "first_name", "last_name", "title", "company", "status", "groups", "custom_fields"}
+from connectors.sim.base import (
+    SimConnection,
+    SimPerson,
+    SimView,
+    VendorSimulator,
+    json_response,
 )
-STATUSES = ("active", "inactive")
-_TOKEN = re.compile(r'^Token token="?([^"]*)"?$')
+from connectors.sim.errors import VendorError
+from connectors.sim.listing import ListingStyle, ListingView, NextLinkListing, Record
+from connectors.sim.schema import Field, Schema
+from connectors.sim.settings import SimSettings
+
+# The custom fields this hub's admin configured (read-only through the API).
+HUB_CUSTOM_FIELDS = ("salesforce_id", "region", "language", "time_zone", "persona")
+# Rails' token parser takes `Token KEY` (the public clients) and `Token token="KEY"`.
+_TOKEN = re.compile(r'^Token (?:token=)?"?([^"]*)"?$')
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_FILTER = re.compile(r"^q\[(\w+)\]$")
+
+_PROFILE = {
+    "title": Field(nullable=True),
+    "company": Field(nullable=True),
+    "salesforce_id": Field(nullable=True),
+    "crm_contact_id": Field(nullable=True),
+    "external_ids": Field(types=(dict,)),
+    "match_criteria": Field(types=(dict,)),
+}
+CREATE = Schema(
+    {
+        "email": Field(required=True),
+        "name": Field(required=True),
+        "source": Field(),
+        "type": Field(choices=("Nominee", "Advocate")),
+        **_PROFILE,
+    }
+)
+UPDATE = Schema({"email": Field(read_only=True), "name": Field(), **_PROFILE})
 
 _GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
 _FAMILY = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
 _COMPANIES = ("Initech", "Globex", "Umbrella", "Hooli", "Stark Industries")
 _TITLES = ("Engineer", "Marketing Manager", "VP Sales", "Customer Success Lead", None)
-_GROUPS = ("Champions", "Beta Testers", "Speakers", "Reference Customers")
 _LEVELS = ("Insider", "Advocate", "Champion", "Legend")
 
-
-STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
+STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded members were created
+LOCKED_AT = "2025-01-01T00:00:00Z"
 
 
 class InfluitiveSimulator(VendorSimulator):
-    """Simulates an AdvocateHub: `{"advocates": [...]}` pages of 25 until an empty one.
+    """Simulates Influitive's member API, hub generation, or platform with `org_id` set.
 
-    Writes are Rails-like: the body must be `{"advocate": {...}}` (else 400), unpermitted
-    attributes are dropped, PUT/PATCH merge the given attributes, validation fails with 422.
+    Members are flat JSON objects (no wrapper); writes are `POST /members` and `PATCH
+    /members/{id}`; `POST /members/{id}/lock|unlock` is the only deactivation; there is no
+    delete. A 401 is empty with `WWW-Authenticate: Token realm=Api`, as Influitive's own
+    OpenAPI shows; other refusals are `{"errors": [message]}` (inferred).
     """
 
     vendor = "influitive"
-    listing: ClassVar[ListingStyle] = PageNumberListing(
-        page_param="page", default_size=25, records_key="advocates"
-    )
-    users_path = f"{API}/advocates"
-    wrapper_key = "advocate"
-    unique_email = False  # checked in `_validate`, answered 422 like a Rails validation
+    listing: ClassVar[ListingStyle] = NextLinkListing(records_key="contacts")
+    users_path = "/members"
+    schema = CREATE
+
+    def __init__(
+        self,
+        *,
+        users: int = 0,
+        seed: int = 0,
+        token: str | None = None,
+        org_id: str | None = None,
+        settings: SimSettings | None = None,
+    ) -> None:
+        self.org_id = org_id
+        super().__init__(users=users, seed=seed, token=token, settings=settings)
 
     def authorized(self, request: web.Request) -> bool:
-        """Accept `Authorization: Token token=KEY` (the key optionally quoted)."""
+        """Accept the token (and, on the platform generation, the matching `X_ORG_ID`)."""
         match = _TOKEN.match(request.headers.get("Authorization", ""))
-        return match is not None and match.group(1) == self.token
+        if match is None or match.group(1) != self.token:
+            return False
+        return self.org_id is None or request.headers.get("X_ORG_ID") == self.org_id
+
+    def connection(self) -> SimConnection:
+        """Return the API key and the generation setting (with the org id on the platform)."""
+        settings: dict[str, object] = {"api": "hub"}
+        if self.org_id is not None:
+            settings = {"api": "platform", "org_id": self.org_id}
+        return SimConnection(secrets={"api_key": self.token}, settings=settings)
+
+    def view(self, user: Record) -> SimView:
+        """Read a member: active unless locked."""
+        email = user.get("email")
+        return SimView(
+            email=email if isinstance(email, str) else None,
+            title=user.get("title"),
+            active=user.get("locked_at") is None,
+        )
+
+    def error_response(self, error: VendorError) -> web.Response:
+        """Answer 401 empty with the Rails token challenge; other refusals as JSON errors."""
+        if error.status == 401:
+            headers = {"WWW-Authenticate": "Token realm=Api"}
+            return web.Response(status=401, headers=headers, content_type="text/plain")
+        return json_response({"errors": [error.message]}, error.status)
 
     def user_for(self, person: SimPerson) -> Record:
-        """Return an active advocate for this person."""
-        return {
-            "id": person.index + 1,
-            "email": person.email,
-            "first_name": person.given_name,
-            "last_name": person.family_name,
-            "title": person.title,
-            "company": None,
-            "status": "active",
-            "groups": [],
-            "custom_fields": dict.fromkeys(HUB_CUSTOM_FIELDS),
-            "level": "Insider",
-            "points": 0,
-            "created_at": STAMP,
-        }
+        """Return an active member for this person."""
+        return self._member(
+            person.index + 1,
+            person.email,
+            person.given_name,
+            person.family_name,
+            title=person.title,
+            created_at=STAMP,
+        )
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
-        """Return seeded advocate number `index`: integer id, custom fields, hub-only fields."""
+        """Return seeded member number `index`: integer id, custom fields, some locked."""
         given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
-        custom: dict[str, object] = dict.fromkeys(HUB_CUSTOM_FIELDS)
-        custom["salesforce_id"] = f"003{rng.randrange(10**12):012d}"
-        custom["region"] = rng.choice(("EMEA", "AMER", "APAC", None))
+        member = self._member(
+            index + 1,
+            f"{given.lower()}.{family.lower()}.{index + 1}@example.com",
+            given,
+            family,
+            title=rng.choice(_TITLES),
+            created_at=f"2023-{index % 12 + 1:02d}-01T09:00:00Z",
+        )
+        custom = dict.fromkeys(HUB_CUSTOM_FIELDS)
         custom["language"] = rng.choice(("en-US", "en-GB", "fr-FR", "de-DE", None))
-        return {
-            "id": index + 1,
-            "email": f"{given.lower()}.{family.lower()}.{index + 1}@example.com",
-            "first_name": given,
-            "last_name": family,
-            "title": rng.choice(_TITLES),
-            "company": rng.choice(_COMPANIES),
-            "status": rng.choices(STATUSES, weights=(92, 8))[0],
-            "groups": sorted(rng.sample(_GROUPS, rng.randrange(3))),
-            "custom_fields": custom,
-            "level": rng.choice(_LEVELS),
-            "points": rng.randrange(20_000),
-            "created_at": f"2023-{index % 12 + 1:02d}-01T09:00:00Z",
-        }
+        custom["region"] = rng.choice(("EMEA", "AMER", "APAC", None))
+        member.update(
+            company=rng.choice(_COMPANIES),
+            type=rng.choice(("Advocate", "Nominee")),
+            level={"id": 1, "name": rng.choice(_LEVELS)},
+            current_points=rng.randrange(20_000),
+            custom_fields=custom,
+            locked_at=LOCKED_AT if rng.random() < 0.08 else None,
+        )
+        return member
 
     def routes(self) -> list[web.RouteDef]:
-        """Return the advocate routes, plus the events endpoint that upserts by email."""
-        return [*super().routes(), web.post(f"{API}/events", self.handle_event)]
+        """Return the member routes: listing, lookup, create, read, patch, lock, unlock."""
+        one = f"{self.users_path}/{{id}}"
+        return [
+            web.get("/contacts", self.handle_list),
+            web.get(self.users_path, self.handle_lookup),
+            web.post(self.users_path, self.handle_create),
+            web.get(one, self.handle_get),
+            web.patch(one, self.handle_update),
+            web.post(f"{one}/lock", self.handle_lock),
+            web.post(f"{one}/unlock", self.handle_lock),
+            web.post("/events", self.handle_event),
+        ]
 
     async def handle_list(self, request: web.Request) -> web.Response:
-        """List advocates; an `email` query narrows to that advocate (as real hubs do)."""
+        """List members; `q[status]=all` includes locked ones, `q[FIELD]=V` filters (inferred)."""
+        users = list(self.users.values())
+        for key, value in request.query.items():
+            match = _FILTER.match(key)
+            if match is None:
+                continue
+            field = match.group(1)
+            if field == "status":
+                if value not in ("all", "active", "locked"):
+                    raise VendorError(400, "q[status] must be all, active or locked", "invalid")
+                if value != "all":
+                    users = [
+                        u for u in users if (u.get("locked_at") is None) == (value == "active")
+                    ]
+            else:
+                users = [u for u in users if str(u.get(field)) == value]
+        if "q[status]" not in request.query:
+            users = [u for u in users if u.get("locked_at") is None]
+        view = ListingView(users, self.id_key, self.settings.faults)
+        return json_response(self.listing.respond(request, view))
+
+    async def handle_lookup(self, request: web.Request) -> web.Response:
+        """`GET /members?email=` answers a list of the members with that email."""
         email = request.query.get("email")
-        if email is None:
-            return await super().handle_list(request)
+        if not email:
+            raise VendorError(400, "email is required", "invalid")
         wanted = email.strip().casefold()
         found = [u for u in self.users.values() if str(u.get("email", "")).casefold() == wanted]
-        page = int_param(request, "page", 1, 1, 10**9)
-        return json_response({"advocates": found if page == 1 else []})
+        return json_response(found)
+
+    async def handle_get(self, request: web.Request) -> web.Response:
+        """Return one member by id or uuid, or 404."""
+        return json_response(self._stored(request))
 
     async def handle_create(self, request: web.Request) -> web.Response:
-        """Create an advocate; 422 if email, first or last name is missing or taken."""
-        fields = self._permitted(self.unwrap(await self._body(request)))
-        fields.setdefault("status", "active")
-        errors = self._validate(fields, None)
-        for key in ("email", "first_name", "last_name"):
-            if not fields.get(key):
-                errors.setdefault(key, []).append("can't be blank")
-        if errors:
-            return json_response({"errors": errors}, status=422)
-        user = self.new_user(fields)
-        self.add_user(user)
-        return json_response(self.wrap(user), status=201)
+        """Create a member; 422 on an invalid email, 409 if the email is taken (inferred)."""
+        fields = self.unwrap(await self._body(request))
+        self.check(fields, creating=True)
+        if not _EMAIL.match(str(fields["email"])):
+            raise VendorError(422, "email is invalid", "invalid")
+        if self._email_taken(str(fields["email"])):
+            raise VendorError(409, "email has already been taken", "conflict")
+        user = self.add_user(self.new_user(fields))
+        return json_response(user, status=201)
 
     async def handle_update(self, request: web.Request) -> web.Response:
-        """Merge the permitted attributes into the advocate; 422 on invalid values."""
+        """Merge the given fields; `name` also sets first and last name."""
         stored = self._stored(request)
-        fields = self._permitted(self.unwrap(await self._body(request)))
-        errors = self._validate(fields, str(stored["id"]))
-        if errors:
-            return json_response({"errors": errors}, status=422)
-        given = fields.get("custom_fields")
-        if isinstance(given, dict):
-            current = stored.get("custom_fields")
-            fields["custom_fields"] = {**(current if isinstance(current, dict) else {}), **given}
-        user = self.apply_update(stored, fields)
-        self.users[str(user["id"])] = user
-        return json_response(self.wrap(user))
+        fields = self.unwrap(await self._body(request))
+        self.check(fields, creating=False)
+        user = self.apply_update(stored, {**fields, **_split(fields.get("name"))})
+        self.users[str(user[self.id_key])] = user
+        return json_response(user)
+
+    async def handle_lock(self, request: web.Request) -> web.Response:
+        """Lock or unlock the member named in the path."""
+        stored = self._stored(request)
+        locking = request.path.endswith("/lock")
+        stamp = (stored.get("locked_at") or LOCKED_AT) if locking else None
+        self.users[str(stored[self.id_key])] = {**stored, "locked_at": stamp}
+        return json_response({"success": "ok"})
 
     async def handle_event(self, request: web.Request) -> web.Response:
-        """Record an event; an unknown email silently creates a profile (why we never call it)."""
+        """Log an event; an unknown email silently creates a profile (why we never call it)."""
         body = await self._body(request)
-        email = body.get("email") if isinstance(body, dict) else None
+        contact = body.get("contact") if isinstance(body, dict) else None
+        email = contact.get("email") if isinstance(contact, dict) else None
         if not isinstance(email, str) or not _EMAIL.match(email):
-            return json_response({"errors": {"email": ["is invalid"]}}, status=422)
+            raise VendorError(422, "contact email is invalid", "invalid")
         if not self._email_taken(email):
-            self.add_user(self.new_user({"email": email, "status": "active"}))
-        return json_response({"ok": True}, status=201)
+            self.add_user(self.new_user({"email": email, "name": email.split("@")[0]}))
+        return json_response({"id": 1, "points": 0}, status=201)
+
+    def check(self, fields: Record, *, creating: bool) -> None:
+        """Refuse unknown fields, wrong types, missing ones; `email` cannot be changed."""
+        problem = (CREATE if creating else UPDATE).problem(fields, creating=creating)
+        if problem is not None:
+            raise VendorError(self.invalid_status, problem, "invalid")
 
     def new_user(self, fields: Record) -> Record:
-        """Return a created advocate with the next integer id and every hub custom field."""
-        next_id = max((int(key) for key in self.users), default=0) + 1
-        custom: dict[str, object] = dict.fromkeys(HUB_CUSTOM_FIELDS)
-        given = fields.get("custom_fields")
-        if isinstance(given, dict):
-            custom.update(given)
+        """Return a created member with the next integer id, uninvited unless typed."""
+        next_id = max((int(key) for key in self.users if key.isdigit()), default=0) + 1
+        parts = _split(fields.get("name"))
+        member = self._member(
+            next_id,
+            str(fields["email"]),
+            parts.get("first_name"),
+            parts.get("last_name"),
+            title=None,
+            created_at="2025-06-01T00:00:00Z",
+        )
+        return {**member, **fields, "custom_fields": dict.fromkeys(HUB_CUSTOM_FIELDS)}
+
+    def _member(
+        self,
+        member_id: int,
+        email: str,
+        given: object,
+        family: object,
+        *,
+        title: object,
+        created_at: str,
+    ) -> Record:
+        """Return a member record as the API shows it (the Go client's `Member` fields)."""
+        name = " ".join(str(part) for part in (given, family) if part)
         return {
-            "id": next_id,
-            "title": None,
+            "id": member_id,
+            "uuid": str(uuid.UUID(int=self.seed * 10**9 + member_id)),
+            "email": email,
+            "name": name,
+            "first_name": given,
+            "last_name": family,
+            "title": title,
             "company": None,
-            "groups": [],
-            **fields,
-            "custom_fields": custom,
-            "level": "Insider",
-            "points": 0,
-            "created_at": "2025-01-01T00:00:00Z",
+            "type": "Nominee",
+            "source": None,
+            "created_at": created_at,
+            "joined_at": None,
+            "locked_at": None,
+            "custom_fields": {},
+            "current_points": 0,
+            "lifetime_points": 0,
+            "level": {"id": 1, "name": "Insider"},
         }
 
-    def _permitted(self, fields: Record) -> Record:
-        """Keep permitted attributes and configured custom fields; drop the rest silently."""
-        permitted = {key: value for key, value in fields.items() if key in WRITABLE}
-        custom = permitted.get("custom_fields")
-        if "custom_fields" in permitted:
-            if not isinstance(custom, dict):
-                raise web.HTTPUnprocessableEntity(
-                    text='{"errors": {"custom_fields": ["must be an object"]}}',
-                    content_type="application/json",
-                )
-            permitted["custom_fields"] = {k: v for k, v in custom.items() if k in HUB_CUSTOM_FIELDS}
-        return permitted
+    def _stored(self, request: web.Request) -> Record:
+        """Return the member named in the path by id or uuid, or raise 404."""
+        key = request.match_info["id"]
+        user = self.users.get(key) or next(
+            (u for u in self.users.values() if u.get("uuid") == key), None
+        )
+        if user is None:
+            raise VendorError(404, "not found", "not_found")
+        return user
 
-    def _validate(self, fields: Record, own_id: str | None) -> dict[str, list[str]]:
-        """Return Rails-style validation errors for the given attributes."""
-        errors: dict[str, list[str]] = {}
-        if "email" in fields:
-            email = fields["email"]
-            if not isinstance(email, str) or not _EMAIL.match(email):
-                errors["email"] = ["is invalid"]
-            elif any(
-                str(user.get("email", "")).casefold() == email.casefold() and key != own_id
-                for key, user in self.users.items()
-            ):
-                errors["email"] = ["has already been taken"]
-        if "status" in fields and fields["status"] not in STATUSES:
-            errors["status"] = ["is not included in the list"]
-        groups = fields.get("groups")
-        if "groups" in fields and (
-            not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)
-        ):
-            errors["groups"] = ["must be a list of group names"]
-        for key in ("first_name", "last_name"):
-            if key in fields and not (isinstance(fields[key], str) and fields[key]):
-                errors[key] = ["can't be blank"]
-        return errors
+
+def _split(name: object) -> dict[str, object]:
+    """Return first and last name from a full `name` (first word, then the rest)."""
+    if not isinstance(name, str) or not name.strip():
+        return {}
+    given, _, family = name.strip().partition(" ")
+    return {"first_name": given, "last_name": family or None}
