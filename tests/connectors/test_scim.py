@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -353,3 +359,27 @@ async def test_the_token_never_reaches_a_url(session: aiohttp.ClientSession, url
     with pytest.raises(ValueError, match="secret in a URL"):
         await connector.find_by_email(TOKEN)
     assert (await sim_get(session, url, "stats"))["secret_in_url"] == 0
+
+
+def test_syncd_sim_serves_scim() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "syncd.cli", "sim", "scim",
+        "--port", str(port), "--users", "3", "--seed", "1", "--token", TOKEN,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(f"scim simulator on http://127.0.0.1:{port}")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v2/Users?count=2",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            page = json.load(reply)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    assert page["totalResults"] == 3 and len(page["Resources"]) == 2
