@@ -35,7 +35,7 @@ from connectors.vendors.scim.connector import (
 )
 from connectors.vendors.scim.filter import equals
 from connectors.vendors.scim.simulator import MAX_RESULTS, ScimSimulator
-from tests.connectors.conftest import FAST_RETRY, TOKEN, configure, sim_get
+from tests.connectors.conftest import FAST_RETRY, TOKEN, LogLines, configure, sim_get
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -200,6 +200,29 @@ async def test_find_by_email_filters_on_user_name_with_escaping(
     assert await connector.find_by_email('"a\\"b"@x.exampl') is None
     assert await connector.find_by_email('" or userName pr or "') is None
     assert len(sim.sent("GET")) == 3  # one request each: no listing scan
+
+
+class FilterIgnoringSimulator(ScimSimulator):
+    """A SCIM server that answers a filtered search with everyone, as broken servers do."""
+
+    async def handle_scim(self, request: web.Request) -> web.Response:
+        """Serve the request without its filter."""
+        unfiltered = request.rel_url.without_query_params("filter")
+        return await super().handle_scim(request.clone(rel_url=unfiltered))
+
+
+async def test_a_server_ignoring_the_filter_is_caught_and_a_scan_decides(
+    session: aiohttp.ClientSession, logs: LogLines
+) -> None:
+    sim = FilterIgnoringSimulator(users=30, seed=2, token=TOKEN)
+    async with serve(sim) as base:
+        connector = make(session, base)
+        wanted = sim.view(sim.users["u000017"]).email
+        assert wanted is not None
+        found = await connector.find_by_email(wanted)
+        assert found is not None and found.external_id == "u000017"
+        assert await connector.find_by_email("nobody@corp.example") is None
+    assert len(logs.named("scim.user_name_filter_ignored")) == 2
 
 
 async def test_create_posts_a_scim_user(
