@@ -162,13 +162,14 @@ async def test_maps_scim_attributes_to_canonical_ones(
     assert await make(session, url).get_account("nobody") is None
 
 
+@pytest.mark.parametrize("page_size", [100, 250])
 @pytest.mark.parametrize("fault", [{"truncate_after": 150}, {"repeat_page": 1}])
 async def test_a_listing_cut_short_or_repeated_is_incomplete(
-    session: aiohttp.ClientSession, url: str, fault: dict[str, int]
+    session: aiohttp.ClientSession, url: str, fault: dict[str, int], page_size: int
 ) -> None:
     await configure(session, url, faults=fault)
     with pytest.raises(IncompleteListing):
-        [a async for a in make(session, url).list_accounts()]
+        [a async for a in make(session, url, page_size=page_size).list_accounts()]
 
 
 async def test_a_listing_shifted_by_writes_during_it_is_caught(

@@ -145,10 +145,12 @@ class ScimConnector(Connector):
     async def find_by_email(self, email: str) -> VendorAccount | None:
         """Return the user whose userName is this email, by filter, checked exactly."""
         wanted = email.strip()
-        params = {"filter": equals("userName", wanted), "startIndex": "1"}
-        body = await self.http.request(
-            "GET", self.list_path, params={**params, "count": str(LOOKUP_COUNT)}
-        )
+        params = {
+            "filter": equals("userName", wanted),
+            "startIndex": "1",
+            "count": str(LOOKUP_COUNT),
+        }
+        body = await self.http.request("GET", self.list_path, params=params)
         records = body.get("Resources", []) if isinstance(body, dict) else None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise MalformedResponseError(self.vendor, "GET", self.list_path, "no Resources list")

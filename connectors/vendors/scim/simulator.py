@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -22,7 +22,7 @@ from scim2_server.utils import (
 )
 
 from connectors.sim.base import SimConnection, SimPerson, SimView, VendorSimulator
-from connectors.sim.listing import ListingStyle, PageTotalListing, Record
+from connectors.sim.listing import Record
 from connectors.vendors.scim.store import ScimUserStore
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -61,7 +61,6 @@ class ScimSimulator(VendorSimulator):
     """
 
     vendor = "scim"
-    listing: ClassVar[ListingStyle] = PageTotalListing()  # unused: scim2-server pages /Users
     users_path = "/Users"
 
     def reset(self) -> None:
@@ -166,7 +165,8 @@ class ScimSimulator(VendorSimulator):
     def _faulted_query(self, query: dict[str, str]) -> dict[str, str]:
         """Apply `repeat_page`: the page after it is served from the repeated page's index."""
         repeat = self.settings.faults.repeat_page
-        start, count = _number(query.get("startIndex"), 1), _number(query.get("count"), 0)
+        start = _number(query.get("startIndex"), 1)
+        count = min(_number(query.get("count"), MAX_RESULTS), MAX_RESULTS)
         if repeat is not None and count > 0 and (start - 1) // count == repeat + 1:
             query["startIndex"] = str(start - count)
         return query
