@@ -25,6 +25,7 @@ from connectors.core.pagination import (
     PageNumberPaginator,
     PageTotalPaginator,
     Paginator,
+    StartIndexPaginator,
 )
 from connectors.core.priority import Priority, PrioritySemaphore
 from connectors.core.records import VendorAccount
@@ -57,6 +58,7 @@ __all__ = [
     "RateLimitedError",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "StartIndexPaginator",
     "Ticket",
     "UnsupportedOperation",
     "VendorAccount",

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -21,8 +21,10 @@ from connectors import (
     AuthenticationError,
     ConnectorConfigError,
     IncompleteListing,
+    ListingSource,
     RateBudget,
     RetryPolicy,
+    StartIndexPaginator,
     UnsupportedOperation,
 )
 from connectors.core.errors import AccountExistsError
@@ -183,6 +185,53 @@ async def test_a_listing_shifted_by_writes_during_it_is_caught(
                 # and every later user moves one place on (scim2-server sorts by id).
                 sim.add_user({"schemas": [USER], "id": "u000000", "userName": "early@x.example"})
                 del sim.users["u000230"]
+
+
+def scripted(*bodies: object) -> ListingSource:
+    """A listing whose server answers with these bodies in turn, whatever is asked."""
+    answers = iter(bodies)
+
+    async def fetch(path: str, params: Mapping[str, str]) -> object:
+        return next(answers)
+
+    return ListingSource(vendor="scim", path="/Users", fetch=fetch, records_key="Resources")
+
+
+def users(*ids: str) -> list[dict[str, object]]:
+    """SCIM users with these ids."""
+    return [{"id": user_id, "userName": f"{user_id}@x.example"} for user_id in ids]
+
+
+@pytest.mark.parametrize(
+    ("bodies", "reason"),
+    [
+        (
+            [{"totalResults": 3, "Resources": users("a", "b")}, {"totalResults": 4}],
+            "the total changed",
+        ),
+        (
+            [{"totalResults": 3, "Resources": users("a", "b")}, {"totalResults": 3}],
+            "unexpected response shape",
+        ),
+        (
+            [
+                {"totalResults": 3, "Resources": users("a", "b")},
+                {"totalResults": 3, "Resources": []},
+            ],
+            "empty page",
+        ),
+        ([{"totalResults": 1, "Resources": users("a", "b")}], "more records than the total"),
+        ([{"Resources": users("a")}], "no valid 'totalResults'"),
+    ],
+)
+async def test_start_index_paging_fails_loudly(bodies: list[object], reason: str) -> None:
+    with pytest.raises(IncompleteListing, match=reason):
+        [page async for page in StartIndexPaginator().pages(scripted(*bodies))]
+
+
+async def test_start_index_paging_of_nobody_needs_no_resources() -> None:
+    source = scripted({"totalResults": 0, "itemsPerPage": 0})
+    assert [page async for page in StartIndexPaginator().pages(source)] == []
 
 
 def test_the_filter_value_is_a_json_string() -> None:
