@@ -26,6 +26,7 @@ from connectors.core.pagination import (
     PageNumberPaginator,
     PageTotalPaginator,
     Paginator,
+    StartIndexPaginator,
 )
 from connectors.core.priority import Priority, PrioritySemaphore
 from connectors.core.records import VendorAccount
@@ -59,6 +60,7 @@ __all__ = [
     "RateLimitedError",
     "ResponseTooLargeError",
     "RetryPolicy",
+    "StartIndexPaginator",
     "Ticket",
     "UnsupportedOperation",
     "VendorAccount",

@@ -14,6 +14,8 @@ from connectors.vendors.influitive.connector import InfluitiveConnector
 from connectors.vendors.influitive.simulator import InfluitiveSimulator
 from connectors.vendors.partnerize.connector import PartnerizeConnector
 from connectors.vendors.partnerize.simulator import PartnerizeSimulator
+from connectors.vendors.scim.connector import ScimConnector
+from connectors.vendors.scim.simulator import ScimSimulator
 from connectors.vendors.thought_industries.connector import ThoughtIndustriesConnector
 from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
 from connectors.vendors.userflow.connector import UserflowConnector
@@ -34,6 +36,7 @@ VENDORS: dict[str, Vendor] = {
     "example": Vendor("example", ExampleConnector, ExampleSimulator),
     "influitive": Vendor("influitive", InfluitiveConnector, InfluitiveSimulator),
     "partnerize": Vendor("partnerize", PartnerizeConnector, PartnerizeSimulator),
+    "scim": Vendor("scim", ScimConnector, ScimSimulator),
     "thought_industries": Vendor(
         "thought_industries", ThoughtIndustriesConnector, ThoughtIndustriesSimulator
     ),

@@ -108,8 +108,12 @@ class VendorHttp:
         params: Mapping[str, str] | None = None,
         json: object = None,
         priority: Priority = Priority.READ,
+        headers: Mapping[str, str] | None = None,
     ) -> object:
         """Send one request and return its decoded JSON body (None when empty).
+
+        `headers` add to (or override) the connector's own for this request, e.g. a
+        vendor's media type or a precondition such as `If-Match`.
 
         Timeouts, connection errors, 5xx and malformed JSON are retried with capped
         exponential backoff; 429s are paced by the budget; other errors raise at once.
@@ -120,13 +124,14 @@ class VendorHttp:
         if contains_secret(path) or any(contains_secret(v) for v in (params or {}).values()):
             raise ValueError("refusing to put a secret in a URL")
         body = orjson.dumps(json) if json is not None else None
-        headers = dict(self._headers)
+        sent = dict(self._headers)
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
+        sent.update(headers or {})
         failures = throttled = 0
         while True:
             try:
-                return await self._attempt(method, path, params, body, headers, priority)
+                return await self._attempt(method, path, params, body, sent, priority)
             except _Throttled:
                 throttled += 1
                 if throttled > self.retry.max_throttled:

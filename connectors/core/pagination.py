@@ -255,6 +255,59 @@ class PageTotalPaginator(Paginator):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StartIndexPaginator(Paginator):
+    """`?startIndex=N&count=SIZE` with a total in the body (SCIM, RFC 7644 §3.4.2.4).
+
+    A server may answer with fewer records than asked, so each page starts after the
+    records actually received; the listing ends once the total is reached. A total that
+    changes, an empty page before the total, more records than the total, or a record
+    seen twice (an offset listing shifted under a concurrent write) is IncompleteListing.
+    """
+
+    index_param: str = "startIndex"
+    size_param: str = "count"
+    size: int = 100
+    total_key: str = "totalResults"
+    start: int = 1
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages until the records received reach the total."""
+        guard = _Guard(source, self.max_pages)
+        seen: set[str] = set()
+        total: int | None = None
+        while total is None or guard.records < total:
+            index = self.start + guard.records
+            params = {
+                **source.params,
+                self.index_param: str(index),
+                self.size_param: str(self.size),
+            }
+            body = await source.fetch(source.path, params)
+            page_total = body.get(self.total_key) if isinstance(body, dict) else None
+            if not isinstance(page_total, int) or isinstance(page_total, bool) or page_total < 0:
+                raise guard.incomplete(f"response has no valid {self.total_key!r}")
+            if total is not None and page_total != total:
+                raise guard.incomplete("the total changed during the listing")
+            total = page_total
+            if total == 0:
+                return  # the records key may be absent when there are none
+            records = guard.extract(body)
+            if not records:
+                raise guard.incomplete(
+                    f"an empty page at {self.index_param}={index} before the total"
+                )
+            if guard.records + len(records) > total:
+                raise guard.incomplete("more records than the total")
+            for record in records:
+                record_id = guard.record_id(record)
+                if record_id in seen:
+                    raise guard.incomplete(f"record {record_id!r} seen twice: the listing shifted")
+                seen.add(record_id)
+            guard.accept(records, f"the page at {self.index_param}={index}")
+            yield records
+
+
+@dataclass(frozen=True, kw_only=True)
 class CursorPaginator(Paginator):
     """`?limit=N&starting_after=ID` with `has_more`, following `next_page_url` when given."""
 

@@ -9,7 +9,7 @@ import random
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import ClassVar
@@ -103,7 +103,7 @@ class VendorSimulator(ABC):
             rate=self.default_rate, retry_after=self.default_retry_after
         )
         self._initial_settings = copy.deepcopy(self.settings)
-        self.users: dict[str, Record] = {}
+        self.users: MutableMapping[str, Record] = {}
         self.stats = SimStats(self.token)
         self._next_id = 1
         self._faults_injected = 0

@@ -17,5 +17,6 @@ def test_the_example_config_validates() -> None:
         "partnerize",
         "userflow",
         "appxite",
+        "scim",
     }
     assert config.precedence["title"] == ["authority", "influitive"]

@@ -1,0 +1,1 @@
+"""The generic SCIM 2.0 vendor: connector and simulator."""
