@@ -44,9 +44,20 @@ class FleetMember:
         }
 
     def seed(self, people: Iterable[SimPerson]) -> list[str]:
-        """Store an active user for each person; return their ids in order."""
+        """Store an active user for each person; return their ids in order.
+
+        A person whose id is taken (by a seeded user or another person) is a ValueError:
+        storing it would silently replace that user.
+        """
         sim = self.simulator
-        return [str(sim.add_user(sim.user_for(person))[sim.id_key]) for person in people]
+        ids = []
+        for person in people:
+            user = sim.user_for(person)
+            user_id = str(user[sim.id_key])
+            if user_id in sim.users:
+                raise ValueError(f"{self.name}: person {person.index} would replace user {user_id}")
+            ids.append(str(sim.add_user(user)[sim.id_key]))
+        return ids
 
     def users(self) -> list[Record]:
         """Return every user as the vendor stores it."""
