@@ -194,9 +194,9 @@ async def test_a_timeout_is_retried_and_a_lasting_one_fails_the_listing(
     session: aiohttp.ClientSession, vendor_name: str
 ) -> None:
     async with running(vendor_name, users=FEW) as member:
-        faults = {"timeout_share": 1.0, "timeout_delay": 1.0, "limit": 1}
+        faults = {"timeout_share": 1.0, "timeout_delay": 2.0, "limit": 1}
         await configure(session, member.url, faults=faults)
-        connector = connect(session, member, timeout=0.2)
+        connector = connect(session, member, timeout=0.5)
         assert_lists_every_user(member, await listed(connector))
         with anyio.fail_after(2):
             while answered(member, CLIENT_GONE) < 1:  # noqa: ASYNC110  (the server side)
