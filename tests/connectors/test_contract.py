@@ -206,6 +206,18 @@ async def test_a_timeout_is_retried_and_a_lasting_one_fails_the_listing(
         assert await listed_until(connector, VendorUnavailableError) == []
 
 
+async def test_a_dropped_connection_is_retried_and_a_lasting_drop_fails_the_listing(
+    session: aiohttp.ClientSession, vendor_name: str
+) -> None:
+    async with running(vendor_name, users=FEW) as member:
+        await configure(session, member.url, faults={"reset_share": 1.0, "limit": 1})
+        connector = connect(session, member)
+        assert_lists_every_user(member, await listed(connector))
+
+        await configure(session, member.url, faults={"reset_share": 1.0, "limit": None})
+        assert await listed_until(connector, VendorUnavailableError) == []
+
+
 async def test_a_malformed_body_is_retried_and_never_read_as_accounts(
     session: aiohttp.ClientSession, vendor_name: str
 ) -> None:
