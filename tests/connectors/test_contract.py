@@ -28,7 +28,7 @@ from connectors.core.records import VendorAccount
 from connectors.registry import VENDORS, vendor
 from connectors.sim.base import CLIENT_GONE, SimPerson
 from connectors.sim.fleet import FleetMember, simulator_fleet
-from tests.connectors.conftest import FAST_RETRY, configure
+from tests.connectors.conftest import FAST_RETRY, configure, sim_get
 
 SEVERAL_PAGES = 250  # more than one page at every vendor's page size
 WHOLE_PAGES = 200  # a whole number of pages at page sizes 20, 25, 50 and 100
@@ -263,10 +263,11 @@ async def test_create_is_visible_at_the_vendor(
         who = person(1)
         created = await connector.create_account(create_attributes(who))
         assert created.email is not None and created.email.casefold() == who.email
-        views = member.holding(who.email)
-        assert len(views) == 1 and views[0].active
+        held = (await sim_get(session, member.url, "users"))["users"]
+        views = [member.simulator.view(user) for user in held]
+        assert [view.active for view in views if view.email == who.email] == [True]
         assert created.external_id in stored_ids(member)
-        assert len(member.simulator.users) == FEW + 1
+        assert len(held) == FEW + 1
 
 
 async def test_update_is_visible_at_the_vendor(
