@@ -24,8 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
-from contextlib import AsyncExitStack
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,48 +34,22 @@ import asyncpg
 import structlog
 from sqlalchemy.engine import make_url
 
-from connectors.sim import serve
-from connectors.sim.base import VendorSimulator
-from connectors.vendors.appxite.simulator import AppXiteSimulator
-from connectors.vendors.influitive.simulator import HUB_CUSTOM_FIELDS, InfluitiveSimulator
-from connectors.vendors.partnerize.simulator import PartnerizeSimulator
-from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
-from connectors.vendors.userflow.simulator import UserflowSimulator
+from connectors.sim.base import SimPerson
+from connectors.sim.fleet import Fleet, simulator_fleet
 from graph.db import upgrade_database
 from syncd.config import Config
 from syncd.engine import Engine
 from syncd.push import PushStats
+from syncd.simfleet import fleet_config, fleet_environ
 
-TOKEN = "bench-Secret-token-0001"
-KEY = "bench-Secret-key-0002"
-ENV = {"SYNCD_TOKEN": TOKEN, "SYNCD_KEY": KEY}
 FIELDS = ["employee_id", "email", "given_name", "family_name", "title", "status"]
 DOMAIN = "corp.example"
 SETUP_RATE = 100_000.0  # client rate while seeding and linking; the simulators are unlimited
 LEAVER_RUNS = 3
 BATCH_GOAL = 1.10
 LEAVER_GOAL = 1.0
-PLATFORM = "platform-1"
 
-SIMS: dict[str, Callable[[], VendorSimulator]] = {
-    "influitive": lambda: InfluitiveSimulator(token=TOKEN),
-    "thought_industries": lambda: ThoughtIndustriesSimulator(token=TOKEN),
-    "partnerize": lambda: PartnerizeSimulator(token=f"{TOKEN}:{KEY}"),
-    "userflow": lambda: UserflowSimulator(token=TOKEN),
-    "appxite": lambda: AppXiteSimulator(token=TOKEN, subscription_key=KEY, platform_id=PLATFORM),
-}
-SECRETS: dict[str, dict[str, str]] = {
-    "influitive": {"api_key": "env:SYNCD_TOKEN"},
-    "thought_industries": {"api_key": "env:SYNCD_TOKEN"},
-    "partnerize": {"application_key": "env:SYNCD_TOKEN", "user_api_key": "env:SYNCD_KEY"},
-    "userflow": {"api_key": "env:SYNCD_TOKEN"},
-    "appxite": {"token": "env:SYNCD_TOKEN", "subscription_key": "env:SYNCD_KEY"},
-}
-SETTINGS: dict[str, dict[str, Any]] = {
-    "userflow": {"id_attribute": "employee_id"},
-    "appxite": {"scope_id": PLATFORM},
-}
-STAMP = "2024-01-01T00:00:00Z"
+VENDORS = ("influitive", "thought_industries", "partnerize", "userflow", "appxite")
 
 
 # -- the population --------------------------------------------------------------------------
@@ -109,102 +82,17 @@ def write_feed(path: Path, indexes: Iterable[int]) -> None:
     partial.replace(path)
 
 
-def vendor_record(vendor: str, index: int) -> dict[str, Any]:
-    """Person `index`'s account as `vendor` stores it, matching what the feed asks for."""
+def sim_person(index: int) -> SimPerson:
+    """Person `index` as the vendors hold them, matching what the feed asks for."""
     row = hr_row(index)
-    email, given, family = row["email"], row["given_name"], row["family_name"]
-    title = row["title"]
-    if vendor == "influitive":
-        return {
-            "id": index + 1,
-            "email": email,
-            "first_name": given,
-            "last_name": family,
-            "title": title,
-            "company": None,
-            "status": "active",
-            "groups": [],
-            "custom_fields": dict.fromkeys(HUB_CUSTOM_FIELDS),
-            "level": "Insider",
-            "points": 0,
-            "created_at": STAMP,
-        }
-    if vendor == "thought_industries":
-        return {
-            "id": f"ti{index:010d}",
-            "email": email,
-            "firstName": given,
-            "lastName": family,
-            "role": "learner",
-            "groups": [],
-            "customFields": {},
-            "active": True,
-            "ssoId": None,
-            "avatarUrl": None,
-            "language": None,
-            "createdAt": STAMP,
-            "updatedAt": STAMP,
-            "lastActiveAt": None,
-        }
-    if vendor == "partnerize":
-        return {
-            "user_id": str(500_000 + index),
-            "status": "active",
-            "role": "standard",
-            "firstname": given,
-            "lastname": family,
-            "email": email,
-            "created_at": STAMP,
-            "updated_at": STAMP,
-        }
-    if vendor == "userflow":
-        return {
-            "id": employee_id(index),
-            "object": "user",
-            "created_at": STAMP,
-            "attributes": {
-                "email": email,
-                "name": f"{given} {family}",
-                "first_name": given,
-                "last_name": family,
-                "title": title,
-            },
-            "memberships": [],
-        }
-    if vendor == "appxite":
-        return {
-            "Id": f"00000000-0000-4000-8000-{index:012d}",
-            "Email": email,
-            "FirstName": given,
-            "LastName": family,
-            "DisplayName": f"{given} {family}",
-            "JobTitle": title,
-            "CompanyName": None,
-            "Language": None,
-            "TimeZone": None,
-            "RoleId": "role-member",
-            "RoleName": "Member",
-            "IdentityProviderId": None,
-            "PhoneNumber": None,
-            "ExternalReference": None,
-            "State": "Active",
-            "IsAccessible": True,
-            "OrganizationIds": [PLATFORM],
-            "CreatedDate": STAMP,
-            "LastLoginDate": None,
-        }
-    raise ValueError(f"unknown vendor {vendor!r}")
-
-
-def is_active(vendor: str, user: dict[str, Any]) -> bool:
-    """Whether a vendor user is active, in that vendor's terms."""
-    if vendor == "appxite":
-        return bool(user["State"] != "Blocked")
-    if vendor == "thought_industries":
-        return user.get("active") is not False
-    if vendor == "userflow":
-        return True
-    return bool(user.get("status", "active") == "active")
+    return SimPerson(
+        index=index,
+        employee_id=row["employee_id"],
+        email=row["email"],
+        given_name=row["given_name"],
+        family_name=row["family_name"],
+        title=row["title"],
+    )
 
 
 # -- the world -------------------------------------------------------------------------------
@@ -212,10 +100,9 @@ def is_active(vendor: str, user: dict[str, Any]) -> bool:
 
 @dataclass
 class World:
-    """Running simulators, their base URLs, the HR file and the database."""
+    """Running simulators, the HR file and the database."""
 
-    sims: dict[str, VendorSimulator]
-    urls: dict[str, str]
+    fleet: Fleet
     feed: Path
     db_url: str
     ids: dict[str, list[str]] = field(default_factory=dict)
@@ -224,49 +111,38 @@ class World:
         self, rate: float, *, guard: dict[str, Any] | None = None, missing_share: float = 0.1
     ) -> Config:
         """The deployment's config at this client rate."""
-        return Config.model_validate(
-            {
-                "database": {"url": self.db_url},
-                "authority": {"hr_feed": str(self.feed), "max_missing_share": missing_share},
-                "guard": guard or {},
-                "push": {"base_delay": 0.05, "max_delay": 1.0},
-                "connectors": {
-                    name: {
-                        "vendor": name,
-                        "base_url": url,
-                        "rate": rate,
-                        "secrets": SECRETS[name],
-                        "settings": SETTINGS.get(name, {}),
-                        "provision": {"domains": [DOMAIN]},
-                    }
-                    for name, url in self.urls.items()
-                },
-            }
-        )
+        document = {
+            "database": {"url": self.db_url},
+            "authority": {"hr_feed": str(self.feed), "max_missing_share": missing_share},
+            "guard": guard or {},
+            "push": {"base_delay": 0.05, "max_delay": 1.0},
+        }
+        return fleet_config(self.fleet, document, rate=rate, provision={"domains": [DOMAIN]})
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment that holds the simulators' secrets."""
+        return fleet_environ(self.fleet)
 
     def seed(self, users: int) -> None:
         """Store every person's account at every vendor, straight into the simulators."""
-        for name, sim in self.sims.items():
-            self.ids[name] = []
-            for index in range(users):
-                stored = sim.add_user(vendor_record(name, index))
-                self.ids[name].append(str(stored[sim.id_key]))
+        self.ids = self.fleet.seed(sim_person(index) for index in range(users))
 
     def limit(self, rate: float | None) -> None:
         """Set every simulator's server-side rate limit (None: unlimited)."""
-        for sim in self.sims.values():
+        for sim in self.fleet.simulators.values():
             sim.settings.update({"rate": rate, "burst": None})
 
     def active_count(self, vendor: str, indexes: list[int]) -> int:
         """How many of these people are still active at the vendor."""
-        sim = self.sims[vendor]
-        return sum(is_active(vendor, sim.users[self.ids[vendor][i]]) for i in indexes)
+        sim = self.fleet[vendor].simulator
+        return sum(sim.view(sim.users[self.ids[vendor][i]]).active for i in indexes)
 
     def traffic(self) -> dict[str, tuple[int, int]]:
         """Every vendor's (requests answered, 429s) so far."""
         return {
             name: (sum(sim.stats.requests.values()), sim.stats.throttled)
-            for name, sim in self.sims.items()
+            for name, sim in self.fleet.simulators.items()
         }
 
 
@@ -293,7 +169,7 @@ async def settle(world: World, users: int, rate: float) -> dict[str, object]:
     guard = {"max_deactivations": 100_000, "max_deactivation_share": 1.0}
     started = time.perf_counter()
     queued: dict[str, int] = {}
-    async with Engine.open(world.config(SETUP_RATE, guard=guard), environ=ENV) as engine:
+    async with Engine.open(world.config(SETUP_RATE, guard=guard), environ=world.env) as engine:
         await engine.recover()
         feed = await engine.apply_feed()
         for name in engine.connectors:
@@ -330,7 +206,7 @@ async def leaver(world: World, engine: Engine, present: list[int], who: int) -> 
     pushed = await push_all(engine)
     finished = time.perf_counter()
     after = world.traffic()
-    deactivated = [name for name in world.sims if world.active_count(name, [who]) == 0]
+    deactivated = [name for name in world.fleet if world.active_count(name, [who]) == 0]
     return {
         "person": who,
         "seconds": round(finished - started, 3),
@@ -339,8 +215,8 @@ async def leaver(world: World, engine: Engine, present: list[int], who: int) -> 
         "deprovisioned": feed.deprovisioned,
         "vendors_deactivated": len(deactivated),
         "unsupported": feed.plan.unsupported,
-        "requests": {name: after[name][0] - before[name][0] for name in world.sims},
-        "throttled": sum(after[name][1] - before[name][1] for name in world.sims),
+        "requests": {name: after[name][0] - before[name][0] for name in world.fleet},
+        "throttled": sum(after[name][1] - before[name][1] for name in world.fleet),
         "push_done": sum(stats.done for stats in pushed.values()),
         "push_retried": sum(stats.retried for stats in pushed.values()),
     }
@@ -362,7 +238,7 @@ async def batch(
     after = world.traffic()
     vendors: dict[str, dict[str, object]] = {}
     floors: list[float] = []
-    for name in world.sims:
+    for name in world.fleet:
         requests = after[name][0] - before[name][0]
         throttled = after[name][1] - before[name][1]
         needed = requests - throttled
@@ -420,17 +296,15 @@ async def run(users: int, size: int, rate: float, backend: str, workdir: Path) -
             "SYNCD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
         )
         db_url = await fresh_postgres(base)
-    sims = {name: make() for name, make in SIMS.items()}
-    async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in sims.items()}
-        world = World(sims, urls, workdir / "hr.csv", db_url)
+    async with simulator_fleet(VENDORS) as fleet:
+        world = World(fleet, workdir / "hr.csv", db_url)
         setup = await settle(world, users, rate)
 
         world.limit(rate)
         present = list(range(users))
         singles = [users - 1 - n * (users // (LEAVER_RUNS + 1)) for n in range(LEAVER_RUNS)]
         runs = []
-        async with Engine.open(world.config(rate), environ=ENV) as engine:
+        async with Engine.open(world.config(rate), environ=world.env) as engine:
             for who in singles:
                 runs.append(await leaver(world, engine, present, who))
                 present.remove(who)
@@ -438,7 +312,7 @@ async def run(users: int, size: int, rate: float, backend: str, workdir: Path) -
         leavers = [i for i in present if i % (len(present) // size or 1) == 0][:size]
         guard = {"max_deactivations": 100_000, "max_deactivation_share": 1.0}
         config = world.config(rate, guard=guard, missing_share=1.0)
-        async with Engine.open(config, environ=ENV) as engine:
+        async with Engine.open(config, environ=world.env) as engine:
             mass = await batch(world, engine, present, leavers, rate)
 
     seconds = [float(str(item["seconds"])) for item in runs]
@@ -447,7 +321,7 @@ async def run(users: int, size: int, rate: float, backend: str, workdir: Path) -
     return {
         "backend": backend,
         "users": users,
-        "vendors": len(SIMS),
+        "vendors": len(VENDORS),
         "rate": rate,
         "leaver_seconds": round(median, 3),
         "vendors_deactivated": min(int(str(item["vendors_deactivated"])) for item in runs),

@@ -7,68 +7,30 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from connectors.sim import serve
-from connectors.sim.base import VendorSimulator
-from connectors.vendors.appxite.simulator import AppXiteSimulator
-from connectors.vendors.influitive.simulator import InfluitiveSimulator
-from connectors.vendors.partnerize.simulator import PartnerizeSimulator
-from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
-from connectors.vendors.userflow.simulator import UserflowSimulator
+from connectors.sim.fleet import Fleet, simulator_fleet
 from syncd.config import Config
 from syncd.daemon import Daemon
+from syncd.simfleet import fleet_config, fleet_environ
 
-TOKEN = "demo-token-not-a-real-secret"  # noqa: S105  (the simulators accept it; nothing else does)
-KEY = "demo-key-not-a-real-secret"
 FIELDS = ("employee_id", "email", "given_name", "family_name", "title", "status")
 DOMAIN = "corp.example"
+VENDORS = ("influitive", "thought_industries", "partnerize", "userflow", "appxite")
+SEEDED_USERS = 40  # each vendor's own users, strangers to the HR file
 STARTING_STAFF = 8
 WAIT = 30.0
 DEFAULT_PORT = 8080
-
-SIMULATORS: dict[str, Callable[[], VendorSimulator]] = {
-    "influitive": lambda: InfluitiveSimulator(users=40, seed=1, token=TOKEN),
-    "thought_industries": lambda: ThoughtIndustriesSimulator(users=40, seed=2, token=TOKEN),
-    "partnerize": lambda: PartnerizeSimulator(users=40, seed=3, token=f"{TOKEN}:{KEY}"),
-    "userflow": lambda: UserflowSimulator(users=40, seed=4, token=TOKEN),
-    "appxite": lambda: AppXiteSimulator(users=40, seed=5, token=TOKEN, subscription_key=KEY),
-}
-SECRETS = {
-    "influitive": {"api_key": "env:DEMO_TOKEN"},
-    "thought_industries": {"api_key": "env:DEMO_TOKEN"},
-    "partnerize": {"application_key": "env:DEMO_TOKEN", "user_api_key": "env:DEMO_KEY"},
-    "userflow": {"api_key": "env:DEMO_TOKEN"},
-    "appxite": {"token": "env:DEMO_TOKEN", "subscription_key": "env:DEMO_KEY"},
-}
-SETTINGS: dict[str, dict[str, Any]] = {
-    "userflow": {"id_attribute": "employee_id"},
-    "appxite": {"scope_id": "platform-1"},
-}
-
-
-def vendor_view(name: str, user: dict[str, Any]) -> tuple[str, object, bool]:
-    """(email, title, active) of a simulator's user, whatever the vendor's shape."""
-    if name == "appxite":
-        return str(user.get("Email")).lower(), user.get("JobTitle"), user.get("State") != "Blocked"
-    if name == "userflow":
-        attributes = user.get("attributes") or {}
-        return str(attributes.get("email")).lower(), attributes.get("title"), True
-    if name == "thought_industries":
-        return str(user.get("email")).lower(), None, user.get("active") is not False
-    return str(user.get("email")).lower(), user.get("title"), user.get("status") == "active"
 
 
 class Story:
     """The HR file and the simulators the demo drives."""
 
-    def __init__(self, feed: Path, sims: dict[str, VendorSimulator]) -> None:
+    def __init__(self, feed: Path, fleet: Fleet) -> None:
         self.feed = feed
-        self.sims = sims
+        self.fleet = fleet
         self.staff: dict[int, dict[str, str]] = {}
         self.next_id = 1
 
@@ -96,11 +58,9 @@ class Story:
     def holders(self, email: str, test: Callable[[str, object, bool], bool]) -> list[str]:
         """The vendors whose copy of this person passes the test."""
         found = []
-        for name, sim in self.sims.items():
-            for user in sim.users.values():
-                seen_email, title, active = vendor_view(name, user)
-                if seen_email == email and test(name, title, active):
-                    found.append(name)
+        for name, member in self.fleet.items():
+            if any(test(name, view.title, view.active) for view in member.holding(email)):
+                found.append(name)
         return sorted(found)
 
     async def until(
@@ -147,7 +107,7 @@ async def play(story: Story, daemon: Daemon, cycles: int | None) -> None:
         say(f"- leaver: {leaver['email']} leaves (Userflow cannot deactivate: reported)")
         await story.until("deactivated at", leaver["email"], lambda name, _t, active: not active, 4)
 
-        sim = story.sims["partnerize"]
+        sim = story.fleet["partnerize"].simulator
         sim.settings.faults.server_error_share = 1.0
         say("- outage: partnerize answers 503 to everything (/readyz turns 503)")
         await anyio.sleep(4)
@@ -157,28 +117,21 @@ async def play(story: Story, daemon: Daemon, cycles: int | None) -> None:
     daemon.stop()
 
 
-def demo_config(root: Path, urls: dict[str, str], port: int) -> Config:
+def demo_config(root: Path, fleet: Fleet, port: int) -> Config:
     """The demo's config: SQLite in the temporary directory, every vendor provisioning."""
-    return Config.model_validate(
-        {
-            "database": {"url": f"sqlite:///{root / 'syncd.db'}"},
-            "authority": {"hr_feed": str(root / "hr.csv"), "poll_interval": 0.5},
-            "health": {"port": port},
-            "push": {"base_delay": 0.2, "max_delay": 2.0},
-            "connectors": {
-                name: {
-                    "vendor": name,
-                    "base_url": url,
-                    "rate": 50,
-                    "poll_interval": 1.0,
-                    "staleness_limit": 3.0,
-                    "secrets": SECRETS[name],
-                    "settings": SETTINGS.get(name, {}),
-                    "provision": {"domains": [DOMAIN]},
-                }
-                for name, url in urls.items()
-            },
-        }
+    document = {
+        "database": {"url": f"sqlite:///{root / 'syncd.db'}"},
+        "authority": {"hr_feed": str(root / "hr.csv"), "poll_interval": 0.5},
+        "health": {"port": port},
+        "push": {"base_delay": 0.2, "max_delay": 2.0},
+    }
+    return fleet_config(
+        fleet,
+        document,
+        rate=50,
+        poll_interval=1.0,
+        staleness_limit=3.0,
+        provision={"domains": [DOMAIN]},
     )
 
 
@@ -186,16 +139,14 @@ async def run_demo(cycles: int | None, port: int) -> int:
     """Start everything in this process and play the story."""
     with tempfile.TemporaryDirectory(prefix="syncd-demo-") as directory:
         root = Path(directory)
-        sims = {name: make() for name, make in SIMULATORS.items()}
-        async with AsyncExitStack() as stack:
-            urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in sims.items()}
-            story = Story(root / "hr.csv", sims)
+        async with simulator_fleet(VENDORS, users=SEEDED_USERS, seed=1) as fleet:
+            story = Story(root / "hr.csv", fleet)
             for _ in range(STARTING_STAFF):
                 story.hire()
             story.write()
             say(f"5 vendor simulators up; HR file {story.feed} with {STARTING_STAFF} people")
-            config = demo_config(root, urls, port)
-            daemon = Daemon(root / "syncd.toml", {"DEMO_TOKEN": TOKEN, "DEMO_KEY": KEY})
+            config = demo_config(root, fleet, port)
+            daemon = Daemon(root / "syncd.toml", fleet_environ(fleet))
             async with anyio.create_task_group() as group:
                 group.start_soon(play, story, daemon, cycles)
                 await daemon.run(config)

@@ -19,7 +19,6 @@ from tests.syncd.test_engine import (
     ENV,
     PEOPLE,
     World,
-    active,
     by_email,
     cycle,
     person,
@@ -57,7 +56,7 @@ def everyone_active(world: World) -> None:
     for name in DEACTIVATING:
         held = by_email(world, name)
         for i in range(PEOPLE):
-            assert active(name, held[f"person{i}@corp.example"]), (name, i)
+            assert world.active(name, held[f"person{i}@corp.example"]), (name, i)
         assert len(held) == PEOPLE, name
 
 
@@ -217,7 +216,7 @@ async def test_a_refused_shrink_applies_once_approved_for_that_version(
         feed = await engine.apply_feed()
         assert feed.refused is None and feed.deprovisioned == PEOPLE - 3
         await push_all(engine)
-        assert not active("partnerize", by_email(world, "partnerize")["person5@corp.example"])
+        assert not world.active("partnerize", by_email(world, "partnerize")["person5@corp.example"])
         async with engine.store.db.read() as conn:
             state = await authority_state(conn, AUTHORITY_SOURCE)
         assert state.refused_reason is None and state.approved_digest is None

@@ -3,43 +3,36 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from connectors.sim import serve
-from connectors.vendors.influitive.simulator import InfluitiveSimulator
+from connectors.sim.base import VendorSimulator
+from connectors.sim.fleet import simulator_fleet
 from graph.models import account_table
-from syncd.config import Config
 from syncd.engine import Engine
-from tests.syncd.test_engine import ENV, SECRETS, TOKEN, person, write_feed
+from syncd.simfleet import fleet_config, fleet_environ
+from tests.syncd.test_engine import person, write_feed
 
 MiB = 1024 * 1024
 
 
-def _config(db_url: str, url: str, feed: Path, cap: int) -> Config:
-    return Config.model_validate(
-        {
-            "database": {"url": db_url},
-            "authority": {"hr_feed": str(feed)},
-            "connectors": {
-                "hub": {
-                    "vendor": "influitive",
-                    "base_url": url,
-                    "rate": 200,
-                    "secrets": SECRETS["influitive"],
-                    "max_response_bytes": cap,
-                }
-            },
-        }
-    )
+@asynccontextmanager
+async def hub(db_url: str, feed: Path) -> AsyncIterator[tuple[VendorSimulator, Engine]]:
+    """An Influitive hub of 30 advocates and an engine whose connector reads at most 1 MiB."""
+    async with simulator_fleet({"hub": "influitive"}, users=30, seed=3) as fleet:
+        document = {"database": {"url": db_url}, "authority": {"hr_feed": str(feed)}}
+        config = fleet_config(fleet, document, rate=200, max_response_bytes=MiB)
+        async with Engine.open(config, fleet_environ(fleet)) as engine:
+            yield fleet["hub"].simulator, engine
 
 
 async def test_a_body_past_the_cap_is_an_incomplete_listing(db_url: str, tmp_path: Path) -> None:
-    sim = InfluitiveSimulator(users=30, seed=3, token=TOKEN)
     feed = tmp_path / "hr.csv"
     write_feed(feed, [person(0)])
-    async with serve(sim) as url, Engine.open(_config(db_url, url, feed, MiB), ENV) as engine:
+    async with hub(db_url, feed) as (sim, engine):
         first = await engine.list_connector("hub")
         assert first.complete and first.accounts == 30, first.error
         sim.settings.faults.body_bytes = 64 * MiB
@@ -66,10 +59,9 @@ async def test_a_body_past_the_cap_is_an_incomplete_listing(db_url: str, tmp_pat
 async def test_a_record_that_cannot_be_stored_marks_nothing_missing(
     db_url: str, tmp_path: Path
 ) -> None:
-    sim = InfluitiveSimulator(users=30, seed=3, token=TOKEN)
     feed = tmp_path / "hr.csv"
     write_feed(feed, [person(0)])
-    async with serve(sim) as url, Engine.open(_config(db_url, url, feed, MiB), ENV) as engine:
+    async with hub(db_url, feed) as (sim, engine):
         first = await engine.list_connector("hub")
         assert first.complete, first.error
         victim = next(iter(sim.users.values()))

@@ -19,11 +19,11 @@ import anyio
 import pytest
 from sqlalchemy.engine import make_url
 
-from connectors.sim import serve
+from connectors.sim.fleet import simulator_fleet
 from graph.store import GraphStore
 from syncd.boundary import explain, report
 from tests.syncd.test_daemon import free_port
-from tests.syncd.test_engine import ENV, SECRETS, SIMS, person, write_feed
+from tests.syncd.test_engine import ENV, SECRETS, TOKEN, person, serving, write_feed
 
 SYNCD = [sys.executable, "-m", "syncd.cli"]
 
@@ -263,10 +263,10 @@ async def test_the_sqlite_file_and_its_wal_are_private(tmp_path: Path) -> None:
 
 
 def test_a_port_in_use_is_69(tmp_path: Path, held_port: int) -> None:
-    simulator = run("sim", "example", "--port", str(held_port))
+    sim_run = run("sim", "example", "--port", str(held_port))
     assert (
-        simulator.returncode == 69
-        and f"127.0.0.1:{held_port}: Address already in use" in one_line(simulator)
+        sim_run.returncode == 69
+        and f"127.0.0.1:{held_port}: Address already in use" in one_line(sim_run)
     )
     config = write_config(
         tmp_path / "syncd.toml",
@@ -294,12 +294,12 @@ def test_the_demo_takes_a_free_port_when_8080_is_taken() -> None:
 
 
 async def test_arguments_that_name_nothing_are_usage_errors(tmp_path: Path) -> None:
-    sims = {name: SIMS[name]() for name in ("influitive", "userflow")}
-    async with serve(sims["influitive"]) as first, serve(sims["userflow"]) as second:
+    async with simulator_fleet(("influitive", "userflow"), token=TOKEN) as fleet:
+        sims = fleet.simulators
         config = write_config(
             tmp_path / "syncd.toml",
             database=f"sqlite:///{tmp_path / 'g.db'}",
-            urls={"influitive": first, "userflow": second},
+            urls=fleet.urls,
         )
         for args in (
             ["approve", "--connector", "nope"],
@@ -320,15 +320,15 @@ async def test_arguments_that_name_nothing_are_usage_errors(tmp_path: Path) -> N
 async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
     tmp_path: Path,
 ) -> None:
-    sims = {name: SIMS[name]() for name in ("influitive", "thought_industries")}
-    async with serve(sims["influitive"]) as first, serve(sims["thought_industries"]) as second:
+    async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
+        sims = fleet.simulators
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(1), person(2, email="not-an-email"), person(3)])
         config = write_config(
             tmp_path / "syncd.toml",
             database=f"sqlite:///{tmp_path / 'g.db'}",
             feed=feed,
-            urls={"influitive": first, "thought_industries": second},
+            urls=fleet.urls,
         )
         result = await syncd("once", "--config", str(config), "--json", "--log-level", "debug")
     # One bad row in three is past max_invalid_share: the feed is refused, the cycle runs.
@@ -344,13 +344,13 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
     single = tmp_path / "single"
     single.mkdir()
     write_feed(feed, [person(1), person(3)])
-    sims = {name: SIMS[name]() for name in ("influitive", "thought_industries")}
-    async with serve(sims["influitive"]) as first, serve(sims["thought_industries"]) as second:
+    async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
+        sims = fleet.simulators
         config = write_config(
             single / "syncd.toml",
             database=f"sqlite:///{single / 'g.db'}",
             feed=feed,
-            urls={"influitive": first, "thought_industries": second},
+            urls=fleet.urls,
         )
         result = await syncd("once", "--config", str(config), "--json", "--connector", "influitive")
     assert result.returncode == 0, result.stderr
@@ -360,8 +360,7 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
 
 
 async def test_once_exits_1_when_an_operation_died(tmp_path: Path) -> None:
-    sim = SIMS["userflow"]()
-    async with serve(sim) as url:
+    async with serving("userflow") as (_, url):
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(1)])
         config = write_config(  # no id_attribute: Userflow cannot create the account
@@ -379,10 +378,9 @@ async def test_once_exits_1_when_an_operation_died(tmp_path: Path) -> None:
 
 
 async def test_once_keeps_the_rate_it_learned_from_429s(tmp_path: Path) -> None:
-    sim = SIMS["thought_industries"]()
-    sim.settings.rate = 4.0
-    sim.settings.burst = 1.0
-    async with serve(sim) as url:
+    async with serving("thought_industries") as (sim, url):
+        sim.settings.rate = 4.0
+        sim.settings.burst = 1.0
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(i) for i in range(12)])
         config = write_config(
@@ -411,9 +409,8 @@ async def test_once_keeps_the_rate_it_learned_from_429s(tmp_path: Path) -> None:
 async def test_ctrl_c_or_sigterm_during_once_leaves_nothing_in_flight(
     tmp_path: Path, stop: signal.Signals, code: int, last_line: str
 ) -> None:
-    sim = SIMS["thought_industries"]()
-    sim.settings.latency_ms = 300  # slow writes, so the interrupt lands mid-push
-    async with serve(sim) as url:
+    async with serving("thought_industries") as (sim, url):
+        sim.settings.latency_ms = 300  # slow writes, so the interrupt lands mid-push
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(i) for i in range(30)])
         config = write_config(

@@ -6,17 +6,15 @@ import hashlib
 import json
 from pathlib import Path
 
-from connectors.sim import serve
 from tests.syncd.test_cli_engine import syncd
 from tests.syncd.test_daemon import config_text, free_port
-from tests.syncd.test_engine import SIMS, person, write_feed
+from tests.syncd.test_engine import person, serving, write_feed
 
 PEOPLE = 12
 
 
 async def test_refused_feeds_show_and_a_shrink_is_approved_by_version(tmp_path: Path) -> None:
-    sim = SIMS["influitive"]()
-    async with serve(sim) as url:
+    async with serving("influitive") as (sim, url):
         feed = tmp_path / "hr.csv"
         rows = [person(i) for i in range(PEOPLE)]
         write_feed(feed, rows)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import anyio
 
-from connectors.sim import serve
 from syncd.cli import main
 from tests.syncd.test_daemon import config_text, free_port
-from tests.syncd.test_engine import ENV, SIMS, person, write_feed
+from tests.syncd.test_engine import ENV, person, serving, write_feed
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -29,8 +28,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 async def test_once_plan_status_person_and_links(tmp_path: Path) -> None:
-    sim = SIMS["influitive"]()
-    async with serve(sim) as url:
+    async with serving("influitive") as (sim, url):
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(i) for i in range(4)])
         config = tmp_path / "syncd.toml"
@@ -77,9 +75,8 @@ def test_a_bad_config_is_78_and_usage_is_2(tmp_path: Path) -> None:
 
 
 async def test_killed_mid_push_then_run_again_leaves_no_duplicate(tmp_path: Path) -> None:
-    sim = SIMS["thought_industries"]()
-    sim.settings.latency_ms = 150  # slow writes, so the kill lands mid-push
-    async with serve(sim) as url:
+    async with serving("thought_industries") as (sim, url):
+        sim.settings.latency_ms = 150  # slow writes, so the kill lands mid-push
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(i) for i in range(30)])
         config = tmp_path / "syncd.toml"

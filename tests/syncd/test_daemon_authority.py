@@ -20,7 +20,7 @@ from tests.syncd.test_engine import ENV, person, write_feed
 
 def title_of(sim: VendorSimulator, email: str) -> object:
     """The title the vendor holds for this email."""
-    return next(u.get("title") for u in sim.users.values() if u["email"] == email)
+    return next(view.title for view in map(sim.view, sim.users.values()) if view.email == email)
 
 
 async def authority(client: aiohttp.ClientSession, base: str) -> tuple[Any, Any]:
@@ -92,8 +92,8 @@ async def test_a_bad_feed_never_stops_the_daemon(
             write_feed(feed, rows[:2])
             status = await wait_refused(client, base, "4 of 6 people would be deprovisioned")
             assert status["awaiting_approval"] and status["refused_people"] == 4
-            user = running["partnerize"].users
-            assert all(item["status"] == "active" for item in user.values())
+            partnerize = running["partnerize"]
+            assert all(partnerize.view(user).active for user in partnerize.users.values())
             approve = await syncd("approve", "--authority", "--config", str(config))
             assert approve.returncode == 0, approve.stderr
             await wait_for(client, base, 200, 20)

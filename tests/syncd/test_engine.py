@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import csv
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connectors.sim import serve
 from connectors.sim.base import VendorSimulator
-from connectors.vendors.appxite.simulator import AppXiteSimulator
-from connectors.vendors.influitive.simulator import InfluitiveSimulator
-from connectors.vendors.partnerize.simulator import PartnerizeSimulator
-from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
-from connectors.vendors.userflow.simulator import UserflowSimulator
+from connectors.sim.fleet import Fleet, build_simulators, simulator_fleet
 from graph import outbox
 from graph.linked import save_learned_rate
 from syncd.config import Config
 from syncd.engine import Engine
+from syncd.simfleet import connection_environ, fleet_config, secret_references
 
-TOKEN = "engine-Secret-token-0001"
-KEY = "engine-Secret-key-0002"
-ENV = {"SYNCD_TOKEN": TOKEN, "SYNCD_KEY": KEY}
+TOKEN = "engine-Secret-token-0001"  # every test simulator accepts it for every secret
+VENDOR_NAMES = ("influitive", "thought_industries", "partnerize", "userflow", "appxite")
+# What any fleet of these vendors with this token offers connectors; only URLs vary by test.
+CONNECTIONS = {
+    name: sim.connection() for name, sim in build_simulators(VENDOR_NAMES, token=TOKEN).items()
+}
+ENV = connection_environ(CONNECTIONS)
+SECRETS = {name: secret_references(name, connection) for name, connection in CONNECTIONS.items()}
+SETTINGS = {name: dict(connection.settings) for name, connection in CONNECTIONS.items()}
 PEOPLE = 12
 FIELDS = ["employee_id", "email", "given_name", "family_name", "title", "status"]
 
@@ -50,68 +52,51 @@ def write_feed(path: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-SIMS: dict[str, Any] = {
-    "influitive": lambda: InfluitiveSimulator(token=TOKEN),
-    "thought_industries": lambda: ThoughtIndustriesSimulator(token=TOKEN),
-    "partnerize": lambda: PartnerizeSimulator(token=f"{TOKEN}:{KEY}"),
-    "userflow": lambda: UserflowSimulator(token=TOKEN),
-    "appxite": lambda: AppXiteSimulator(token=TOKEN, subscription_key=KEY),
-}
-SECRETS: dict[str, dict[str, str]] = {
-    "influitive": {"api_key": "env:SYNCD_TOKEN"},
-    "thought_industries": {"api_key": "env:SYNCD_TOKEN"},
-    "partnerize": {"application_key": "env:SYNCD_TOKEN", "user_api_key": "env:SYNCD_KEY"},
-    "userflow": {"api_key": "env:SYNCD_TOKEN"},
-    "appxite": {"token": "env:SYNCD_TOKEN", "subscription_key": "env:SYNCD_KEY"},
-}
-SETTINGS: dict[str, dict[str, Any]] = {
-    "userflow": {"id_attribute": "employee_id"},
-    "appxite": {"scope_id": "platform-1"},
-}
+@asynccontextmanager
+async def serving(name: str) -> AsyncIterator[tuple[VendorSimulator, str]]:
+    """One empty simulator of this vendor that accepts TOKEN, and its URL."""
+    async with simulator_fleet([name], token=TOKEN) as fleet:
+        yield fleet[name].simulator, fleet[name].url
 
 
 class World:
     """Running simulators, an HR file, and a config that points at them."""
 
-    def __init__(self, urls: dict[str, str], sims: dict[str, VendorSimulator], feed: Path) -> None:
-        self.urls, self.sims, self.feed = urls, sims, feed
+    def __init__(self, fleet: Fleet, feed: Path) -> None:
+        self.fleet, self.feed = fleet, feed
+        self.sims = fleet.simulators
+        self.urls = fleet.urls
 
     def config(self, db_url: str, **guard: Any) -> Config:
         """The deployment's config."""
-        return Config.model_validate(
-            {
-                "database": {"url": db_url},
-                "authority": {"hr_feed": str(self.feed)},
-                "guard": guard or {},
-                "push": {"base_delay": 0.01, "max_delay": 0.05},
-                "connectors": {
-                    name: {
-                        "vendor": name,
-                        "base_url": url,
-                        "rate": 200,
-                        "secrets": SECRETS[name],
-                        "settings": SETTINGS.get(name, {}),
-                        "provision": {"domains": ["corp.example"]},
-                    }
-                    for name, url in self.urls.items()
-                },
-            }
-        )
+        document = {
+            "database": {"url": db_url},
+            "authority": {"hr_feed": str(self.feed)},
+            "guard": guard or {},
+            "push": {"base_delay": 0.01, "max_delay": 0.05},
+        }
+        return fleet_config(self.fleet, document, rate=200, provision={"domains": ["corp.example"]})
 
     def users(self, name: str) -> list[dict[str, Any]]:
         """Every user the vendor simulator holds."""
-        return list(self.sims[name].users.values())
+        return self.fleet[name].users()
+
+    def active(self, name: str, user: dict[str, Any]) -> bool:
+        """Whether a vendor user is active, in that vendor's terms."""
+        return self.sims[name].view(user).active
+
+    def title(self, name: str, user: dict[str, Any]) -> object:
+        """A vendor user's title, wherever the vendor keeps it."""
+        return self.sims[name].view(user).title
 
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     """Five empty vendors and an HR feed of PEOPLE people."""
-    sims = {name: make() for name, make in SIMS.items()}
-    async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in sims.items()}
+    async with simulator_fleet(VENDOR_NAMES, token=TOKEN) as fleet:
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(i) for i in range(PEOPLE)])
-        yield World(urls, sims, feed)
+        yield World(fleet, feed)
 
 
 async def cycle(engine: Engine) -> None:
@@ -128,31 +113,8 @@ async def cycle(engine: Engine) -> None:
 
 def by_email(world: World, name: str) -> dict[str, dict[str, Any]]:
     """A vendor's users by lowercased email, whatever the vendor calls the field."""
-    found = {}
-    for user in world.users(name):
-        email = (
-            user.get("email") or user.get("Email") or (user.get("attributes") or {}).get("email")
-        )
-        found[str(email).lower()] = user
-    return found
-
-
-def title_of(user: dict[str, Any]) -> Any:
-    """The title field in any vendor's shape."""
-    return user.get("title") or user.get("JobTitle") or (user.get("attributes") or {}).get("title")
-
-
-def active(name: str, user: dict[str, Any]) -> bool:
-    """Whether a vendor user is active, in that vendor's terms."""
-    if name == "appxite":
-        return bool(user["State"] != "Blocked")
-    if name == "thought_industries":
-        return user.get("active") is not False
-    if name == "userflow":
-        return True
-    if name == "influitive":
-        return user.get("locked_at") is None
-    return bool(user.get("status", "active") == "active")
+    sim = world.sims[name]
+    return {str(sim.view(user).email).lower(): user for user in world.users(name)}
 
 
 async def test_hires_changes_leavers_and_guards(world: World, db_url: str) -> None:
@@ -160,14 +122,14 @@ async def test_hires_changes_leavers_and_guards(world: World, db_url: str) -> No
     async with Engine.open(config, environ=ENV) as engine:
         await cycle(engine)
         # A new hire (everyone is new here) gets an account at every vendor the rule names.
-        for name in SIMS:
+        for name in VENDOR_NAMES:
             held = by_email(world, name)
             assert {f"person{i}@corp.example" for i in range(PEOPLE)} <= set(held), name
-        count_before = {name: len(world.users(name)) for name in SIMS}
+        count_before = {name: len(world.users(name)) for name in VENDOR_NAMES}
 
         # A second cycle changes nothing and creates no duplicate.
         await cycle(engine)
-        assert {name: len(world.users(name)) for name in SIMS} == count_before
+        assert {name: len(world.users(name)) for name in VENDOR_NAMES} == count_before
 
         # A title change reaches every vendor that has a title, leaving other fields alone.
         rows = [person(i) for i in range(PEOPLE)]
@@ -177,7 +139,9 @@ async def test_hires_changes_leavers_and_guards(world: World, db_url: str) -> No
         for name in engine.connectors:
             await engine.push(name)
         for name in ("influitive", "userflow", "appxite"):
-            assert title_of(by_email(world, name)["person1@corp.example"]) == "Staff Engineer"
+            assert (
+                world.title(name, by_email(world, name)["person1@corp.example"]) == "Staff Engineer"
+            )
 
         # A leaver is deactivated everywhere that can deactivate; Userflow cannot.
         write_feed(world.feed, rows[:-1])
@@ -188,7 +152,7 @@ async def test_hires_changes_leavers_and_guards(world: World, db_url: str) -> No
             await engine.push(name)
         leaver = f"person{PEOPLE - 1}@corp.example"
         for name in ("influitive", "thought_industries", "partnerize", "appxite"):
-            assert not active(name, by_email(world, name)[leaver]), name
+            assert not world.active(name, by_email(world, name)[leaver]), name
 
         # A truncated feed deprovisions nobody.
         write_feed(world.feed, rows[:3])
@@ -202,7 +166,9 @@ async def test_hires_changes_leavers_and_guards(world: World, db_url: str) -> No
         assert feed.plan.held.get("influitive") == 6
         await engine.push("influitive")
         still = by_email(world, "influitive")
-        assert all(active("influitive", still[f"person{i}@corp.example"]) for i in range(5, 11))
+        assert all(
+            world.active("influitive", still[f"person{i}@corp.example"]) for i in range(5, 11)
+        )
 
 
 async def test_a_rehire_is_reactivated(world: World, db_url: str) -> None:
@@ -212,11 +178,11 @@ async def test_a_rehire_is_reactivated(world: World, db_url: str) -> None:
         write_feed(world.feed, [*rows[:-1], person(PEOPLE - 1, status="terminated")])
         await cycle(engine)
         who = f"person{PEOPLE - 1}@corp.example"
-        assert not active("partnerize", by_email(world, "partnerize")[who])
+        assert not world.active("partnerize", by_email(world, "partnerize")[who])
         write_feed(world.feed, rows)
         await cycle(engine)
-        assert active("partnerize", by_email(world, "partnerize")[who])
-        assert active("appxite", by_email(world, "appxite")[who])
+        assert world.active("partnerize", by_email(world, "partnerize")[who])
+        assert world.active("appxite", by_email(world, "appxite")[who])
 
 
 async def test_a_vendor_401_or_cut_listing_deactivates_nobody(world: World, db_url: str) -> None:
@@ -239,12 +205,12 @@ async def test_an_email_change_reaches_vendors_without_a_new_account(
 ) -> None:
     async with Engine.open(world.config(db_url), environ=ENV) as engine:
         await cycle(engine)
-        counts = {name: len(world.users(name)) for name in SIMS}
+        counts = {name: len(world.users(name)) for name in VENDOR_NAMES}
         rows = [person(i) for i in range(PEOPLE)]
         rows[2] = person(2, email="renamed2@corp.example")
         write_feed(world.feed, rows)
         await cycle(engine)
-        assert {name: len(world.users(name)) for name in SIMS} == counts
+        assert {name: len(world.users(name)) for name in VENDOR_NAMES} == counts
         assert "renamed2@corp.example" in by_email(world, "thought_industries")
         assert "person2@corp.example" not in by_email(world, "thought_industries")
         # Influitive cannot change a member's email: the account keeps the old one.

@@ -7,16 +7,14 @@ import random
 import subprocess
 import sys
 import time
-from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import anyio
 
-from connectors.sim import serve
+from connectors.sim.fleet import simulator_fleet
 from tests.syncd.test_cli_engine import syncd
 from tests.syncd.test_daemon import config_text, free_port
-from tests.syncd.test_engine import ENV, SIMS, person, write_feed
+from tests.syncd.test_engine import ENV, TOKEN, VENDOR_NAMES, person, write_feed
 
 HIRES = 150
 TRIALS = 10
@@ -24,22 +22,13 @@ EXISTING = 150  # users the vendors already hold: a lookup by listing is a scan 
 LEASE_TTL = 1.0
 
 
-def email_of(user: dict[str, Any]) -> str:
-    """A vendor user's email, whatever the vendor calls the field."""
-    email = user.get("email") or user.get("Email") or (user.get("attributes") or {}).get("email")
-    return str(email).lower()
-
-
 async def test_kill_9_mid_push_loses_no_hire_and_makes_none_twice(tmp_path: Path) -> None:
     seed = int(os.environ.get("SYNCD_KILL_SEED", time.time_ns() % 1_000_000))
     chance = random.Random(seed)
-    sims = {name: make() for name, make in SIMS.items()}
-    for sim in sims.values():
-        sim.settings.latency_ms = 40  # writes take a while, so kills land mid-push
-        for index in range(EXISTING):
-            sim.add_user(sim.seed_user(index, chance))
-    async with AsyncExitStack() as stack:
-        urls = {name: await stack.enter_async_context(serve(sim)) for name, sim in sims.items()}
+    async with simulator_fleet(VENDOR_NAMES, users=EXISTING, seed=seed, token=TOKEN) as fleet:
+        sims, urls = fleet.simulators, fleet.urls
+        for sim in sims.values():
+            sim.settings.latency_ms = 40  # writes take a while, so kills land mid-push
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(i) for i in range(HIRES)])
         config = tmp_path / "syncd.toml"
@@ -66,8 +55,8 @@ async def test_kill_9_mid_push_loses_no_hire_and_makes_none_twice(tmp_path: Path
         for _ in range(4):  # a lookup that failed while others wrote is retried, with backoff
             final = await syncd("once", "--config", str(config))
             held = {
-                name: sorted(e for e in map(email_of, sim.users.values()) if e in hires)
-                for name, sim in sims.items()
+                name: sorted(e for view in fleet[name].views() if (e := str(view.email)) in hires)
+                for name in fleet
             }
             if all(emails == wanted for emails in held.values()):
                 break

@@ -8,17 +8,16 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
 import pytest
 
-from connectors.sim import serve
 from connectors.sim.base import VendorSimulator
+from connectors.sim.fleet import simulator_fleet
 from tests.conftest import _fresh_postgres_url
 from tests.syncd.test_daemon import config_text, free_port
-from tests.syncd.test_engine import ENV, SIMS, person, write_feed
+from tests.syncd.test_engine import ENV, TOKEN, VENDOR_NAMES, person, write_feed
 
 HIRES = 200
 
@@ -26,26 +25,14 @@ HIRES = 200
 @pytest.fixture
 async def vendors() -> AsyncIterator[dict[str, tuple[VendorSimulator, str]]]:
     """All five vendor simulators on loopback."""
-    async with AsyncExitStack() as stack:
-        running = {name: make() for name, make in SIMS.items()}
-        yield {
-            name: (sim, await stack.enter_async_context(serve(sim)))
-            for name, sim in running.items()
-        }
+    async with simulator_fleet(VENDOR_NAMES, token=TOKEN) as fleet:
+        yield {name: (member.simulator, member.url) for name, member in fleet.items()}
 
 
 def hires_at(sim: VendorSimulator) -> Counter[str]:
     """How many accounts each hire's email has at a vendor."""
-    emails = (_email(user) for user in sim.users.values())
-    return Counter(email.lower() for email in emails if email.endswith("@corp.example"))
-
-
-def _email(user: dict[str, object]) -> str:
-    """The email wherever the vendor keeps it (Userflow: inside `attributes`)."""
-    nested = user.get("attributes")
-    if isinstance(nested, dict) and "email" in nested:
-        return str(nested["email"])
-    return str(user.get("email") or user.get("Email") or "")
+    emails = ((sim.view(user).email or "").lower() for user in sim.users.values())
+    return Counter(email for email in emails if email.endswith("@corp.example"))
 
 
 async def test_onboarding_200_hires_on_postgres_creates_each_once_everywhere(

@@ -28,9 +28,8 @@ from syncd.reconcile import (
 from tests.syncd.test_engine import (
     ENV,
     PEOPLE,
-    SIMS,
+    VENDOR_NAMES,
     World,
-    active,
     by_email,
     cycle,
     person,
@@ -38,7 +37,7 @@ from tests.syncd.test_engine import (
     write_feed,
 )
 
-EMAIL_CHANGING = [name for name in SIMS if name != "influitive"]  # its API cannot
+EMAIL_CHANGING = [name for name in VENDOR_NAMES if name != "influitive"]  # its API cannot
 LOOSE_GUARD = {"max_deactivations": 100, "max_deactivation_share": 1.0}
 
 
@@ -93,9 +92,9 @@ async def test_conflicts_and_look_alikes_are_never_orphans(world: World, db_url:
         await engine.push("influitive")
         users = {str(user["id"]): user for user in world.users("influitive")}
         for external_id in look_alikes:
-            assert active("influitive", users[external_id]), external_id
-        assert not active("influitive", users["999005"])  # a true orphan still goes
-        assert active("influitive", by_email(world, "influitive")["person3@corp.example"])
+            assert world.active("influitive", users[external_id]), external_id
+        assert not world.active("influitive", users["999005"])  # a true orphan still goes
+        assert world.active("influitive", by_email(world, "influitive")["person3@corp.example"])
         targeted = {row.external_id for row in await operations(engine, "influitive")}
         assert targeted.isdisjoint(look_alikes)
 
@@ -130,15 +129,15 @@ async def test_a_leavers_accounts_in_conflicts_are_held_not_left(
             await engine.push(name)
 
         users = {str(user["id"]): user for user in world.users("influitive")}
-        assert not active("influitive", users["998003"])  # linked: goes at once
+        assert not world.active("influitive", users["998003"])  # linked: goes at once
         [own] = [
             user
             for key, user in users.items()
             if user["email"] == "person5@corp.example" and key != "5000004"
         ]
-        assert not active("influitive", own)  # linked: goes at once
+        assert not world.active("influitive", own)  # linked: goes at once
         for held in ("998001", "998002", "5000004"):
-            assert active("influitive", users[held]), held
+            assert world.active("influitive", users[held]), held
         states = {
             row.external_id: (row.state, row.last_error)
             for row in await operations(engine, "influitive")
@@ -164,7 +163,7 @@ async def test_a_leavers_accounts_in_conflicts_are_held_not_left(
         await engine.push("influitive")
         users = {str(user["id"]): user for user in world.users("influitive")}
         for held in ("998001", "998002", "5000004"):
-            assert not active("influitive", users[held]), held
+            assert not world.active("influitive", users[held]), held
 
 
 async def test_a_held_collision_does_not_hold_the_leavers_own_account(
@@ -201,7 +200,7 @@ async def test_every_account_linked_to_a_leaver_goes(world: World, db_url: str) 
         await engine.push("influitive")
         users = [user for user in world.users("influitive") if user["id"] == 5000006]
         users += [by_email(world, "influitive")["person6@corp.example"]]
-        assert [active("influitive", user) for user in users] == [False, False]
+        assert [world.active("influitive", user) for user in users] == [False, False]
 
 
 async def test_a_leavers_account_whose_email_drifted_is_held(world: World, db_url: str) -> None:

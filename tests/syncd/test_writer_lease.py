@@ -9,18 +9,17 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
 import anyio
 import pytest
 
-from connectors.sim import serve
+from connectors.sim.fleet import simulator_fleet
 from graph import lease
 from graph.db import open_database
 from tests.syncd.test_daemon import USED, config_text, free_port
-from tests.syncd.test_engine import ENV, SIMS, person, write_feed
+from tests.syncd.test_engine import ENV, TOKEN, person, write_feed
 
 TTL = 4.0
 
@@ -28,8 +27,8 @@ TTL = 4.0
 @pytest.fixture
 async def urls() -> AsyncIterator[dict[str, str]]:
     """Three vendor simulators on loopback, by connector name."""
-    async with AsyncExitStack() as stack:
-        yield {name: await stack.enter_async_context(serve(SIMS[name]())) for name in USED}
+    async with simulator_fleet(USED, token=TOKEN) as fleet:
+        yield fleet.urls
 
 
 def lease_config(tmp_path: Path, db_url: str, urls: dict[str, str], name: str) -> Path:

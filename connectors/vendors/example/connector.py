@@ -30,6 +30,7 @@ class ExampleConnector(Connector):
         page_param="page", size_param="per_page", size=100
     )
     capabilities = Capabilities(has_deactivate=True, has_delete=True)
+    writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
     list_path = "/users"
     records_key: ClassVar[str | None] = "users"
     id_key = "id"
