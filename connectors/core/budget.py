@@ -34,7 +34,8 @@ class RateBudget:
     measured between two 429s when there are enough samples, else by half. Retry-After is
     waited out; without it the budget backs off. After each run of clean traffic the rate
     climbs: quickly back up to just below the limit it learned, then above it by
-    `probe_step` per run, so that a raised vendor limit is found again.
+    `probe_step` of the estimate per run, the estimate rising with each clean run, so that
+    a raised vendor limit is found again.
     """
 
     def __init__(
@@ -247,6 +248,9 @@ class RateBudget:
             self._set_rate(self._rate * self.growth)
             return
         safe = self._limit * (1 - self.margin)
+        # A clean run at or above the estimate shows the limit is at least that high (the
+        # vendor may have raised it), so the probing step grows with it: geometric, not linear.
+        self._limit = max(self._limit, self._rate)
         step = self._limit * self.probe_step
         if self._rate < safe:
             new_rate = min(safe, self._rate + max((safe - self._rate) / 2, step))
