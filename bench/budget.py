@@ -301,7 +301,9 @@ async def benchmark(users: int) -> dict[str, object]:
 def main() -> None:
     """Parse arguments, run the benchmark, print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument(
+        "--users", type=int, default=20_000, help="users per example listing (not the default runs)"
+    )
     args = parser.parse_args()
     # Keep stdout for the JSON; the budget's log lines go to stderr.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
