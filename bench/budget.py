@@ -1,8 +1,10 @@
-"""Rate-budget benchmark: list 20,000 users through simulators with limits the client is not told.
+"""Rate-budget benchmark: listings through simulators with limits the client is not told.
 
 Prints one JSON object. `utilization` is the accepted request rate over the simulator's true
 limit (the worst run); `rejected_share` is 429s over all requests (the worst run). The
 simulator's token bucket holds one second's worth of requests unless a run says otherwise.
+`default_ratio` is the time a Userflow listing takes with no rate configured over the time
+it takes at the vendor's limit (the worst run); `default_throttled` is its 429s (the most).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
 import structlog
 
-from connectors import RateBudget, open_session
+from connectors import Priority, RateBudget, Ticket, open_session
+from connectors.registry import vendor
 from connectors.sim import SimSettings, serve
 from connectors.vendors.example.connector import ExampleConnector
 from connectors.vendors.example.simulator import ExampleSimulator
@@ -31,6 +36,8 @@ GOALS = {
     "configured_utilization": (">=", 0.97),
     "configured_rejected": ("<=", 0),
     "offset_pages_per_s": (">=", 0.95 * 20),
+    "default_ratio": ("<=", 1.10),
+    "default_throttled": ("<=", 5),
 }
 
 
@@ -53,6 +60,15 @@ ADAPTIVE = (
 CONFIGURED = Scenario(limit=20, ceiling=20, retry_after="none", latency_ms=20)
 OFFSET = Scenario(limit=20, ceiling=20, retry_after="none", latency_ms=100)
 STRICT_BURST = Scenario(limit=20, ceiling=100, retry_after="none", latency_ms=20, burst=4)
+
+
+# Listings with no rate configured: a Userflow cursor listing (one page at a time, 100 users
+# a page) sized to take LISTING_SECONDS at the vendor's limit, so start-up does not dominate.
+DEFAULT_LIMITS = (3.0, 10.0, 25.0)
+DEFAULT_LATENCY_MS = 10.0
+LISTING_SECONDS = 20.0
+USERFLOW_PAGE_SIZE = 100
+NAIVE_SLEEP = 1.0  # what a naive client sleeps after a 429 without Retry-After
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +123,102 @@ class Outcome:
         }
 
 
+class NaiveBudget(RateBudget):
+    """A naive client: requests back to back, one at a time, a fixed sleep after each 429."""
+
+    def __init__(self) -> None:
+        super().__init__(1e9, concurrency=1)
+        self._resume_at = 0.0
+
+    @asynccontextmanager
+    async def slot(self, priority: Priority = Priority.READ) -> AsyncIterator[Ticket]:
+        """Wait out the sleep that followed a 429, if any; nothing else."""
+        await anyio.sleep(max(0.0, self._resume_at - anyio.current_time()))
+        yield Ticket(anyio.current_time())
+
+    def on_accepted(self, ticket: Ticket) -> None:
+        """Learn nothing."""
+
+    def on_throttled(self, ticket: Ticket, retry_after: float | None) -> None:
+        """Sleep a fixed time before the next request."""
+        self._resume_at = anyio.current_time() + NAIVE_SLEEP
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultOutcome:
+    """One Userflow listing with no rate configured (or by the naive client)."""
+
+    limit: float
+    pages: int
+    requests: int
+    throttled: int
+    elapsed: float
+    learned_rate: float | None
+
+    @property
+    def ratio(self) -> float:
+        """Time taken over the time the pages take at the vendor's limit."""
+        return self.elapsed / (self.pages / self.limit)
+
+    def to_json(self) -> dict[str, object]:
+        """The run's figures."""
+        return {
+            "elapsed_s": round(self.elapsed, 3),
+            "ratio": round(self.ratio, 3),
+            "requests": self.requests,
+            "throttled": self.throttled,
+            **({} if self.learned_rate is None else {"learned_rate": round(self.learned_rate, 3)}),
+        }
+
+
+async def list_userflow(limit: float, budget: RateBudget | None) -> DefaultOutcome:
+    """List a Userflow simulator limited at `limit` with the given budget (None: the default)."""
+    pages = round(limit * LISTING_SECONDS)
+    users = pages * USERFLOW_PAGE_SIZE
+    userflow = vendor("userflow")
+    settings = SimSettings(rate=limit, retry_after="none", latency_ms=DEFAULT_LATENCY_MS)
+    simulator = userflow.simulator(users=users, seed=1, settings=settings)
+    connection = simulator.connection()
+    async with serve(simulator) as url, open_session() as session:
+        connector = userflow.connector(
+            name=f"bench-userflow-{limit:g}",
+            session=session,
+            base_url=url,
+            secrets=connection.secrets,
+            budget=budget,
+            **connection.settings,  # type: ignore[arg-type]
+        )
+        started = time.perf_counter()
+        listed = 0
+        async for page in connector.list_pages():
+            listed += len(page)
+        elapsed = time.perf_counter() - started
+    if listed != users:
+        raise SystemExit(f"listed {listed} of {users} users")
+    return DefaultOutcome(
+        limit=limit,
+        pages=pages,
+        requests=sum(simulator.stats.requests.values()),
+        throttled=simulator.stats.throttled,
+        elapsed=elapsed,
+        learned_rate=None if budget is not None else connector.budget.learned_rate,
+    )
+
+
+def default_json(default: DefaultOutcome, naive: DefaultOutcome) -> dict[str, object]:
+    """One hidden limit's parameters, the default budget's figures and the naive client's."""
+    return {
+        "limit": default.limit,
+        "users": default.pages * USERFLOW_PAGE_SIZE,
+        "pages": default.pages,
+        "ideal_s": round(default.pages / default.limit, 3),
+        "server_burst": max(1.0, default.limit),
+        "latency_ms": DEFAULT_LATENCY_MS,
+        "default": default.to_json(),
+        "naive": naive.to_json(),
+    }
+
+
 async def run(scenario: Scenario, users: int) -> Outcome:
     """List every user once under the scenario and report what the simulator saw."""
     settings = SimSettings(
@@ -154,12 +266,18 @@ async def benchmark(users: int) -> dict[str, object]:
     configured = await run(CONFIGURED, users)
     offset = await run(OFFSET, users)
     strict = await run(STRICT_BURST, users)
+    defaults = [
+        (await list_userflow(limit, None), await list_userflow(limit, NaiveBudget()))
+        for limit in DEFAULT_LIMITS
+    ]
     figures: dict[str, float] = {
         "utilization": round(min(outcome.utilization for outcome in adaptive), 3),
         "rejected_share": round(max(outcome.rejected_share for outcome in adaptive), 4),
         "configured_utilization": round(configured.utilization, 3),
         "configured_rejected": configured.throttled,
         "offset_pages_per_s": round(offset.accepted / offset.elapsed, 3),
+        "default_ratio": round(max(default.ratio for default, _ in defaults), 3),
+        "default_throttled": max(default.throttled for default, _ in defaults),
     }
     return {
         **figures,
@@ -176,13 +294,16 @@ async def benchmark(users: int) -> dict[str, object]:
         "configured_run": configured.to_json(),
         "offset_run": offset.to_json(),
         "not_a_goal_small_server_burst": strict.to_json(),
+        "default_runs": [default_json(default, naive) for default, naive in defaults],
     }
 
 
 def main() -> None:
     """Parse arguments, run the benchmark, print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument(
+        "--users", type=int, default=20_000, help="users per example listing (not the default runs)"
+    )
     args = parser.parse_args()
     # Keep stdout for the JSON; the budget's log lines go to stderr.
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))

@@ -82,7 +82,7 @@ class ConnectorConfig(_Strict):
     vendor: str
     base_url: str | None = None
     allow_insecure_http: StrictBool = False  # plain http:// to a host that is not loopback
-    rate: float = Field(default=5.0, gt=0)
+    rate: float | None = Field(default=None, gt=0)  # a ceiling; None: the budget probes up
     burst: int = Field(default=2, ge=1)
     poll_interval: float = Field(default=300.0, gt=0)
     allow_delete: bool = False

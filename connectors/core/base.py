@@ -50,7 +50,6 @@ class Connector(ABC):
     records_key: ClassVar[str | None] = None
     id_key: ClassVar[str] = "id"
     extra_headers: ClassVar[Mapping[str, str]] = {}
-    default_ceiling: ClassVar[float] = 5.0  # requests per second when no budget is given
     allow_delete: bool = False  # from the connector's config; deletes are refused without it
     # Settings that become a label of the vendor's hostname (checked by connectors.core.endpoints).
     label_settings: ClassVar[frozenset[str]] = frozenset()
@@ -74,7 +73,7 @@ class Connector(ABC):
                 self.vendor, f"connector {name!r} is missing secret(s): {', '.join(missing)}"
             )
         self.name = name
-        self.budget = budget or RateBudget(self.default_ceiling, name=name)
+        self.budget = budget or RateBudget(name=name)
         if not self.budget.name:
             self.budget.bind(name)
         self.http = VendorHttp(

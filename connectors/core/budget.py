@@ -15,6 +15,7 @@ from aiolimiter import AsyncLimiter
 from connectors.core.priority import Priority, PrioritySemaphore
 
 _SEND_WINDOW = 1.0  # seconds of send history used to measure the rate we actually sent at
+DEFAULT_START = 5.0  # requests per second a budget with no ceiling starts at before probing
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,16 +28,22 @@ class Ticket:
 class RateBudget:
     """Requests per second and concurrency for one connector instance, shared by reads and writes.
 
-    The configured ceiling is never exceeded. A 429 lowers the rate: to the acceptance rate
+    A configured ceiling is never exceeded and is where the budget starts. Without one it
+    starts at `start` and, until the first 429, multiplies its rate by `growth` after each
+    run of clean traffic (slow start). A 429 lowers the rate: to the acceptance rate
     measured between two 429s when there are enough samples, else by half. Retry-After is
     waited out; without it the budget backs off. After each run of clean traffic the rate
-    climbs: quickly back up to just below the limit it learned, slowly above it.
+    climbs: quickly back up to just below the limit it learned, then above it by
+    `probe_step` of the estimate per run, the estimate rising with each clean run, so that
+    a raised vendor limit is found again.
     """
 
     def __init__(
         self,
-        ceiling: float,
+        ceiling: float | None = None,
         *,
+        start: float = DEFAULT_START,
+        growth: float = 2.0,
         burst: float | None = None,
         concurrency: int = 8,
         learned_rate: float | None = None,
@@ -51,11 +58,14 @@ class RateBudget:
         min_samples: int = 8,
         estimate_horizon: float = 30.0,
     ) -> None:
-        if ceiling <= 0:
+        if ceiling is not None and ceiling <= 0:
             raise ValueError("ceiling must be positive")
+        if start <= 0 or growth <= 1:
+            raise ValueError("start must be positive and growth above 1")
         if not 0 < decrease < 1 or not 0 <= margin < 1:
             raise ValueError("decrease must be in (0, 1) and margin in [0, 1)")
-        self.ceiling = float(ceiling)
+        self.ceiling = math.inf if ceiling is None else float(ceiling)
+        self.growth = growth
         self.burst = float(burst) if burst is not None else min(2.0, self.ceiling)
         self.floor = min(floor, self.ceiling)
         self.decrease = decrease
@@ -69,7 +79,7 @@ class RateBudget:
         self.name = name
         self._log = structlog.get_logger("connectors.core.budget", connector=name)
 
-        self._rate = self.ceiling
+        self._rate = start if ceiling is None else self.ceiling
         self._limit: float | None = None
         if learned_rate is not None and learned_rate > 0:
             self._rate = max(self.floor, min(learned_rate, self.ceiling))
@@ -234,9 +244,13 @@ class RateBudget:
     def _increase(self) -> None:
         """Raise the rate after a clean run: fast up to the learned limit, slowly beyond."""
         if self._limit is None:
-            self._set_rate(self.ceiling)
+            # No 429 yet: the limit could be anywhere above, so search for it geometrically.
+            self._set_rate(self._rate * self.growth)
             return
         safe = self._limit * (1 - self.margin)
+        # A clean run at or above the estimate shows the limit is at least that high (the
+        # vendor may have raised it), so the probing step grows with it: geometric, not linear.
+        self._limit = max(self._limit, self._rate)
         step = self._limit * self.probe_step
         if self._rate < safe:
             new_rate = min(safe, self._rate + max((safe - self._rate) / 2, step))

@@ -139,11 +139,62 @@ async def test_learned_rate_survives_a_restart(
     assert restarted.limit_estimate == pytest.approx(learned)
 
 
+async def test_with_no_rate_the_budget_probes_up_to_an_unknown_limit(
+    session: aiohttp.ClientSession, sim_url: str
+) -> None:
+    await configure(session, sim_url, rate=20, burst=5, retry_after="none", latency_ms=5)
+    budget = RateBudget(concurrency=8)
+    assert budget.rate == 5
+    connector = make_connector(session, sim_url, budget=budget)
+    started = anyio.current_time()
+    async with anyio.create_task_group() as group:
+        for index in range(80):
+            group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
+    elapsed = anyio.current_time() - started
+    stats = await sim_get(session, sim_url, "stats")
+    # It climbed well above where it started and settled near the limit, not far above.
+    assert 10 <= budget.rate <= 20 * 1.15
+    assert budget.limit_estimate is not None
+    assert 14 <= budget.limit_estimate <= 2 * 20 + 5
+    assert stats["throttled"] <= 5
+    assert stats["peak_rate"] <= 2 * 20 + 5
+    assert elapsed < 80 / 5 * 0.75  # at a fixed 5/s these 80 requests take 16 s
+    assert RateBudget(learned_rate=budget.learned_rate).rate == budget.learned_rate
+
+
+async def test_a_configured_rate_is_a_hard_ceiling(
+    session: aiohttp.ClientSession, sim_url: str
+) -> None:
+    # The vendor has no limit, so nothing stops the budget but its ceiling.
+    await configure(session, sim_url, rate=None, latency_ms=5)
+    budget = RateBudget(10, burst=1, learned_rate=9.5, concurrency=8, probe_interval=0.25)
+    connector = make_connector(session, sim_url, budget=budget)
+    started = anyio.current_time()
+    async with anyio.create_task_group() as group:
+        for index in range(40):
+            group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
+    elapsed = anyio.current_time() - started
+    stats = await sim_get(session, sim_url, "stats")
+    assert budget.rate == 10  # it probed up from the learned 9.5, and no further
+    assert stats["peak_rate"] <= 10 + 1
+    assert elapsed >= 39 / 10 * 0.95
+
+
+def test_budget_starts_at_its_ceiling_or_else_at_the_start_rate() -> None:
+    assert RateBudget(3).rate == 3
+    assert RateBudget(300).rate == 300
+    assert RateBudget().rate == 5
+    assert RateBudget(start=12).rate == 12
+    assert RateBudget(learned_rate=40).rate == 40
+
+
 def test_budget_rejects_nonsense_settings() -> None:
     with pytest.raises(ValueError, match="ceiling"):
         RateBudget(0)
     with pytest.raises(ValueError, match="decrease"):
         RateBudget(10, decrease=1.5)
+    with pytest.raises(ValueError, match="growth"):
+        RateBudget(growth=1)
 
 
 def test_learned_rate_above_the_ceiling_is_capped() -> None:
