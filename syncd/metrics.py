@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -15,6 +16,8 @@ from graph.records import LIFECYCLES
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LISTING_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+M = TypeVar("M", Counter, Gauge, Histogram)
+
 PUSH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -23,81 +26,73 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        registry = self.registry
-        self.requests = Counter(
+        self.requests = self._make(
+            Counter,
             "syncd_vendor_requests",
             "HTTP attempts sent to vendors, by answer status (0: no answer, timeout or error).",
-            ["connector", "status"],
-            registry=registry,
+            ("connector", "status"),
         )
-        self.throttled = Counter(
-            "syncd_vendor_throttled",
-            "Vendor answers of 429 Too Many Requests.",
-            ["connector"],
-            registry=registry,
+        self.throttled = self._make(
+            Counter, "syncd_vendor_throttled", "Vendor answers of 429 Too Many Requests."
         )
-        self.rate = Gauge(
+        self.rate = self._make(
+            Gauge,
             "syncd_budget_rate_per_second",
             "Requests per second the connector's rate budget allows now.",
-            ["connector"],
-            registry=registry,
         )
-        self.learned_rate = Gauge(
+        self.learned_rate = self._make(
+            Gauge,
             "syncd_budget_learned_rate_per_second",
             "The vendor's rate limit as the budget learned it from 429s.",
-            ["connector"],
-            registry=registry,
         )
-        self.listing_seconds = Histogram(
+        self.listing_seconds = self._make(
+            Histogram,
             "syncd_listing_duration_seconds",
             "How long one full listing of a connector's accounts took.",
-            ["connector"],
             buckets=LISTING_BUCKETS,
-            registry=registry,
         )
-        self.accounts = Gauge(
-            "syncd_accounts",
-            "Vendor accounts the graph holds.",
-            ["connector"],
-            registry=registry,
+        self.accounts = self._make(Gauge, "syncd_accounts", "Vendor accounts the graph holds.")
+        self.people = self._make(Gauge, "syncd_people", "People the graph holds.", ("lifecycle",))
+        self.conflicts = self._make(
+            Gauge, "syncd_conflicts_open", "Conflicts waiting for a person to settle.", ()
         )
-        self.people = Gauge(
-            "syncd_people", "People the graph holds.", ["lifecycle"], registry=registry
+        self.orphans = self._make(
+            Gauge, "syncd_orphans", "Live vendor accounts that belong to no person."
         )
-        self.conflicts = Gauge(
-            "syncd_conflicts_open", "Conflicts waiting for a person to settle.", registry=registry
-        )
-        self.orphans = Gauge(
-            "syncd_orphans",
-            "Live vendor accounts that belong to no person.",
-            ["connector"],
-            registry=registry,
-        )
-        self.outbox = Gauge(
+        self.outbox = self._make(
+            Gauge,
             "syncd_outbox_operations",
             "Outbox operations in each state.",
-            ["connector", "state"],
-            registry=registry,
+            ("connector", "state"),
         )
-        self.push_seconds = Histogram(
+        self.push_seconds = self._make(
+            Histogram,
             "syncd_push_latency_seconds",
             "How long one outward write took, from claim to the vendor's answer.",
-            ["connector", "op"],
+            ("connector", "op"),
             buckets=PUSH_BUCKETS,
-            registry=registry,
         )
-        self.last_cycle = Gauge(
+        self.last_cycle = self._make(
+            Gauge,
             "syncd_last_successful_cycle_timestamp_seconds",
             "When the connector last finished a cycle cleanly, in Unix seconds.",
-            ["connector"],
-            registry=registry,
         )
-        self.parked = Gauge(
+        self.parked = self._make(
+            Gauge,
             "syncd_connector_parked",
             "1 while the connector is parked (it stopped polling until fixed), else 0.",
-            ["connector"],
-            registry=registry,
         )
+
+    def _make(
+        self,
+        kind: type[M],
+        name: str,
+        documentation: str,
+        labels: tuple[str, ...] = ("connector",),
+        **options: Any,
+    ) -> M:
+        """Create one metric in this daemon's registry, labelled by connector unless told."""
+        return kind(name, documentation, labels, registry=self.registry, **options)
 
     def observe_request(self, connector: str, method: str, status: int, seconds: float) -> None:
         """Count one HTTP attempt; fits `VendorHttp.observer`."""

@@ -5,21 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from connectors.core.records import CANONICAL_ATTRIBUTES
 from graph.emails import normalize_email
 from graph.outbox import OperationSpec
 
-CANONICAL = (
-    "email",
-    "given_name",
-    "family_name",
-    "display_name",
-    "title",
-    "company",
-    "locale",
-    "timezone",
-    "role",
-    "groups",
-)
+# Attributes a person carries; `active` is their lifecycle, planned on its own.
+CANONICAL = tuple(name for name in CANONICAL_ATTRIBUTES if name != "active")
 
 
 AUTHORITY = "authority"
