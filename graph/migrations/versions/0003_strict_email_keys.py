@@ -1,9 +1,4 @@
-"""strict email keys: emails re-keyed strictly (NFC, lowercase, IDNA 2008), loose forms kept
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-25 14:45:00
-"""
+"""strict email keys: emails re-keyed strictly (NFC, lowercase, IDNA 2008), loose forms kept"""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -14,10 +9,8 @@ from alembic import op
 
 from graph.emails import normalize_email
 
-revision: str = "0003"
+revision = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 # Plain ASCII addresses keep their key; only the others are normalized again, in Python.
 _NON_ASCII = {"sqlite": "{column} GLOB '*[^ -~]*'", "postgresql": "{column} ~ '[^ -~]'"}

@@ -1,19 +1,10 @@
-"""operation error kind and lookup failures: why an operation failed, lookups counted apart
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-25 15:10:00
-"""
-
-from collections.abc import Sequence
+"""operation error kind and lookup failures: why an operation failed, lookups counted apart"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
+revision = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
