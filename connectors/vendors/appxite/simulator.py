@@ -22,7 +22,6 @@ from connectors.sim.base import SimConnection, SimPerson, SimView, VendorSimulat
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import ListingStyle, ListingView, Record, int_param
 from connectors.sim.schema import Field, Schema
-from connectors.sim.settings import SimSettings
 from connectors.sim.stats import SimStats
 
 _GIVEN = ("Mette", "Lars", "Ingrid", "Jonas", "Sofie", "Anders", "Freja", "Nikolaj", "Ida")
@@ -125,30 +124,24 @@ class AppXiteSimulator(VendorSimulator):
     invalid_status = 400
     default_retry_after = "seconds"  # APIM's rate-limit policy sends Retry-After by default
 
-    def __init__(
+    def configure(
         self,
         *,
-        users: int = 0,
-        seed: int = 0,
-        token: str | None = None,
-        settings: SimSettings | None = None,
         subscription_key: str | None = None,
         api_version: str = "v1",
         platform_id: str = "platform-1",
         echo_invites: bool = True,
     ) -> None:
+        """Take the vendor's options; `syncd sim appxite --token T` accepts T as both secrets."""
+        self.subscription_key = subscription_key or self.token
         self.api_version = api_version
         self.platform_id = platform_id
         self.customer_ids = [f"customer-{n:02d}" for n in range(1, CUSTOMERS + 1)]
         self.echo_invites = echo_invites
-        self.roles: list[Record] = []
-        self.identity_providers: list[Record] = []
-        self._ids = random.Random(seed)  # noqa: S311
-        self.subscription_key = subscription_key or ""
-        super().__init__(users=users, seed=seed, token=token, settings=settings)
-        # `syncd sim appxite --token T` accepts T as both secrets unless a key is given.
-        self.subscription_key = subscription_key or self.token
-        self.stats = _Stats(self.token, self.subscription_key)
+
+    def new_stats(self) -> SimStats:
+        """Return statistics that also catch the subscription key in a URL."""
+        return _Stats(self.token, self.subscription_key)
 
     # -- what the vendor declares ----------------------------------------------------------
 
@@ -236,11 +229,9 @@ class AppXiteSimulator(VendorSimulator):
     def reset(self) -> None:
         """Restore seeded users, roles and identity providers; clear statistics."""
         self._ids = random.Random(self.seed)  # noqa: S311
-        self.roles = [dict(role) for role in ROLES]
-        self.identity_providers = [dict(idp) for idp in IDENTITY_PROVIDERS]
+        self.roles: list[Record] = [dict(role) for role in ROLES]
+        self.identity_providers: list[Record] = [dict(idp) for idp in IDENTITY_PROVIDERS]
         super().reset()
-        if self.subscription_key:
-            self.stats = _Stats(self.token, self.subscription_key)
 
     def routes(self) -> list[web.RouteDef]:
         """Return AppXite's routes under the API version: GET, POST, PUT and DELETE only."""

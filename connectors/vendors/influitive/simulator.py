@@ -19,7 +19,6 @@ from connectors.sim.base import (
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import ListingStyle, ListingView, NextLinkListing, Record
 from connectors.sim.schema import Field, Schema
-from connectors.sim.settings import SimSettings
 
 # The custom fields this hub's admin configured (read-only through the API).
 HUB_CUSTOM_FIELDS = ("salesforce_id", "region", "language", "time_zone", "persona")
@@ -71,17 +70,9 @@ class InfluitiveSimulator(VendorSimulator):
     users_path = "/members"
     schema = CREATE
 
-    def __init__(
-        self,
-        *,
-        users: int = 0,
-        seed: int = 0,
-        token: str | None = None,
-        org_id: str | None = None,
-        settings: SimSettings | None = None,
-    ) -> None:
+    def configure(self, *, org_id: str | None = None) -> None:
+        """Take the platform generation's org id (None: the hub generation)."""
         self.org_id = org_id
-        super().__init__(users=users, seed=seed, token=token, settings=settings)
 
     def authorized(self, request: web.Request) -> bool:
         """Accept the token (and, on the platform generation, the matching `X_ORG_ID`)."""

@@ -20,7 +20,6 @@ from connectors.sim.base import (
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import CursorListing, ListingStyle, ListingView, Record
 from connectors.sim.schema import Field, Schema
-from connectors.sim.settings import SimSettings
 
 API_VERSION = "2020-01-03"
 DEFAULT_LIMIT = 20
@@ -110,17 +109,9 @@ class UserflowSimulator(VendorSimulator):
     schema: ClassVar[Schema | None] = UPSERT_SCHEMA
     invalid_status: ClassVar[int] = 400
 
-    def __init__(
-        self,
-        *,
-        users: int = 0,
-        seed: int = 0,
-        token: str | None = None,
-        settings: SimSettings | None = None,
-        next_page_url: LinkStyle = "path",
-    ) -> None:
+    def configure(self, *, next_page_url: LinkStyle = "path") -> None:
+        """Take how `next_page_url` is written: a path or an absolute URL."""
         self.link_style: LinkStyle = next_page_url
-        super().__init__(users=users, seed=seed, token=token, settings=settings)
 
     def authorized(self, request: web.Request) -> bool:
         """Accept `Authorization: Bearer KEY`."""
