@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from connectors.sim.base import SimConnection, SimPerson, SimView, VendorSimulator, json_response
 from connectors.sim.errors import VendorError
-from connectors.sim.listing import ListingStyle, ListingView, Record, int_param
+from connectors.sim.listing import ListingStyle, ListingView, PagedListing, Record
 from connectors.sim.schema import Field, Schema
 from connectors.sim.stats import SimStats
 
@@ -84,17 +85,19 @@ def _member(user: Record, organization: str) -> bool:
 STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
 
-class StrictPageListing(ListingStyle):
+@dataclass(frozen=True, kw_only=True)
+class StrictPageListing(PagedListing):
     """`?page=N&pageSize=S` from page 1, with the total; out of range is a 400."""
 
-    def respond(self, request: web.Request, view: ListingView) -> object:
+    size_param: str | None = "pageSize"
+    max_size: int = MAX_PAGE_SIZE
+
+    def page_body(self, request: web.Request, view: ListingView, number: int, size: int) -> object:
         """Return page N of S and the total."""
-        page = int_param(request, "page", 1, 1, 10**9)
-        size = int_param(request, "pageSize", 25, 1, MAX_PAGE_SIZE)
         return {
-            "Items": view.page((page - 1) * size, size),
+            "Items": view.page(self.offset(number, size), size),
             "TotalCount": view.total,
-            "Page": page,
+            "Page": number,
             "PageSize": size,
         }
 

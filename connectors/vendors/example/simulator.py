@@ -18,9 +18,7 @@ class ExampleSimulator(VendorSimulator):
     """Simulates the example vendor: `{"users": [...], "total": N}`, PATCH/PUT merge."""
 
     vendor = "example"
-    listing: ClassVar[ListingStyle] = PageTotalListing(
-        page_param="page", size_param="per_page", default_size=25, max_size=100
-    )
+    listing: ClassVar[ListingStyle] = PageTotalListing()
     wrapper_key = "user"
 
     def authorized(self, request: web.Request) -> bool:

@@ -82,9 +82,7 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 
     vendor = "thought_industries"
     listing: ClassVar[ListingStyle] = TokenCursorListing(size=100)
-    v1_listing: ClassVar[ListingStyle] = PageTotalListing(
-        page_param="page", size_param="per_page", default_size=25, max_size=100
-    )
+    v1_listing: ClassVar[ListingStyle] = PageTotalListing()
     users_path = f"{V2}/users"
     schema = USER_SCHEMA
     default_retry_after = "seconds"
