@@ -112,22 +112,12 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 
     def user_for(self, person: SimPerson) -> Record:
         """Return an active learner for this person."""
-        return {
-            "id": f"ti{person.index:010d}",
+        names: Record = {
             "email": person.email,
             "firstName": person.given_name,
             "lastName": person.family_name,
-            "role": "learner",
-            "groups": [],
-            "customFields": {},
-            "active": True,
-            "ssoId": None,
-            "avatarUrl": None,
-            "language": None,
-            "createdAt": STAMP,
-            "updatedAt": STAMP,
-            "lastActiveAt": None,
         }
+        return _new_user(f"ti{person.index:010d}", STAMP, names)
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index` with vendor-only fields the connector never maps."""
@@ -227,23 +217,8 @@ class ThoughtIndustriesSimulator(VendorSimulator):
         self.check(fields, creating=True)
         if self._email_taken(str(fields["email"])):
             raise VendorError(409, "a user with this email already exists", "conflict")
-        stamp = self._now()
-        user: Record = {
-            "id": f"{self._rng.getrandbits(48):012x}{len(self.users):06d}",
-            "firstName": None,
-            "lastName": None,
-            "role": "learner",
-            "groups": [],
-            "customFields": {},
-            "active": True,
-            "ssoId": None,
-            "avatarUrl": None,
-            "language": None,
-            **_stored_fields(fields),
-            "createdAt": stamp,
-            "updatedAt": stamp,
-            "lastActiveAt": None,
-        }
+        user_id = f"{self._rng.getrandbits(48):012x}{len(self.users):06d}"
+        user = _new_user(user_id, self._now(), _stored_fields(fields))
         self.add_user(user)
         return json_response(self.wrap_for(request, user), status=201)
 
@@ -293,3 +268,23 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 def _stored_fields(fields: Record) -> Record:
     """Return the fields of a checked write body that the vendor stores."""
     return {key: value for key, value in fields.items() if key not in WRITE_ONLY}
+
+
+def _new_user(user_id: str, stamp: str, fields: Record) -> Record:
+    """Return a new active learner: the vendor's defaults, then these fields, then the stamps."""
+    return {
+        "id": user_id,
+        "firstName": None,
+        "lastName": None,
+        "role": "learner",
+        "groups": [],
+        "customFields": {},
+        "active": True,
+        "ssoId": None,
+        "avatarUrl": None,
+        "language": None,
+        **fields,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "lastActiveAt": None,
+    }
