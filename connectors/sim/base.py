@@ -21,6 +21,7 @@ from aiohttp import web
 
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import ListingStyle, ListingView, Record
+from connectors.sim.names import FAMILY_NAMES, GIVEN_NAMES, SeedName
 from connectors.sim.ratelimit import TokenBucket
 from connectors.sim.schema import Schema
 from connectors.sim.settings import SettingsError, SimSettings
@@ -88,6 +89,8 @@ class VendorSimulator(ABC):
     # A server-side limit is on unless a test turns it off; real vendors all have one.
     default_rate: ClassVar[float | None] = 50.0
     default_retry_after: ClassVar[str] = "none"  # no reference documents Retry-After
+    given_names: ClassVar[tuple[str, ...]] = GIVEN_NAMES  # what seeded users are called
+    family_names: ClassVar[tuple[str, ...]] = FAMILY_NAMES
 
     def __init__(
         self,
@@ -129,6 +132,10 @@ class VendorSimulator(ABC):
     @abstractmethod
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return the stored form of seeded user number `index` (its id included)."""
+
+    def seed_name(self, index: int, rng: random.Random) -> SeedName:
+        """Draw seeded user number `index`'s name: given, then family, from the vendor's pools."""
+        return SeedName(rng.choice(self.given_names), rng.choice(self.family_names), index + 1)
 
     def connection(self) -> SimConnection:
         """Return the secrets and settings a connector needs to talk to this simulator."""

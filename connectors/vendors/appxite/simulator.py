@@ -120,6 +120,8 @@ class AppXiteSimulator(VendorSimulator):
     """Simulates AppXite's partner user API under `/{version}`."""
 
     vendor = "appxite"
+    given_names = _GIVEN
+    family_names = _FAMILY
     listing: ClassVar[ListingStyle] = StrictPageListing()
     id_key = "Id"
     key_header: ClassVar[str] = "Ocp-Apim-Subscription-Key"
@@ -199,16 +201,16 @@ class AppXiteSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`: mostly Active, some New, some Blocked."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         state = rng.choices(STATES, weights=(12, 80, 8))[0]
         role = rng.choice(ROLES[1:])
         customer = rng.choice(self.customer_ids)
         return {
             "Id": self.allocate_id(),
-            "Email": f"{given.lower()}.{family.lower()}.{index + 1}@{customer}.example.com",
-            "FirstName": given,
-            "LastName": family,
-            "DisplayName": f"{given} {family}",
+            "Email": name.email(f"{customer}.example.com"),
+            "FirstName": name.given,
+            "LastName": name.family,
+            "DisplayName": name.full,
             "JobTitle": rng.choice(_TITLES),
             "CompanyName": customer.replace("-", " ").title(),
             "Language": rng.choice(_LANGUAGES),

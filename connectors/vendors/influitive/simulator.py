@@ -46,8 +46,6 @@ CREATE = Schema(
 )
 UPDATE = Schema({"email": Field(read_only=True), "name": Field(), **_PROFILE})
 
-_GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
-_FAMILY = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
 _COMPANIES = ("Initech", "Globex", "Umbrella", "Hooli", "Stark Industries")
 _TITLES = ("Engineer", "Marketing Manager", "VP Sales", "Customer Success Lead", None)
 _LEVELS = ("Insider", "Advocate", "Champion", "Legend")
@@ -117,12 +115,12 @@ class InfluitiveSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded member number `index`: integer id, custom fields, some locked."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         member = self._member(
             index + 1,
-            f"{given.lower()}.{family.lower()}.{index + 1}@example.com",
-            given,
-            family,
+            name.email("example.com"),
+            name.given,
+            name.family,
             title=rng.choice(_TITLES),
             created_at=f"2023-{index % 12 + 1:02d}-01T09:00:00Z",
         )

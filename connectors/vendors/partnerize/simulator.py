@@ -140,6 +140,8 @@ class PartnerizeSimulator(VendorSimulator):
     """
 
     vendor = "partnerize"
+    given_names = _GIVEN
+    family_names = _FAMILY
     listing: ClassVar[ListingStyle] = PartnerizeListing()
     users_path = "/user"
     id_key = "user_id"
@@ -208,14 +210,14 @@ class PartnerizeSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`, with vendor-only fields (phone, country)."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         zone = rng.randrange(len(_TIMEZONES))
         stamp = f"2023-{index % 12 + 1:02d}-{index % 28 + 1:02d}T08:00:00Z"
         return {
             "user_id": user_id(index + 1),
-            "firstname": given,
-            "lastname": family,
-            "email": f"{given.lower()}.{family.lower()}.{index + 1}@partners.example",
+            "firstname": name.given,
+            "lastname": name.family,
+            "email": name.email("partners.example"),
             "status": rng.choices(STATUSES, weights=(92, 8))[0],
             "role": rng.choice(("standard", "standard", "standard", "admin")),
             "timezone": _TIMEZONES[zone],

@@ -58,8 +58,6 @@ USER_SCHEMA = Schema(
     }
 )
 
-_GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
-_FAMILY = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
 _GROUPS = ("grp-sales", "grp-support", "grp-partners", "grp-onboarding")
 STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
@@ -121,13 +119,13 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index` with vendor-only fields the connector never maps."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         stamp = f"2024-{index % 12 + 1:02d}-{index % 28 + 1:02d}T08:00:00.000Z"
         return {
             "id": f"{rng.getrandbits(48):012x}{index:06d}",
-            "email": f"{given.lower()}.{family.lower()}.{index + 1}@example.com",
-            "firstName": given,
-            "lastName": family,
+            "email": name.email("example.com"),
+            "firstName": name.given,
+            "lastName": name.family,
             "role": rng.choices(ROLES, weights=(85, 10, 5))[0],
             "groups": sorted(rng.sample(_GROUPS, rng.randrange(3))),
             "customFields": {

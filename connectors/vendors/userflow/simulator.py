@@ -100,6 +100,8 @@ class UserflowSimulator(VendorSimulator):
     """
 
     vendor = "userflow"
+    given_names = _GIVEN
+    family_names = _FAMILY
     listing: ClassVar[ListingStyle] = CursorListing(
         default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT
     )
@@ -152,13 +154,13 @@ class UserflowSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`; some lack `signed_up_at`, as real data does."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         number = index + 1
         attributes: Record = {
-            "email": f"{given.lower()}.{family.lower()}.{number}@app.example",
-            "name": f"{given} {family}",
-            "first_name": given,
-            "last_name": family,
+            "email": name.email("app.example"),
+            "name": name.full,
+            "first_name": name.given,
+            "last_name": name.family,
             "role": rng.choice(("member", "member", "owner")),
             "locale": rng.choice(("en-US", "en-GB", "nl-NL")),
             "plan": rng.choice(_PLANS),
