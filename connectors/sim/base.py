@@ -59,6 +59,11 @@ class SimPerson:
     family_name: str
     title: str | None = None
 
+    @property
+    def full_name(self) -> str:
+        """Return "Given Family"."""
+        return f"{self.given_name} {self.family_name}"
+
 
 @dataclass(frozen=True, slots=True)
 class SimView:

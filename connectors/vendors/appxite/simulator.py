@@ -182,7 +182,7 @@ class AppXiteSimulator(VendorSimulator):
             "Email": person.email,
             "FirstName": person.given_name,
             "LastName": person.family_name,
-            "DisplayName": f"{person.given_name} {person.family_name}",
+            "DisplayName": person.full_name,
             "JobTitle": person.title,
             "CompanyName": None,
             "Language": None,

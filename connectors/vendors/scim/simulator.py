@@ -97,7 +97,7 @@ class ScimSimulator(VendorSimulator):
             "externalId": person.employee_id,
             "userName": person.email,
             "name": {"givenName": person.given_name, "familyName": person.family_name},
-            "displayName": f"{person.given_name} {person.family_name}",
+            "displayName": person.full_name,
             "emails": [{"value": person.email, "type": "work", "primary": True}],
             "title": person.title,
             "active": True,

@@ -144,7 +144,7 @@ class UserflowSimulator(VendorSimulator):
             "created_at": STAMP,
             "attributes": {
                 "email": person.email,
-                "name": f"{person.given_name} {person.family_name}",
+                "name": person.full_name,
                 "first_name": person.given_name,
                 "last_name": person.family_name,
                 "title": person.title,
