@@ -21,6 +21,7 @@ from aiohttp import web
 
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import ListingStyle, ListingView, Record
+from connectors.sim.names import FAMILY_NAMES, GIVEN_NAMES, SeedName
 from connectors.sim.ratelimit import TokenBucket
 from connectors.sim.schema import Schema
 from connectors.sim.settings import SettingsError, SimSettings
@@ -58,6 +59,11 @@ class SimPerson:
     family_name: str
     title: str | None = None
 
+    @property
+    def full_name(self) -> str:
+        """Return "Given Family"."""
+        return f"{self.given_name} {self.family_name}"
+
 
 @dataclass(frozen=True, slots=True)
 class SimView:
@@ -72,8 +78,9 @@ class VendorSimulator(ABC):
     """An aiohttp app that behaves like one vendor's user API.
 
     A vendor is a small subclass: `vendor`, `listing` (its pagination), `wrapper_key`,
-    `authorized` (which headers, the accepted token) and `seed_user`; override
-    `apply_update`, `new_user` or `routes` where the vendor's semantics differ.
+    `authorized` (which headers, the accepted token) and `seed_user`; `configure` takes its
+    own constructor keywords; override `apply_update`, `new_user` or `routes` where the
+    vendor's semantics differ.
     """
 
     vendor: ClassVar[str]
@@ -87,6 +94,8 @@ class VendorSimulator(ABC):
     # A server-side limit is on unless a test turns it off; real vendors all have one.
     default_rate: ClassVar[float | None] = 50.0
     default_retry_after: ClassVar[str] = "none"  # no reference documents Retry-After
+    given_names: ClassVar[tuple[str, ...]] = GIVEN_NAMES  # what seeded users are called
+    family_names: ClassVar[tuple[str, ...]] = FAMILY_NAMES
 
     def __init__(
         self,
@@ -95,8 +104,9 @@ class VendorSimulator(ABC):
         seed: int = 0,
         token: str | None = None,
         settings: SimSettings | None = None,
+        **options: object,
     ) -> None:
-        self.token = token or secrets.token_urlsafe(16)
+        self.token = token or self.new_token()
         self.seed = seed
         self.user_count = users
         self.settings = settings or SimSettings(
@@ -104,15 +114,21 @@ class VendorSimulator(ABC):
         )
         self._initial_settings = copy.deepcopy(self.settings)
         self.users: MutableMapping[str, Record] = {}
-        self.stats = SimStats(self.token)
-        self._next_id = 1
-        self._faults_injected = 0
-        # Simulated traffic and data, not security: a seeded generator keeps runs repeatable.
-        self._rng = random.Random(seed)  # noqa: S311
-        self._bucket: TokenBucket | None = None
+        self.configure(**options)
         self.reset()
 
     # -- what a vendor declares ------------------------------------------------------------
+
+    def new_token(self) -> str:
+        """Return the accepted token when none is given."""
+        return secrets.token_urlsafe(16)
+
+    def configure(self) -> None:  # noqa: B027 - a vendor without options needs nothing here
+        """Take the vendor's own constructor keywords, once the token and seed are set."""
+
+    def new_stats(self) -> SimStats:
+        """Return fresh statistics that know which secrets must never be in a URL."""
+        return SimStats(self.token)
 
     @abstractmethod
     def authorized(self, request: web.Request) -> bool:
@@ -121,6 +137,10 @@ class VendorSimulator(ABC):
     @abstractmethod
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return the stored form of seeded user number `index` (its id included)."""
+
+    def seed_name(self, index: int, rng: random.Random) -> SeedName:
+        """Draw seeded user number `index`'s name: given, then family, from the vendor's pools."""
+        return SeedName(rng.choice(self.given_names), rng.choice(self.family_names), index + 1)
 
     def connection(self) -> SimConnection:
         """Return the secrets and settings a connector needs to talk to this simulator."""
@@ -209,10 +229,11 @@ class VendorSimulator(ABC):
             self.add_user(self.seed_user(index, rng))
         self._next_id = self.user_count + 1
         self.settings = copy.deepcopy(self._initial_settings)
-        self.stats = SimStats(self.token)
+        self.stats = self.new_stats()
         self._faults_injected = 0
+        # Simulated traffic and data, not security: a seeded generator keeps runs repeatable.
         self._rng = random.Random(self.seed)  # noqa: S311
-        self._bucket = None
+        self._bucket: TokenBucket | None = None
 
     # -- the app ---------------------------------------------------------------------------
 

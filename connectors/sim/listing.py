@@ -81,61 +81,60 @@ class ListingStyle(ABC):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PageNumberListing(ListingStyle):
-    """`?page=N` from `start` with an undocumented page size; past the end, an empty page."""
+class PagedListing(ListingStyle):
+    """`?page=N` from `start` and a page size if the vendor takes one; subclasses write the body."""
 
     page_param: str = "page"
-    size_param: str | None = None
+    size_param: str | None = None  # None: every page has `default_size` users
     default_size: int = 25
     max_size: int = 100
     start: int = 1
-    records_key: str | None = None
 
     def respond(self, request: web.Request, view: ListingView) -> object:
-        """Return page N."""
+        """Read the page number and size (400 if out of range), then answer that page."""
         number = int_param(request, self.page_param, self.start, self.start, 10**9)
         size = self.default_size
         if self.size_param is not None:
             size = int_param(request, self.size_param, self.default_size, 1, self.max_size)
-        return _envelope(self.records_key, view.page((number - self.start) * size, size))
+        return self.page_body(request, view, number, size)
+
+    def offset(self, number: int, size: int) -> int:
+        """Return the position of page `number`'s first user."""
+        return (number - self.start) * size
+
+    @abstractmethod
+    def page_body(self, request: web.Request, view: ListingView, number: int, size: int) -> object:
+        """Return the JSON body for page `number` of `size` users."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class PageCountListing(ListingStyle):
+class PageNumberListing(PagedListing):
+    """`?page=N` with an undocumented page size; past the end, an empty page."""
+
+    records_key: str | None = None
+    total_key: str | None = None  # where the body reports the vendor's total, if it does
+
+    def page_body(self, request: web.Request, view: ListingView, number: int, size: int) -> object:
+        """Return page N, under `records_key`, with the total if the vendor sends one."""
+        records = view.page(self.offset(number, size), size)
+        extra = {} if self.total_key is None else {self.total_key: view.total}
+        return _envelope(self.records_key, records, **extra)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageCountListing(PageNumberListing):
     """`?page=N&count=SIZE`; the last page is short."""
 
-    page_param: str = "page"
-    size_param: str = "count"
-    default_size: int = 25
-    max_size: int = 100
-    start: int = 1
-    records_key: str | None = None
-
-    def respond(self, request: web.Request, view: ListingView) -> object:
-        """Return page N of SIZE."""
-        number = int_param(request, self.page_param, self.start, self.start, 10**9)
-        size = int_param(request, self.size_param, self.default_size, 1, self.max_size)
-        return _envelope(self.records_key, view.page((number - self.start) * size, size))
+    size_param: str | None = "count"
 
 
 @dataclass(frozen=True, kw_only=True)
-class PageTotalListing(ListingStyle):
+class PageTotalListing(PageNumberListing):
     """`?page=N&per_page=SIZE` with the vendor's total in the body."""
 
-    page_param: str = "page"
-    size_param: str = "per_page"
-    default_size: int = 25
-    max_size: int = 100
-    start: int = 1
+    size_param: str | None = "per_page"
     records_key: str | None = "users"
-    total_key: str = "total"
-
-    def respond(self, request: web.Request, view: ListingView) -> object:
-        """Return page N of SIZE and the total."""
-        number = int_param(request, self.page_param, self.start, self.start, 10**9)
-        size = int_param(request, self.size_param, self.default_size, 1, self.max_size)
-        records = view.page((number - self.start) * size, size)
-        return _envelope(self.records_key, records, **{self.total_key: view.total})
+    total_key: str | None = "total"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,20 +212,15 @@ def _cursor_id(token: str) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NextLinkListing(ListingStyle):
+class NextLinkListing(PagedListing):
     """`?page=N` with `{"links": {"self": URL, "next": URL or null}}`: absolute next-page URLs."""
 
-    page_param: str = "page"
-    size_param: str = "per_page"
-    default_size: int = 25
-    max_size: int = 100
+    size_param: str | None = "per_page"
     records_key: str = "data"
 
-    def respond(self, request: web.Request, view: ListingView) -> object:
+    def page_body(self, request: web.Request, view: ListingView, number: int, size: int) -> object:
         """Return page N and the absolute URL of the next page while there is one."""
-        number = int_param(request, self.page_param, 1, 1, 10**9)
-        size = int_param(request, self.size_param, self.default_size, 1, self.max_size)
-        start = (number - 1) * size
+        start = self.offset(number, size)
         following = None
         if start + size < view.total:
             following = str(request.url.update_query({self.page_param: str(number + 1)}))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -20,9 +21,8 @@ from aiohttp import web
 
 from connectors.sim.base import SimConnection, SimPerson, SimView, VendorSimulator, json_response
 from connectors.sim.errors import VendorError
-from connectors.sim.listing import ListingStyle, ListingView, Record, int_param
+from connectors.sim.listing import ListingStyle, ListingView, PagedListing, Record
 from connectors.sim.schema import Field, Schema
-from connectors.sim.settings import SimSettings
 from connectors.sim.stats import SimStats
 
 _GIVEN = ("Mette", "Lars", "Ingrid", "Jonas", "Sofie", "Anders", "Freja", "Nikolaj", "Ida")
@@ -85,17 +85,19 @@ def _member(user: Record, organization: str) -> bool:
 STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
 
-class StrictPageListing(ListingStyle):
+@dataclass(frozen=True, kw_only=True)
+class StrictPageListing(PagedListing):
     """`?page=N&pageSize=S` from page 1, with the total; out of range is a 400."""
 
-    def respond(self, request: web.Request, view: ListingView) -> object:
+    size_param: str | None = "pageSize"
+    max_size: int = MAX_PAGE_SIZE
+
+    def page_body(self, request: web.Request, view: ListingView, number: int, size: int) -> object:
         """Return page N of S and the total."""
-        page = int_param(request, "page", 1, 1, 10**9)
-        size = int_param(request, "pageSize", 25, 1, MAX_PAGE_SIZE)
         return {
-            "Items": view.page((page - 1) * size, size),
+            "Items": view.page(self.offset(number, size), size),
             "TotalCount": view.total,
-            "Page": page,
+            "Page": number,
             "PageSize": size,
         }
 
@@ -118,6 +120,8 @@ class AppXiteSimulator(VendorSimulator):
     """Simulates AppXite's partner user API under `/{version}`."""
 
     vendor = "appxite"
+    given_names = _GIVEN
+    family_names = _FAMILY
     listing: ClassVar[ListingStyle] = StrictPageListing()
     id_key = "Id"
     key_header: ClassVar[str] = "Ocp-Apim-Subscription-Key"
@@ -125,30 +129,24 @@ class AppXiteSimulator(VendorSimulator):
     invalid_status = 400
     default_retry_after = "seconds"  # APIM's rate-limit policy sends Retry-After by default
 
-    def __init__(
+    def configure(
         self,
         *,
-        users: int = 0,
-        seed: int = 0,
-        token: str | None = None,
-        settings: SimSettings | None = None,
         subscription_key: str | None = None,
         api_version: str = "v1",
         platform_id: str = "platform-1",
         echo_invites: bool = True,
     ) -> None:
+        """Take the vendor's options; `syncd sim appxite --token T` accepts T as both secrets."""
+        self.subscription_key = subscription_key or self.token
         self.api_version = api_version
         self.platform_id = platform_id
         self.customer_ids = [f"customer-{n:02d}" for n in range(1, CUSTOMERS + 1)]
         self.echo_invites = echo_invites
-        self.roles: list[Record] = []
-        self.identity_providers: list[Record] = []
-        self._ids = random.Random(seed)  # noqa: S311
-        self.subscription_key = subscription_key or ""
-        super().__init__(users=users, seed=seed, token=token, settings=settings)
-        # `syncd sim appxite --token T` accepts T as both secrets unless a key is given.
-        self.subscription_key = subscription_key or self.token
-        self.stats = _Stats(self.token, self.subscription_key)
+
+    def new_stats(self) -> SimStats:
+        """Return statistics that also catch the subscription key in a URL."""
+        return _Stats(self.token, self.subscription_key)
 
     # -- what the vendor declares ----------------------------------------------------------
 
@@ -184,7 +182,7 @@ class AppXiteSimulator(VendorSimulator):
             "Email": person.email,
             "FirstName": person.given_name,
             "LastName": person.family_name,
-            "DisplayName": f"{person.given_name} {person.family_name}",
+            "DisplayName": person.full_name,
             "JobTitle": person.title,
             "CompanyName": None,
             "Language": None,
@@ -203,16 +201,16 @@ class AppXiteSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`: mostly Active, some New, some Blocked."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         state = rng.choices(STATES, weights=(12, 80, 8))[0]
         role = rng.choice(ROLES[1:])
         customer = rng.choice(self.customer_ids)
         return {
             "Id": self.allocate_id(),
-            "Email": f"{given.lower()}.{family.lower()}.{index + 1}@{customer}.example.com",
-            "FirstName": given,
-            "LastName": family,
-            "DisplayName": f"{given} {family}",
+            "Email": name.email(f"{customer}.example.com"),
+            "FirstName": name.given,
+            "LastName": name.family,
+            "DisplayName": name.full,
             "JobTitle": rng.choice(_TITLES),
             "CompanyName": customer.replace("-", " ").title(),
             "Language": rng.choice(_LANGUAGES),
@@ -236,11 +234,9 @@ class AppXiteSimulator(VendorSimulator):
     def reset(self) -> None:
         """Restore seeded users, roles and identity providers; clear statistics."""
         self._ids = random.Random(self.seed)  # noqa: S311
-        self.roles = [dict(role) for role in ROLES]
-        self.identity_providers = [dict(idp) for idp in IDENTITY_PROVIDERS]
+        self.roles: list[Record] = [dict(role) for role in ROLES]
+        self.identity_providers: list[Record] = [dict(idp) for idp in IDENTITY_PROVIDERS]
         super().reset()
-        if self.subscription_key:
-            self.stats = _Stats(self.token, self.subscription_key)
 
     def routes(self) -> list[web.RouteDef]:
         """Return AppXite's routes under the API version: GET, POST, PUT and DELETE only."""

@@ -10,17 +10,12 @@ from aiohttp import web
 from connectors.sim.base import SimConnection, SimPerson, VendorSimulator
 from connectors.sim.listing import ListingStyle, PageTotalListing, Record
 
-_GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
-_FAMILY = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
-
 
 class ExampleSimulator(VendorSimulator):
     """Simulates the example vendor: `{"users": [...], "total": N}`, PATCH/PUT merge."""
 
     vendor = "example"
-    listing: ClassVar[ListingStyle] = PageTotalListing(
-        page_param="page", size_param="per_page", default_size=25, max_size=100
-    )
+    listing: ClassVar[ListingStyle] = PageTotalListing()
     wrapper_key = "user"
 
     def authorized(self, request: web.Request) -> bool:
@@ -44,13 +39,13 @@ class ExampleSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         status = rng.choices(("active", "inactive", "invited"), weights=(90, 7, 3))[0]
         return {
             "id": f"u{index + 1:06d}",
-            "email": f"{given.lower()}.{family.lower()}.{index + 1}@example.com",
-            "first_name": given,
-            "last_name": family,
+            "email": name.email("example.com"),
+            "first_name": name.given,
+            "last_name": name.family,
             "status": status,
             "role": rng.choice(("member", "member", "member", "admin")),
             "created_at": f"2024-01-01T00:00:{index % 60:02d}Z",

@@ -19,7 +19,6 @@ from connectors.sim.base import (
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import ListingStyle, ListingView, NextLinkListing, Record
 from connectors.sim.schema import Field, Schema
-from connectors.sim.settings import SimSettings
 
 # The custom fields this hub's admin configured (read-only through the API).
 HUB_CUSTOM_FIELDS = ("salesforce_id", "region", "language", "time_zone", "persona")
@@ -47,8 +46,6 @@ CREATE = Schema(
 )
 UPDATE = Schema({"email": Field(read_only=True), "name": Field(), **_PROFILE})
 
-_GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
-_FAMILY = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
 _COMPANIES = ("Initech", "Globex", "Umbrella", "Hooli", "Stark Industries")
 _TITLES = ("Engineer", "Marketing Manager", "VP Sales", "Customer Success Lead", None)
 _LEVELS = ("Insider", "Advocate", "Champion", "Legend")
@@ -71,17 +68,9 @@ class InfluitiveSimulator(VendorSimulator):
     users_path = "/members"
     schema = CREATE
 
-    def __init__(
-        self,
-        *,
-        users: int = 0,
-        seed: int = 0,
-        token: str | None = None,
-        org_id: str | None = None,
-        settings: SimSettings | None = None,
-    ) -> None:
+    def configure(self, *, org_id: str | None = None) -> None:
+        """Take the platform generation's org id (None: the hub generation)."""
         self.org_id = org_id
-        super().__init__(users=users, seed=seed, token=token, settings=settings)
 
     def authorized(self, request: web.Request) -> bool:
         """Accept the token (and, on the platform generation, the matching `X_ORG_ID`)."""
@@ -126,12 +115,12 @@ class InfluitiveSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded member number `index`: integer id, custom fields, some locked."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         member = self._member(
             index + 1,
-            f"{given.lower()}.{family.lower()}.{index + 1}@example.com",
-            given,
-            family,
+            name.email("example.com"),
+            name.given,
+            name.family,
             title=rng.choice(_TITLES),
             created_at=f"2023-{index % 12 + 1:02d}-01T09:00:00Z",
         )

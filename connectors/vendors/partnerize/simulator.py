@@ -17,7 +17,6 @@ from connectors.sim.base import SimConnection, SimPerson, VendorSimulator, json_
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import ListingStyle, ListingView, Record, int_param
 from connectors.sim.schema import Field, Schema
-from connectors.sim.settings import SimSettings
 from connectors.sim.stats import SimStats
 
 _GIVEN = ("Amara", "Bjorn", "Chiara", "Dev", "Elif", "Farah", "Goran", "Hana", "Ines", "Jonas")
@@ -141,33 +140,32 @@ class PartnerizeSimulator(VendorSimulator):
     """
 
     vendor = "partnerize"
+    given_names = _GIVEN
+    family_names = _FAMILY
     listing: ClassVar[ListingStyle] = PartnerizeListing()
     users_path = "/user"
     id_key = "user_id"
     schema = USER_SCHEMA
     invalid_status = 400
 
-    def __init__(
-        self,
-        *,
-        users: int = 0,
-        seed: int = 0,
-        token: str | None = None,
-        settings: SimSettings | None = None,
-    ) -> None:
-        pair = token or f"{secrets.token_urlsafe(12)}:{secrets.token_urlsafe(12)}"
-        app_key, _, user_key = pair.partition(":")
+    def new_token(self) -> str:
+        """Return a fresh `APPLICATION_KEY:USER_API_KEY` pair."""
+        return f"{secrets.token_urlsafe(12)}:{secrets.token_urlsafe(12)}"
+
+    def configure(self) -> None:
+        """Split the token into the key pair (without a colon, both keys are the token)."""
+        app_key, _, user_key = self.token.partition(":")
         self.application_key, self.user_api_key = app_key, user_key or app_key
-        self.passwords: dict[str, str] = {}
-        self.api_keys: dict[str, str] = {}  # each created user's own key, as the create answered
-        super().__init__(users=users, seed=seed, token=pair, settings=settings)
+
+    def new_stats(self) -> SimStats:
+        """Return statistics that catch either key of the pair in a URL."""
+        return _KeyPairStats((self.token, self.application_key, self.user_api_key))
 
     def reset(self) -> None:
         """Restore seeded users; passwords of created users are forgotten."""
         super().reset()
-        self.passwords.clear()
-        self.api_keys.clear()
-        self.stats = _KeyPairStats((self.token, self.application_key, self.user_api_key))
+        self.passwords: dict[str, str] = {}
+        self.api_keys: dict[str, str] = {}  # each created user's own key, as the create answered
 
     def authorized(self, request: web.Request) -> bool:
         """Accept only `Authorization: Basic base64(application_key:user_api_key)`."""
@@ -212,14 +210,14 @@ class PartnerizeSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`, with vendor-only fields (phone, country)."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         zone = rng.randrange(len(_TIMEZONES))
         stamp = f"2023-{index % 12 + 1:02d}-{index % 28 + 1:02d}T08:00:00Z"
         return {
             "user_id": user_id(index + 1),
-            "firstname": given,
-            "lastname": family,
-            "email": f"{given.lower()}.{family.lower()}.{index + 1}@partners.example",
+            "firstname": name.given,
+            "lastname": name.family,
+            "email": name.email("partners.example"),
             "status": rng.choices(STATUSES, weights=(92, 8))[0],
             "role": rng.choice(("standard", "standard", "standard", "admin")),
             "timezone": _TIMEZONES[zone],

@@ -61,6 +61,8 @@ class ScimSimulator(VendorSimulator):
     """
 
     vendor = "scim"
+    given_names = _GIVEN
+    family_names = _FAMILY
     users_path = "/Users"
 
     def reset(self) -> None:
@@ -95,7 +97,7 @@ class ScimSimulator(VendorSimulator):
             "externalId": person.employee_id,
             "userName": person.email,
             "name": {"givenName": person.given_name, "familyName": person.family_name},
-            "displayName": f"{person.given_name} {person.family_name}",
+            "displayName": person.full_name,
             "emails": [{"value": person.email, "type": "work", "primary": True}],
             "title": person.title,
             "active": True,
@@ -103,17 +105,18 @@ class ScimSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`; some log in with a name, not their email."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         number = index + 1
-        email = f"{given.lower()}.{family.lower()}.{number}@corp.example"
-        login = f"{given[0].lower()}{family.lower()}{number}" if rng.random() < 0.1 else email
+        email = name.email("corp.example")
+        short = f"{name.given[0].lower()}{name.family.lower()}{number}"
+        login = short if rng.random() < 0.1 else email
         return {
             "schemas": [USER_SCHEMA, ENTERPRISE_SCHEMA],
             "id": f"u{number:06d}",
             "externalId": f"E{number:05d}",
             "userName": login,
-            "name": {"givenName": given, "familyName": family},
-            "displayName": f"{given} {family}",
+            "name": {"givenName": name.given, "familyName": name.family},
+            "displayName": name.full,
             "emails": [{"value": email, "type": "work", "primary": True}],
             "title": rng.choice(_TITLES),
             "locale": rng.choice(("en-US", "de-DE", "fr-FR")),

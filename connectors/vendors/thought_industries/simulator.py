@@ -58,8 +58,6 @@ USER_SCHEMA = Schema(
     }
 )
 
-_GIVEN = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim")
-_FAMILY = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson")
 _GROUPS = ("grp-sales", "grp-support", "grp-partners", "grp-onboarding")
 STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
 
@@ -82,9 +80,7 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 
     vendor = "thought_industries"
     listing: ClassVar[ListingStyle] = TokenCursorListing(size=100)
-    v1_listing: ClassVar[ListingStyle] = PageTotalListing(
-        page_param="page", size_param="per_page", default_size=25, max_size=100
-    )
+    v1_listing: ClassVar[ListingStyle] = PageTotalListing()
     users_path = f"{V2}/users"
     schema = USER_SCHEMA
     default_retry_after = "seconds"
@@ -114,32 +110,22 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 
     def user_for(self, person: SimPerson) -> Record:
         """Return an active learner for this person."""
-        return {
-            "id": f"ti{person.index:010d}",
+        names: Record = {
             "email": person.email,
             "firstName": person.given_name,
             "lastName": person.family_name,
-            "role": "learner",
-            "groups": [],
-            "customFields": {},
-            "active": True,
-            "ssoId": None,
-            "avatarUrl": None,
-            "language": None,
-            "createdAt": STAMP,
-            "updatedAt": STAMP,
-            "lastActiveAt": None,
         }
+        return _new_user(f"ti{person.index:010d}", STAMP, names)
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index` with vendor-only fields the connector never maps."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         stamp = f"2024-{index % 12 + 1:02d}-{index % 28 + 1:02d}T08:00:00.000Z"
         return {
             "id": f"{rng.getrandbits(48):012x}{index:06d}",
-            "email": f"{given.lower()}.{family.lower()}.{index + 1}@example.com",
-            "firstName": given,
-            "lastName": family,
+            "email": name.email("example.com"),
+            "firstName": name.given,
+            "lastName": name.family,
             "role": rng.choices(ROLES, weights=(85, 10, 5))[0],
             "groups": sorted(rng.sample(_GROUPS, rng.randrange(3))),
             "customFields": {
@@ -229,23 +215,8 @@ class ThoughtIndustriesSimulator(VendorSimulator):
         self.check(fields, creating=True)
         if self._email_taken(str(fields["email"])):
             raise VendorError(409, "a user with this email already exists", "conflict")
-        stamp = self._now()
-        user: Record = {
-            "id": f"{self._rng.getrandbits(48):012x}{len(self.users):06d}",
-            "firstName": None,
-            "lastName": None,
-            "role": "learner",
-            "groups": [],
-            "customFields": {},
-            "active": True,
-            "ssoId": None,
-            "avatarUrl": None,
-            "language": None,
-            **_stored_fields(fields),
-            "createdAt": stamp,
-            "updatedAt": stamp,
-            "lastActiveAt": None,
-        }
+        user_id = f"{self._rng.getrandbits(48):012x}{len(self.users):06d}"
+        user = _new_user(user_id, self._now(), _stored_fields(fields))
         self.add_user(user)
         return json_response(self.wrap_for(request, user), status=201)
 
@@ -295,3 +266,23 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 def _stored_fields(fields: Record) -> Record:
     """Return the fields of a checked write body that the vendor stores."""
     return {key: value for key, value in fields.items() if key not in WRITE_ONLY}
+
+
+def _new_user(user_id: str, stamp: str, fields: Record) -> Record:
+    """Return a new active learner: the vendor's defaults, then these fields, then the stamps."""
+    return {
+        "id": user_id,
+        "firstName": None,
+        "lastName": None,
+        "role": "learner",
+        "groups": [],
+        "customFields": {},
+        "active": True,
+        "ssoId": None,
+        "avatarUrl": None,
+        "language": None,
+        **fields,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "lastActiveAt": None,
+    }

@@ -20,7 +20,6 @@ from connectors.sim.base import (
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import CursorListing, ListingStyle, ListingView, Record
 from connectors.sim.schema import Field, Schema
-from connectors.sim.settings import SimSettings
 
 API_VERSION = "2020-01-03"
 DEFAULT_LIMIT = 20
@@ -101,6 +100,8 @@ class UserflowSimulator(VendorSimulator):
     """
 
     vendor = "userflow"
+    given_names = _GIVEN
+    family_names = _FAMILY
     listing: ClassVar[ListingStyle] = CursorListing(
         default_limit=DEFAULT_LIMIT, max_limit=MAX_LIMIT
     )
@@ -110,17 +111,9 @@ class UserflowSimulator(VendorSimulator):
     schema: ClassVar[Schema | None] = UPSERT_SCHEMA
     invalid_status: ClassVar[int] = 400
 
-    def __init__(
-        self,
-        *,
-        users: int = 0,
-        seed: int = 0,
-        token: str | None = None,
-        settings: SimSettings | None = None,
-        next_page_url: LinkStyle = "path",
-    ) -> None:
+    def configure(self, *, next_page_url: LinkStyle = "path") -> None:
+        """Take how `next_page_url` is written: a path or an absolute URL."""
         self.link_style: LinkStyle = next_page_url
-        super().__init__(users=users, seed=seed, token=token, settings=settings)
 
     def authorized(self, request: web.Request) -> bool:
         """Accept `Authorization: Bearer KEY`."""
@@ -151,7 +144,7 @@ class UserflowSimulator(VendorSimulator):
             "created_at": STAMP,
             "attributes": {
                 "email": person.email,
-                "name": f"{person.given_name} {person.family_name}",
+                "name": person.full_name,
                 "first_name": person.given_name,
                 "last_name": person.family_name,
                 "title": person.title,
@@ -161,13 +154,13 @@ class UserflowSimulator(VendorSimulator):
 
     def seed_user(self, index: int, rng: random.Random) -> Record:
         """Return seeded user number `index`; some lack `signed_up_at`, as real data does."""
-        given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+        name = self.seed_name(index, rng)
         number = index + 1
         attributes: Record = {
-            "email": f"{given.lower()}.{family.lower()}.{number}@app.example",
-            "name": f"{given} {family}",
-            "first_name": given,
-            "last_name": family,
+            "email": name.email("app.example"),
+            "name": name.full,
+            "first_name": name.given,
+            "last_name": name.family,
             "role": rng.choice(("member", "member", "owner")),
             "locale": rng.choice(("en-US", "en-GB", "nl-NL")),
             "plan": rng.choice(_PLANS),
