@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from connectors.core.errors import MalformedResponseError
 from connectors.core.pagination import Record
 
@@ -16,3 +18,13 @@ def unwrap(vendor: str, body: object, key: str, method: str, path: str) -> Recor
     if isinstance(body, dict) and isinstance(body.get(key), dict):
         return dict(body[key])
     raise MalformedResponseError(vendor, method, path, f"no '{key}' object in the body")
+
+
+def full_name(given: str | None, family: str | None) -> str | None:
+    """Return `given family` from whichever parts are present, or None."""
+    return " ".join(part for part in (given, family) if part) or None
+
+
+def renamed(attributes: Mapping[str, object], names: Mapping[str, str]) -> Record:
+    """Return the given canonical attributes under the vendor's field names."""
+    return {field: attributes[key] for key, field in names.items() if key in attributes}
