@@ -95,7 +95,10 @@ class Connector(ABC):
         budget: RateBudget | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        **unknown: object,
     ) -> None:
+        for key in unknown:  # a vendor's own settings are its constructor's keywords
+            raise TypeError(f"unexpected setting {key!r}")
         base_url = base_url or self.default_base_url
         if base_url is None:
             raise ConnectorConfigError(self.vendor, f"connector {name!r} needs base_url")
