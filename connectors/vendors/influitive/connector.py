@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import ClassVar, Unpack
 
-from connectors.core.auth import Auth, CombinedAuth, HeaderAuth
+from connectors.core.auth import Auth, CombinedAuth, HeaderAuth, StaticHeaders
 from connectors.core.base import Capabilities, Connector, ConnectorArgs
 from connectors.core.endpoints import label_problem
 from connectors.core.errors import (
@@ -34,17 +34,6 @@ _RETIRED = {
 def hub_url(hub: str) -> str:
     """Return the API root of the AdvocateHub with this subdomain (the hub generation)."""
     return f"https://{hub}.influitive.com/api"
-
-
-class OrgHeader:
-    """`X_ORG_ID: ORG`: names the organisation; an identifier, not a secret."""
-
-    def __init__(self, org_id: str) -> None:
-        self._headers = {"X_ORG_ID": org_id}
-
-    def headers(self) -> Mapping[str, str]:
-        """Return the organisation header."""
-        return self._headers
 
 
 class InfluitiveConnector(Connector):
@@ -127,7 +116,9 @@ class InfluitiveConnector(Connector):
     def build_auth(self, secrets: Mapping[str, str]) -> Auth:
         """Return `Authorization: Token KEY`, plus `X_ORG_ID` when an org id is set."""
         token = HeaderAuth({"Authorization": f"Token {secrets['api_key']}"})
-        return token if self.org_id is None else CombinedAuth(token, OrgHeader(self.org_id))
+        if self.org_id is None:
+            return token
+        return CombinedAuth(token, StaticHeaders({"X_ORG_ID": self.org_id}))  # an id, no secret
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map a member to an account; a locked member is inactive."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import ClassVar, Unpack
 
-from connectors.core.auth import Auth, BearerAuth, CombinedAuth
+from connectors.core.auth import Auth, BearerAuth, CombinedAuth, StaticHeaders
 from connectors.core.base import Capabilities, Connector, ConnectorArgs
 from connectors.core.errors import (
     ConnectorError,
@@ -37,17 +37,6 @@ ATTRIBUTE_NAMES: Mapping[str, str] = {
     "timezone": "timezone",
     "role": "role",
 }
-
-
-class _VersionHeader:
-    """The `Userflow-Version` header: not a credential, so not registered for redaction."""
-
-    def __init__(self, version: str) -> None:
-        self._headers = {"Userflow-Version": version}
-
-    def headers(self) -> Mapping[str, str]:
-        """Return the version header."""
-        return self._headers
 
 
 class UserflowConnector(Connector):
@@ -96,7 +85,8 @@ class UserflowConnector(Connector):
 
     def build_auth(self, secrets: Mapping[str, str]) -> Auth:
         """Return `Authorization: Bearer KEY` plus `Userflow-Version`."""
-        return CombinedAuth(BearerAuth(secrets["api_key"]), _VersionHeader(self.api_version))
+        version = StaticHeaders({"Userflow-Version": self.api_version})  # not a credential
+        return CombinedAuth(BearerAuth(secrets["api_key"]), version)
 
     def listing_source(self) -> ListingSource:
         """Describe the listing: memberships expanded, optional ordering."""
