@@ -28,3 +28,11 @@ def full_name(given: str | None, family: str | None) -> str | None:
 def renamed(attributes: Mapping[str, object], names: Mapping[str, str]) -> Record:
     """Return the given canonical attributes under the vendor's field names."""
     return {field: attributes[key] for key, field in names.items() if key in attributes}
+
+
+def with_status(attributes: Mapping[str, object], names: Mapping[str, str]) -> Record:
+    """Return `renamed` fields plus `active` as a `status` of "active" or "inactive"."""
+    fields = renamed(attributes, names)
+    if "active" in attributes:
+        fields["status"] = "active" if attributes["active"] else "inactive"
+    return fields

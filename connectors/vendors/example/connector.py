@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from connectors.core.auth import Auth, BearerAuth
-from connectors.core.base import Capabilities, Connector
-from connectors.core.mapping import full_name, renamed, text
+from connectors.core.base import Connector
+from connectors.core.mapping import full_name, text, with_status
 from connectors.core.pagination import PageTotalPaginator, Paginator, Record
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
@@ -28,7 +28,6 @@ class ExampleConnector(Connector):
     paginator: ClassVar[Paginator] = PageTotalPaginator(
         page_param="page", size_param="per_page", size=100
     )
-    capabilities = Capabilities(has_deactivate=True, has_delete=True)
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
     list_path = "/users"
     records_key: ClassVar[str | None] = "users"
@@ -54,10 +53,7 @@ class ExampleConnector(Connector):
 
     def to_vendor(self, attributes: Mapping[str, object]) -> Record:
         """Map canonical attributes to example user fields."""
-        fields = renamed(attributes, _TO_VENDOR)
-        if "active" in attributes:
-            fields["status"] = "active" if attributes["active"] else "inactive"
-        return fields
+        return with_status(attributes, _TO_VENDOR)
 
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Create a user; AccountExistsError if the email is taken (409)."""

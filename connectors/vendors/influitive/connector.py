@@ -50,15 +50,7 @@ class InfluitiveConnector(Connector):
     writable: ClassVar[frozenset[str]] = frozenset(
         {"given_name", "family_name", "display_name", "title", "company"}
     )
-    capabilities = Capabilities(
-        put_replaces_object=False,
-        upsert_only=False,
-        has_deactivate=True,
-        has_delete=False,
-        bulk_invite=False,
-        create_needs_password=False,
-        email_filter=True,
-    )
+    capabilities = Capabilities(has_delete=False, email_filter=True)
     list_path = "/contacts"
     # Without it the listing leaves some members out; the Go client asks for all.
     list_params: ClassVar[Mapping[str, str]] = {"q[status]": "all"}

@@ -10,13 +10,13 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Literal, Unpack
 
 from connectors.core.auth import Auth, BasicAuth
-from connectors.core.base import Capabilities, Connector, ConnectorArgs
+from connectors.core.base import Capabilities, ConnectorArgs
 from connectors.core.errors import (
     ConnectorConfigError,
     ConnectorError,
     IncompleteListing,
 )
-from connectors.core.mapping import full_name, renamed, text
+from connectors.core.mapping import full_name, text, with_status
 from connectors.core.pagination import (
     ListingSource,
     OffsetLimitPaginator,
@@ -24,9 +24,9 @@ from connectors.core.pagination import (
     Paginator,
     Record,
 )
-from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
 from connectors.core.redaction import register_secret
+from connectors.core.replacing import ReplacingConnector
 
 DEFAULT_BASE_URL = "https://api.partnerize.com"
 PAGE_SIZE = 100
@@ -115,28 +115,21 @@ def count_problem(seen: list[tuple[object, int]], key: str) -> str | None:
     return None
 
 
-class PartnerizeConnector(Connector):
+class PartnerizeConnector(ReplacingConnector):
     """Connector for Partnerize users (`/user`)."""
 
     vendor = "partnerize"
     secret_names = ("application_key", "user_api_key")
     paginator: ClassVar[Paginator] = CountCheckedPaginator(size=PAGE_SIZE)
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
-    capabilities = Capabilities(
-        put_replaces_object=True,
-        upsert_only=False,
-        has_deactivate=True,
-        has_delete=True,
-        bulk_invite=False,
-        create_needs_password=True,
-        email_filter=False,
-    )
+    capabilities = Capabilities(put_replaces_object=True, create_needs_password=True)
     list_path = "/user"
     records_key: ClassVar[str | None] = "users"
     id_key = "user_id"
     default_base_url = DEFAULT_BASE_URL
     wrapper_key = "user"
     server_fields = _SYSTEM_FIELDS
+    deactivation: ClassVar[Mapping[str, object]] = {"status": "inactive"}
 
     def __init__(
         self,
@@ -194,10 +187,7 @@ class PartnerizeConnector(Connector):
 
     def to_vendor(self, attributes: Mapping[str, object]) -> Record:
         """Map canonical attributes to Partnerize fields (title, company, groups have none)."""
-        fields = renamed(attributes, _TO_VENDOR)
-        if "active" in attributes:
-            fields["status"] = "active" if attributes["active"] else "inactive"
-        return fields
+        return with_status(attributes, _TO_VENDOR)
 
     async def check_credentials(self) -> VendorAccount:
         """Return the user the keys belong to; AuthenticationError if the vendor rejects them."""
@@ -222,14 +212,3 @@ class PartnerizeConnector(Connector):
         if isinstance(issued, str) and issued:
             register_secret(issued)
         return self.to_account(record)
-
-    async def update_account(
-        self, external_id: str, attributes: Mapping[str, object]
-    ) -> VendorAccount:
-        """Read the user, merge the changes, write the whole object back (PUT replaces)."""
-        changes = self.to_vendor(attributes)
-        return self.to_account(await self._merge_write(external_id, changes, Priority.WRITE))
-
-    async def deactivate_account(self, external_id: str) -> None:
-        """Set `status: inactive`, keeping every other field; ahead of routine reads."""
-        await self._merge_write(external_id, {"status": "inactive"}, Priority.DEACTIVATE)

@@ -61,15 +61,7 @@ class ScimConnector(Connector):
     # Roles and groups are never written: `roles` is an escalation path and SCIM groups
     # are changed on the Group resource.
     writable: ClassVar[frozenset[str]] = frozenset(ATTRIBUTE_PATHS) - {"active"} | {"email"}
-    capabilities = Capabilities(
-        put_replaces_object=False,
-        upsert_only=False,
-        has_deactivate=True,
-        has_delete=True,
-        bulk_invite=False,
-        create_needs_password=False,
-        email_filter=True,
-    )
+    capabilities = Capabilities(email_filter=True)
     list_path = "/Users"
     users_path = "/Users"
     records_key: ClassVar[str | None] = "Resources"

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import ClassVar, Literal, Unpack
 
 from connectors.core.auth import Auth, BearerAuth, HeaderAuth
-from connectors.core.base import Capabilities, Connector, ConnectorArgs
+from connectors.core.base import Capabilities, ConnectorArgs
 from connectors.core.endpoints import label_problem
 from connectors.core.errors import (
     ConnectorConfigError,
@@ -23,6 +23,7 @@ from connectors.core.pagination import (
 )
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
+from connectors.core.replacing import ReplacingConnector
 
 ApiVersion = Literal["v1", "v2"]
 AuthStyle = Literal["api_key", "bearer"]
@@ -49,7 +50,7 @@ def tenant_url(subdomain: str) -> str:
     return f"https://{subdomain}.thoughtindustries.com"
 
 
-class ThoughtIndustriesConnector(Connector):
+class ThoughtIndustriesConnector(ReplacingConnector):
     """Connector for Thought Industries users (`/incoming/v2/users` by default).
 
     v2 pages by `pageInfo.cursor` until `pageInfo.hasMore` is false and answers with bare
@@ -62,20 +63,13 @@ class ThoughtIndustriesConnector(Connector):
     secret_names = ("api_key",)
     paginator: ClassVar[Paginator] = TokenCursorPaginator()
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR) - {"active"}
-    capabilities = Capabilities(
-        put_replaces_object=True,
-        upsert_only=False,
-        has_deactivate=True,
-        has_delete=True,
-        bulk_invite=False,
-        create_needs_password=False,
-        email_filter=True,
-    )
+    capabilities = Capabilities(put_replaces_object=True, email_filter=True)
     list_path = f"{API_PREFIX['v2']}/users"
     records_key: ClassVar[str | None] = "users"
     id_key = "id"
     label_settings: ClassVar[frozenset[str]] = frozenset({"subdomain"})
     server_fields = _SYSTEM_FIELDS
+    deactivation: ClassVar[Mapping[str, object]] = {"active": False}
 
     def __init__(
         self,
@@ -187,17 +181,6 @@ class ThoughtIndustriesConnector(Connector):
         if not fields.get("email"):
             raise ConnectorError(self.vendor, "creating a user needs an email")
         return self.to_account(await self._write("POST", self.users_path, fields))
-
-    async def update_account(
-        self, external_id: str, attributes: Mapping[str, object]
-    ) -> VendorAccount:
-        """Read the user, merge the changes, write the whole object back."""
-        changes = self.to_vendor(attributes)
-        return self.to_account(await self._merge_write(external_id, changes, Priority.WRITE))
-
-    async def deactivate_account(self, external_id: str) -> None:
-        """Set `active: false`, keeping every other field; ahead of routine reads."""
-        await self._merge_write(external_id, {"active": False}, Priority.DEACTIVATE)
 
     def _merged(self, current: Record, changes: Record) -> Record:
         """Return the whole object to PUT; custom fields merge key by key."""

@@ -52,15 +52,7 @@ class UserflowConnector(Connector):
     secret_names = ("api_key",)
     paginator: ClassVar[Paginator] = CursorPaginator(limit=100)
     writable: ClassVar[frozenset[str]] = frozenset(ATTRIBUTE_NAMES)
-    capabilities = Capabilities(
-        put_replaces_object=False,
-        upsert_only=True,
-        has_deactivate=False,
-        has_delete=True,
-        bulk_invite=False,
-        create_needs_password=False,
-        email_filter=True,
-    )
+    capabilities = Capabilities(upsert_only=True, has_deactivate=False, email_filter=True)
     list_path = "/users"
     records_key: ClassVar[str | None] = "data"
     id_key = "id"
