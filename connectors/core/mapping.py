@@ -20,9 +20,9 @@ def unwrap(vendor: str, body: object, key: str, method: str, path: str) -> Recor
     raise MalformedResponseError(vendor, method, path, f"no '{key}' object in the body")
 
 
-def full_name(given: str | None, family: str | None) -> str | None:
-    """Return `given family` from whichever parts are present, or None."""
-    return " ".join(part for part in (given, family) if part) or None
+def full_name(given: object, family: object) -> str | None:
+    """Return `given family` from whichever parts are non-empty text, or None."""
+    return " ".join(part for part in (text(given), text(family)) if part) or None
 
 
 def renamed(attributes: Mapping[str, object], names: Mapping[str, str]) -> Record:
@@ -36,3 +36,8 @@ def with_status(attributes: Mapping[str, object], names: Mapping[str, str]) -> R
     if "active" in attributes:
         fields["status"] = "active" if attributes["active"] else "inactive"
     return fields
+
+
+def texts(raw: Mapping[str, object], names: Mapping[str, str]) -> dict[str, object]:
+    """Return each canonical attribute read as text from the vendor field it is named by."""
+    return {key: text(raw.get(field)) for key, field in names.items()}

@@ -20,7 +20,7 @@ from connectors.core.errors import (
     ConnectorConfigError,
     MalformedResponseError,
 )
-from connectors.core.mapping import text
+from connectors.core.mapping import full_name, text, texts
 from connectors.core.pagination import ListingSource, PageTotalPaginator, Paginator, Record
 from connectors.core.paths import segment
 from connectors.core.priority import Priority
@@ -197,25 +197,19 @@ class AppXiteConnector(Connector):
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map an AppXite user to an account."""
-        email = text(raw.get("Email"))
         state = text(raw.get("State")) or ""
         status, active = STATES.get(state, (state.casefold() or "unknown", False))
-        given, family = text(raw.get("FirstName")), text(raw.get("LastName"))
         organizations = raw.get("OrganizationIds")
-        attributes: dict[str, object] = {
-            key: text(raw.get(field)) for key, field in _TO_VENDOR.items()
-        }
-        attributes["display_name"] = attributes["display_name"] or (
-            " ".join(part for part in (given, family) if part) or None
+        attributes = texts(raw, _TO_VENDOR)
+        attributes["display_name"] = attributes["display_name"] or full_name(
+            attributes["given_name"], attributes["family_name"]
         )
         attributes["role"] = text(raw.get("RoleName")) or text(raw.get("RoleId"))
         attributes["groups"] = (
             [str(org) for org in organizations] if isinstance(organizations, list) else []
         )
         attributes["active"] = active
-        return VendorAccount(
-            external_id=str(raw["Id"]), email=email, status=status, attributes=attributes, raw=raw
-        )
+        return self._account(raw, attributes, status)
 
     async def to_vendor(self, attributes: Mapping[str, object]) -> Record:
         """Map canonical profile attributes to AppXite fields (role names become role ids)."""

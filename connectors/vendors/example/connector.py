@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from connectors.core.auth import Auth, BearerAuth
 from connectors.core.base import Connector
-from connectors.core.mapping import full_name, text, with_status
+from connectors.core.mapping import full_name, text, texts, with_status
 from connectors.core.pagination import PageTotalPaginator, Paginator, Record
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
@@ -39,16 +39,10 @@ class ExampleConnector(Connector):
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map an example user to an account."""
-        given, family = text(raw.get("first_name")), text(raw.get("last_name"))
         status = text(raw.get("status")) or "active"
-        attributes: dict[str, object] = {
-            "email": text(raw.get("email")),
-            "given_name": given,
-            "family_name": family,
-            "display_name": full_name(given, family),
-            "role": text(raw.get("role")),
-            "active": status == "active",
-        }
+        attributes = texts(raw, _TO_VENDOR)
+        attributes["display_name"] = full_name(attributes["given_name"], attributes["family_name"])
+        attributes["active"] = status == "active"
         return self._account(raw, attributes, status)
 
     def to_vendor(self, attributes: Mapping[str, object]) -> Record:

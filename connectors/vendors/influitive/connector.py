@@ -15,7 +15,7 @@ from connectors.core.errors import (
     MalformedResponseError,
     UnsupportedOperation,
 )
-from connectors.core.mapping import text
+from connectors.core.mapping import full_name, text
 from connectors.core.pagination import NextLinkPaginator, Paginator, Record
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
@@ -119,7 +119,7 @@ class InfluitiveConnector(Connector):
         email = text(raw.get("email"))
         given, family = text(raw.get("first_name")), text(raw.get("last_name"))
         locked = raw.get("locked_at") is not None
-        display = text(raw.get("name")) or " ".join(p for p in (given, family) if p) or None
+        display = text(raw.get("name")) or full_name(given, family)
         attributes: dict[str, object] = {
             "email": email,
             "given_name": given,

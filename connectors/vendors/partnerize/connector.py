@@ -16,7 +16,7 @@ from connectors.core.errors import (
     ConnectorError,
     IncompleteListing,
 )
-from connectors.core.mapping import full_name, text, with_status
+from connectors.core.mapping import full_name, text, texts, with_status
 from connectors.core.pagination import (
     ListingSource,
     OffsetLimitPaginator,
@@ -171,18 +171,11 @@ class PartnerizeConnector(ReplacingConnector):
     def to_account(self, raw: Record) -> VendorAccount:
         """Map a Partnerize user to an account (the vendor's docs also name `email_address`)."""
         raw = {key: value for key, value in raw.items() if key not in _SECRET_FIELDS}
-        given, family = text(raw.get("firstname")), text(raw.get("lastname"))
         status = text(raw.get("status")) or "active"
-        attributes: dict[str, object] = {
-            "email": text(raw.get("email")) or text(raw.get("email_address")),
-            "given_name": given,
-            "family_name": family,
-            "display_name": full_name(given, family),
-            "locale": text(raw.get("locale")),
-            "timezone": text(raw.get("timezone")),
-            "role": text(raw.get("role")),
-            "active": status == "active",
-        }
+        attributes = texts(raw, _TO_VENDOR)
+        attributes["email"] = attributes["email"] or text(raw.get("email_address"))
+        attributes["display_name"] = full_name(attributes["given_name"], attributes["family_name"])
+        attributes["active"] = status == "active"
         return self._account(raw, attributes, status)
 
     def to_vendor(self, attributes: Mapping[str, object]) -> Record:
