@@ -61,7 +61,8 @@ class Connector(ABC):
     `capabilities`, and implement `build_auth` and `to_account`; write operations they
     support override the methods that raise UnsupportedOperation here. Reads and
     writes of one account go through `_item_path`, `_read`, `_write` and `_unwrap`,
-    driven by `users_path`, `wrapper_key` and `id_key`.
+    driven by `users_path`, `wrapper_key` and `id_key`; settings of its own a vendor
+    takes as keywords of its constructor, beside `**common: Unpack[ConnectorArgs]`.
     """
 
     vendor: ClassVar[str]
@@ -97,9 +98,9 @@ class Connector(ABC):
         timeout: float = 30.0,
         **unknown: object,
     ) -> None:
-        for key in unknown:  # a vendor's own settings are its constructor's keywords
-            raise TypeError(f"unexpected setting {key!r}")
-        base_url = base_url or self.default_base_url
+        if unknown:  # a vendor's own settings are its constructor's keywords
+            raise TypeError(f"unexpected setting {', '.join(map(repr, unknown))}")
+        base_url = self.default_base_url if base_url is None else base_url
         if base_url is None:
             raise ConnectorConfigError(self.vendor, f"connector {name!r} needs base_url")
         missing = [key for key in self.secret_names if not secrets.get(key)]
