@@ -1,7 +1,14 @@
 """Vendor connectors, the shared HTTP layer, paginators and vendor simulators."""
 
-from connectors.core.auth import Auth, BasicAuth, BearerAuth, CombinedAuth, HeaderAuth
-from connectors.core.base import Capabilities, Connector
+from connectors.core.auth import (
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    CombinedAuth,
+    HeaderAuth,
+    StaticHeaders,
+)
+from connectors.core.base import Capabilities, Connector, ConnectorArgs
 from connectors.core.budget import RateBudget, Ticket
 from connectors.core.errors import (
     AuthenticationError,
@@ -31,6 +38,7 @@ from connectors.core.pagination import (
 from connectors.core.priority import Priority, PrioritySemaphore
 from connectors.core.records import VendorAccount
 from connectors.core.redaction import redact_secrets, register_secret
+from connectors.core.replacing import ReplacingConnector
 from connectors.core.retry import RetryPolicy, parse_retry_after
 from connectors.core.session import new_session, open_session
 
@@ -42,6 +50,7 @@ __all__ = [
     "Capabilities",
     "CombinedAuth",
     "Connector",
+    "ConnectorArgs",
     "ConnectorConfigError",
     "ConnectorError",
     "CursorPaginator",
@@ -58,9 +67,11 @@ __all__ = [
     "PrioritySemaphore",
     "RateBudget",
     "RateLimitedError",
+    "ReplacingConnector",
     "ResponseTooLargeError",
     "RetryPolicy",
     "StartIndexPaginator",
+    "StaticHeaders",
     "Ticket",
     "UnsupportedOperation",
     "VendorAccount",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 import anyio
@@ -37,6 +38,17 @@ RequestObserver = Callable[[str, str, int, float], None]
 
 class _Throttled(Exception):
     """The vendor answered 429; the budget has already taken note."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One prepared request, sent as often as its retries need."""
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None
+    body: bytes | None
+    headers: Mapping[str, str]
 
 
 class VendorHttp:
@@ -128,10 +140,11 @@ class VendorHttp:
         if body is not None:
             sent["Content-Type"] = "application/json"
         sent.update(headers or {})
+        prepared = _Request(method, path, params, body, sent)
         failures = throttled = 0
         while True:
             try:
-                return await self._attempt(method, path, params, body, sent, priority)
+                return await self._attempt(prepared, priority)
             except _Throttled:
                 throttled += 1
                 if throttled > self.retry.max_throttled:
@@ -165,18 +178,11 @@ class VendorHttp:
             path = path[len(prefix) :] or "/"
         return path, dict(url.query)
 
-    async def _attempt(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        body: bytes | None,
-        headers: Mapping[str, str],
-        priority: Priority,
-    ) -> object:
+    async def _attempt(self, request: _Request, priority: Priority) -> object:
         """Send once within the budget and classify the outcome."""
         async with self.budget.slot(priority) as ticket:
-            status, payload = await self._send(method, path, params, body, headers, ticket)
+            status, payload = await self._send(request, ticket)
+        method, path = request.method, request.path
         if status == 429:
             raise _Throttled
         if status in (401, 403):
@@ -192,24 +198,17 @@ class VendorHttp:
         except orjson.JSONDecodeError:
             raise MalformedResponseError(self.vendor, method, path, "malformed JSON") from None
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        body: bytes | None,
-        headers: Mapping[str, str],
-        ticket: Ticket,
-    ) -> tuple[int, bytes | bytearray]:
+    async def _send(self, request: _Request, ticket: Ticket) -> tuple[int, bytes | bytearray]:
         """Perform the HTTP exchange and report the outcome to the budget and the observer."""
+        method, path = request.method, request.path
         started = time.perf_counter()
         try:
             async with self._session.request(
                 method,
                 self._base + path,
-                params=params,
-                data=body,
-                headers=headers,
+                params=request.params,
+                data=request.body,
+                headers=request.headers,
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:

@@ -61,6 +61,12 @@ class _Guard:
             raise self.incomplete("unexpected response shape")
         return container
 
+    def take(self, body: object, label: str | None = None) -> Page:
+        """Return and count the records of the next page (labelled by its number if unnamed)."""
+        records = self.extract(body)
+        self.accept(records, label or f"page {self.pages + 1}")
+        return records
+
     def accept(self, records: Sequence[Record], label: str) -> None:
         """Count a page; fail if it is past the cap or repeats an earlier page."""
         if self.pages >= self._max_pages:
@@ -125,58 +131,53 @@ class PageNumberPaginator(Paginator):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PageCountPaginator(Paginator):
+class ShortPagePaginator(Paginator):
+    """Pages of `size` records asked by position; a page shorter than `size` is the last one."""
+
+    size: int = 100
+
+    @abstractmethod
+    def _position(self, index: int) -> tuple[dict[str, str], str]:
+        """Return the query that asks for page `index` (from 0) and the page's label."""
+
+    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
+        """Yield pages until one holds fewer than `size` records."""
+        guard = _Guard(source, self.max_pages)
+        while True:
+            position, label = self._position(guard.pages)
+            body = await source.fetch(source.path, {**source.params, **position})
+            records = guard.take(body, label)
+            if records:
+                yield records
+            if len(records) < self.size:
+                return
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageCountPaginator(ShortPagePaginator):
     """`?page=N&count=SIZE`; a page shorter than SIZE is the last one."""
 
     page_param: str = "page"
     size_param: str = "count"
-    size: int = 100
     start: int = 1
 
-    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
-        """Yield pages until one holds fewer than `size` records."""
-        guard = _Guard(source, self.max_pages)
-        number = self.start
-        while True:
-            params = {
-                **source.params,
-                self.page_param: str(number),
-                self.size_param: str(self.size),
-            }
-            records = guard.extract(await source.fetch(source.path, params))
-            guard.accept(records, f"page {number}")
-            if records:
-                yield records
-            if len(records) < self.size:
-                return
-            number += 1
+    def _position(self, index: int) -> tuple[dict[str, str], str]:
+        """Return `page` and `count` for page `index`."""
+        number = self.start + index
+        return {self.page_param: str(number), self.size_param: str(self.size)}, f"page {number}"
 
 
 @dataclass(frozen=True, kw_only=True)
-class OffsetLimitPaginator(Paginator):
+class OffsetLimitPaginator(ShortPagePaginator):
     """`?limit=SIZE&offset=N` from offset 0; a page shorter than SIZE is the last one."""
 
     limit_param: str = "limit"
     offset_param: str = "offset"
-    size: int = 100
 
-    async def pages(self, source: ListingSource) -> AsyncGenerator[Page, None]:
-        """Yield pages until one holds fewer than `size` records."""
-        guard = _Guard(source, self.max_pages)
-        offset = 0
-        while True:
-            params = {
-                **source.params,
-                self.limit_param: str(self.size),
-                self.offset_param: str(offset),
-            }
-            records = guard.extract(await source.fetch(source.path, params))
-            guard.accept(records, f"page {guard.pages + 1}")
-            if records:
-                yield records
-            if len(records) < self.size:
-                return
-            offset += self.size
+    def _position(self, index: int) -> tuple[dict[str, str], str]:
+        """Return `limit` and `offset` for page `index`."""
+        query = {self.limit_param: str(self.size), self.offset_param: str(index * self.size)}
+        return query, f"page {index + 1}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -324,8 +325,7 @@ class CursorPaginator(Paginator):
         params: Mapping[str, str] = {**source.params, self.limit_param: str(self.limit)}
         while True:
             body = await source.fetch(path, params)
-            records = guard.extract(body)
-            guard.accept(records, f"page {guard.pages + 1}")
+            records = guard.take(body)
             if records:
                 yield records
             fields = body if isinstance(body, dict) else {}
@@ -370,8 +370,7 @@ class TokenCursorPaginator(Paginator):
         params: Mapping[str, str] = dict(source.params)
         while True:
             body = await source.fetch(source.path, params)
-            records = guard.extract(body)
-            guard.accept(records, f"page {guard.pages + 1}")
+            records = guard.take(body)
             if records:
                 yield records
             info = body.get(self.info_key) if isinstance(body, dict) else None
@@ -402,8 +401,7 @@ class NextLinkPaginator(Paginator):
         params: Mapping[str, str] = source.params
         while True:
             body = await source.fetch(path, params)
-            records = guard.extract(body)
-            guard.accept(records, f"page {guard.pages + 1}")
+            records = guard.take(body)
             if records:
                 yield records
             link = self._link(body)

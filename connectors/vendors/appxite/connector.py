@@ -8,29 +8,23 @@ README in this folder holds the evidence and marks what is assumed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from dataclasses import dataclass, replace
+from typing import ClassVar, Literal, Unpack
 from urllib.parse import quote
 
-import aiohttp
-
 from connectors.core.auth import Auth, BearerAuth, CombinedAuth, HeaderAuth
-from connectors.core.base import Capabilities, Connector
-from connectors.core.budget import RateBudget
+from connectors.core.base import Capabilities, Connector, ConnectorArgs
 from connectors.core.errors import (
-    AccountExistsError,
     ConnectorConfigError,
     MalformedResponseError,
-    VendorHTTPError,
 )
-from connectors.core.mapping import text
+from connectors.core.mapping import full_name, text, texts
 from connectors.core.pagination import ListingSource, PageTotalPaginator, Paginator, Record
 from connectors.core.paths import segment
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
-from connectors.core.retry import RetryPolicy
 
 ScopeKind = Literal["platform", "customer"]
 
@@ -149,14 +143,12 @@ class AppXiteConnector(Connector):
     )
     records_key: ClassVar[str | None] = "Items"
     id_key = "Id"
+    server_fields = SERVER_OWNED
 
     def __init__(
         self,
         *,
-        name: str,
-        session: aiohttp.ClientSession,
         base_url: str,
-        secrets: Mapping[str, str],
         scope_id: str,
         scope_kind: ScopeKind = "platform",
         scope_in: Literal["query", "path"] = "query",
@@ -168,10 +160,7 @@ class AppXiteConnector(Connector):
         invite_batch_size: int = 100,
         organization_ids: Sequence[str] | None = None,
         identity_provider_id: str | None = None,
-        allow_delete: bool = False,
-        budget: RateBudget | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        **common: Unpack[ConnectorArgs],
     ) -> None:
         if scope_kind not in ("platform", "customer") or not scope_id:
             raise ConnectorConfigError(self.vendor, "scope_kind must be platform or customer")
@@ -183,15 +172,7 @@ class AppXiteConnector(Connector):
                 self.vendor, "scope_in='path' needs {scope_id} in paths.list_users"
             )
         self._subscription_key_header = subscription_key_header
-        super().__init__(
-            name=name,
-            session=session,
-            base_url=base_url,
-            secrets=secrets,
-            budget=budget,
-            retry=retry,
-            timeout=timeout,
-        )
+        super().__init__(base_url=base_url, **common)
         self.scope_kind: ScopeKind = scope_kind
         self.scope_id = scope_id
         self.api_version = api_version
@@ -201,7 +182,6 @@ class AppXiteConnector(Connector):
         self.invite_batch_size = invite_batch_size
         self.organization_ids = tuple(organization_ids or (scope_id,))
         self.identity_provider_id = identity_provider_id
-        self.allow_delete = allow_delete
         self._list_path = self._path(self.paths.list_users)
         self._list_params = {f"{scope_kind}Id": scope_id} if scope_in == "query" else {}
         self._roles: list[Role] | None = None
@@ -217,25 +197,19 @@ class AppXiteConnector(Connector):
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map an AppXite user to an account."""
-        email = text(raw.get("Email"))
         state = text(raw.get("State")) or ""
         status, active = STATES.get(state, (state.casefold() or "unknown", False))
-        given, family = text(raw.get("FirstName")), text(raw.get("LastName"))
         organizations = raw.get("OrganizationIds")
-        attributes: dict[str, object] = {
-            key: text(raw.get(field)) for key, field in _TO_VENDOR.items()
-        }
-        attributes["display_name"] = attributes["display_name"] or (
-            " ".join(part for part in (given, family) if part) or None
+        attributes = texts(raw, _TO_VENDOR)
+        attributes["display_name"] = attributes["display_name"] or full_name(
+            attributes["given_name"], attributes["family_name"]
         )
         attributes["role"] = text(raw.get("RoleName")) or text(raw.get("RoleId"))
         attributes["groups"] = (
             [str(org) for org in organizations] if isinstance(organizations, list) else []
         )
         attributes["active"] = active
-        return VendorAccount(
-            external_id=str(raw["Id"]), email=email, status=status, attributes=attributes, raw=raw
-        )
+        return self._account(raw, attributes, status)
 
     async def to_vendor(self, attributes: Mapping[str, object]) -> Record:
         """Map canonical profile attributes to AppXite fields (role names become role ids)."""
@@ -250,21 +224,7 @@ class AppXiteConnector(Connector):
 
     def listing_source(self) -> ListingSource:
         """Describe the scoped user listing for the paginator."""
-        return ListingSource(
-            vendor=self.vendor,
-            path=self._list_path,
-            fetch=self._fetch_page,
-            params=self._list_params,
-            records_key=self.records_key,
-            id_key=self.id_key,
-            resolve_link=self.http.resolve_link,
-        )
-
-    async def list_pages(self) -> AsyncGenerator[list[VendorAccount], None]:
-        """Yield every account of the scope, a page at a time."""
-        async with aclosing(self.list_paginator.pages(self.listing_source())) as pages:
-            async for page in pages:
-                yield [self.to_account(raw) for raw in page]
+        return replace(super().listing_source(), path=self._list_path, params=self._list_params)
 
     async def list_roles(self) -> list[Role]:
         """Return the platform's roles (id, name, weight)."""
@@ -297,11 +257,6 @@ class AppXiteConnector(Connector):
 
     # -- reads and writes ----------------------------------------------------------------
 
-    async def get_account(self, external_id: str) -> VendorAccount | None:
-        """Return one user, or None on 404."""
-        raw = await self._get_raw(external_id)
-        return None if raw is None else self.to_account(raw)
-
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Invite one user; the account starts as New (status "invited")."""
         return (await self.invite_accounts([attributes]))[0]
@@ -329,7 +284,7 @@ class AppXiteConnector(Connector):
         for organizations, indexes in by_organizations.items():
             for start in range(0, len(indexes), self.invite_batch_size):
                 batch = [users[i] for i in indexes[start : start + self.invite_batch_size]]
-                body = await self._write(
+                body = await self._send_write(
                     "POST", path, {"Users": batch, "OrganizationIds": list(organizations)}
                 )
                 for record in self._invited(body):
@@ -341,13 +296,11 @@ class AppXiteConnector(Connector):
     ) -> VendorAccount:
         """Change a user's profile; `active` blocks or unblocks. Groups are set at invite only."""
         fields = await self.to_vendor(attributes)
-        path = self._user_path(external_id)
-        raw = await self._get_raw(external_id)
-        if raw is None:
-            raise VendorHTTPError(self.vendor, "GET", path, 404)
-        if fields:  # PUT replaces the profile: send everything we read, changed
-            profile = {k: v for k, v in raw.items() if k not in SERVER_OWNED} | fields
-            raw = self._record(await self._write("PUT", path, profile), "PUT", path)
+        raw = await (
+            self._merge_write(external_id, fields, Priority.WRITE)
+            if fields
+            else self._existing(external_id, Priority.WRITE)
+        )
         active = attributes.get("active")
         state = raw.get("State")
         if active is False and state != BLOCKED:
@@ -360,11 +313,6 @@ class AppXiteConnector(Connector):
         """Block the user, ahead of routine reads."""
         await self._set_state(external_id, BLOCKED, Priority.DEACTIVATE)
 
-    async def delete_account(self, external_id: str) -> None:
-        """Delete the user, only when this connector's config allows it."""
-        self.require_delete_allowed()
-        await self.http.request("DELETE", self._user_path(external_id), priority=Priority.WRITE)
-
     # -- helpers -------------------------------------------------------------------------
 
     def _path(self, template: str, external_id: str | None = None) -> str:
@@ -376,7 +324,7 @@ class AppXiteConnector(Connector):
             id="" if external_id is None else segment(self.vendor, external_id),
         )
 
-    def _user_path(self, external_id: str) -> str:
+    def _item_path(self, external_id: str) -> str:
         """Return the path of one user."""
         return self._path(self.paths.user, external_id)
 
@@ -403,31 +351,14 @@ class AppXiteConnector(Connector):
                     return candidate.id
         return role
 
-    async def _get_raw(self, external_id: str) -> Record | None:
-        """Return one user's record, or None on 404."""
-        path = self._user_path(external_id)
-        body = await self.http.get_or_none(path)
-        return None if body is None else self._record(body, "GET", path)
-
-    async def _write(self, method: str, path: str, body: Record) -> object:
-        """Send a write; a 409 (an email already taken) is AccountExistsError."""
-        try:
-            return await self.http.request(method, path, json=body, priority=Priority.WRITE)
-        except VendorHTTPError as error:
-            if error.status == 409:
-                raise AccountExistsError(self.vendor, method, path, 409) from None
-            raise
-
     async def _set_state(self, external_id: str, state: str, priority: Priority) -> Record:
         """Move a user to a state through the configured state endpoint; return the user."""
         path = self._path(self.paths.user_state, external_id)
         body = await self.http.request("PUT", path, json={"State": state}, priority=priority)
         if isinstance(body, dict) and body.get("Id") is not None:
             return dict(body)
-        raw = await self._get_raw(external_id)  # the state endpoint answered without the user
-        if raw is None:
-            raise VendorHTTPError(self.vendor, "GET", self._user_path(external_id), 404)
-        return raw
+        # The state endpoint answered without the user.
+        return await self._existing(external_id, priority)
 
     def _invited(self, body: object) -> list[Record]:
         """Return the users an invite call echoed back (none when it answered without them)."""
@@ -454,12 +385,6 @@ class AppXiteConnector(Connector):
                 self.vendor, "POST", path, f"{len(absent)} invited user(s) not found afterwards"
             )
         return [self.to_account(invited[email]) for email in wanted]
-
-    def _record(self, body: object, method: str, path: str) -> Record:
-        """Return a single-user body as a record."""
-        if isinstance(body, dict) and body.get("Id") is not None:
-            return dict(body)
-        raise MalformedResponseError(self.vendor, method, path, "no user object in the body")
 
     def _records(self, body: object, path: str) -> list[Record]:
         """Return the records of a roles or identity-provider body."""

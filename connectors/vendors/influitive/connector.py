@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
-import aiohttp
-
-from connectors.core.auth import Auth, CombinedAuth, HeaderAuth
-from connectors.core.base import Capabilities, Connector
-from connectors.core.budget import RateBudget
+from connectors.core.auth import Auth, CombinedAuth, HeaderAuth, StaticHeaders
+from connectors.core.base import Capabilities, Connector, ConnectorArgs
 from connectors.core.endpoints import label_problem
 from connectors.core.errors import (
     ConnectorConfigError,
     ConnectorError,
     MalformedResponseError,
     UnsupportedOperation,
-    VendorHTTPError,
 )
-from connectors.core.mapping import text
+from connectors.core.mapping import full_name, text
 from connectors.core.pagination import NextLinkPaginator, Paginator, Record
-from connectors.core.paths import segment
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
-from connectors.core.retry import RetryPolicy
 
 PLATFORM_URL = "https://api.influitive.com"
 GENERATIONS = ("hub", "platform")
@@ -42,17 +36,6 @@ def hub_url(hub: str) -> str:
     return f"https://{hub}.influitive.com/api"
 
 
-class OrgHeader:
-    """`X_ORG_ID: ORG`: names the organisation; an identifier, not a secret."""
-
-    def __init__(self, org_id: str) -> None:
-        self._headers = {"X_ORG_ID": org_id}
-
-    def headers(self) -> Mapping[str, str]:
-        """Return the organisation header."""
-        return self._headers
-
-
 class InfluitiveConnector(Connector):
     """Connector for Influitive members, hub (`HUB.influitive.com/api`) or platform generation.
 
@@ -67,65 +50,42 @@ class InfluitiveConnector(Connector):
     writable: ClassVar[frozenset[str]] = frozenset(
         {"given_name", "family_name", "display_name", "title", "company"}
     )
-    capabilities = Capabilities(
-        put_replaces_object=False,
-        upsert_only=False,
-        has_deactivate=True,
-        has_delete=False,
-        bulk_invite=False,
-        create_needs_password=False,
-        email_filter=True,
-    )
+    capabilities = Capabilities(has_delete=False, email_filter=True)
     list_path = "/contacts"
     # Without it the listing leaves some members out; the Go client asks for all.
     list_params: ClassVar[Mapping[str, str]] = {"q[status]": "all"}
     records_key: ClassVar[str | None] = "contacts"
     id_key = "id"
     label_settings: ClassVar[frozenset[str]] = frozenset({"hub"})
+    users_path = MEMBERS
 
     def __init__(
         self,
         *,
-        name: str,
-        session: aiohttp.ClientSession,
-        secrets: Mapping[str, str],
         base_url: str | None = None,
         api: str = "hub",
         hub: str | None = None,
         org_id: str | None = None,
         custom_field_map: Mapping[str, str] | None = None,
-        allow_delete: bool = False,
-        budget: RateBudget | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
-        **retired: object,
+        advocates_path: object = None,
+        email_filter_param: object = None,
+        **common: Unpack[ConnectorArgs],
     ) -> None:
         self.api = api
         self.org_id = org_id
-        root = self._root(name, base_url, hub, retired)
+        given = {"advocates_path": advocates_path, "email_filter_param": email_filter_param}
+        retired = [key for key, value in given.items() if value is not None]
+        root = self._root(common["name"], base_url, hub, retired)
         self.custom_field_map = dict(custom_field_map or {})
-        self.allow_delete = allow_delete
-        super().__init__(
-            name=name,
-            session=session,
-            base_url=root,
-            secrets=secrets,
-            budget=budget,
-            retry=retry,
-            timeout=timeout,
-        )
+        super().__init__(base_url=root, **common)
 
-    def _root(
-        self, name: str, base_url: str | None, hub: str | None, retired: Mapping[str, object]
-    ) -> str:
+    def _root(self, name: str, base_url: str | None, hub: str | None, retired: list[str]) -> str:
         """Check the settings and return the API root they name."""
 
         def refuse(problem: str) -> ConnectorConfigError:
             return ConnectorConfigError(self.vendor, f"{name!r}: {problem}")
 
         for key in retired:
-            if key not in _RETIRED:
-                raise TypeError(f"unexpected setting {key!r}")
             raise refuse(f"{key} is no longer a setting ({_RETIRED[key]}); choose settings.api")
         if self.api not in GENERATIONS:
             raise refuse(f"api must be one of {', '.join(GENERATIONS)}, not {self.api!r}")
@@ -148,7 +108,9 @@ class InfluitiveConnector(Connector):
     def build_auth(self, secrets: Mapping[str, str]) -> Auth:
         """Return `Authorization: Token KEY`, plus `X_ORG_ID` when an org id is set."""
         token = HeaderAuth({"Authorization": f"Token {secrets['api_key']}"})
-        return token if self.org_id is None else CombinedAuth(token, OrgHeader(self.org_id))
+        if self.org_id is None:
+            return token
+        return CombinedAuth(token, StaticHeaders({"X_ORG_ID": self.org_id}))  # an id, no secret
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map a member to an account; a locked member is inactive."""
@@ -157,7 +119,7 @@ class InfluitiveConnector(Connector):
         email = text(raw.get("email"))
         given, family = text(raw.get("first_name")), text(raw.get("last_name"))
         locked = raw.get("locked_at") is not None
-        display = text(raw.get("name")) or " ".join(p for p in (given, family) if p) or None
+        display = text(raw.get("name")) or full_name(given, family)
         attributes: dict[str, object] = {
             "email": email,
             "given_name": given,
@@ -169,13 +131,7 @@ class InfluitiveConnector(Connector):
         }
         for attribute, key in self.custom_field_map.items():
             attributes[attribute] = custom.get(key)
-        return VendorAccount(
-            external_id=str(raw["id"]),
-            email=email,
-            status="inactive" if locked else "active",
-            attributes=attributes,
-            raw=raw,
-        )
+        return self._account(raw, attributes, "inactive" if locked else "active")
 
     async def find_by_email(self, email: str) -> VendorAccount | None:
         """Look a member up with `GET /members?email=`; two members with it is an error."""
@@ -195,11 +151,6 @@ class InfluitiveConnector(Connector):
             raise ConnectorError(self.vendor, f"members {ids} share one email: not guessing")
         return found[0] if found else None
 
-    async def get_account(self, external_id: str) -> VendorAccount | None:
-        """Return one member, or None on 404."""
-        raw = await self._read(external_id, Priority.READ)
-        return None if raw is None else self.to_account(raw)
-
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Create an uninvited member (`type: Nominee`), as both public clients do."""
         email = text(attributes.get("email"))
@@ -208,8 +159,7 @@ class InfluitiveConnector(Connector):
             raise ConnectorError(self.vendor, "creating a member needs an email and a full name")
         fields: Record = {"email": email, "name": full_name, "type": "Nominee", "source": "syncd"}
         fields.update(self._profile(attributes))
-        body = await self.http.request("POST", MEMBERS, json=fields, priority=Priority.WRITE)
-        return self.to_account(self._member(body, "POST", MEMBERS))
+        return self.to_account(await self._write("POST", MEMBERS, fields))
 
     async def update_account(
         self, external_id: str, attributes: Mapping[str, object]
@@ -223,22 +173,15 @@ class InfluitiveConnector(Connector):
         fields = self._profile(attributes)
         current: Record = {}
         if _PARTS & set(attributes) and not set(attributes) >= _PARTS:
-            held = await self._read(external_id, Priority.WRITE)
-            if held is None:
-                raise VendorHTTPError(self.vendor, "GET", self._path(external_id), 404)
-            current = held
+            current = await self._existing(external_id, Priority.WRITE)
         if (_PARTS | {"display_name"}) & set(attributes):
             full_name = self._name(attributes, current)
             if full_name is not None:
                 fields["name"] = full_name
         if not fields:
-            account = await self.get_account(external_id)
-            if account is None:
-                raise VendorHTTPError(self.vendor, "GET", self._path(external_id), 404)
-            return account
-        path = self._path(external_id)
-        body = await self.http.request("PATCH", path, json=fields, priority=Priority.WRITE)
-        return self.to_account(self._member(body, "PATCH", path))
+            return self.to_account(await self._existing(external_id, Priority.READ))
+        path = self._item_path(external_id)
+        return self.to_account(await self._write("PATCH", path, fields))
 
     async def deactivate_account(self, external_id: str) -> None:
         """Lock the member's profile (reversible with unlock), ahead of routine reads."""
@@ -266,21 +209,5 @@ class InfluitiveConnector(Connector):
 
     async def _post_action(self, external_id: str, action: str, priority: Priority) -> None:
         """POST `/members/{id}/{action}` (lock or unlock)."""
-        path = f"{self._path(external_id)}/{action}"
+        path = f"{self._item_path(external_id)}/{action}"
         await self.http.request("POST", path, priority=priority)
-
-    async def _read(self, external_id: str, priority: Priority) -> Record | None:
-        """Return one member's record, or None on 404."""
-        path = self._path(external_id)
-        body = await self.http.get_or_none(path, priority=priority)
-        return None if body is None else self._member(body, "GET", path)
-
-    def _path(self, external_id: str) -> str:
-        """Return the path of one member."""
-        return f"{MEMBERS}/{segment(self.vendor, external_id)}"
-
-    def _member(self, body: object, method: str, path: str) -> Record:
-        """Return a member body (members are never wrapped), or fail if it is not one."""
-        if isinstance(body, dict) and body.get("id") is not None:
-            return dict(body)
-        raise MalformedResponseError(self.vendor, method, path, "no member object in the body")

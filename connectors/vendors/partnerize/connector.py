@@ -7,20 +7,16 @@ import string
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import ClassVar, Literal
-
-import aiohttp
+from typing import ClassVar, Literal, Unpack
 
 from connectors.core.auth import Auth, BasicAuth
-from connectors.core.base import Capabilities, Connector
-from connectors.core.budget import RateBudget
+from connectors.core.base import Capabilities, ConnectorArgs
 from connectors.core.errors import (
     ConnectorConfigError,
     ConnectorError,
     IncompleteListing,
-    VendorHTTPError,
 )
-from connectors.core.mapping import text, unwrap
+from connectors.core.mapping import full_name, text, texts, with_status
 from connectors.core.pagination import (
     ListingSource,
     OffsetLimitPaginator,
@@ -28,11 +24,9 @@ from connectors.core.pagination import (
     Paginator,
     Record,
 )
-from connectors.core.paths import segment
-from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
 from connectors.core.redaction import register_secret
-from connectors.core.retry import RetryPolicy
+from connectors.core.replacing import ReplacingConnector
 
 DEFAULT_BASE_URL = "https://api.partnerize.com"
 PAGE_SIZE = 100
@@ -121,41 +115,30 @@ def count_problem(seen: list[tuple[object, int]], key: str) -> str | None:
     return None
 
 
-class PartnerizeConnector(Connector):
+class PartnerizeConnector(ReplacingConnector):
     """Connector for Partnerize users (`/user`)."""
 
     vendor = "partnerize"
     secret_names = ("application_key", "user_api_key")
     paginator: ClassVar[Paginator] = CountCheckedPaginator(size=PAGE_SIZE)
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
-    capabilities = Capabilities(
-        put_replaces_object=True,
-        upsert_only=False,
-        has_deactivate=True,
-        has_delete=True,
-        bulk_invite=False,
-        create_needs_password=True,
-        email_filter=False,
-    )
+    capabilities = Capabilities(put_replaces_object=True, create_needs_password=True)
     list_path = "/user"
     records_key: ClassVar[str | None] = "users"
     id_key = "user_id"
+    default_base_url = DEFAULT_BASE_URL
+    wrapper_key = "user"
+    server_fields = _SYSTEM_FIELDS
+    deactivation: ClassVar[Mapping[str, object]] = {"status": "inactive"}
 
     def __init__(
         self,
         *,
-        name: str,
-        session: aiohttp.ClientSession,
-        secrets: Mapping[str, str],
-        base_url: str = DEFAULT_BASE_URL,
         auth_style: AuthStyle = "basic",
         users_path: str = "/user",
         self_path: str = "/user/self",
         verify_total: bool = True,
-        allow_delete: bool = False,
-        budget: RateBudget | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        **common: Unpack[ConnectorArgs],
     ) -> None:
         if auth_style != "basic":
             raise ConnectorConfigError(
@@ -165,19 +148,9 @@ class PartnerizeConnector(Connector):
             )
         self.users_path = users_path.rstrip("/")
         self.self_path = self_path
-        self.allow_delete = allow_delete
-        self._paginator: Paginator = (
-            self.paginator if verify_total else OffsetLimitPaginator(size=PAGE_SIZE)
-        )
-        super().__init__(
-            name=name,
-            session=session,
-            base_url=base_url,
-            secrets=secrets,
-            budget=budget,
-            retry=retry,
-            timeout=timeout,
-        )
+        super().__init__(**common)
+        if not verify_total:
+            self.list_paginator = OffsetLimitPaginator(size=PAGE_SIZE)
 
     def build_auth(self, secrets: Mapping[str, str]) -> Auth:
         """Return the key pair as HTTP Basic: application key as user, user API key as password."""
@@ -186,12 +159,6 @@ class PartnerizeConnector(Connector):
     def listing_source(self) -> ListingSource:
         """Describe the user listing at the configured path."""
         return replace(super().listing_source(), path=self.users_path)
-
-    async def list_pages(self) -> AsyncGenerator[list[VendorAccount], None]:
-        """Yield every account a page at a time, with the count check unless disabled."""
-        async with aclosing(self._paginator.pages(self.listing_source())) as pages:
-            async for page in pages:
-                yield [self.to_account(raw) for raw in page]
 
     async def _fetch_page(self, path: str, params: Mapping[str, str]) -> object:
         """Fetch one listing page with each listed user unwrapped."""
@@ -204,45 +171,21 @@ class PartnerizeConnector(Connector):
     def to_account(self, raw: Record) -> VendorAccount:
         """Map a Partnerize user to an account (the vendor's docs also name `email_address`)."""
         raw = {key: value for key, value in raw.items() if key not in _SECRET_FIELDS}
-        email = text(raw.get("email")) or text(raw.get("email_address"))
-        given, family = text(raw.get("firstname")), text(raw.get("lastname"))
         status = text(raw.get("status")) or "active"
-        attributes: dict[str, object] = {
-            "email": email,
-            "given_name": given,
-            "family_name": family,
-            "display_name": " ".join(part for part in (given, family) if part) or None,
-            "locale": text(raw.get("locale")),
-            "timezone": text(raw.get("timezone")),
-            "role": text(raw.get("role")),
-            "active": status == "active",
-        }
-        return VendorAccount(
-            external_id=str(raw["user_id"]),
-            email=email,
-            status=status,
-            attributes=attributes,
-            raw=raw,
-        )
+        attributes = texts(raw, _TO_VENDOR)
+        attributes["email"] = attributes["email"] or text(raw.get("email_address"))
+        attributes["display_name"] = full_name(attributes["given_name"], attributes["family_name"])
+        attributes["active"] = status == "active"
+        return self._account(raw, attributes, status)
 
     def to_vendor(self, attributes: Mapping[str, object]) -> Record:
         """Map canonical attributes to Partnerize fields (title, company, groups have none)."""
-        fields: Record = {
-            field: attributes[key] for key, field in _TO_VENDOR.items() if key in attributes
-        }
-        if "active" in attributes:
-            fields["status"] = "active" if attributes["active"] else "inactive"
-        return fields
+        return with_status(attributes, _TO_VENDOR)
 
     async def check_credentials(self) -> VendorAccount:
         """Return the user the keys belong to; AuthenticationError if the vendor rejects them."""
         body = await self.http.request("GET", self.self_path)
         return self.to_account(self._unwrap(body, "GET", self.self_path))
-
-    async def get_account(self, external_id: str) -> VendorAccount | None:
-        """Return one user, or None on 404."""
-        raw = await self._read(external_id, Priority.READ)
-        return None if raw is None else self.to_account(raw)
 
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Create a user with a generated password that is never logged or kept."""
@@ -257,56 +200,8 @@ class PartnerizeConnector(Connector):
             raise ConnectorError(self.vendor, f"creating a user needs {', '.join(missing)}")
         password = generate_password()
         register_secret(password)
-        body = await self.http.request(
-            "POST",
-            self.users_path,
-            json={**fields, "password": password},
-            priority=Priority.WRITE,
-        )
-        record = self._unwrap(body, "POST", self.users_path)
+        record = await self._write("POST", self.users_path, {**fields, "password": password})
         issued = record.get("user_api_key")  # the new user's own key, redacted like ours
         if isinstance(issued, str) and issued:
             register_secret(issued)
         return self.to_account(record)
-
-    async def update_account(
-        self, external_id: str, attributes: Mapping[str, object]
-    ) -> VendorAccount:
-        """Read the user, merge the changes, write the whole object back (PUT replaces)."""
-        return await self._merge_write(external_id, self.to_vendor(attributes), Priority.WRITE)
-
-    async def deactivate_account(self, external_id: str) -> None:
-        """Set `status: inactive`, keeping every other field; ahead of routine reads."""
-        await self._merge_write(external_id, {"status": "inactive"}, Priority.DEACTIVATE)
-
-    async def delete_account(self, external_id: str) -> None:
-        """Delete the user, only when this connector's config allows it."""
-        self.require_delete_allowed()
-        await self.http.request("DELETE", self._user_path(external_id), priority=Priority.WRITE)
-
-    async def _merge_write(
-        self, external_id: str, changes: Record, priority: Priority
-    ) -> VendorAccount:
-        """Write the current object with `changes` applied, so PUT resets nothing."""
-        path = self._user_path(external_id)
-        current = await self._read(external_id, priority)
-        if current is None:
-            raise VendorHTTPError(self.vendor, "GET", path, 404)
-        merged = {key: value for key, value in current.items() if key not in _SYSTEM_FIELDS}
-        merged.update(changes)
-        body = await self.http.request("PUT", path, json=merged, priority=priority)
-        return self.to_account(self._unwrap(body, "PUT", path))
-
-    async def _read(self, external_id: str, priority: Priority) -> Record | None:
-        """Return one user's record, or None on 404."""
-        path = self._user_path(external_id)
-        body = await self.http.get_or_none(path, priority=priority)
-        return None if body is None else self._unwrap(body, "GET", path)
-
-    def _user_path(self, external_id: str) -> str:
-        """Return the path of one user."""
-        return f"{self.users_path}/{segment(self.vendor, external_id)}"
-
-    def _unwrap(self, body: object, method: str, path: str) -> Record:
-        """Return the record inside a `{"user": {...}}` body."""
-        return unwrap(self.vendor, body, "user", method, path)

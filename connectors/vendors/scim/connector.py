@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
-from typing import ClassVar
-
-import aiohttp
+from collections.abc import Mapping
+from typing import ClassVar, Unpack
 
 from connectors.core.auth import Auth, BearerAuth
-from connectors.core.base import Capabilities, Connector
-from connectors.core.budget import RateBudget
+from connectors.core.base import Capabilities, Connector, ConnectorArgs
 from connectors.core.errors import (
-    AccountExistsError,
     ConnectorConfigError,
     ConnectorError,
     MalformedResponseError,
@@ -20,10 +15,8 @@ from connectors.core.errors import (
 )
 from connectors.core.mapping import text
 from connectors.core.pagination import Paginator, Record, StartIndexPaginator
-from connectors.core.paths import segment
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
-from connectors.core.retry import RetryPolicy
 from connectors.vendors.scim.filter import equals
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -68,56 +61,22 @@ class ScimConnector(Connector):
     # Roles and groups are never written: `roles` is an escalation path and SCIM groups
     # are changed on the Group resource.
     writable: ClassVar[frozenset[str]] = frozenset(ATTRIBUTE_PATHS) - {"active"} | {"email"}
-    capabilities = Capabilities(
-        put_replaces_object=False,
-        upsert_only=False,
-        has_deactivate=True,
-        has_delete=True,
-        bulk_invite=False,
-        create_needs_password=False,
-        email_filter=True,
-    )
+    capabilities = Capabilities(email_filter=True)
     list_path = "/Users"
+    users_path = "/Users"
     records_key: ClassVar[str | None] = "Resources"
     id_key = "id"
     extra_headers: ClassVar[Mapping[str, str]] = {"Accept": f"{MEDIA_TYPE}, application/json"}
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        session: aiohttp.ClientSession,
-        base_url: str,
-        secrets: Mapping[str, str],
-        page_size: int = 100,
-        allow_delete: bool = False,
-        budget: RateBudget | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
-    ) -> None:
+    def __init__(self, *, page_size: int = 100, **common: Unpack[ConnectorArgs]) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ConnectorConfigError(self.vendor, f"page_size must be 1..{MAX_PAGE_SIZE}")
-        self._paginator = StartIndexPaginator(size=page_size)
-        self.allow_delete = allow_delete
-        super().__init__(
-            name=name,
-            session=session,
-            base_url=base_url,
-            secrets=secrets,
-            budget=budget,
-            retry=retry,
-            timeout=timeout,
-        )
+        super().__init__(**common)
+        self.list_paginator = StartIndexPaginator(size=page_size)
 
     def build_auth(self, secrets: Mapping[str, str]) -> Auth:
         """Return `Authorization: Bearer TOKEN`."""
         return BearerAuth(secrets["token"])
-
-    async def list_pages(self) -> AsyncGenerator[list[VendorAccount], None]:
-        """Yield every account a page at a time, `page_size` asked per page."""
-        async with aclosing(self._paginator.pages(self.listing_source())) as pages:
-            async for page in pages:
-                yield [self.to_account(raw) for raw in page]
 
     def to_account(self, raw: Record) -> VendorAccount:
         """Map a SCIM user; the email is the primary email, else an email-shaped userName."""
@@ -134,13 +93,7 @@ class ScimConnector(Connector):
             groups=_values(raw.get("groups")),
             active=active,
         )
-        return VendorAccount(
-            external_id=str(raw["id"]),
-            email=email,
-            status="active" if active else "inactive",
-            attributes=attributes,
-            raw=raw,
-        )
+        return self._account(raw, attributes, "active" if active else "inactive")
 
     async def find_by_email(self, email: str) -> VendorAccount | None:
         """Return the user whose userName is this email, by filter, checked exactly."""
@@ -161,26 +114,14 @@ class ScimConnector(Connector):
             return await super().find_by_email(email)
         return self.to_account(matches[0]) if matches else None
 
-    async def get_account(self, external_id: str) -> VendorAccount | None:
-        """Return one user, or None on 404."""
-        raw = await self._read(external_id, Priority.READ)
-        return None if raw is None else self.to_account(raw)
-
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """POST a user named by its email; AccountExistsError if the userName is taken (409)."""
         email = text(attributes.get("email"))
         if email is None:
             raise ConnectorError(self.vendor, "creating a user needs an email")
         user = self._new_user(email, attributes)
-        try:
-            body = await self.http.request(
-                "POST", self.list_path, json=user, priority=Priority.WRITE, headers=_SCIM_BODY
-            )
-        except VendorHTTPError as error:
-            if error.status == 409:
-                raise AccountExistsError(self.vendor, "POST", self.list_path, 409) from None
-            raise
-        return self.to_account(self._user(body, "POST", self.list_path))
+        body = await self._send_write("POST", self.users_path, user, headers=_SCIM_BODY)
+        return self.to_account(self._unwrap(body, "POST", self.users_path))
 
     async def update_account(
         self, external_id: str, attributes: Mapping[str, object]
@@ -191,11 +132,6 @@ class ScimConnector(Connector):
     async def deactivate_account(self, external_id: str) -> None:
         """PATCH `replace` active=false, ahead of routine reads."""
         await self._patch(external_id, {"active": False}, Priority.DEACTIVATE)
-
-    async def delete_account(self, external_id: str) -> None:
-        """DELETE the user, only when this connector's config allows it."""
-        self.require_delete_allowed()
-        await self.http.request("DELETE", self._path(external_id), priority=Priority.WRITE)
 
     def _new_user(self, email: str, attributes: Mapping[str, object]) -> Record:
         """Return the body of a create: userName and primary email are the email."""
@@ -223,11 +159,9 @@ class ScimConnector(Connector):
         self, external_id: str, attributes: Mapping[str, object], priority: Priority
     ) -> VendorAccount:
         """Read, PATCH with If-Match; on 412 read again and retry once."""
-        path = self._path(external_id)
+        path = self._item_path(external_id)
         for attempt in (1, 2):
-            current = await self._read(external_id, priority)
-            if current is None:
-                raise VendorHTTPError(self.vendor, "GET", path, 404)
+            current = await self._existing(external_id, priority)
             operations = _operations(current, attributes)
             if not operations:
                 return self.to_account(current)
@@ -236,40 +170,18 @@ class ScimConnector(Connector):
                 headers["If-Match"] = version
             body = {"schemas": [PATCH_SCHEMA], "Operations": operations}
             try:
-                answer = await self.http.request(
-                    "PATCH", path, json=body, priority=priority, headers=headers
-                )
+                answer = await self._send_write("PATCH", path, body, priority, headers)
             except VendorHTTPError as error:
-                if error.status == 409:
-                    raise AccountExistsError(self.vendor, "PATCH", path, 409) from None
                 if error.status != 412:
                     raise
                 self.log.info("scim.precondition_failed", account=external_id, attempt=attempt)
                 continue
             if answer is None:  # 204 No Content (RFC 7644 §3.5.2): read the result
-                answer = await self._read(external_id, priority)
-                if answer is None:
-                    raise VendorHTTPError(self.vendor, "GET", path, 404)
-            return self.to_account(self._user(answer, "PATCH", path))
+                return self.to_account(await self._existing(external_id, priority))
+            return self.to_account(self._unwrap(answer, "PATCH", path))
         raise PreconditionFailedError(
             self.vendor, f"PATCH {path}: the user changed at the vendor during the write (412)"
         )
-
-    async def _read(self, external_id: str, priority: Priority) -> Record | None:
-        """Return one user's record, or None on 404."""
-        path = self._path(external_id)
-        body = await self.http.get_or_none(path, priority=priority)
-        return None if body is None else self._user(body, "GET", path)
-
-    def _path(self, external_id: str) -> str:
-        """Return the path of one user."""
-        return f"{self.list_path}/{segment(self.vendor, external_id)}"
-
-    def _user(self, body: object, method: str, path: str) -> Record:
-        """Return a user body, or fail if it is not one."""
-        if isinstance(body, dict) and body.get("id"):
-            return dict(body)
-        raise MalformedResponseError(self.vendor, method, path, "the body is not a SCIM user")
 
 
 _SCIM_BODY: Mapping[str, str] = {"Content-Type": MEDIA_TYPE}

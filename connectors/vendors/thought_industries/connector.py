@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import ClassVar, Literal
-
-import aiohttp
+from typing import ClassVar, Literal, Unpack
 
 from connectors.core.auth import Auth, BearerAuth, HeaderAuth
-from connectors.core.base import Capabilities, Connector
-from connectors.core.budget import RateBudget
+from connectors.core.base import Capabilities, ConnectorArgs
 from connectors.core.endpoints import label_problem
 from connectors.core.errors import (
-    AccountExistsError,
     ConnectorConfigError,
     ConnectorError,
-    MalformedResponseError,
-    VendorHTTPError,
 )
-from connectors.core.mapping import text, unwrap
+from connectors.core.mapping import full_name, renamed, text
 from connectors.core.pagination import (
     ListingSource,
     PageTotalPaginator,
@@ -28,10 +21,9 @@ from connectors.core.pagination import (
     Record,
     TokenCursorPaginator,
 )
-from connectors.core.paths import segment
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
-from connectors.core.retry import RetryPolicy
+from connectors.core.replacing import ReplacingConnector
 
 ApiVersion = Literal["v1", "v2"]
 AuthStyle = Literal["api_key", "bearer"]
@@ -58,7 +50,7 @@ def tenant_url(subdomain: str) -> str:
     return f"https://{subdomain}.thoughtindustries.com"
 
 
-class ThoughtIndustriesConnector(Connector):
+class ThoughtIndustriesConnector(ReplacingConnector):
     """Connector for Thought Industries users (`/incoming/v2/users` by default).
 
     v2 pages by `pageInfo.cursor` until `pageInfo.hasMore` is false and answers with bare
@@ -71,37 +63,26 @@ class ThoughtIndustriesConnector(Connector):
     secret_names = ("api_key",)
     paginator: ClassVar[Paginator] = TokenCursorPaginator()
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR) - {"active"}
-    capabilities = Capabilities(
-        put_replaces_object=True,
-        upsert_only=False,
-        has_deactivate=True,
-        has_delete=True,
-        bulk_invite=False,
-        create_needs_password=False,
-        email_filter=True,
-    )
+    capabilities = Capabilities(put_replaces_object=True, email_filter=True)
     list_path = f"{API_PREFIX['v2']}/users"
     records_key: ClassVar[str | None] = "users"
     id_key = "id"
     label_settings: ClassVar[frozenset[str]] = frozenset({"subdomain"})
+    server_fields = _SYSTEM_FIELDS
+    deactivation: ClassVar[Mapping[str, object]] = {"active": False}
 
     def __init__(
         self,
         *,
-        name: str,
-        session: aiohttp.ClientSession,
-        secrets: Mapping[str, str],
         base_url: str | None = None,
         subdomain: str | None = None,
         api_version: ApiVersion = "v2",
         auth_style: AuthStyle | None = None,
         users_path: str | None = None,
         page_size: int | None = None,
-        allow_delete: bool = False,
-        budget: RateBudget | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        **common: Unpack[ConnectorArgs],
     ) -> None:
+        name = common["name"]
         if (base_url is None) == (subdomain is None):
             raise ConnectorConfigError(
                 self.vendor, f"{name!r}: set exactly one of base_url, subdomain"
@@ -128,21 +109,14 @@ class ThoughtIndustriesConnector(Connector):
         self.auth_style: AuthStyle = style
         self.users_path = "/" + (users_path or f"{API_PREFIX[api_version]}/users").strip("/")
         self.page_size = size
-        self.allow_delete = allow_delete
-        self._paginator: Paginator = (
-            PageTotalPaginator(page_param="page", size_param="per_page", size=size)
-            if api_version == "v1"
-            else self.paginator
-        )
+        self.wrapper_key = "user" if api_version == "v1" else None
         super().__init__(
-            name=name,
-            session=session,
-            base_url=base_url if base_url is not None else tenant_url(str(subdomain)),
-            secrets=secrets,
-            budget=budget,
-            retry=retry,
-            timeout=timeout,
+            base_url=base_url if base_url is not None else tenant_url(str(subdomain)), **common
         )
+        if api_version == "v1":
+            self.list_paginator = PageTotalPaginator(
+                page_param="page", size_param="per_page", size=size
+            )
 
     def build_auth(self, secrets: Mapping[str, str]) -> Auth:
         """Return `X-API-Key: KEY` or `Authorization: Bearer KEY`; never the apiKey parameter."""
@@ -154,41 +128,26 @@ class ThoughtIndustriesConnector(Connector):
         """Describe the user listing at the configured path."""
         return replace(super().listing_source(), path=self.users_path)
 
-    async def list_pages(self) -> AsyncGenerator[list[VendorAccount], None]:
-        """Yield every account a page at a time, in the configured generation's paging."""
-        async with aclosing(self._paginator.pages(self.listing_source())) as pages:
-            async for page in pages:
-                yield [self.to_account(raw) for raw in page]
-
     def to_account(self, raw: Record) -> VendorAccount:
         """Map a Thought Industries user to an account."""
-        email = text(raw.get("email"))
         given, family = text(raw.get("firstName")), text(raw.get("lastName"))
         active = raw.get("active") is not False  # the field is optional; absent means active
         groups = raw.get("groups")
         attributes: dict[str, object] = {
-            "email": email,
+            "email": text(raw.get("email")),
             "given_name": given,
             "family_name": family,
-            "display_name": " ".join(part for part in (given, family) if part) or None,
+            "display_name": full_name(given, family),
             "locale": text(raw.get("language")),
             "role": text(raw.get("role")),
             "groups": [str(g) for g in groups] if isinstance(groups, list) else [],
             "active": active,
         }
-        return VendorAccount(
-            external_id=str(raw["id"]),
-            email=email,
-            status="active" if active else "inactive",
-            attributes=attributes,
-            raw=raw,
-        )
+        return self._account(raw, attributes, "active" if active else "inactive")
 
     def to_vendor(self, attributes: Mapping[str, object]) -> Record:
         """Map canonical attributes to user fields (title, company, timezone have none)."""
-        fields: Record = {
-            field: attributes[key] for key, field in _TO_VENDOR.items() if key in attributes
-        }
+        fields = renamed(attributes, _TO_VENDOR)
         if "active" in fields:
             fields["active"] = bool(fields["active"])
         custom = attributes.get("custom_fields")
@@ -200,20 +159,8 @@ class ThoughtIndustriesConnector(Connector):
         """Return the user with this email, verified; one request on either generation."""
         if self.api_version == "v2":
             return await self._find_by_email_v2(email)
-        wanted = email.strip().casefold()
         params = {"email": email.strip(), "page": "1", "per_page": str(self.page_size)}
-        body = await self.http.request("GET", self.users_path, params=params)
-        records = body.get("users") if isinstance(body, dict) else None
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise MalformedResponseError(
-                self.vendor, "GET", self.users_path, "no 'users' list in the body"
-            )
-        accounts = [self.to_account(record) for record in records]
-        if any((a.email or "").strip().casefold() != wanted for a in accounts):
-            # A tenant that ignores the filter answers with everyone: only a scan is proof.
-            self.log.warning("thought_industries.email_filter_ignored")
-            return await super().find_by_email(email)
-        return accounts[0] if accounts else None
+        return await self._find_by_filter(email, params)
 
     async def _find_by_email_v2(self, email: str) -> VendorAccount | None:
         """`GET /users/{email}`, as public v2 clients look a user up; the answer is checked."""
@@ -225,80 +172,20 @@ class ThoughtIndustriesConnector(Connector):
         if (account.email or "").strip().casefold() != wanted:
             # Whatever the tenant matched on, only a user with this very email is an answer.
             self.log.warning("thought_industries.email_lookup_mismatch")
-            return await super().find_by_email(email)
+            return await self._scan_for_email(email)
         return account
-
-    async def get_account(self, external_id: str) -> VendorAccount | None:
-        """Return one user, or None on 404."""
-        raw = await self._read(external_id, Priority.READ)
-        return None if raw is None else self.to_account(raw)
 
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Create a user; AccountExistsError if the email is taken (409)."""
         fields = self.to_vendor(attributes)
         if not fields.get("email"):
             raise ConnectorError(self.vendor, "creating a user needs an email")
-        try:
-            body = await self.http.request(
-                "POST", self.users_path, json=fields, priority=Priority.WRITE
-            )
-        except VendorHTTPError as error:
-            if error.status == 409:
-                raise AccountExistsError(self.vendor, "POST", self.users_path, 409) from None
-            raise
-        return self.to_account(self._unwrap(body, "POST", self.users_path))
+        return self.to_account(await self._write("POST", self.users_path, fields))
 
-    async def update_account(
-        self, external_id: str, attributes: Mapping[str, object]
-    ) -> VendorAccount:
-        """Read the user, merge the changes, write the whole object back."""
-        return await self._merge_write(external_id, self.to_vendor(attributes), Priority.WRITE)
-
-    async def deactivate_account(self, external_id: str) -> None:
-        """Set `active: false`, keeping every other field; ahead of routine reads."""
-        await self._merge_write(external_id, {"active": False}, Priority.DEACTIVATE)
-
-    async def delete_account(self, external_id: str) -> None:
-        """Delete the user for good, only when this connector's config allows it."""
-        self.require_delete_allowed()
-        await self.http.request("DELETE", self._path(external_id), priority=Priority.WRITE)
-
-    async def _merge_write(
-        self, external_id: str, changes: Record, priority: Priority
-    ) -> VendorAccount:
-        """PUT the current object with `changes` applied, so the replace resets nothing."""
-        path = self._path(external_id)
-        current = await self._read(external_id, priority)
-        if current is None:
-            raise VendorHTTPError(self.vendor, "GET", path, 404)
-        merged = {key: value for key, value in current.items() if key not in _SYSTEM_FIELDS}
-        held = merged.get("customFields")
+    def _merged(self, current: Record, changes: Record) -> Record:
+        """Return the whole object to PUT; custom fields merge key by key."""
+        held = current.get("customFields")
         custom = changes.get("customFields")
         if isinstance(held, dict) and isinstance(custom, dict):
             changes = {**changes, "customFields": {**held, **custom}}
-        merged.update(changes)
-        try:
-            body = await self.http.request("PUT", path, json=merged, priority=priority)
-        except VendorHTTPError as error:
-            if error.status == 409:
-                raise AccountExistsError(self.vendor, "PUT", path, 409) from None
-            raise
-        return self.to_account(self._unwrap(body, "PUT", path))
-
-    async def _read(self, external_id: str, priority: Priority) -> Record | None:
-        """Return one user's record, or None on 404."""
-        path = self._path(external_id)
-        body = await self.http.get_or_none(path, priority=priority)
-        return None if body is None else self._unwrap(body, "GET", path)
-
-    def _path(self, external_id: str) -> str:
-        """Return the path of one user."""
-        return f"{self.users_path}/{segment(self.vendor, external_id)}"
-
-    def _unwrap(self, body: object, method: str, path: str) -> Record:
-        """Return the user of a body: bare on v2, inside `{"user": {...}}` on v1."""
-        if self.api_version == "v1":
-            return unwrap(self.vendor, body, "user", method, path)
-        if not isinstance(body, dict) or self.id_key not in body:
-            raise MalformedResponseError(self.vendor, method, path, "no user object in the body")
-        return dict(body)
+        return super()._merged(current, changes)

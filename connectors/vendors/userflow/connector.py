@@ -7,25 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
-import aiohttp
-
-from connectors.core.auth import Auth, BearerAuth, CombinedAuth
-from connectors.core.base import Capabilities, Connector
-from connectors.core.budget import RateBudget
+from connectors.core.auth import Auth, BearerAuth, CombinedAuth, StaticHeaders
+from connectors.core.base import Capabilities, Connector, ConnectorArgs
 from connectors.core.errors import (
     ConnectorError,
     MalformedResponseError,
     UnsupportedOperation,
-    VendorHTTPError,
 )
-from connectors.core.mapping import text
 from connectors.core.pagination import CursorPaginator, ListingSource, Paginator, Record
 from connectors.core.paths import segment
 from connectors.core.priority import Priority
 from connectors.core.records import VendorAccount
-from connectors.core.retry import RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.userflow.com"
 API_VERSION = "2020-01-03"
@@ -45,17 +39,6 @@ ATTRIBUTE_NAMES: Mapping[str, str] = {
 }
 
 
-class _VersionHeader:
-    """The `Userflow-Version` header: not a credential, so not registered for redaction."""
-
-    def __init__(self, version: str) -> None:
-        self._headers = {"Userflow-Version": version}
-
-    def headers(self) -> Mapping[str, str]:
-        """Return the version header."""
-        return self._headers
-
-
 class UserflowConnector(Connector):
     """Connector for Userflow users (`/users`).
 
@@ -69,34 +52,20 @@ class UserflowConnector(Connector):
     secret_names = ("api_key",)
     paginator: ClassVar[Paginator] = CursorPaginator(limit=100)
     writable: ClassVar[frozenset[str]] = frozenset(ATTRIBUTE_NAMES)
-    capabilities = Capabilities(
-        put_replaces_object=False,
-        upsert_only=True,
-        has_deactivate=False,
-        has_delete=True,
-        bulk_invite=False,
-        create_needs_password=False,
-        email_filter=True,
-    )
+    capabilities = Capabilities(upsert_only=True, has_deactivate=False, email_filter=True)
     list_path = "/users"
     records_key: ClassVar[str | None] = "data"
     id_key = "id"
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(
         self,
         *,
-        name: str,
-        session: aiohttp.ClientSession,
-        secrets: Mapping[str, str],
-        base_url: str = DEFAULT_BASE_URL,
         api_version: str = API_VERSION,
         users_path: str = "/users",
         id_attribute: str = "app_user_id",
         order_by: str | None = None,
-        allow_delete: bool = False,
-        budget: RateBudget | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        **common: Unpack[ConnectorArgs],
     ) -> None:
         self.api_version = api_version
         self.users_path = users_path.rstrip("/")
@@ -104,20 +73,12 @@ class UserflowConnector(Connector):
         # Ordering by a field that is null on a page's last record makes Userflow answer
         # 500, so the default leaves the order to the vendor.
         self.order_by = order_by
-        self.allow_delete = allow_delete
-        super().__init__(
-            name=name,
-            session=session,
-            base_url=base_url,
-            secrets=secrets,
-            budget=budget,
-            retry=retry,
-            timeout=timeout,
-        )
+        super().__init__(**common)
 
     def build_auth(self, secrets: Mapping[str, str]) -> Auth:
         """Return `Authorization: Bearer KEY` plus `Userflow-Version`."""
-        return CombinedAuth(BearerAuth(secrets["api_key"]), _VersionHeader(self.api_version))
+        version = StaticHeaders({"Userflow-Version": self.api_version})  # not a credential
+        return CombinedAuth(BearerAuth(secrets["api_key"]), version)
 
     def listing_source(self) -> ListingSource:
         """Describe the listing: memberships expanded, optional ordering."""
@@ -135,13 +96,7 @@ class UserflowConnector(Connector):
         }
         attributes["groups"] = _group_ids(raw.get("memberships"))
         attributes["active"] = True
-        return VendorAccount(
-            external_id=str(raw["id"]),
-            email=text(attributes["email"]),
-            status="active",
-            attributes=attributes,
-            raw=raw,
-        )
+        return self._account(raw, attributes, "active")
 
     def to_vendor(self, attributes: Mapping[str, object]) -> Record:
         """Map canonical attributes to an upsert body; None becomes null, which clears.
@@ -158,26 +113,7 @@ class UserflowConnector(Connector):
 
     async def find_by_email(self, email: str) -> VendorAccount | None:
         """Return the user with this email through the `email` filter, verified."""
-        wanted = email.strip().casefold()
-        params = {"email": email.strip(), "limit": "100"}
-        body = await self.http.request("GET", self.users_path, params=params)
-        records = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise MalformedResponseError(
-                self.vendor, "GET", self.users_path, "no 'data' list in the body"
-            )
-        accounts = [self.to_account(record) for record in records]
-        if any((a.email or "").strip().casefold() != wanted for a in accounts):
-            # An API that ignored the filter answers with everyone: only a scan is proof.
-            self.log.warning("userflow.email_filter_ignored")
-            return await super().find_by_email(email)
-        return accounts[0] if accounts else None
-
-    async def get_account(self, external_id: str) -> VendorAccount | None:
-        """Return one user, or None on 404."""
-        path = self._user_path(external_id)
-        body = await self.http.get_or_none(path)
-        return None if body is None else self.to_account(self._checked(body, "GET", path))
+        return await self._find_by_filter(email, {"email": email.strip(), "limit": "100"})
 
     async def create_account(self, attributes: Mapping[str, object]) -> VendorAccount:
         """Upsert a user under the app user id taken from `id_attribute`."""
@@ -193,8 +129,7 @@ class UserflowConnector(Connector):
         self, external_id: str, attributes: Mapping[str, object]
     ) -> VendorAccount:
         """Upsert only the given attributes (omitted ones are kept); never resurrect a user."""
-        if await self.get_account(external_id) is None:
-            raise VendorHTTPError(self.vendor, "GET", self._user_path(external_id), 404)
+        await self._existing(external_id, Priority.WRITE)
         return await self._upsert(external_id, attributes)
 
     async def deactivate_account(self, external_id: str) -> None:
@@ -207,36 +142,20 @@ class UserflowConnector(Connector):
             )
         await self._delete(external_id, Priority.DEACTIVATE)
 
-    async def delete_account(self, external_id: str) -> None:
-        """Delete the user, only when this connector's config allows it."""
-        self.require_delete_allowed()
-        await self._delete(external_id, Priority.WRITE)
-
     async def _upsert(self, external_id: str, attributes: Mapping[str, object]) -> VendorAccount:
         """POST the user's id and mapped attributes to the users collection."""
         payload = {"id": external_id, **self.to_vendor(attributes)}
-        body = await self.http.request(
-            "POST", self.users_path, json=payload, priority=Priority.WRITE
-        )
-        user = self._checked(body, "POST", self.users_path)
+        user = await self._write("POST", self.users_path, payload)
         if str(user["id"]) != external_id:
             raise MalformedResponseError(
                 self.vendor, "POST", self.users_path, "the upsert answered with another user"
             )
         return self.to_account(user)
 
-    async def _delete(self, external_id: str, priority: Priority) -> None:
-        """DELETE the user."""
-        await self.http.request("DELETE", self._user_path(external_id), priority=priority)
-
-    def _user_path(self, external_id: str) -> str:
-        """Return the path of one user."""
-        return f"{self.users_path}/{segment(self.vendor, external_id)}"
-
-    def _checked(self, body: object, method: str, path: str) -> Record:
+    def _unwrap(self, body: object, method: str, path: str) -> Record:
         """Return a user body, or fail if it is not one."""
-        if isinstance(body, dict) and body.get("object") == "user" and body.get("id"):
-            return dict(body)
+        if isinstance(body, dict) and body.get("object") == "user":
+            return super()._unwrap(body, method, path)
         raise MalformedResponseError(self.vendor, method, path, "the body is not a user object")
 
 
