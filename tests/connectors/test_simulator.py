@@ -6,7 +6,7 @@ import aiohttp
 import anyio
 import pytest
 
-from connectors import ConnectorConfigError, VendorHTTPError
+from connectors import ConnectorConfigError, UnsupportedOperation, VendorHTTPError
 from connectors.registry import VENDORS, vendor
 from connectors.sim import Faults, SimSettings, serve
 from connectors.vendors.example.connector import ExampleConnector
@@ -128,6 +128,9 @@ async def test_writes_follow_the_vendor_semantics(
     stored = await connector.get_account(created.external_id)
     assert stored is not None and stored.status == "inactive"
 
+    with pytest.raises(UnsupportedOperation):  # deletes need the connector's allow_delete
+        await connector.delete_account(created.external_id)
+    connector.allow_delete = True
     await connector.delete_account(created.external_id)
     assert await connector.get_account(created.external_id) is None
 

@@ -65,7 +65,3 @@ class ExampleConnector(Connector):
         """Set the user's status to inactive, ahead of routine reads."""
         body = {"user": {"status": "inactive"}}
         await self._send_write("PATCH", self._item_path(external_id), body, Priority.DEACTIVATE)
-
-    async def delete_account(self, external_id: str) -> None:
-        """Delete the user; the example vendor predates the allow_delete setting."""
-        await self._delete(external_id, Priority.WRITE)
