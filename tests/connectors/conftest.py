@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -12,12 +12,15 @@ import pytest
 import structlog
 
 from connectors import RateBudget, RetryPolicy, open_session, redact_secrets
+from connectors.core.base import Connector
 from connectors.sim import serve
+from connectors.sim.base import VendorSimulator
 from connectors.vendors.example.connector import ExampleConnector
 from connectors.vendors.example.simulator import ExampleSimulator
 
 TOKEN = "tok-Secret-4242-abcdef"
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+AnyConnector = TypeVar("AnyConnector", bound=Connector)
 
 
 @pytest.fixture
@@ -27,10 +30,10 @@ def simulator() -> ExampleSimulator:
 
 
 @pytest.fixture
-async def sim_url(simulator: ExampleSimulator) -> AsyncIterator[str]:
-    """The base URL of the example simulator, serving on 127.0.0.1."""
-    async with serve(simulator) as url:
-        yield url
+async def url(simulator: VendorSimulator) -> AsyncIterator[str]:
+    """The base URL of the module's `simulator`, serving on 127.0.0.1."""
+    async with serve(simulator) as base:
+        yield base
 
 
 @pytest.fixture
@@ -38,6 +41,30 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """The shared client session."""
     async with open_session() as client:
         yield client
+
+
+def build_connector(
+    connector_class: type[AnyConnector],
+    session: aiohttp.ClientSession,
+    url: str | None,
+    secrets: Mapping[str, str],
+    *,
+    budget: RateBudget | None = None,
+    retry: RetryPolicy = FAST_RETRY,
+    timeout: float = 5.0,
+    **settings: Any,
+) -> AnyConnector:
+    """Build any vendor's connector against a simulator, with fast retries and a roomy budget."""
+    options: dict[str, Any] = {"base_url": url, **settings}
+    return connector_class(
+        name=f"{connector_class.vendor}-test",
+        session=session,
+        secrets=secrets,
+        budget=budget or RateBudget(1000, concurrency=8),
+        retry=retry,
+        timeout=timeout,
+        **options,
+    )
 
 
 def make_connector(
@@ -51,11 +78,11 @@ def make_connector(
     connector_class: type[ExampleConnector] = ExampleConnector,
 ) -> ExampleConnector:
     """Build an example connector against a simulator."""
-    return connector_class(
-        name="example-test",
-        session=session,
-        base_url=url,
-        secrets={"token": token},
+    return build_connector(
+        connector_class,
+        session,
+        url,
+        {"token": token},
         budget=budget or RateBudget(500, concurrency=8),
         retry=retry,
         timeout=timeout,
@@ -63,9 +90,9 @@ def make_connector(
 
 
 @pytest.fixture
-def connector(session: aiohttp.ClientSession, sim_url: str) -> ExampleConnector:
+def connector(session: aiohttp.ClientSession, url: str) -> ExampleConnector:
     """An example connector wired to the running simulator."""
-    return make_connector(session, sim_url)
+    return make_connector(session, url)
 
 
 async def configure(session: aiohttp.ClientSession, url: str, **changes: object) -> None:

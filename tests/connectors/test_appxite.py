@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -11,7 +10,6 @@ import pytest
 from connectors import (
     AuthenticationError,
     ConnectorConfigError,
-    RateBudget,
     UnsupportedOperation,
     VendorHTTPError,
 )
@@ -21,7 +19,7 @@ from connectors.sim import serve
 from connectors.sim.base import SimPerson
 from connectors.vendors.appxite.connector import AppXiteConnector, AppXitePaths
 from connectors.vendors.appxite.simulator import IDENTITY_PROVIDERS, ROLES, AppXiteSimulator
-from tests.connectors.conftest import FAST_RETRY, configure, sim_get
+from tests.connectors.conftest import build_connector, configure, sim_get
 
 TOKEN = "tok-AppXite-Bearer-7777"
 KEY = "key-Apim-Subscription-5150"
@@ -36,24 +34,11 @@ def simulator() -> AppXiteSimulator:
     return AppXiteSimulator(users=300, seed=11, token=TOKEN, subscription_key=KEY)
 
 
-@pytest.fixture
-async def url(simulator: AppXiteSimulator) -> AsyncIterator[str]:
-    """The simulator's base URL on 127.0.0.1."""
-    async with serve(simulator) as base:
-        yield base
-
-
 def make(session: aiohttp.ClientSession, url: str, **settings: Any) -> AppXiteConnector:
-    """Build an AppXite connector against a simulator."""
-    options: dict[str, Any] = {
-        "secrets": {"subscription_key": KEY, "token": TOKEN},
-        "scope_id": "platform-1",
-        "budget": RateBudget(1000, concurrency=8),
-        "retry": FAST_RETRY,
-        "timeout": 5.0,
-        **settings,
-    }
-    return AppXiteConnector(name="appxite-test", session=session, base_url=url, **options)
+    """Build an AppXite connector against a simulator (platform scope unless told otherwise)."""
+    settings.setdefault("scope_id", "platform-1")
+    secrets = settings.pop("secrets", {"subscription_key": KEY, "token": TOKEN})
+    return build_connector(AppXiteConnector, session, url, secrets, **settings)
 
 
 async def sim_users(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, Any]]:

@@ -13,29 +13,20 @@ from connectors import (
     ConnectorConfigError,
     ConnectorError,
     IncompleteListing,
-    RateBudget,
     UnsupportedOperation,
 )
 from connectors.sim import serve
 from connectors.vendors.influitive.connector import InfluitiveConnector, hub_url
 from connectors.vendors.influitive.simulator import InfluitiveSimulator
-from tests.connectors.conftest import FAST_RETRY, TOKEN, configure, sim_get
+from tests.connectors.conftest import TOKEN, build_connector, configure, sim_get
 
 ORG = "org-4711"
 
 
 def make(session: aiohttp.ClientSession, url: str | None, **settings: Any) -> InfluitiveConnector:
     """Build an Influitive connector (hub generation unless the settings say otherwise)."""
-    return InfluitiveConnector(
-        name="influitive-test",
-        session=session,
-        base_url=url,
-        secrets={"api_key": settings.pop("token", TOKEN)},
-        budget=RateBudget(1000, concurrency=8),
-        retry=FAST_RETRY,
-        timeout=5.0,
-        **settings,
-    )
+    secrets = {"api_key": settings.pop("token", TOKEN)}
+    return build_connector(InfluitiveConnector, session, url, secrets, **settings)
 
 
 @pytest.fixture

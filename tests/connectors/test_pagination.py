@@ -153,18 +153,18 @@ async def test_page_count_with_an_exact_multiple_reads_one_empty_page(
 
 
 async def test_page_total_reads_every_page(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
     assert await _ids(connector) == _expected(250)
-    assert await _listing_requests(session, sim_url) == 3
-    stats = await sim_get(session, sim_url, "stats")
+    assert await _listing_requests(session, url) == 3
+    stats = await sim_get(session, url, "stats")
     assert stats["query_keys"] == ["page", "per_page"]
 
 
 async def test_page_total_fetches_the_rest_concurrently(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
-    await configure(session, sim_url, latency_ms=150)
+    await configure(session, url, latency_ms=150)
     started = anyio.current_time()
     assert len(await _ids(connector)) == 250
     # Three pages of 150 ms one after another would take 0.45 s; pages 2 and 3 overlap.
@@ -276,12 +276,12 @@ async def test_the_page_cap_is_an_incomplete_listing(session: aiohttp.ClientSess
 
 
 async def test_a_total_beyond_the_cap_fails_before_fetching_more(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    connector = make_connector(session, sim_url, connector_class=CappedTotalConnector)
+    connector = make_connector(session, url, connector_class=CappedTotalConnector)
     with pytest.raises(IncompleteListing, match="more than 2 pages"):
         await _ids(connector)
-    assert await _listing_requests(session, sim_url) == 1
+    assert await _listing_requests(session, url) == 1
 
 
 @pytest.mark.parametrize(

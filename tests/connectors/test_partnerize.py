@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from base64 import b64encode
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,7 +15,6 @@ from connectors import (
     AuthenticationError,
     ConnectorConfigError,
     IncompleteListing,
-    RateBudget,
     RetryPolicy,
     UnsupportedOperation,
     VendorHTTPError,
@@ -25,7 +23,7 @@ from connectors.sim import serve
 from connectors.sim.listing import ListingStyle, ListingView
 from connectors.vendors.partnerize.connector import PartnerizeConnector, count_problem
 from connectors.vendors.partnerize.simulator import PartnerizeListing, PartnerizeSimulator
-from tests.connectors.conftest import FAST_RETRY, LogLines, configure, sim_get
+from tests.connectors.conftest import LogLines, build_connector, configure, sim_get
 
 APP_KEY = "appKey-Partnerize-9f3a"
 USER_KEY = "userKey-Partnerize-77c1"
@@ -46,34 +44,16 @@ def simulator() -> PartnerizeSimulator:
     return PartnerizeSimulator(users=1000, seed=11, token=f"{APP_KEY}:{USER_KEY}")
 
 
-@pytest.fixture
-async def url(simulator: PartnerizeSimulator) -> AsyncIterator[str]:
-    """The simulator's base URL."""
-    async with serve(simulator) as base:
-        yield base
-
-
 def connect(
     session: aiohttp.ClientSession,
     url: str,
     *,
     keys: tuple[str, str] = (APP_KEY, USER_KEY),
-    allow_delete: bool = False,
-    verify_total: bool = True,
-    retry: RetryPolicy = FAST_RETRY,
+    **settings: Any,
 ) -> PartnerizeConnector:
     """Build a Partnerize connector against the simulator."""
-    return PartnerizeConnector(
-        name="partnerize-test",
-        session=session,
-        base_url=url,
-        secrets={"application_key": keys[0], "user_api_key": keys[1]},
-        allow_delete=allow_delete,
-        verify_total=verify_total,
-        budget=RateBudget(1000, concurrency=8),
-        retry=retry,
-        timeout=5.0,
-    )
+    secrets = {"application_key": keys[0], "user_api_key": keys[1]}
+    return build_connector(PartnerizeConnector, session, url, secrets, **settings)
 
 
 async def stored(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, Any]]:
