@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 from connectors.sim.fleet import simulator_fleet
 from graph.store import GraphStore
 from syncd.boundary import explain, report
+from tests.syncd.processes import start_syncd
 from tests.syncd.test_daemon import free_port
 from tests.syncd.test_engine import ENV, SECRETS, TOKEN, person, serving, write_feed
 
@@ -80,6 +82,11 @@ def write_config(
         )
     path.write_text("\n\n".join(lines) + "\n" + extra)
     return path
+
+
+def sqlite_config(folder: Path, **options: Any) -> Path:
+    """`folder/syncd.toml` on the SQLite file `folder/g.db`; the options are write_config's."""
+    return write_config(folder / "syncd.toml", database=f"sqlite:///{folder / 'g.db'}", **options)
 
 
 @pytest.fixture
@@ -157,7 +164,7 @@ def test_config_problems_exit_78_naming_the_path(tmp_path: Path) -> None:
 
 
 def test_config_from_the_environment_and_db_upgrade_from_the_config(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "syncd.toml", database=f"sqlite:///{tmp_path / 'g.db'}")
+    config = sqlite_config(tmp_path)
     upgraded = run("db", "upgrade", env={"SYNCD_CONFIG": str(config)})
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout == f"database is up to date: sqlite:///{tmp_path / 'g.db'}\n"
@@ -173,9 +180,7 @@ def test_an_unusable_hr_file_is_one_line_and_65(
     feed = tmp_path / "hr.csv"
     if content is not None:
         feed.write_bytes(content)
-    config = write_config(
-        tmp_path / "syncd.toml", database=f"sqlite:///{tmp_path / 'g.db'}", feed=feed
-    )
+    config = sqlite_config(tmp_path, feed=feed)
     result = run(command, "--config", str(config))
     assert result.returncode == 65
     assert str(feed) in one_line(result)
@@ -184,9 +189,7 @@ def test_an_unusable_hr_file_is_one_line_and_65(
 def test_a_refused_feed_is_one_line_and_1(tmp_path: Path) -> None:
     feed = tmp_path / "hr.csv"
     write_feed(feed, [person(i) for i in range(10)])
-    config = write_config(
-        tmp_path / "syncd.toml", database=f"sqlite:///{tmp_path / 'g.db'}", feed=feed
-    )
+    config = sqlite_config(tmp_path, feed=feed)
     assert run("once", "--config", str(config)).returncode == 0
     write_feed(feed, [person(0)])  # nine of ten gone at once: refused
     for command in ("plan", "once"):
@@ -268,9 +271,8 @@ def test_a_port_in_use_is_69(tmp_path: Path, held_port: int) -> None:
         sim_run.returncode == 69
         and f"127.0.0.1:{held_port}: Address already in use" in one_line(sim_run)
     )
-    config = write_config(
-        tmp_path / "syncd.toml",
-        database=f"sqlite:///{tmp_path / 'g.db'}",
+    config = sqlite_config(
+        tmp_path,
         extra=f"\n[health]\nport = {held_port}\n",
     )
     daemon = run("run", "--config", str(config), "--log-level", "error")
@@ -296,9 +298,8 @@ def test_the_demo_takes_a_free_port_when_8080_is_taken() -> None:
 async def test_arguments_that_name_nothing_are_usage_errors(tmp_path: Path) -> None:
     async with simulator_fleet(("influitive", "userflow"), token=TOKEN) as fleet:
         sims = fleet.simulators
-        config = write_config(
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
+        config = sqlite_config(
+            tmp_path,
             urls=fleet.urls,
         )
         for args in (
@@ -324,9 +325,8 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
         sims = fleet.simulators
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(1), person(2, email="not-an-email"), person(3)])
-        config = write_config(
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
+        config = sqlite_config(
+            tmp_path,
             feed=feed,
             urls=fleet.urls,
         )
@@ -346,9 +346,8 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
     write_feed(feed, [person(1), person(3)])
     async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
         sims = fleet.simulators
-        config = write_config(
-            single / "syncd.toml",
-            database=f"sqlite:///{single / 'g.db'}",
+        config = sqlite_config(
+            single,
             feed=feed,
             urls=fleet.urls,
         )
@@ -363,9 +362,8 @@ async def test_once_exits_1_when_an_operation_died(tmp_path: Path) -> None:
     async with serving("userflow") as (_, url):
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(1)])
-        config = write_config(  # no id_attribute: Userflow cannot create the account
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
+        config = sqlite_config(  # no id_attribute: Userflow cannot create the account
+            tmp_path,
             feed=feed,
             urls={"userflow": url},
             extra="",
@@ -383,9 +381,8 @@ async def test_once_keeps_the_rate_it_learned_from_429s(tmp_path: Path) -> None:
         sim.settings.burst = 1.0
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(i) for i in range(12)])
-        config = write_config(
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
+        config = sqlite_config(
+            tmp_path,
             feed=feed,
             urls={"thought_industries": url},
         )
@@ -413,19 +410,12 @@ async def test_ctrl_c_or_sigterm_during_once_leaves_nothing_in_flight(
         sim.settings.latency_ms = 300  # slow writes, so the interrupt lands mid-push
         feed = tmp_path / "hr.csv"
         write_feed(feed, [person(i) for i in range(30)])
-        config = write_config(
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
+        config = sqlite_config(
+            tmp_path,
             feed=feed,
             urls={"thought_industries": url},
         )
-        process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-            [*SYNCD, "once", "--config", str(config)],
-            env={**os.environ, **ENV},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_syncd("once", config, stdout=subprocess.PIPE)
         with anyio.fail_after(60):
             while len(sim.users) < 3:  # noqa: ASYNC110  (another process is writing)
                 await anyio.sleep(0.02)
