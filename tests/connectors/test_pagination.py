@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import ClassVar
 
 import aiohttp
@@ -82,36 +83,24 @@ class BareCursorConnector(CursorConnector):
     paginator: ClassVar[Paginator] = CursorPaginator(limit=10, next_url_key=None)
 
 
+@dataclass(frozen=True, kw_only=True)
 class FixedLinkListing(CursorListing):
-    """A broken vendor: the next-page link never moves on."""
+    """A broken vendor: every page's next-page link is the same one."""
+
+    next_link: str
 
     def respond(self, request: web.Request, view: ListingView) -> object:
         body = super().respond(request, view)
         assert isinstance(body, dict)
-        body["next_page_url"] = "/users?limit=10&starting_after=u000005"
+        body["next_page_url"] = self.next_link
         return body
 
 
-class FixedLinkSimulator(ExampleSimulator):
-    """Serves FixedLinkListing."""
-
-    listing: ClassVar[ListingStyle] = FixedLinkListing()
-
-
-class ForeignLinkListing(CursorListing):
-    """A vendor whose next-page link leaves for another host."""
-
-    def respond(self, request: web.Request, view: ListingView) -> object:
-        body = super().respond(request, view)
-        assert isinstance(body, dict)
-        body["next_page_url"] = "http://elsewhere.invalid/users?limit=10&starting_after=x"
-        return body
-
-
-class ForeignLinkSimulator(ExampleSimulator):
-    """Serves ForeignLinkListing."""
-
-    listing: ClassVar[ListingStyle] = ForeignLinkListing()
+def linking_to(next_link: str) -> ExampleSimulator:
+    """A cursor simulator of 50 users whose every page links to `next_link`."""
+    listing = FixedLinkListing(next_link=next_link)
+    fixed: type[ExampleSimulator] = type("Fixed", (ExampleSimulator,), {"listing": listing})
+    return fixed(users=50, seed=1, token=TOKEN)
 
 
 async def _ids(connector: ExampleConnector) -> list[str]:
@@ -242,7 +231,7 @@ async def test_a_repeated_page_is_an_incomplete_listing(
 async def test_a_cursor_seen_twice_is_an_incomplete_listing(
     session: aiohttp.ClientSession,
 ) -> None:
-    async with serve(FixedLinkSimulator(users=50, seed=1, token=TOKEN)) as url:
+    async with serve(linking_to("/users?limit=10&starting_after=u000005")) as url:
         connector = make_connector(session, url, connector_class=CursorConnector)
         with pytest.raises(IncompleteListing, match="cursor seen twice"):
             await _ids(connector)
@@ -250,7 +239,7 @@ async def test_a_cursor_seen_twice_is_an_incomplete_listing(
 
 
 async def test_a_link_to_another_origin_is_not_followed(session: aiohttp.ClientSession) -> None:
-    async with serve(ForeignLinkSimulator(users=50, seed=1, token=TOKEN)) as url:
+    async with serve(linking_to("http://elsewhere.invalid/users?limit=10&starting_after=x")) as url:
         connector = make_connector(session, url, connector_class=CursorConnector)
         with pytest.raises(IncompleteListing, match="another origin"):
             await _ids(connector)
