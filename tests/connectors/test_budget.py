@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from connectors import RateBudget, parse_retry_after
+from connectors.vendors.example.connector import ExampleConnector
 from tests.connectors.conftest import LogLines, configure, make_connector, sim_get
 
 
@@ -137,6 +138,15 @@ async def test_learned_rate_survives_a_restart(session: aiohttp.ClientSession, u
     assert restarted.limit_estimate == pytest.approx(learned)
 
 
+async def fetch_at_once(connector: ExampleConnector, count: int) -> float:
+    """Fetch the first `count` users all at once; return the seconds it took."""
+    started = anyio.current_time()
+    async with anyio.create_task_group() as group:
+        for index in range(count):
+            group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
+    return anyio.current_time() - started
+
+
 async def test_with_no_rate_the_budget_probes_up_to_an_unknown_limit(
     session: aiohttp.ClientSession, url: str
 ) -> None:
@@ -144,11 +154,7 @@ async def test_with_no_rate_the_budget_probes_up_to_an_unknown_limit(
     budget = RateBudget(concurrency=8)
     assert budget.rate == 5
     connector = make_connector(session, url, budget=budget)
-    started = anyio.current_time()
-    async with anyio.create_task_group() as group:
-        for index in range(80):
-            group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
-    elapsed = anyio.current_time() - started
+    elapsed = await fetch_at_once(connector, 80)
     stats = await sim_get(session, url, "stats")
     # It climbed well above where it started and settled near the limit, not far above.
     assert 10 <= budget.rate <= 20 * 1.15
@@ -167,11 +173,7 @@ async def test_a_configured_rate_is_a_hard_ceiling(
     await configure(session, url, rate=None, latency_ms=5)
     budget = RateBudget(10, burst=1, learned_rate=9.5, concurrency=8, probe_interval=0.25)
     connector = make_connector(session, url, budget=budget)
-    started = anyio.current_time()
-    async with anyio.create_task_group() as group:
-        for index in range(40):
-            group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
-    elapsed = anyio.current_time() - started
+    elapsed = await fetch_at_once(connector, 40)
     stats = await sim_get(session, url, "stats")
     assert budget.rate == 10  # it probed up from the learned 9.5, and no further
     assert stats["peak_rate"] <= 10 + 1

@@ -26,13 +26,21 @@ def _count(stats: dict[str, object], status: int) -> int:
     return sum(route["count"] for route in routes if route["status"] == status)
 
 
+async def fetched_despite(
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector, fault: str, user: str
+) -> dict[str, object]:
+    """Fetch a user while its first two requests meet `fault`; return the simulator's stats."""
+    await configure(session, url, faults={fault: 1.0, "limit": 2})
+    account = await connector.get_account(user)
+    assert account is not None and account.external_id == user
+    stats: dict[str, object] = await sim_get(session, url, "stats")
+    return stats
+
+
 async def test_server_errors_are_retried_until_success(
     session: aiohttp.ClientSession, url: str, connector: ExampleConnector, logs: LogLines
 ) -> None:
-    await configure(session, url, faults={"server_error_share": 1.0, "limit": 2})
-    account = await connector.get_account("u000003")
-    assert account is not None and account.external_id == "u000003"
-    stats = await sim_get(session, url, "stats")
+    stats = await fetched_despite(session, url, connector, "server_error_share", "u000003")
     assert _count(stats, 503) == 2
     assert _count(stats, 200) == 1
     retries = logs.named("http.retry")
@@ -119,10 +127,7 @@ async def test_timeouts_that_persist_fail(session: aiohttp.ClientSession, url: s
 async def test_connection_resets_are_retried(
     session: aiohttp.ClientSession, url: str, connector: ExampleConnector, logs: LogLines
 ) -> None:
-    await configure(session, url, faults={"reset_share": 1.0, "limit": 2})
-    account = await connector.get_account("u000005")
-    assert account is not None and account.external_id == "u000005"
-    stats = await sim_get(session, url, "stats")
+    stats = await fetched_despite(session, url, connector, "reset_share", "u000005")
     assert stats["requests"] == 3  # two dropped connections, then the answer
     # aiohttp itself retries an idempotent request once when a reused connection drops.
     reasons = [line["reason"] for line in logs.named("http.retry")]
