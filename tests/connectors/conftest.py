@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -11,8 +11,9 @@ import orjson
 import pytest
 import structlog
 
-from connectors import RateBudget, RetryPolicy, open_session, redact_secrets
+from connectors import IncompleteListing, RateBudget, RetryPolicy, open_session, redact_secrets
 from connectors.core.base import Connector
+from connectors.core.records import VendorAccount
 from connectors.sim import serve
 from connectors.sim.base import VendorSimulator
 from connectors.vendors.example.connector import ExampleConnector
@@ -65,6 +66,31 @@ def build_connector(
         timeout=timeout,
         **options,
     )
+
+
+async def list_served(
+    session: aiohttp.ClientSession,
+    simulator: VendorSimulator,
+    connect: Callable[[aiohttp.ClientSession, str], Connector],
+) -> tuple[list[VendorAccount], list[dict[str, Any]], dict[str, Any]]:
+    """Serve the simulator and list it with the connector `connect` builds.
+
+    Returns the accounts, the users the simulator holds and its stats.
+    """
+    async with serve(simulator) as url:
+        accounts = [account async for account in connect(session, url).list_accounts()]
+        held = (await sim_get(session, url, "users"))["users"]
+        stats = await sim_get(session, url, "stats")
+    return accounts, held, stats
+
+
+async def incomplete_listing(connector: Connector) -> tuple[IncompleteListing, list[str]]:
+    """List until the listing ends incomplete (else the test fails); return that and the ids."""
+    seen: list[str] = []
+    with pytest.raises(IncompleteListing) as caught:
+        async for account in connector.list_accounts():
+            seen.append(account.external_id)
+    return caught.value, seen
 
 
 def make_connector(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from connectors import AuthenticationError, IncompleteListing, RateBudget, RetryPolicy
-from tests.connectors.conftest import configure, make_connector, sim_get
+from connectors import AuthenticationError, RateBudget, RetryPolicy
+from tests.connectors.conftest import configure, incomplete_listing, make_connector, sim_get
 
 PATIENT = RetryPolicy(attempts=8, base_delay=0.005, max_delay=0.02)
 EVERY_ID = [f"u{index:06d}" for index in range(1, 251)]
@@ -74,10 +74,7 @@ async def test_listing_faults_end_in_incomplete_listing(
 ) -> None:
     await configure(session, url, faults=faults)
     connector = make_connector(session, url)
-    seen: list[str] = []
-    with pytest.raises(IncompleteListing) as caught:
-        async for account in connector.list_accounts():
-            seen.append(account.external_id)
-    assert caught.value.reason == reason
-    assert caught.value.records == len(seen)
-    assert str(caught.value).startswith("example: listing /users incomplete after")
+    incomplete, seen = await incomplete_listing(connector)
+    assert incomplete.reason == reason
+    assert incomplete.records == len(seen)
+    assert str(incomplete).startswith("example: listing /users incomplete after")

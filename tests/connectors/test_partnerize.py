@@ -14,16 +14,21 @@ from aiohttp import web
 from connectors import (
     AuthenticationError,
     ConnectorConfigError,
-    IncompleteListing,
     RetryPolicy,
     UnsupportedOperation,
     VendorHTTPError,
 )
-from connectors.sim import serve
 from connectors.sim.listing import ListingStyle, ListingView
 from connectors.vendors.partnerize.connector import PartnerizeConnector, count_problem
 from connectors.vendors.partnerize.simulator import PartnerizeListing, PartnerizeSimulator
-from tests.connectors.conftest import LogLines, build_connector, configure, sim_get
+from tests.connectors.conftest import (
+    LogLines,
+    build_connector,
+    configure,
+    incomplete_listing,
+    list_served,
+    sim_get,
+)
 
 APP_KEY = "appKey-Partnerize-9f3a"
 USER_KEY = "userKey-Partnerize-77c1"
@@ -77,10 +82,7 @@ async def test_full_listing_of_10000_users_equals_the_vendor(
     session: aiohttp.ClientSession,
 ) -> None:
     simulator = PartnerizeSimulator(users=10_000, seed=3, token=f"{APP_KEY}:{USER_KEY}")
-    async with serve(simulator) as url:
-        accounts = [account async for account in connect(session, url).list_accounts()]
-        held = (await sim_get(session, url, "users"))["users"]
-        stats = await sim_get(session, url, "stats")
+    accounts, held, stats = await list_served(session, simulator, connect)
     assert [account.raw for account in accounts] == held
     assert len({account.external_id for account in accounts}) == 10_000
     assert accounts[0].external_id == "1l1000001"  # alphanumeric ids, never numbers
@@ -125,9 +127,7 @@ async def test_count_as_the_page_length_and_bare_items_are_accepted(
     session: aiohttp.ClientSession,
 ) -> None:
     simulator = ReferenceShapedSimulator(users=250, seed=5, token=f"{APP_KEY}:{USER_KEY}")
-    async with serve(simulator) as url:
-        accounts = [account async for account in connect(session, url).list_accounts()]
-        held = (await sim_get(session, url, "users"))["users"]
+    accounts, held, _ = await list_served(session, simulator, connect)
     assert [account.raw for account in accounts] == held and len(held) == 250
 
 
@@ -161,12 +161,9 @@ async def test_a_listing_cut_short_is_incomplete(
     session: aiohttp.ClientSession, url: str, faults: dict[str, object], reason: str
 ) -> None:
     await configure(session, url, faults=faults)
-    seen: list[str] = []
-    with pytest.raises(IncompleteListing) as caught:
-        async for account in connect(session, url).list_accounts():
-            seen.append(account.external_id)
-    assert caught.value.reason == reason
-    assert caught.value.records == len(seen)
+    incomplete, seen = await incomplete_listing(connect(session, url))
+    assert incomplete.reason == reason
+    assert incomplete.records == len(seen)
 
 
 async def test_verify_total_off_ends_at_the_short_page(

@@ -22,7 +22,7 @@ from connectors.sim import ListingView, serve
 from connectors.sim.listing import TokenCursorListing
 from connectors.vendors.thought_industries.connector import ThoughtIndustriesConnector
 from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
-from tests.connectors.conftest import TOKEN, build_connector, configure, sim_get
+from tests.connectors.conftest import TOKEN, build_connector, configure, list_served, sim_get
 
 V1_USERS = "/incoming/api/v1/users"
 V2_USERS = "/incoming/v2/users"
@@ -52,10 +52,9 @@ async def held(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, 
 
 
 async def test_v2_is_the_default_and_pages_by_cursor(session: aiohttp.ClientSession) -> None:
-    async with serve(ThoughtIndustriesSimulator(users=1_050, seed=3, token=TOKEN)) as url:
-        accounts = [account async for account in make(session, url).list_accounts()]
-        users = (await sim_get(session, url, "users"))["users"]
-        stats = await sim_get(session, url, "stats")
+    accounts, users, stats = await list_served(
+        session, ThoughtIndustriesSimulator(users=1_050, seed=3, token=TOKEN), make
+    )
     assert [account.raw for account in accounts] == users
     assert stats["query_keys"] == ["cursor"]  # the first page has no query at all
     assert {route["path"] for route in stats["by_route"]} == {V2_USERS}

@@ -23,7 +23,7 @@ from connectors.core.errors import InvalidIdentifierError
 from connectors.sim import serve
 from connectors.vendors.userflow.connector import UserflowConnector
 from connectors.vendors.userflow.simulator import LinkStyle, UserflowSimulator
-from tests.connectors.conftest import build_connector, configure, sim_get
+from tests.connectors.conftest import build_connector, configure, list_served, sim_get
 
 KEY = "uf-live-Secret-5150-abcdef"
 HEADERS = {"Authorization": f"Bearer {KEY}", "Userflow-Version": "2020-01-03"}
@@ -59,10 +59,7 @@ async def test_the_listing_follows_path_and_absolute_links_to_the_end(
     session: aiohttp.ClientSession, style: LinkStyle
 ) -> None:
     simulator = UserflowSimulator(users=2500, seed=2, token=KEY, next_page_url=style)
-    async with serve(simulator) as url:
-        accounts = [account async for account in connect(session, url).list_accounts()]
-        held = (await sim_get(session, url, "users"))["users"]
-        stats = await sim_get(session, url, "stats")
+    accounts, held, stats = await list_served(session, simulator, connect)
     assert [account.raw for account in accounts] == held
     assert stats["requests"] - stats["throttled"] == 25
     assert stats["query_keys"] == ["expand", "limit", "starting_after"]

@@ -20,6 +20,7 @@ import anyio
 import pytest
 from sqlalchemy.engine import make_url
 
+from connectors.sim.base import VendorSimulator
 from connectors.sim.fleet import simulator_fleet
 from graph.store import GraphStore
 from syncd.boundary import explain, report
@@ -318,19 +319,22 @@ async def test_arguments_that_name_nothing_are_usage_errors(tmp_path: Path) -> N
         assert sum(sum(sim.stats.requests.values()) for sim in sims.values()) == 0
 
 
+async def once_json(
+    folder: Path, feed: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, VendorSimulator]]:
+    """Run `syncd once --json ARGS` on `folder`'s config against Influitive and TI simulators."""
+    async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
+        config = sqlite_config(folder, feed=feed, urls=fleet.urls)
+        result = await syncd("once", "--config", str(config), "--json", *args)
+    return result, fleet.simulators
+
+
 async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
     tmp_path: Path,
 ) -> None:
-    async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
-        sims = fleet.simulators
-        feed = tmp_path / "hr.csv"
-        write_feed(feed, [person(1), person(2, email="not-an-email"), person(3)])
-        config = sqlite_config(
-            tmp_path,
-            feed=feed,
-            urls=fleet.urls,
-        )
-        result = await syncd("once", "--config", str(config), "--json", "--log-level", "debug")
+    feed = tmp_path / "hr.csv"
+    write_feed(feed, [person(1), person(2, email="not-an-email"), person(3)])
+    result, _ = await once_json(tmp_path, feed, "--log-level", "debug")
     # One bad row in three is past max_invalid_share: the feed is refused, the cycle runs.
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)  # one document: the warnings went to stderr
@@ -344,14 +348,7 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
     single = tmp_path / "single"
     single.mkdir()
     write_feed(feed, [person(1), person(3)])
-    async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
-        sims = fleet.simulators
-        config = sqlite_config(
-            single,
-            feed=feed,
-            urls=fleet.urls,
-        )
-        result = await syncd("once", "--config", str(config), "--json", "--connector", "influitive")
+    result, sims = await once_json(single, feed, "--connector", "influitive")
     assert result.returncode == 0, result.stderr
     assert list(json.loads(result.stdout)["connectors"]) == ["influitive"]
     assert sum(sims["influitive"].stats.requests.values()) > 0

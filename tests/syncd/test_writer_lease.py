@@ -66,6 +66,15 @@ async def wait_live(
                 await anyio.sleep(0.1)
 
 
+async def live_writer(
+    processes: Processes, config: Path, seconds: float = 30, path: str = "readyz"
+) -> subprocess.Popen[str]:
+    """Start `syncd run` on the config and wait until it answers on `path` (see wait_live)."""
+    process = processes.start("run", config)
+    await wait_live(config, process, seconds, path)
+    return process
+
+
 async def refused(config: Path, command: str = "run", *args: str) -> str:
     """Run a second writer, which must exit 75 with one line; return that line."""
     process = start_syncd(command, config, *args)
@@ -84,8 +93,7 @@ async def test_one_writer_takeover_after_kill_and_release_on_sigterm(
     urls: dict[str, str], db_url: str, tmp_path: Path, processes: Processes
 ) -> None:
     first_config = lease_config(tmp_path, db_url, urls, "first")
-    first = processes.start("run", first_config)
-    await wait_live(first_config, first)
+    first = await live_writer(processes, first_config)
     line = await refused(lease_config(tmp_path, db_url, urls, "second"))
     assert f"pid {first.pid} since" in line and "expires" in line
     assert "pid" in await refused(first_config, "once")
@@ -106,15 +114,13 @@ async def test_one_writer_takeover_after_kill_and_release_on_sigterm(
         await db.close()
     await anyio.sleep(max(0.0, TTL + 0.2 - (time.monotonic() - killed)))
     third_config = lease_config(tmp_path, db_url, urls, "third")
-    third = processes.start("run", third_config)
-    await wait_live(third_config, third)
+    third = await live_writer(processes, third_config)
 
     # SIGTERM releases at once: the next writer starts without waiting for the TTL.
     third.send_signal(signal.SIGTERM)
     assert await anyio.to_thread.run_sync(lambda: third.wait(timeout=15)) == 0
     fourth_config = lease_config(tmp_path, db_url, urls, "fourth")
-    fourth = processes.start("run", fourth_config)
-    await wait_live(fourth_config, fourth, seconds=TTL * 5)
+    fourth = await live_writer(processes, fourth_config, seconds=TTL * 5)
     fourth.send_signal(signal.SIGTERM)
     assert await anyio.to_thread.run_sync(lambda: fourth.wait(timeout=15)) == 0
 
@@ -123,8 +129,7 @@ async def test_a_paused_holder_stops_writing_once_its_lease_is_gone(
     urls: dict[str, str], db_url: str, tmp_path: Path, processes: Processes
 ) -> None:
     first_config = lease_config(tmp_path, db_url, urls, "first")
-    first = processes.start("run", first_config)
-    await wait_live(first_config, first)
+    first = await live_writer(processes, first_config)
     first.send_signal(signal.SIGSTOP)
     await anyio.sleep(TTL + 0.5)
     second = None
@@ -132,9 +137,8 @@ async def test_a_paused_holder_stops_writing_once_its_lease_is_gone(
         # PostgreSQL: a new writer takes over while the old one is frozen. (On SQLite
         # the frozen process may hold the database's one write lock: nobody can.)
         second_config = lease_config(tmp_path, db_url, urls, "second")
-        second = processes.start("run", second_config)
         # Only the lease: the paused holder may still hold row locks its listing needs.
-        await wait_live(second_config, second, path="livez")
+        second = await live_writer(processes, second_config, path="livez")
     first.send_signal(signal.SIGCONT)
     _, stderr = await anyio.to_thread.run_sync(lambda: first.communicate(timeout=30))
     assert first.returncode == 75, stderr
@@ -148,8 +152,7 @@ async def test_a_holder_that_cannot_reach_its_database_stops(
 ) -> None:
     path = tmp_path / "graph.db"
     config = lease_config(tmp_path, f"sqlite:///{path}", urls, "first")
-    process = processes.start("run", config)
-    await wait_live(config, process)
+    process = await live_writer(processes, config)
     blocker = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")  # nobody else can write, renewals included
