@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -132,6 +133,28 @@ async def sim_get(session: aiohttp.ClientSession, url: str, what: str) -> Any:
     async with session.get(f"{url}/_sim/{what}") as response:
         assert response.status == 200
         return await response.json()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One raw HTTP answer: status, headers and JSON body (None when empty)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+async def throttled_replies(
+    session: aiohttp.ClientSession, url: str, path: str, headers: Mapping[str, str]
+) -> list[Reply]:
+    """Limit the simulator to one request a second, then GET `path` three times at once."""
+    await configure(session, url, rate=1, burst=1)
+    replies = []
+    for _ in range(3):
+        async with session.get(f"{url}{path}", headers=headers) as response:
+            body = await response.json(content_type=None) if await response.read() else None
+            replies.append(Reply(response.status, response.headers, body))
+    return replies
 
 
 class LogLines:

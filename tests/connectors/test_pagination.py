@@ -83,6 +83,23 @@ class BareCursorConnector(CursorConnector):
     paginator: ClassVar[Paginator] = CursorPaginator(limit=10, next_url_key=None)
 
 
+# Each listing style: a simulator serving it and a connector reading it.
+STYLES: dict[str, tuple[type[ExampleSimulator], type[ExampleConnector]]] = {
+    "number": (NumberSimulator, NumberConnector),
+    "count": (CountSimulator, CountConnector),
+    "total": (ExampleSimulator, ExampleConnector),
+    "cursor": (CursorSimulator, CursorConnector),
+    "bare-cursor": (BareCursorSimulator, BareCursorConnector),
+}
+
+
+def styles(*names: str) -> pytest.MarkDecorator:
+    """Run a test once for each named listing style."""
+    return pytest.mark.parametrize(
+        ("simulator_class", "connector_class"), [STYLES[name] for name in names], ids=names
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class FixedLinkListing(CursorListing):
     """A broken vendor: every page's next-page link is the same one."""
@@ -181,15 +198,7 @@ async def test_cursor_without_links_uses_the_last_id(session: aiohttp.ClientSess
         assert await _listing_requests(session, url) == 3
 
 
-@pytest.mark.parametrize(
-    ("simulator_class", "connector_class"),
-    [
-        (NumberSimulator, NumberConnector),
-        (CountSimulator, CountConnector),
-        (ExampleSimulator, ExampleConnector),
-        (CursorSimulator, CursorConnector),
-    ],
-)
+@styles("number", "count", "total", "cursor")
 async def test_listings_stream_page_by_page(
     session: aiohttp.ClientSession,
     simulator_class: type[ExampleSimulator],
@@ -204,16 +213,7 @@ async def test_listings_stream_page_by_page(
         assert await _listing_requests(session, url) == 1
 
 
-@pytest.mark.parametrize(
-    ("simulator_class", "connector_class"),
-    [
-        (NumberSimulator, NumberConnector),
-        (CountSimulator, CountConnector),
-        (ExampleSimulator, ExampleConnector),
-        (CursorSimulator, CursorConnector),
-        (BareCursorSimulator, BareCursorConnector),
-    ],
-)
+@styles(*STYLES)
 async def test_a_repeated_page_is_an_incomplete_listing(
     session: aiohttp.ClientSession,
     simulator_class: type[ExampleSimulator],
@@ -273,10 +273,7 @@ async def test_a_total_beyond_the_cap_fails_before_fetching_more(
     assert await _listing_requests(session, url) == 1
 
 
-@pytest.mark.parametrize(
-    ("simulator_class", "connector_class"),
-    [(ExampleSimulator, ExampleConnector), (CursorSimulator, CursorConnector)],
-)
+@styles("total", "cursor")
 async def test_a_listing_cut_short_is_incomplete_where_it_can_be_told(
     session: aiohttp.ClientSession,
     simulator_class: type[ExampleSimulator],

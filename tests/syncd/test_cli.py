@@ -90,6 +90,13 @@ def sqlite_config(folder: Path, **options: Any) -> Path:
     return write_config(folder / "syncd.toml", database=f"sqlite:///{folder / 'g.db'}", **options)
 
 
+def fed_config(folder: Path, rows: list[dict[str, str]], **options: Any) -> Path:
+    """sqlite_config with an HR export of these rows at `folder/hr.csv`."""
+    feed = folder / "hr.csv"
+    write_feed(feed, rows)
+    return sqlite_config(folder, feed=feed, **options)
+
+
 @pytest.fixture
 def held_port() -> Iterator[int]:
     """A loopback port something else is listening on."""
@@ -357,14 +364,8 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
 
 async def test_once_exits_1_when_an_operation_died(tmp_path: Path) -> None:
     async with serving("userflow") as (_, url):
-        feed = tmp_path / "hr.csv"
-        write_feed(feed, [person(1)])
-        config = sqlite_config(  # no id_attribute: Userflow cannot create the account
-            tmp_path,
-            feed=feed,
-            urls={"userflow": url},
-            extra="",
-        )
+        # No id_attribute: Userflow cannot create the account.
+        config = fed_config(tmp_path, [person(1)], urls={"userflow": url})
         config.write_text(config.read_text().replace("max_delay = 0.2", "max_attempts = 1"))
         result = await syncd("once", "--config", str(config), "--json")
     assert json.loads(result.stdout)["connectors"]["userflow"]["dead"] == 1
@@ -376,12 +377,8 @@ async def test_once_keeps_the_rate_it_learned_from_429s(tmp_path: Path) -> None:
     async with serving("thought_industries") as (sim, url):
         sim.settings.rate = 4.0
         sim.settings.burst = 1.0
-        feed = tmp_path / "hr.csv"
-        write_feed(feed, [person(i) for i in range(12)])
-        config = sqlite_config(
-            tmp_path,
-            feed=feed,
-            urls={"thought_industries": url},
+        config = fed_config(
+            tmp_path, [person(i) for i in range(12)], urls={"thought_industries": url}
         )
         result = await syncd("once", "--config", str(config))
     assert result.returncode == 0, result.stderr
@@ -405,12 +402,8 @@ async def test_ctrl_c_or_sigterm_during_once_leaves_nothing_in_flight(
 ) -> None:
     async with serving("thought_industries") as (sim, url):
         sim.settings.latency_ms = 300  # slow writes, so the interrupt lands mid-push
-        feed = tmp_path / "hr.csv"
-        write_feed(feed, [person(i) for i in range(30)])
-        config = sqlite_config(
-            tmp_path,
-            feed=feed,
-            urls={"thought_industries": url},
+        config = fed_config(
+            tmp_path, [person(i) for i in range(30)], urls={"thought_industries": url}
         )
         process = start_syncd("once", config, stdout=subprocess.PIPE)
         with anyio.fail_after(60):
