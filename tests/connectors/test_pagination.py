@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import aclosing
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -95,9 +96,19 @@ STYLES: dict[str, tuple[type[ExampleSimulator], type[ExampleConnector]]] = {
 
 def styles(*names: str) -> pytest.MarkDecorator:
     """Run a test once for each named listing style."""
-    return pytest.mark.parametrize(
-        ("simulator_class", "connector_class"), [STYLES[name] for name in names], ids=names
-    )
+    return pytest.mark.parametrize("style", names)
+
+
+@asynccontextmanager
+async def serving_style(
+    session: aiohttp.ClientSession, style: str, users: int, **faults: object
+) -> AsyncIterator[tuple[str, ExampleConnector]]:
+    """Serve `users` in a listing style, with these faults, and a connector that reads it."""
+    simulator_class, connector_class = STYLES[style]
+    async with serve(simulator_class(users=users, seed=1, token=TOKEN)) as url:
+        if faults:
+            await configure(session, url, faults=faults)
+        yield url, make_connector(session, url, connector_class=connector_class)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,13 +210,8 @@ async def test_cursor_without_links_uses_the_last_id(session: aiohttp.ClientSess
 
 
 @styles("number", "count", "total", "cursor")
-async def test_listings_stream_page_by_page(
-    session: aiohttp.ClientSession,
-    simulator_class: type[ExampleSimulator],
-    connector_class: type[ExampleConnector],
-) -> None:
-    async with serve(simulator_class(users=300, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=connector_class)
+async def test_listings_stream_page_by_page(session: aiohttp.ClientSession, style: str) -> None:
+    async with serving_style(session, style, 300) as (url, connector):
         async with aclosing(connector.list_pages()) as pages:
             first = await anext(pages)
         assert first and first[0].external_id == "u000001"
@@ -215,13 +221,9 @@ async def test_listings_stream_page_by_page(
 
 @styles(*STYLES)
 async def test_a_repeated_page_is_an_incomplete_listing(
-    session: aiohttp.ClientSession,
-    simulator_class: type[ExampleSimulator],
-    connector_class: type[ExampleConnector],
+    session: aiohttp.ClientSession, style: str
 ) -> None:
-    async with serve(simulator_class(users=200, seed=1, token=TOKEN)) as url:
-        await configure(session, url, faults={"repeat_page": 0})
-        connector = make_connector(session, url, connector_class=connector_class)
+    async with serving_style(session, style, 200, repeat_page=0) as (_, connector):
         with pytest.raises(IncompleteListing, match="repeats an earlier page") as caught:
             await _ids(connector)
     assert caught.value.path == "/users"
@@ -275,13 +277,9 @@ async def test_a_total_beyond_the_cap_fails_before_fetching_more(
 
 @styles("total", "cursor")
 async def test_a_listing_cut_short_is_incomplete_where_it_can_be_told(
-    session: aiohttp.ClientSession,
-    simulator_class: type[ExampleSimulator],
-    connector_class: type[ExampleConnector],
+    session: aiohttp.ClientSession, style: str
 ) -> None:
-    async with serve(simulator_class(users=120, seed=1, token=TOKEN)) as url:
-        await configure(session, url, faults={"truncate_after": 60})
-        connector = make_connector(session, url, connector_class=connector_class)
+    async with serving_style(session, style, 120, truncate_after=60) as (_, connector):
         with pytest.raises(IncompleteListing, match=r"cut short|claims more"):
             await _ids(connector)
 
