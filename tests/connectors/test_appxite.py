@@ -19,7 +19,13 @@ from connectors.sim import serve
 from connectors.sim.base import SimPerson
 from connectors.vendors.appxite.connector import AppXiteConnector, AppXitePaths
 from connectors.vendors.appxite.simulator import IDENTITY_PROVIDERS, ROLES, AppXiteSimulator
-from tests.connectors.conftest import build_connector, configure, sim_get, throttled_replies
+from tests.connectors.conftest import (
+    build_connector,
+    configure,
+    list_served,
+    sim_get,
+    throttled_replies,
+)
 
 TOKEN = "tok-AppXite-Bearer-7777"
 KEY = "key-Apim-Subscription-5150"
@@ -70,11 +76,7 @@ async def test_listing_10000_users_equals_the_simulator(
     session: aiohttp.ClientSession,
 ) -> None:
     simulator = AppXiteSimulator(users=10_000, seed=3, token=TOKEN, subscription_key=KEY)
-    async with serve(simulator) as base:
-        connector = make(session, base)
-        accounts = [account async for account in connector.list_accounts()]
-        held = (await sim_get(session, base, "users"))["users"]
-        stats = await sim_get(session, base, "stats")
+    accounts, held, stats = await list_served(session, simulator, make)
     assert [account.raw for account in accounts] == held
     assert len({account.external_id for account in accounts}) == 10_000
     assert calls(stats, "GET", "/v1/users") == 100
