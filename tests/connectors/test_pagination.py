@@ -144,29 +144,23 @@ async def _listing_requests(session: aiohttp.ClientSession, url: str) -> int:
     return sum(r["count"] for r in stats["by_route"] if r["path"] == "/users")
 
 
-async def test_page_number_stops_on_an_empty_page(session: aiohttp.ClientSession) -> None:
-    async with serve(NumberSimulator(users=30, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=NumberConnector)
-        assert await _ids(connector) == _expected(30)
-        assert await _listing_requests(session, url) == 6  # five pages, then the empty one
-
-
-async def test_page_count_stops_on_a_short_page(session: aiohttp.ClientSession) -> None:
-    async with serve(CountSimulator(users=35, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=CountConnector)
-        assert await _ids(connector) == _expected(35)
-        assert await _listing_requests(session, url) == 4
-        stats = await sim_get(session, url, "stats")
-        assert stats["query_keys"] == ["count", "page"]
-
-
-async def test_page_count_with_an_exact_multiple_reads_one_empty_page(
-    session: aiohttp.ClientSession,
+@pytest.mark.parametrize(
+    ("style", "users", "requests", "query_keys"),
+    [
+        ("number", 30, 6, ["page"]),  # five pages, then the empty one
+        ("count", 35, 4, ["count", "page"]),  # the short page ends it
+        ("count", 40, 5, ["count", "page"]),  # an exact multiple reads one empty page
+        ("cursor", 45, 5, ["limit", "order_by", "starting_after"]),  # follows next_page_url
+        ("bare-cursor", 25, 3, ["limit", "order_by", "starting_after"]),  # the last id
+    ],
+)
+async def test_each_style_lists_every_user_and_stops(
+    session: aiohttp.ClientSession, style: str, users: int, requests: int, query_keys: list[str]
 ) -> None:
-    async with serve(CountSimulator(users=40, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=CountConnector)
-        assert await _ids(connector) == _expected(40)
-        assert await _listing_requests(session, url) == 5
+    async with serving_style(session, style, users) as (url, connector):
+        assert await _ids(connector) == _expected(users)
+        assert await _listing_requests(session, url) == requests
+        assert (await sim_get(session, url, "stats"))["query_keys"] == query_keys
 
 
 async def test_page_total_reads_every_page(
@@ -191,22 +185,6 @@ async def test_page_total_fetches_the_rest_concurrently(
 async def test_page_total_of_an_empty_vendor(session: aiohttp.ClientSession) -> None:
     async with serve(ExampleSimulator(users=0, seed=1, token=TOKEN)) as url:
         assert await _ids(make_connector(session, url)) == []
-
-
-async def test_cursor_follows_next_page_url(session: aiohttp.ClientSession) -> None:
-    async with serve(CursorSimulator(users=45, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=CursorConnector)
-        assert await _ids(connector) == _expected(45)
-        assert await _listing_requests(session, url) == 5
-        stats = await sim_get(session, url, "stats")
-        assert stats["query_keys"] == ["limit", "order_by", "starting_after"]
-
-
-async def test_cursor_without_links_uses_the_last_id(session: aiohttp.ClientSession) -> None:
-    async with serve(BareCursorSimulator(users=25, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=BareCursorConnector)
-        assert await _ids(connector) == _expected(25)
-        assert await _listing_requests(session, url) == 3
 
 
 @styles("number", "count", "total", "cursor")
