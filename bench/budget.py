@@ -21,9 +21,10 @@ import anyio
 import structlog
 
 from connectors import Priority, RateBudget, Ticket, open_session
+from connectors.core.base import Connector
 from connectors.registry import vendor
 from connectors.sim import SimSettings, serve
-from connectors.vendors.example.connector import ExampleConnector
+from connectors.sim.base import VendorSimulator
 from connectors.vendors.example.simulator import ExampleSimulator
 
 TOKEN = "bench-token-0123456789"
@@ -171,17 +172,14 @@ class DefaultOutcome:
         }
 
 
-async def list_userflow(limit: float, budget: RateBudget | None) -> DefaultOutcome:
-    """List a Userflow simulator limited at `limit` with the given budget (None: the default)."""
-    pages = round(limit * LISTING_SECONDS)
-    users = pages * USERFLOW_PAGE_SIZE
-    userflow = vendor("userflow")
-    settings = SimSettings(rate=limit, retry_after="none", latency_ms=DEFAULT_LATENCY_MS)
-    simulator = userflow.simulator(users=users, seed=1, settings=settings)
+async def timed_listing(
+    simulator: VendorSimulator, name: str, budget: RateBudget | None, users: int
+) -> tuple[Connector, float]:
+    """List every user of the served simulator once with its vendor's connector; time it."""
     connection = simulator.connection()
     async with serve(simulator) as url, open_session() as session:
-        connector = userflow.connector(
-            name=f"bench-userflow-{limit:g}",
+        connector = vendor(simulator.vendor).connector(
+            name=name,
             session=session,
             base_url=url,
             secrets=connection.secrets,
@@ -195,6 +193,17 @@ async def list_userflow(limit: float, budget: RateBudget | None) -> DefaultOutco
         elapsed = time.perf_counter() - started
     if listed != users:
         raise SystemExit(f"listed {listed} of {users} users")
+    return connector, elapsed
+
+
+async def list_userflow(limit: float, budget: RateBudget | None) -> DefaultOutcome:
+    """List a Userflow simulator limited at `limit` with the given budget (None: the default)."""
+    pages = round(limit * LISTING_SECONDS)
+    users = pages * USERFLOW_PAGE_SIZE
+    settings = SimSettings(rate=limit, retry_after="none", latency_ms=DEFAULT_LATENCY_MS)
+    simulator = vendor("userflow").simulator(users=users, seed=1, settings=settings)
+    name = f"bench-userflow-{limit:g}"
+    connector, elapsed = await timed_listing(simulator, name, budget, users)
     return DefaultOutcome(
         limit=limit,
         pages=pages,
@@ -228,22 +237,8 @@ async def run(scenario: Scenario, users: int) -> Outcome:
         latency_ms=scenario.latency_ms,
     )
     simulator = ExampleSimulator(users=users, seed=1, token=TOKEN, settings=settings)
-    async with serve(simulator) as url, open_session() as session:
-        budget = RateBudget(scenario.ceiling, concurrency=CONCURRENCY)
-        connector = ExampleConnector(
-            name=f"bench-{scenario.limit:g}",
-            session=session,
-            base_url=url,
-            secrets={"token": TOKEN},
-            budget=budget,
-        )
-        started = time.perf_counter()
-        listed = 0
-        async for page in connector.list_pages():
-            listed += len(page)
-        elapsed = time.perf_counter() - started
-    if listed != users:
-        raise SystemExit(f"listed {listed} of {users} users")
+    budget = RateBudget(scenario.ceiling, concurrency=CONCURRENCY)
+    _, elapsed = await timed_listing(simulator, f"bench-{scenario.limit:g}", budget, users)
     return Outcome(
         scenario=scenario,
         requests=sum(simulator.stats.requests.values()),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sqlite3
 import tempfile
@@ -15,9 +14,8 @@ from pathlib import Path
 
 import anyio
 import asyncpg
-from sqlalchemy.engine import make_url
 
-from graph.db import upgrade_database
+from bench.database import bench_database
 from graph.records import PersonRecord
 from graph.sql import chunks, dumps
 from graph.store import GraphStore
@@ -125,18 +123,6 @@ async def raw_postgres(url: str, per_connector: int) -> float:
     return elapsed
 
 
-async def fresh_postgres(base: str) -> str:
-    """An empty `syncd_bench` database beside the one named."""
-    url = make_url(base).set(drivername="postgresql")
-    admin = await asyncpg.connect(url.render_as_string(hide_password=False))
-    await admin.execute("DROP DATABASE IF EXISTS syncd_bench WITH (FORCE)")
-    await admin.execute("CREATE DATABASE syncd_bench")
-    await admin.close()
-    bench_url = url.set(database="syncd_bench").render_as_string(hide_password=False)
-    await upgrade_database(bench_url)
-    return bench_url
-
-
 async def ingest_all(store: GraphStore, per_connector: int) -> tuple[float, int]:
     """Seconds to ingest and finish a full listing of every connector, and rows written."""
     written = 0
@@ -161,13 +147,7 @@ async def timed_resolve(store: GraphStore) -> tuple[float, int]:
 async def run(total: int, backend: str, workdir: Path) -> dict[str, object]:
     """Run every phase and return the figures."""
     per_connector = total // len(CONNECTORS)
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / 'graph.db'}"
-    else:
-        base = os.environ.get(
-            "SYNCD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        )
-        url = await fresh_postgres(base)
+    url = await bench_database(backend, workdir, "syncd_bench", "SYNCD_BENCH_POSTGRES_URL")
     store = await GraphStore.open(url)
     try:
         start = time.perf_counter()

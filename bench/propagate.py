@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -30,15 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import asyncpg
 import structlog
-from sqlalchemy.engine import make_url
 
+from bench.database import bench_database
 from connectors.sim.base import SimPerson
 from connectors.sim.fleet import Fleet, simulator_fleet
-from graph.db import upgrade_database
 from syncd.config import Config
-from syncd.engine import Engine
+from syncd.engine import Engine, FeedResult
 from syncd.push import PushStats
 from syncd.simfleet import fleet_config, fleet_environ
 
@@ -195,9 +192,26 @@ async def settle(world: World, users: int, rate: float) -> dict[str, object]:
 # -- the measurements ------------------------------------------------------------------------
 
 
-async def leaver(world: World, engine: Engine, present: list[int], who: int) -> dict[str, object]:
-    """Remove one person from the feed; time the feed and the pushes until all vendors answer."""
-    write_feed(world.feed, [i for i in present if i != who])
+@dataclass
+class Removal:
+    """What removing people from the feed did: the feed's result, the pushes, the traffic."""
+
+    feed: FeedResult
+    pushed: dict[str, PushStats]
+    requests: dict[str, int]
+    throttled: dict[str, int]
+    feed_seconds: float
+    push_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        """From reading the feed until every vendor has answered every push."""
+        return self.feed_seconds + self.push_seconds
+
+
+async def remove(world: World, engine: Engine, remaining: list[int]) -> Removal:
+    """Write the feed without the leavers; time the feed and the pushes until all vendors answer."""
+    write_feed(world.feed, remaining)
     await anyio.sleep(1.0)  # the rate budgets refill: the run starts idle
     before = world.traffic()
     started = time.perf_counter()
@@ -206,19 +220,32 @@ async def leaver(world: World, engine: Engine, present: list[int], who: int) -> 
     pushed = await push_all(engine)
     finished = time.perf_counter()
     after = world.traffic()
+    return Removal(
+        feed=feed,
+        pushed=pushed,
+        requests={name: after[name][0] - before[name][0] for name in world.fleet},
+        throttled={name: after[name][1] - before[name][1] for name in world.fleet},
+        feed_seconds=fed - started,
+        push_seconds=finished - fed,
+    )
+
+
+async def leaver(world: World, engine: Engine, present: list[int], who: int) -> dict[str, object]:
+    """Remove one person from the feed; time the feed and the pushes until all vendors answer."""
+    run = await remove(world, engine, [i for i in present if i != who])
     deactivated = [name for name in world.fleet if world.active_count(name, [who]) == 0]
     return {
         "person": who,
-        "seconds": round(finished - started, 3),
-        "feed_seconds": round(fed - started, 3),
-        "push_seconds": round(finished - fed, 3),
-        "deprovisioned": feed.deprovisioned,
+        "seconds": round(run.seconds, 3),
+        "feed_seconds": round(run.feed_seconds, 3),
+        "push_seconds": round(run.push_seconds, 3),
+        "deprovisioned": run.feed.deprovisioned,
         "vendors_deactivated": len(deactivated),
-        "unsupported": feed.plan.unsupported,
-        "requests": {name: after[name][0] - before[name][0] for name in world.fleet},
-        "throttled": sum(after[name][1] - before[name][1] for name in world.fleet),
-        "push_done": sum(stats.done for stats in pushed.values()),
-        "push_retried": sum(stats.retried for stats in pushed.values()),
+        "unsupported": run.feed.plan.unsupported,
+        "requests": run.requests,
+        "throttled": sum(run.throttled.values()),
+        "push_done": sum(stats.done for stats in run.pushed.values()),
+        "push_retried": sum(stats.retried for stats in run.pushed.values()),
     }
 
 
@@ -227,26 +254,16 @@ async def batch(
 ) -> dict[str, object]:
     """Remove many people at once; time until every vendor has answered every deactivation."""
     gone = set(leavers)
-    write_feed(world.feed, [i for i in present if i not in gone])
-    await anyio.sleep(1.0)
-    before = world.traffic()
-    started = time.perf_counter()
-    feed = await engine.apply_feed()
-    fed = time.perf_counter()
-    pushed = await push_all(engine)
-    finished = time.perf_counter()
-    after = world.traffic()
+    run = await remove(world, engine, [i for i in present if i not in gone])
     vendors: dict[str, dict[str, object]] = {}
     floors: list[float] = []
     for name in world.fleet:
-        requests = after[name][0] - before[name][0]
-        throttled = after[name][1] - before[name][1]
-        needed = requests - throttled
+        needed = run.requests[name] - run.throttled[name]
         floors.append(needed / rate)
-        stats = pushed.get(name, PushStats())
+        stats = run.pushed.get(name, PushStats())
         vendors[name] = {
-            "requests": requests,
-            "throttled": throttled,
+            "requests": run.requests[name],
+            "throttled": run.throttled[name],
             "requests_per_deactivation": round(needed / len(leavers), 3),
             "floor_seconds": round(needed / rate, 2),
             "still_active": world.active_count(name, leavers),
@@ -254,48 +271,30 @@ async def batch(
             "push_retried": stats.retried,
             "push_dead": stats.dead,
         }
-    elapsed = finished - started
+    elapsed = run.seconds
     theoretical = max(floors)
     return {
         "leavers": len(leavers),
-        "deprovisioned": feed.deprovisioned,
-        "refused": feed.refused,
-        "held": feed.plan.held,
-        "queued": feed.plan.queued,
+        "deprovisioned": run.feed.deprovisioned,
+        "refused": run.feed.refused,
+        "held": run.feed.plan.held,
+        "queued": run.feed.plan.queued,
         "batch_seconds": round(elapsed, 2),
-        "feed_seconds": round(fed - started, 2),
-        "push_seconds": round(finished - fed, 2),
+        "feed_seconds": round(run.feed_seconds, 2),
+        "push_seconds": round(run.push_seconds, 2),
         "theoretical_seconds": round(theoretical, 2),
         "batch_ratio": round(elapsed / theoretical, 3) if theoretical else None,
         "vendors": vendors,
     }
 
 
-async def fresh_postgres(base: str) -> str:
-    """An empty, migrated `syncd_bench_propagate` database beside the one named."""
-    url = make_url(base).set(drivername="postgresql")
-    admin = await asyncpg.connect(url.render_as_string(hide_password=False))
-    try:
-        await admin.execute("DROP DATABASE IF EXISTS syncd_bench_propagate WITH (FORCE)")
-        await admin.execute("CREATE DATABASE syncd_bench_propagate")
-    finally:
-        await admin.close()
-    bench_url = url.set(database="syncd_bench_propagate").render_as_string(hide_password=False)
-    await upgrade_database(bench_url)
-    return bench_url
-
-
 async def run(users: int, size: int, rate: float, backend: str, workdir: Path) -> dict[str, object]:
     """Set up the world, measure, and return the figures."""
     if size + LEAVER_RUNS > users:
         raise SystemExit("--batch plus the single leavers must not exceed --users")
-    if backend == "sqlite":
-        db_url = f"sqlite:///{workdir / 'graph.db'}"
-    else:
-        base = os.environ.get(
-            "SYNCD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        )
-        db_url = await fresh_postgres(base)
+    db_url = await bench_database(
+        backend, workdir, "syncd_bench_propagate", "SYNCD_TEST_POSTGRES_URL"
+    )
     async with simulator_fleet(VENDORS) as fleet:
         world = World(fleet, workdir / "hr.csv", db_url)
         setup = await settle(world, users, rate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -56,11 +57,18 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[GraphStore]:
-    """An open GraphStore on a fresh database."""
+@asynccontextmanager
+async def opened_store(db_url: str) -> AsyncIterator[GraphStore]:
+    """A GraphStore open on the database, closed on the way out."""
     graph = await GraphStore.open(db_url)
     try:
         yield graph
     finally:
         await graph.close()
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[GraphStore]:
+    """An open GraphStore on a fresh database."""
+    async with opened_store(db_url) as graph:
+        yield graph

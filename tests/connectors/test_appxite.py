@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -11,7 +10,6 @@ import pytest
 from connectors import (
     AuthenticationError,
     ConnectorConfigError,
-    RateBudget,
     UnsupportedOperation,
     VendorHTTPError,
 )
@@ -21,7 +19,13 @@ from connectors.sim import serve
 from connectors.sim.base import SimPerson
 from connectors.vendors.appxite.connector import AppXiteConnector, AppXitePaths
 from connectors.vendors.appxite.simulator import IDENTITY_PROVIDERS, ROLES, AppXiteSimulator
-from tests.connectors.conftest import FAST_RETRY, configure, sim_get
+from tests.connectors.conftest import (
+    build_connector,
+    configure,
+    list_served,
+    sim_get,
+    throttled_replies,
+)
 
 TOKEN = "tok-AppXite-Bearer-7777"
 KEY = "key-Apim-Subscription-5150"
@@ -36,24 +40,11 @@ def simulator() -> AppXiteSimulator:
     return AppXiteSimulator(users=300, seed=11, token=TOKEN, subscription_key=KEY)
 
 
-@pytest.fixture
-async def url(simulator: AppXiteSimulator) -> AsyncIterator[str]:
-    """The simulator's base URL on 127.0.0.1."""
-    async with serve(simulator) as base:
-        yield base
-
-
 def make(session: aiohttp.ClientSession, url: str, **settings: Any) -> AppXiteConnector:
-    """Build an AppXite connector against a simulator."""
-    options: dict[str, Any] = {
-        "secrets": {"subscription_key": KEY, "token": TOKEN},
-        "scope_id": "platform-1",
-        "budget": RateBudget(1000, concurrency=8),
-        "retry": FAST_RETRY,
-        "timeout": 5.0,
-        **settings,
-    }
-    return AppXiteConnector(name="appxite-test", session=session, base_url=url, **options)
+    """Build an AppXite connector against a simulator (platform scope unless told otherwise)."""
+    settings.setdefault("scope_id", "platform-1")
+    secrets = settings.pop("secrets", {"subscription_key": KEY, "token": TOKEN})
+    return build_connector(AppXiteConnector, session, url, secrets, **settings)
 
 
 async def sim_users(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, Any]]:
@@ -85,11 +76,7 @@ async def test_listing_10000_users_equals_the_simulator(
     session: aiohttp.ClientSession,
 ) -> None:
     simulator = AppXiteSimulator(users=10_000, seed=3, token=TOKEN, subscription_key=KEY)
-    async with serve(simulator) as base:
-        connector = make(session, base)
-        accounts = [account async for account in connector.list_accounts()]
-        held = (await sim_get(session, base, "users"))["users"]
-        stats = await sim_get(session, base, "stats")
+    accounts, held, stats = await list_served(session, simulator, make)
     assert [account.raw for account in accounts] == held
     assert len({account.external_id for account in accounts}) == 10_000
     assert calls(stats, "GET", "/v1/users") == 100
@@ -474,14 +461,12 @@ async def test_writes_must_be_declared_json(session: aiohttp.ClientSession, url:
 async def test_a_429_carries_retry_after_and_the_apim_body(
     session: aiohttp.ClientSession, url: str
 ) -> None:
-    await configure(session, url, rate=1, burst=1)
-    statuses = []
-    for _ in range(3):
-        async with session.get(f"{url}/v1/roles", headers=HEADERS) as reply:
-            statuses.append(reply.status)
-            if reply.status == 429:
-                assert int(reply.headers["Retry-After"]) >= 1
-                assert (await reply.json())["statusCode"] == 429
+    replies = await throttled_replies(session, url, "/v1/roles", HEADERS)
+    for reply in replies:
+        if reply.status == 429:
+            assert int(reply.headers["Retry-After"]) >= 1
+            assert reply.body["statusCode"] == 429
+    statuses = [reply.status for reply in replies]
     assert statuses[0] == 200 and 429 in statuses
 
 

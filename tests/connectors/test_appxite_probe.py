@@ -22,19 +22,16 @@ import pytest
 
 from connectors.sim import serve
 from connectors.vendors.appxite.simulator import AppXiteSimulator
+from tests.connectors.probe import PlainClient
 
 TOKEN = "probe-bearer-token"
 KEY = "probe-subscription-key"
 PLATFORM = "platform-1"
+HEADERS = {"Ocp-Apim-Subscription-Key": KEY, "Authorization": f"Bearer {TOKEN}"}
 
 
-class DocumentedClient:
+class DocumentedClient(PlainClient):
     """The AppXite calls the public documentation describes, and nothing more."""
-
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session = session
-        self.base = f"{base}/v1"
-        self.headers = {"Ocp-Apim-Subscription-Key": KEY, "Authorization": f"Bearer {TOKEN}"}
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; wait out a 429 for as long as Retry-After says."""
@@ -72,7 +69,7 @@ async def client() -> AsyncIterator[tuple[DocumentedClient, AppXiteSimulator]]:
     """The documented client against a simulator with 230 users."""
     simulator = AppXiteSimulator(users=230, seed=4, token=TOKEN, subscription_key=KEY)
     async with serve(simulator) as base, aiohttp.ClientSession() as session:
-        yield DocumentedClient(session, base), simulator
+        yield DocumentedClient(session, f"{base}/v1", HEADERS), simulator
 
 
 async def test_the_documented_client_works_unchanged(

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from connectors import RateBudget, parse_retry_after
+from connectors.vendors.example.connector import ExampleConnector
 from tests.connectors.conftest import LogLines, configure, make_connector, sim_get
 
 
@@ -33,21 +34,21 @@ def test_retry_after_that_cannot_be_read_is_ignored() -> None:
     assert parse_retry_after("inf") is None
 
 
-async def test_ceiling_is_never_exceeded(session: aiohttp.ClientSession, sim_url: str) -> None:
-    connector = make_connector(session, sim_url, budget=RateBudget(40, burst=2))
+async def test_ceiling_is_never_exceeded(session: aiohttp.ClientSession, url: str) -> None:
+    connector = make_connector(session, url, budget=RateBudget(40, burst=2))
     started = anyio.current_time()
     async with anyio.create_task_group() as group:
         for _ in range(40):
             group.start_soon(connector.http.request, "GET", "/users/u000001")
     elapsed = anyio.current_time() - started
     assert elapsed >= (40 - 2) / 40 * 0.95
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["peak_rate"] <= 40 + 2
 
 
-async def test_concurrency_is_capped(session: aiohttp.ClientSession, sim_url: str) -> None:
-    await configure(session, sim_url, latency_ms=100)
-    connector = make_connector(session, sim_url, budget=RateBudget(1000, concurrency=2))
+async def test_concurrency_is_capped(session: aiohttp.ClientSession, url: str) -> None:
+    await configure(session, url, latency_ms=100)
+    connector = make_connector(session, url, budget=RateBudget(1000, concurrency=2))
     started = anyio.current_time()
     async with anyio.create_task_group() as group:
         for _ in range(6):
@@ -58,15 +59,15 @@ async def test_concurrency_is_capped(session: aiohttp.ClientSession, sim_url: st
 
 @pytest.mark.parametrize("mode", ["seconds", "date"])
 async def test_retry_after_is_waited_out(
-    session: aiohttp.ClientSession, sim_url: str, mode: str
+    session: aiohttp.ClientSession, url: str, mode: str
 ) -> None:
-    await configure(session, sim_url, rate=1, burst=1, retry_after=mode)
-    connector = make_connector(session, sim_url, budget=RateBudget(100))
+    await configure(session, url, rate=1, burst=1, retry_after=mode)
+    connector = make_connector(session, url, budget=RateBudget(100))
     started = anyio.current_time()
     await connector.http.request("GET", "/users/u000001")
     await connector.http.request("GET", "/users/u000002")
     elapsed = anyio.current_time() - started
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     # One 429, then the client waits as told; guessing would have drawn more 429s.
     assert stats["throttled"] == 1
     assert elapsed >= 0.9 if mode == "seconds" else elapsed >= 0.5
@@ -74,14 +75,14 @@ async def test_retry_after_is_waited_out(
 
 
 async def test_budget_learns_an_unknown_limit(
-    session: aiohttp.ClientSession, sim_url: str, logs: LogLines
+    session: aiohttp.ClientSession, url: str, logs: LogLines
 ) -> None:
-    await configure(session, sim_url, rate=40, burst=10, retry_after="none", latency_ms=5)
-    connector = make_connector(session, sim_url, budget=RateBudget(400, concurrency=8))
+    await configure(session, url, rate=40, burst=10, retry_after="none", latency_ms=5)
+    connector = make_connector(session, url, budget=RateBudget(400, concurrency=8))
     async with anyio.create_task_group() as group:
         for index in range(120):
             group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     budget = connector.budget
     assert budget.rate < 400
     assert budget.limit_estimate is not None
@@ -95,12 +96,12 @@ async def test_budget_learns_an_unknown_limit(
 
 
 async def test_budget_probes_back_up_after_a_decrease(
-    session: aiohttp.ClientSession, sim_url: str, logs: LogLines
+    session: aiohttp.ClientSession, url: str, logs: LogLines
 ) -> None:
     # The vendor was slow for a while (learned 50/s) and has no limit now.
     budget = RateBudget(500, learned_rate=50, concurrency=4, probe_interval=0.2)
     assert budget.rate == 50
-    connector = make_connector(session, sim_url, budget=budget)
+    connector = make_connector(session, url, budget=budget)
     async with anyio.create_task_group() as group:
         for index in range(60):
             group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
@@ -110,11 +111,11 @@ async def test_budget_probes_back_up_after_a_decrease(
 
 
 async def test_budget_recovers_quickly_below_the_learned_limit(
-    session: aiohttp.ClientSession, sim_url: str, logs: LogLines
+    session: aiohttp.ClientSession, url: str, logs: LogLines
 ) -> None:
-    await configure(session, sim_url, rate=50, burst=50, retry_after="none")
+    await configure(session, url, rate=50, burst=50, retry_after="none")
     budget = RateBudget(200, concurrency=8, probe_interval=0.25)
-    connector = make_connector(session, sim_url, budget=budget)
+    connector = make_connector(session, url, budget=budget)
     async with anyio.create_task_group() as group:
         for index in range(150):
             group.start_soon(connector.http.request, "GET", f"/users/u{index % 250 + 1:06d}")
@@ -123,11 +124,9 @@ async def test_budget_recovers_quickly_below_the_learned_limit(
     assert logs.named("budget.recovered")
 
 
-async def test_learned_rate_survives_a_restart(
-    session: aiohttp.ClientSession, sim_url: str
-) -> None:
-    await configure(session, sim_url, rate=60, burst=5, retry_after="none")
-    first = make_connector(session, sim_url, budget=RateBudget(600))
+async def test_learned_rate_survives_a_restart(session: aiohttp.ClientSession, url: str) -> None:
+    await configure(session, url, rate=60, burst=5, retry_after="none")
+    first = make_connector(session, url, budget=RateBudget(600))
     async with anyio.create_task_group() as group:
         for index in range(60):
             group.start_soon(first.http.request, "GET", f"/users/u{index + 1:06d}")
@@ -139,19 +138,24 @@ async def test_learned_rate_survives_a_restart(
     assert restarted.limit_estimate == pytest.approx(learned)
 
 
-async def test_with_no_rate_the_budget_probes_up_to_an_unknown_limit(
-    session: aiohttp.ClientSession, sim_url: str
-) -> None:
-    await configure(session, sim_url, rate=20, burst=5, retry_after="none", latency_ms=5)
-    budget = RateBudget(concurrency=8)
-    assert budget.rate == 5
-    connector = make_connector(session, sim_url, budget=budget)
+async def fetch_at_once(connector: ExampleConnector, count: int) -> float:
+    """Fetch the first `count` users all at once; return the seconds it took."""
     started = anyio.current_time()
     async with anyio.create_task_group() as group:
-        for index in range(80):
+        for index in range(count):
             group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
-    elapsed = anyio.current_time() - started
-    stats = await sim_get(session, sim_url, "stats")
+    return anyio.current_time() - started
+
+
+async def test_with_no_rate_the_budget_probes_up_to_an_unknown_limit(
+    session: aiohttp.ClientSession, url: str
+) -> None:
+    await configure(session, url, rate=20, burst=5, retry_after="none", latency_ms=5)
+    budget = RateBudget(concurrency=8)
+    assert budget.rate == 5
+    connector = make_connector(session, url, budget=budget)
+    elapsed = await fetch_at_once(connector, 80)
+    stats = await sim_get(session, url, "stats")
     # It climbed well above where it started and settled near the limit, not far above.
     assert 10 <= budget.rate <= 20 * 1.15
     assert budget.limit_estimate is not None
@@ -163,18 +167,14 @@ async def test_with_no_rate_the_budget_probes_up_to_an_unknown_limit(
 
 
 async def test_a_configured_rate_is_a_hard_ceiling(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
     # The vendor has no limit, so nothing stops the budget but its ceiling.
-    await configure(session, sim_url, rate=None, latency_ms=5)
+    await configure(session, url, rate=None, latency_ms=5)
     budget = RateBudget(10, burst=1, learned_rate=9.5, concurrency=8, probe_interval=0.25)
-    connector = make_connector(session, sim_url, budget=budget)
-    started = anyio.current_time()
-    async with anyio.create_task_group() as group:
-        for index in range(40):
-            group.start_soon(connector.http.request, "GET", f"/users/u{index + 1:06d}")
-    elapsed = anyio.current_time() - started
-    stats = await sim_get(session, sim_url, "stats")
+    connector = make_connector(session, url, budget=budget)
+    elapsed = await fetch_at_once(connector, 40)
+    stats = await sim_get(session, url, "stats")
     assert budget.rate == 10  # it probed up from the learned 9.5, and no further
     assert stats["peak_rate"] <= 10 + 1
     assert elapsed >= 39 / 10 * 0.95

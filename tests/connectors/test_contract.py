@@ -28,7 +28,7 @@ from connectors.core.records import VendorAccount
 from connectors.registry import VENDORS, vendor
 from connectors.sim.base import CLIENT_GONE, SimPerson
 from connectors.sim.fleet import FleetMember, simulator_fleet
-from tests.connectors.conftest import FAST_RETRY, configure, sim_get
+from tests.connectors.conftest import build_connector, configure, sim_get
 
 SEVERAL_PAGES = 250  # more than one page at every vendor's page size
 WHOLE_PAGES = 200  # a whole number of pages at page sizes 20, 25, 50 and 100
@@ -74,15 +74,14 @@ def connect(
 ) -> Connector:
     """Build the vendor's connector from the fleet config, as syncd does, with fast retries."""
     connection = member.connection
-    return vendor(member.vendor).connector(
-        name=f"contract-{member.name}",
-        session=session,
-        base_url=member.url,
-        secrets=connection.secrets if secrets is None else secrets,
+    return build_connector(
+        vendor(member.vendor).connector,
+        session,
+        member.url,
+        connection.secrets if secrets is None else secrets,
         budget=RateBudget(CLIENT_RATE),
-        retry=FAST_RETRY,
         timeout=timeout,
-        **connection.settings,  # type: ignore[arg-type]
+        **connection.settings,
     )
 
 
@@ -177,19 +176,6 @@ async def test_a_429_is_waited_out(
             assert throttled <= answered(member, 200)
 
 
-async def test_a_5xx_is_retried_and_a_lasting_one_fails_the_listing(
-    session: aiohttp.ClientSession, vendor_name: str
-) -> None:
-    async with running(vendor_name, users=FEW) as member:
-        await configure(session, member.url, faults={"server_error_share": 1.0, "limit": 2})
-        connector = connect(session, member)
-        assert_lists_every_user(member, await listed(connector))
-        assert answered(member, 503) == 2
-
-        await configure(session, member.url, faults={"server_error_share": 1.0, "limit": None})
-        assert await listed_until(connector, VendorServerError) == []
-
-
 async def test_a_timeout_is_retried_and_a_lasting_one_fails_the_listing(
     session: aiohttp.ClientSession, vendor_name: str
 ) -> None:
@@ -206,28 +192,30 @@ async def test_a_timeout_is_retried_and_a_lasting_one_fails_the_listing(
         assert await listed_until(connector, VendorUnavailableError) == []
 
 
-async def test_a_dropped_connection_is_retried_and_a_lasting_drop_fails_the_listing(
-    session: aiohttp.ClientSession, vendor_name: str
+@pytest.mark.parametrize(
+    ("fault", "limit", "error"),
+    [
+        ("server_error_share", 2, VendorServerError),
+        ("reset_share", 1, VendorUnavailableError),  # the connection is dropped
+        ("malformed_share", 1, MalformedResponseError),  # never read as accounts
+    ],
+)
+async def test_a_transient_fault_is_retried_and_a_lasting_one_fails_the_listing(
+    session: aiohttp.ClientSession,
+    vendor_name: str,
+    fault: str,
+    limit: int,
+    error: type[Exception],
 ) -> None:
     async with running(vendor_name, users=FEW) as member:
-        await configure(session, member.url, faults={"reset_share": 1.0, "limit": 1})
+        await configure(session, member.url, faults={fault: 1.0, "limit": limit})
         connector = connect(session, member)
         assert_lists_every_user(member, await listed(connector))
+        if fault == "server_error_share":
+            assert answered(member, 503) == limit
 
-        await configure(session, member.url, faults={"reset_share": 1.0, "limit": None})
-        assert await listed_until(connector, VendorUnavailableError) == []
-
-
-async def test_a_malformed_body_is_retried_and_never_read_as_accounts(
-    session: aiohttp.ClientSession, vendor_name: str
-) -> None:
-    async with running(vendor_name, users=FEW) as member:
-        await configure(session, member.url, faults={"malformed_share": 1.0, "limit": 1})
-        connector = connect(session, member)
-        assert_lists_every_user(member, await listed(connector))
-
-        await configure(session, member.url, faults={"malformed_share": 1.0, "limit": None})
-        assert await listed_until(connector, MalformedResponseError) == []
+        await configure(session, member.url, faults={fault: 1.0, "limit": None})
+        assert await listed_until(connector, error) == []
 
 
 async def test_a_401_lists_nothing(session: aiohttp.ClientSession, vendor_name: str) -> None:

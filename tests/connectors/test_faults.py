@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from connectors import AuthenticationError, IncompleteListing, RateBudget, RetryPolicy
-from tests.connectors.conftest import configure, make_connector, sim_get
+from connectors import AuthenticationError, RateBudget, RetryPolicy
+from tests.connectors.conftest import configure, incomplete_listing, make_connector, sim_get
 
 PATIENT = RetryPolicy(attempts=8, base_delay=0.005, max_delay=0.02)
 EVERY_ID = [f"u{index:06d}" for index in range(1, 251)]
@@ -30,32 +30,32 @@ EVERY_ID = [f"u{index:06d}" for index in range(1, 251)]
     ],
 )
 async def test_transient_faults_end_in_the_full_listing(
-    session: aiohttp.ClientSession, sim_url: str, faults: dict[str, object]
+    session: aiohttp.ClientSession, url: str, faults: dict[str, object]
 ) -> None:
-    await configure(session, sim_url, faults=faults)
-    connector = make_connector(session, sim_url, timeout=0.15, retry=PATIENT)
+    await configure(session, url, faults=faults)
+    connector = make_connector(session, url, timeout=0.15, retry=PATIENT)
     ids = [account.external_id async for account in connector.list_accounts()]
     assert ids == EVERY_ID
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["requests"] > 3  # faults were injected and retried through
 
 
 async def test_rate_limiting_ends_in_the_full_listing(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    await configure(session, sim_url, rate=20, burst=1, retry_after="none")
-    connector = make_connector(session, sim_url, budget=RateBudget(1000))
+    await configure(session, url, rate=20, burst=1, retry_after="none")
+    connector = make_connector(session, url, budget=RateBudget(1000))
     ids = [account.external_id async for account in connector.list_accounts()]
     assert ids == EVERY_ID
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["throttled"] >= 1
 
 
 async def test_unauthorized_ends_in_an_authentication_error(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    await configure(session, sim_url, faults={"unauthorized": True})
-    connector = make_connector(session, sim_url)
+    await configure(session, url, faults={"unauthorized": True})
+    connector = make_connector(session, url)
     with pytest.raises(AuthenticationError, match=r"example: GET /users -> HTTP 401"):
         [account async for account in connector.list_accounts()]
 
@@ -70,14 +70,11 @@ async def test_unauthorized_ends_in_an_authentication_error(
     ],
 )
 async def test_listing_faults_end_in_incomplete_listing(
-    session: aiohttp.ClientSession, sim_url: str, faults: dict[str, object], reason: str
+    session: aiohttp.ClientSession, url: str, faults: dict[str, object], reason: str
 ) -> None:
-    await configure(session, sim_url, faults=faults)
-    connector = make_connector(session, sim_url)
-    seen: list[str] = []
-    with pytest.raises(IncompleteListing) as caught:
-        async for account in connector.list_accounts():
-            seen.append(account.external_id)
-    assert caught.value.reason == reason
-    assert caught.value.records == len(seen)
-    assert str(caught.value).startswith("example: listing /users incomplete after")
+    await configure(session, url, faults=faults)
+    connector = make_connector(session, url)
+    incomplete, seen = await incomplete_listing(connector)
+    assert incomplete.reason == reason
+    assert incomplete.records == len(seen)
+    assert str(incomplete).startswith("example: listing /users incomplete after")

@@ -13,29 +13,20 @@ from connectors import (
     ConnectorConfigError,
     ConnectorError,
     IncompleteListing,
-    RateBudget,
     UnsupportedOperation,
 )
 from connectors.sim import serve
 from connectors.vendors.influitive.connector import InfluitiveConnector, hub_url
 from connectors.vendors.influitive.simulator import InfluitiveSimulator
-from tests.connectors.conftest import FAST_RETRY, TOKEN, configure, sim_get
+from tests.connectors.conftest import TOKEN, build_connector, configure, sim_get, throttled_replies
 
 ORG = "org-4711"
 
 
 def make(session: aiohttp.ClientSession, url: str | None, **settings: Any) -> InfluitiveConnector:
     """Build an Influitive connector (hub generation unless the settings say otherwise)."""
-    return InfluitiveConnector(
-        name="influitive-test",
-        session=session,
-        base_url=url,
-        secrets={"api_key": settings.pop("token", TOKEN)},
-        budget=RateBudget(1000, concurrency=8),
-        retry=FAST_RETRY,
-        timeout=5.0,
-        **settings,
-    )
+    secrets = {"api_key": settings.pop("token", TOKEN)}
+    return build_connector(InfluitiveConnector, session, url, secrets, **settings)
 
 
 @pytest.fixture
@@ -280,12 +271,11 @@ async def test_simulator_refuses_duplicates_non_json_and_missing_verbs(
 async def test_throttling_sends_no_retry_after_and_comes_after_auth(
     session: aiohttp.ClientSession, hub: str
 ) -> None:
-    await configure(session, hub, rate=1, burst=1)
-    statuses = []
-    for _ in range(3):
-        status, _, headers = await raw(session, "GET", f"{hub}/members/1")
-        statuses.append(status)
-        assert "Retry-After" not in headers
+    replies = await throttled_replies(
+        session, hub, "/members/1", {"Authorization": f"Token {TOKEN}"}
+    )
+    assert all("Retry-After" not in reply.headers for reply in replies)
+    statuses = [reply.status for reply in replies]
     assert statuses[0] == 200 and 429 in statuses
     assert (await raw(session, "GET", f"{hub}/members/1", auth="Token wrong"))[0] == 401
 

@@ -18,23 +18,20 @@ import aiohttp
 
 from connectors.sim import serve
 from connectors.vendors.influitive.simulator import InfluitiveSimulator
+from tests.connectors.probe import PlainClient
 
 TOKEN = "probe-token-0042"
 ORG = "12345"
+HEADERS = {
+    "Authorization": f"Token {TOKEN}",
+    "X_ORG_ID": ORG,
+    "Accept": "application/json",
+    "Content-Type": "application/json",
+}
 
 
-class EvidenceClient:
+class EvidenceClient(PlainClient):
     """The public clients' calls, as plain aiohttp requests."""
-
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
-        self.session = session
-        self.base_url = base_url
-        self.headers = {
-            "Authorization": f"Token {TOKEN}",
-            "X_ORG_ID": ORG,
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
 
     async def call(self, method: str, url: str, body: str = "", want: int = 200) -> Any:
         """Send one request the Go way; fail unless the status is the wanted one."""
@@ -44,7 +41,7 @@ class EvidenceClient:
 
     async def query_members(self, field: str = "", value: str = "") -> list[dict[str, Any]]:
         """`QueryMembersByField`: `/contacts`, then every `links.next` until it is empty."""
-        following = f"{self.base_url}/contacts"
+        following = f"{self.base}/contacts"
         if field:
             following += "?" + urlencode({"q[status]": "all", f"q[{field}]": value})
         members: list[dict[str, Any]] = []
@@ -57,7 +54,7 @@ class EvidenceClient:
     async def member_by_email(self, email: str) -> list[dict[str, Any]]:
         """`GetMemberByEmail`: `GET /members?email=` answers a list."""
         found: list[dict[str, Any]] = await self.call(
-            "GET", f"{self.base_url}/members?{urlencode({'email': email})}"
+            "GET", f"{self.base}/members?{urlencode({'email': email})}"
         )
         return found
 
@@ -74,20 +71,20 @@ class EvidenceClient:
             "type": "Nominee",
         }
         created: dict[str, Any] = await self.call(
-            "POST", f"{self.base_url}/members", _json(body), want=201
+            "POST", f"{self.base}/members", _json(body), want=201
         )
         return created
 
     async def update(self, member_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Elixir `Members.update/2`: `PATCH /members/{id}`."""
         updated: dict[str, Any] = await self.call(
-            "PATCH", f"{self.base_url}/members/{member_id}", _json(fields)
+            "PATCH", f"{self.base}/members/{member_id}", _json(fields)
         )
         return updated
 
     async def lock(self, member_id: int, action: str = "lock") -> None:
         """Elixir `Members.lock_profile/1` (or `unlock_profile/1`): an empty POST."""
-        await self.call("POST", f"{self.base_url}/members/{member_id}/{action}")
+        await self.call("POST", f"{self.base}/members/{member_id}/{action}")
 
 
 def _json(body: dict[str, Any]) -> str:
@@ -98,7 +95,7 @@ def _json(body: dict[str, Any]) -> str:
 async def test_a_client_written_from_the_evidence_works_unchanged() -> None:
     sim = InfluitiveSimulator(users=60, seed=5, token=TOKEN, org_id=ORG)
     async with serve(sim) as url, aiohttp.ClientSession() as session:
-        client = EvidenceClient(session, url)
+        client = EvidenceClient(session, url, HEADERS)
         unlocked = [user for user in sim.users.values() if user["locked_at"] is None]
         assert len(unlocked) < 60  # the seed holds locked members, which the default hides
         assert await client.query_members() == unlocked

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import aclosing
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
 from typing import ClassVar
 
 import aiohttp
@@ -82,36 +84,51 @@ class BareCursorConnector(CursorConnector):
     paginator: ClassVar[Paginator] = CursorPaginator(limit=10, next_url_key=None)
 
 
+# Each listing style: a simulator serving it and a connector reading it.
+STYLES: dict[str, tuple[type[ExampleSimulator], type[ExampleConnector]]] = {
+    "number": (NumberSimulator, NumberConnector),
+    "count": (CountSimulator, CountConnector),
+    "total": (ExampleSimulator, ExampleConnector),
+    "cursor": (CursorSimulator, CursorConnector),
+    "bare-cursor": (BareCursorSimulator, BareCursorConnector),
+}
+
+
+def styles(*names: str) -> pytest.MarkDecorator:
+    """Run a test once for each named listing style."""
+    return pytest.mark.parametrize("style", names)
+
+
+@asynccontextmanager
+async def serving_style(
+    session: aiohttp.ClientSession, style: str, users: int, **faults: object
+) -> AsyncIterator[tuple[str, ExampleConnector]]:
+    """Serve `users` in a listing style, with these faults, and a connector that reads it."""
+    simulator_class, connector_class = STYLES[style]
+    async with serve(simulator_class(users=users, seed=1, token=TOKEN)) as url:
+        if faults:
+            await configure(session, url, faults=faults)
+        yield url, make_connector(session, url, connector_class=connector_class)
+
+
+@dataclass(frozen=True, kw_only=True)
 class FixedLinkListing(CursorListing):
-    """A broken vendor: the next-page link never moves on."""
+    """A broken vendor: every page's next-page link is the same one."""
+
+    next_link: str
 
     def respond(self, request: web.Request, view: ListingView) -> object:
         body = super().respond(request, view)
         assert isinstance(body, dict)
-        body["next_page_url"] = "/users?limit=10&starting_after=u000005"
+        body["next_page_url"] = self.next_link
         return body
 
 
-class FixedLinkSimulator(ExampleSimulator):
-    """Serves FixedLinkListing."""
-
-    listing: ClassVar[ListingStyle] = FixedLinkListing()
-
-
-class ForeignLinkListing(CursorListing):
-    """A vendor whose next-page link leaves for another host."""
-
-    def respond(self, request: web.Request, view: ListingView) -> object:
-        body = super().respond(request, view)
-        assert isinstance(body, dict)
-        body["next_page_url"] = "http://elsewhere.invalid/users?limit=10&starting_after=x"
-        return body
-
-
-class ForeignLinkSimulator(ExampleSimulator):
-    """Serves ForeignLinkListing."""
-
-    listing: ClassVar[ListingStyle] = ForeignLinkListing()
+def linking_to(next_link: str) -> ExampleSimulator:
+    """A cursor simulator of 50 users whose every page links to `next_link`."""
+    listing = FixedLinkListing(next_link=next_link)
+    fixed: type[ExampleSimulator] = type("Fixed", (ExampleSimulator,), {"listing": listing})
+    return fixed(users=50, seed=1, token=TOKEN)
 
 
 async def _ids(connector: ExampleConnector) -> list[str]:
@@ -127,44 +144,38 @@ async def _listing_requests(session: aiohttp.ClientSession, url: str) -> int:
     return sum(r["count"] for r in stats["by_route"] if r["path"] == "/users")
 
 
-async def test_page_number_stops_on_an_empty_page(session: aiohttp.ClientSession) -> None:
-    async with serve(NumberSimulator(users=30, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=NumberConnector)
-        assert await _ids(connector) == _expected(30)
-        assert await _listing_requests(session, url) == 6  # five pages, then the empty one
-
-
-async def test_page_count_stops_on_a_short_page(session: aiohttp.ClientSession) -> None:
-    async with serve(CountSimulator(users=35, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=CountConnector)
-        assert await _ids(connector) == _expected(35)
-        assert await _listing_requests(session, url) == 4
-        stats = await sim_get(session, url, "stats")
-        assert stats["query_keys"] == ["count", "page"]
-
-
-async def test_page_count_with_an_exact_multiple_reads_one_empty_page(
-    session: aiohttp.ClientSession,
+@pytest.mark.parametrize(
+    ("style", "users", "requests", "query_keys"),
+    [
+        ("number", 30, 6, ["page"]),  # five pages, then the empty one
+        ("count", 35, 4, ["count", "page"]),  # the short page ends it
+        ("count", 40, 5, ["count", "page"]),  # an exact multiple reads one empty page
+        ("cursor", 45, 5, ["limit", "order_by", "starting_after"]),  # follows next_page_url
+        ("bare-cursor", 25, 3, ["limit", "order_by", "starting_after"]),  # the last id
+    ],
+)
+async def test_each_style_lists_every_user_and_stops(
+    session: aiohttp.ClientSession, style: str, users: int, requests: int, query_keys: list[str]
 ) -> None:
-    async with serve(CountSimulator(users=40, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=CountConnector)
-        assert await _ids(connector) == _expected(40)
-        assert await _listing_requests(session, url) == 5
+    async with serving_style(session, style, users) as (url, connector):
+        assert await _ids(connector) == _expected(users)
+        assert await _listing_requests(session, url) == requests
+        assert (await sim_get(session, url, "stats"))["query_keys"] == query_keys
 
 
 async def test_page_total_reads_every_page(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
     assert await _ids(connector) == _expected(250)
-    assert await _listing_requests(session, sim_url) == 3
-    stats = await sim_get(session, sim_url, "stats")
+    assert await _listing_requests(session, url) == 3
+    stats = await sim_get(session, url, "stats")
     assert stats["query_keys"] == ["page", "per_page"]
 
 
 async def test_page_total_fetches_the_rest_concurrently(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
-    await configure(session, sim_url, latency_ms=150)
+    await configure(session, url, latency_ms=150)
     started = anyio.current_time()
     assert len(await _ids(connector)) == 250
     # Three pages of 150 ms one after another would take 0.45 s; pages 2 and 3 overlap.
@@ -176,38 +187,9 @@ async def test_page_total_of_an_empty_vendor(session: aiohttp.ClientSession) -> 
         assert await _ids(make_connector(session, url)) == []
 
 
-async def test_cursor_follows_next_page_url(session: aiohttp.ClientSession) -> None:
-    async with serve(CursorSimulator(users=45, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=CursorConnector)
-        assert await _ids(connector) == _expected(45)
-        assert await _listing_requests(session, url) == 5
-        stats = await sim_get(session, url, "stats")
-        assert stats["query_keys"] == ["limit", "order_by", "starting_after"]
-
-
-async def test_cursor_without_links_uses_the_last_id(session: aiohttp.ClientSession) -> None:
-    async with serve(BareCursorSimulator(users=25, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=BareCursorConnector)
-        assert await _ids(connector) == _expected(25)
-        assert await _listing_requests(session, url) == 3
-
-
-@pytest.mark.parametrize(
-    ("simulator_class", "connector_class"),
-    [
-        (NumberSimulator, NumberConnector),
-        (CountSimulator, CountConnector),
-        (ExampleSimulator, ExampleConnector),
-        (CursorSimulator, CursorConnector),
-    ],
-)
-async def test_listings_stream_page_by_page(
-    session: aiohttp.ClientSession,
-    simulator_class: type[ExampleSimulator],
-    connector_class: type[ExampleConnector],
-) -> None:
-    async with serve(simulator_class(users=300, seed=1, token=TOKEN)) as url:
-        connector = make_connector(session, url, connector_class=connector_class)
+@styles("number", "count", "total", "cursor")
+async def test_listings_stream_page_by_page(session: aiohttp.ClientSession, style: str) -> None:
+    async with serving_style(session, style, 300) as (url, connector):
         async with aclosing(connector.list_pages()) as pages:
             first = await anext(pages)
         assert first and first[0].external_id == "u000001"
@@ -215,24 +197,11 @@ async def test_listings_stream_page_by_page(
         assert await _listing_requests(session, url) == 1
 
 
-@pytest.mark.parametrize(
-    ("simulator_class", "connector_class"),
-    [
-        (NumberSimulator, NumberConnector),
-        (CountSimulator, CountConnector),
-        (ExampleSimulator, ExampleConnector),
-        (CursorSimulator, CursorConnector),
-        (BareCursorSimulator, BareCursorConnector),
-    ],
-)
+@styles(*STYLES)
 async def test_a_repeated_page_is_an_incomplete_listing(
-    session: aiohttp.ClientSession,
-    simulator_class: type[ExampleSimulator],
-    connector_class: type[ExampleConnector],
+    session: aiohttp.ClientSession, style: str
 ) -> None:
-    async with serve(simulator_class(users=200, seed=1, token=TOKEN)) as url:
-        await configure(session, url, faults={"repeat_page": 0})
-        connector = make_connector(session, url, connector_class=connector_class)
+    async with serving_style(session, style, 200, repeat_page=0) as (_, connector):
         with pytest.raises(IncompleteListing, match="repeats an earlier page") as caught:
             await _ids(connector)
     assert caught.value.path == "/users"
@@ -242,7 +211,7 @@ async def test_a_repeated_page_is_an_incomplete_listing(
 async def test_a_cursor_seen_twice_is_an_incomplete_listing(
     session: aiohttp.ClientSession,
 ) -> None:
-    async with serve(FixedLinkSimulator(users=50, seed=1, token=TOKEN)) as url:
+    async with serve(linking_to("/users?limit=10&starting_after=u000005")) as url:
         connector = make_connector(session, url, connector_class=CursorConnector)
         with pytest.raises(IncompleteListing, match="cursor seen twice"):
             await _ids(connector)
@@ -250,7 +219,7 @@ async def test_a_cursor_seen_twice_is_an_incomplete_listing(
 
 
 async def test_a_link_to_another_origin_is_not_followed(session: aiohttp.ClientSession) -> None:
-    async with serve(ForeignLinkSimulator(users=50, seed=1, token=TOKEN)) as url:
+    async with serve(linking_to("http://elsewhere.invalid/users?limit=10&starting_after=x")) as url:
         connector = make_connector(session, url, connector_class=CursorConnector)
         with pytest.raises(IncompleteListing, match="another origin"):
             await _ids(connector)
@@ -276,26 +245,19 @@ async def test_the_page_cap_is_an_incomplete_listing(session: aiohttp.ClientSess
 
 
 async def test_a_total_beyond_the_cap_fails_before_fetching_more(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    connector = make_connector(session, sim_url, connector_class=CappedTotalConnector)
+    connector = make_connector(session, url, connector_class=CappedTotalConnector)
     with pytest.raises(IncompleteListing, match="more than 2 pages"):
         await _ids(connector)
-    assert await _listing_requests(session, sim_url) == 1
+    assert await _listing_requests(session, url) == 1
 
 
-@pytest.mark.parametrize(
-    ("simulator_class", "connector_class"),
-    [(ExampleSimulator, ExampleConnector), (CursorSimulator, CursorConnector)],
-)
+@styles("total", "cursor")
 async def test_a_listing_cut_short_is_incomplete_where_it_can_be_told(
-    session: aiohttp.ClientSession,
-    simulator_class: type[ExampleSimulator],
-    connector_class: type[ExampleConnector],
+    session: aiohttp.ClientSession, style: str
 ) -> None:
-    async with serve(simulator_class(users=120, seed=1, token=TOKEN)) as url:
-        await configure(session, url, faults={"truncate_after": 60})
-        connector = make_connector(session, url, connector_class=connector_class)
+    async with serving_style(session, style, 120, truncate_after=60) as (_, connector):
         with pytest.raises(IncompleteListing, match=r"cut short|claims more"):
             await _ids(connector)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from base64 import b64encode
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -15,17 +14,22 @@ from aiohttp import web
 from connectors import (
     AuthenticationError,
     ConnectorConfigError,
-    IncompleteListing,
-    RateBudget,
     RetryPolicy,
     UnsupportedOperation,
     VendorHTTPError,
 )
-from connectors.sim import serve
 from connectors.sim.listing import ListingStyle, ListingView
 from connectors.vendors.partnerize.connector import PartnerizeConnector, count_problem
 from connectors.vendors.partnerize.simulator import PartnerizeListing, PartnerizeSimulator
-from tests.connectors.conftest import FAST_RETRY, LogLines, configure, sim_get
+from tests.connectors.conftest import (
+    LogLines,
+    build_connector,
+    configure,
+    incomplete_listing,
+    list_served,
+    sim_get,
+    throttled_replies,
+)
 
 APP_KEY = "appKey-Partnerize-9f3a"
 USER_KEY = "userKey-Partnerize-77c1"
@@ -46,34 +50,16 @@ def simulator() -> PartnerizeSimulator:
     return PartnerizeSimulator(users=1000, seed=11, token=f"{APP_KEY}:{USER_KEY}")
 
 
-@pytest.fixture
-async def url(simulator: PartnerizeSimulator) -> AsyncIterator[str]:
-    """The simulator's base URL."""
-    async with serve(simulator) as base:
-        yield base
-
-
 def connect(
     session: aiohttp.ClientSession,
     url: str,
     *,
     keys: tuple[str, str] = (APP_KEY, USER_KEY),
-    allow_delete: bool = False,
-    verify_total: bool = True,
-    retry: RetryPolicy = FAST_RETRY,
+    **settings: Any,
 ) -> PartnerizeConnector:
     """Build a Partnerize connector against the simulator."""
-    return PartnerizeConnector(
-        name="partnerize-test",
-        session=session,
-        base_url=url,
-        secrets={"application_key": keys[0], "user_api_key": keys[1]},
-        allow_delete=allow_delete,
-        verify_total=verify_total,
-        budget=RateBudget(1000, concurrency=8),
-        retry=retry,
-        timeout=5.0,
-    )
+    secrets = {"application_key": keys[0], "user_api_key": keys[1]}
+    return build_connector(PartnerizeConnector, session, url, secrets, **settings)
 
 
 async def stored(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, Any]]:
@@ -97,10 +83,7 @@ async def test_full_listing_of_10000_users_equals_the_vendor(
     session: aiohttp.ClientSession,
 ) -> None:
     simulator = PartnerizeSimulator(users=10_000, seed=3, token=f"{APP_KEY}:{USER_KEY}")
-    async with serve(simulator) as url:
-        accounts = [account async for account in connect(session, url).list_accounts()]
-        held = (await sim_get(session, url, "users"))["users"]
-        stats = await sim_get(session, url, "stats")
+    accounts, held, stats = await list_served(session, simulator, connect)
     assert [account.raw for account in accounts] == held
     assert len({account.external_id for account in accounts}) == 10_000
     assert accounts[0].external_id == "1l1000001"  # alphanumeric ids, never numbers
@@ -145,9 +128,7 @@ async def test_count_as_the_page_length_and_bare_items_are_accepted(
     session: aiohttp.ClientSession,
 ) -> None:
     simulator = ReferenceShapedSimulator(users=250, seed=5, token=f"{APP_KEY}:{USER_KEY}")
-    async with serve(simulator) as url:
-        accounts = [account async for account in connect(session, url).list_accounts()]
-        held = (await sim_get(session, url, "users"))["users"]
+    accounts, held, _ = await list_served(session, simulator, connect)
     assert [account.raw for account in accounts] == held and len(held) == 250
 
 
@@ -181,12 +162,9 @@ async def test_a_listing_cut_short_is_incomplete(
     session: aiohttp.ClientSession, url: str, faults: dict[str, object], reason: str
 ) -> None:
     await configure(session, url, faults=faults)
-    seen: list[str] = []
-    with pytest.raises(IncompleteListing) as caught:
-        async for account in connect(session, url).list_accounts():
-            seen.append(account.external_id)
-    assert caught.value.reason == reason
-    assert caught.value.records == len(seen)
+    incomplete, seen = await incomplete_listing(connect(session, url))
+    assert incomplete.reason == reason
+    assert incomplete.records == len(seen)
 
 
 async def test_verify_total_off_ends_at_the_short_page(
@@ -237,13 +215,9 @@ async def test_only_http_basic_is_accepted(
 async def test_a_429_has_the_v1_body_and_no_retry_after(
     session: aiohttp.ClientSession, url: str
 ) -> None:
-    await configure(session, url, rate=1, burst=1)
-    statuses = []
-    for _ in range(3):
-        status, body, headers = await answer(session, "GET", f"{url}/user/self")
-        statuses.append(status)
-    assert statuses[-1] == 429 and "Retry-After" not in headers
-    assert body == {"error": {"message": "rate limited", "type": "429"}}
+    last = (await throttled_replies(session, url, "/user/self", BASIC))[-1]
+    assert last.status == 429 and "Retry-After" not in last.headers
+    assert last.body == {"error": {"message": "rate limited", "type": "429"}}
 
 
 VALID = {

@@ -21,19 +21,16 @@ import aiohttp
 from connectors.sim import serve
 from connectors.vendors.partnerize.simulator import PartnerizeSimulator
 from tests.connectors.conftest import sim_get
+from tests.connectors.probe import PlainClient
 
 APPLICATION_KEY = "probe-application-key"
 USER_API_KEY = "probe-user-api-key"
+BASIC = b64encode(f"{APPLICATION_KEY}:{USER_API_KEY}".encode()).decode()
+HEADERS = {"Authorization": f"Basic {BASIC}", "Accept": "application/json"}
 
 
-class EvidenceClient:
+class EvidenceClient(PlainClient):
     """The requests a public Partnerize client sends, in plain aiohttp."""
-
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session = session
-        self.base = base
-        token = b64encode(f"{APPLICATION_KEY}:{USER_API_KEY}".encode()).decode()
-        self.headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
 
     async def call(self, method: str, path: str, body: object = None) -> Any:
         """Send one request, retrying 429 and 5xx with exponential backoff."""
@@ -64,7 +61,7 @@ async def test_a_client_written_from_the_evidence_works_unchanged(
 ) -> None:
     simulator = PartnerizeSimulator(users=250, seed=2, token=f"{APPLICATION_KEY}:{USER_API_KEY}")
     async with serve(simulator) as base:
-        client = EvidenceClient(session, base)
+        client = EvidenceClient(session, base, HEADERS)
         listed = await client.users()
         assert listed == (await sim_get(session, base, "users"))["users"]
 

@@ -24,16 +24,16 @@ async def test_writes_with_odd_ids_never_reach_the_collection(
     connector: ExampleConnector,
     simulator: ExampleSimulator,
     session: aiohttp.ClientSession,
-    sim_url: str,
+    url: str,
 ) -> None:
     for bad in ("", ".", ".."):
         with pytest.raises(InvalidIdentifierError):
             await connector.update_account(bad, {"title": "x"})
         with pytest.raises(InvalidIdentifierError):
             await connector.deactivate_account(bad)
-    assert (await sim_get(session, sim_url, "stats"))["requests"] == 0
+    assert (await sim_get(session, url, "stats"))["requests"] == 0
     for odd in ("a/b", "x?y", "x#y", "%2e%2e", "../users"):
         assert await connector.get_account(odd) is None  # no such user: 404
-    routes = (await sim_get(session, sim_url, "stats"))["by_route"]
+    routes = (await sim_get(session, url, "stats"))["by_route"]
     paths = {item["path"] for item in routes}
     assert paths and "/users" not in paths and "/" not in paths, paths

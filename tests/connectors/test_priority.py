@@ -77,11 +77,9 @@ async def test_budget_sends_deactivation_before_queued_reads() -> None:
     assert all(order.index(f"read{index}") > position for index in range(position, 6))
 
 
-async def test_deactivation_overtakes_a_listing(
-    session: aiohttp.ClientSession, sim_url: str
-) -> None:
-    await configure(session, sim_url, latency_ms=20)
-    connector = make_connector(session, sim_url, budget=RateBudget(20, burst=1, concurrency=2))
+async def test_deactivation_overtakes_a_listing(session: aiohttp.ClientSession, url: str) -> None:
+    await configure(session, url, latency_ms=20)
+    connector = make_connector(session, url, budget=RateBudget(20, burst=1, concurrency=2))
     finished: list[str] = []
 
     async def read(index: int) -> None:
@@ -98,5 +96,5 @@ async def test_deactivation_overtakes_a_listing(
         await anyio.sleep(0.06)
         group.start_soon(deactivate)
     assert finished.index("deactivate") <= 4
-    users = {user["id"]: user for user in (await sim_get(session, sim_url, "users"))["users"]}
+    users = {user["id"]: user for user in (await sim_get(session, url, "users"))["users"]}
     assert users["u000200"]["status"] == "inactive"

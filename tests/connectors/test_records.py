@@ -38,17 +38,22 @@ def test_example_mapping_fills_canonical_attributes(connector: ExampleConnector)
     }
 
 
-async def test_next_page_links_resolve_under_the_base_path(
-    session: aiohttp.ClientSession,
-) -> None:
-    http = VendorHttp(
+def http_at(session: aiohttp.ClientSession, base_url: str) -> VendorHttp:
+    """The shared HTTP layer for a vendor at `base_url`."""
+    return VendorHttp(
         vendor="v",
         connector="v1",
         session=session,
-        base_url="https://api.vendor.example/incoming/v2/",
+        base_url=base_url,
         auth=BearerAuth("resolve-test-token"),
         budget=RateBudget(1),
     )
+
+
+async def test_next_page_links_resolve_under_the_base_path(
+    session: aiohttp.ClientSession,
+) -> None:
+    http = http_at(session, "https://api.vendor.example/incoming/v2/")
     assert http.resolve_link("/incoming/v2/users?limit=10&starting_after=x") == (
         "/users",
         {"limit": "10", "starting_after": "x"},
@@ -61,11 +66,4 @@ async def test_next_page_links_resolve_under_the_base_path(
     with pytest.raises(ValueError, match="another origin"):
         http.resolve_link("https://evil.example/incoming/v2/users")
     with pytest.raises(ValueError, match="absolute URL"):
-        VendorHttp(
-            vendor="v",
-            connector="v1",
-            session=session,
-            base_url="/relative",
-            auth=BearerAuth("resolve-test-token"),
-            budget=RateBudget(1),
-        )
+        http_at(session, "/relative")

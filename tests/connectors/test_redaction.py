@@ -62,24 +62,24 @@ def test_auth_schemes_register_their_secrets_and_hide_them_in_repr() -> None:
 
 
 async def test_token_never_reaches_logs_errors_or_the_vendor_url(
-    session: aiohttp.ClientSession, sim_url: str, logs: LogLines
+    session: aiohttp.ClientSession, url: str, logs: LogLines
 ) -> None:
     log = structlog.get_logger("test")
     await configure(
         session,
-        sim_url,
+        url,
         rate=30,
         burst=1,
         retry_after="none",
         faults={"server_error_share": 0.3, "malformed_share": 0.2},
     )
     patient = RetryPolicy(attempts=10, base_delay=0.005, max_delay=0.02)
-    connector = make_connector(session, sim_url, budget=RateBudget(300), retry=patient)
+    connector = make_connector(session, url, budget=RateBudget(300), retry=patient)
     accounts = [account async for account in connector.list_accounts()]
     assert len(accounts) == 250
     log.info("connector.debug", auth=connector.http._headers, note=f"token is {TOKEN}")
 
-    await configure(session, sim_url, faults={"unauthorized": True}, rate=None)
+    await configure(session, url, faults={"unauthorized": True}, rate=None)
     with pytest.raises(AuthenticationError) as caught:
         await connector.get_account("u000001")
     log.error("connector.parked", error=str(caught.value), exc_info=caught.value)
@@ -88,13 +88,13 @@ async def test_token_never_reaches_logs_errors_or_the_vendor_url(
     assert TOKEN not in logs.text
     assert REDACTED in logs.text
     assert TOKEN not in str(caught.value) and TOKEN not in repr(caught.value)
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["secret_in_url"] == 0
     assert all(TOKEN not in key for key in stats["query_keys"])
 
 
 async def test_a_secret_is_never_put_in_a_url(
-    session: aiohttp.ClientSession, sim_url: str, connector: object
+    session: aiohttp.ClientSession, url: str, connector: object
 ) -> None:
     from connectors.vendors.example.connector import ExampleConnector
 
@@ -103,14 +103,14 @@ async def test_a_secret_is_never_put_in_a_url(
         await connector.http.request("GET", "/users", params={"api_key": TOKEN})
     with pytest.raises(ValueError, match="secret in a URL"):
         await connector.http.request("GET", f"/users/{TOKEN}")
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["requests"] == 0
 
 
 async def test_simulator_notices_a_secret_in_a_url(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    async with session.get(f"{sim_url}/users", params={"token": TOKEN}) as response:
+    async with session.get(f"{url}/users", params={"token": TOKEN}) as response:
         assert response.status == 401
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["secret_in_url"] == 1

@@ -36,43 +36,43 @@ async def _list_with_cap(session: aiohttp.ClientSession, url: str, cap: int) -> 
 
 @pytest.mark.parametrize("declared", [False, True])
 async def test_a_huge_body_fails_in_bounded_memory(
-    session: aiohttp.ClientSession, sim_url: str, declared: bool
+    session: aiohttp.ClientSession, url: str, declared: bool
 ) -> None:
-    await configure(session, sim_url, faults={"body_bytes": 64 * MiB, "body_declared": declared})
-    peak = await _list_with_cap(session, sim_url, CAP)
+    await configure(session, url, faults={"body_bytes": 64 * MiB, "body_declared": declared})
+    peak = await _list_with_cap(session, url, CAP)
     assert peak < 8 * MiB  # the whole body would be 64 MiB
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["requests"] == 1  # too large once is too large again: not retried
 
 
 async def test_an_endless_body_fails_in_bounded_memory(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    await configure(session, sim_url, faults={"body_endless": True})
-    peak = await _list_with_cap(session, sim_url, CAP)
+    await configure(session, url, faults={"body_endless": True})
+    peak = await _list_with_cap(session, url, CAP)
     assert peak < 8 * MiB
 
 
 @pytest.mark.parametrize("declared", [False, True])
 async def test_a_body_of_exactly_the_cap_is_read(
-    session: aiohttp.ClientSession, sim_url: str, declared: bool
+    session: aiohttp.ClientSession, url: str, declared: bool
 ) -> None:
     # Exactly the cap is allowed through (and is then only malformed JSON); one byte more is not.
-    await configure(session, sim_url, faults={"body_bytes": CAP, "body_declared": declared})
-    connector = make_connector(session, sim_url)
+    await configure(session, url, faults={"body_bytes": CAP, "body_declared": declared})
+    connector = make_connector(session, url)
     connector.http.max_response_bytes = CAP
     with pytest.raises(MalformedResponseError) as caught:
         [account async for account in connector.list_accounts()]
     assert not isinstance(caught.value, ResponseTooLargeError)
-    await configure(session, sim_url, faults={"body_bytes": CAP + 1})
+    await configure(session, url, faults={"body_bytes": CAP + 1})
     with pytest.raises(ResponseTooLargeError):
         [account async for account in connector.list_accounts()]
 
 
 async def test_the_default_cap_is_32_mib_and_must_be_positive(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    connector = make_connector(session, sim_url)
+    connector = make_connector(session, url)
     assert connector.http.max_response_bytes == DEFAULT_MAX_RESPONSE_BYTES == 32 * MiB
     assert len([account async for account in connector.list_accounts()]) == 250
     with pytest.raises(ValueError, match="max_response_bytes must be positive"):

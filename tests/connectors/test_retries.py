@@ -26,13 +26,21 @@ def _count(stats: dict[str, object], status: int) -> int:
     return sum(route["count"] for route in routes if route["status"] == status)
 
 
+async def fetched_despite(
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector, fault: str, user: str
+) -> dict[str, object]:
+    """Fetch a user while its first two requests meet `fault`; return the simulator's stats."""
+    await configure(session, url, faults={fault: 1.0, "limit": 2})
+    account = await connector.get_account(user)
+    assert account is not None and account.external_id == user
+    stats: dict[str, object] = await sim_get(session, url, "stats")
+    return stats
+
+
 async def test_server_errors_are_retried_until_success(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector, logs: LogLines
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector, logs: LogLines
 ) -> None:
-    await configure(session, sim_url, faults={"server_error_share": 1.0, "limit": 2})
-    account = await connector.get_account("u000003")
-    assert account is not None and account.external_id == "u000003"
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await fetched_despite(session, url, connector, "server_error_share", "u000003")
     assert _count(stats, 503) == 2
     assert _count(stats, 200) == 1
     retries = logs.named("http.retry")
@@ -42,21 +50,19 @@ async def test_server_errors_are_retried_until_success(
 
 
 async def test_retries_are_bounded(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
-    await configure(
-        session, sim_url, faults={"server_error_share": 1.0, "server_error_status": 502}
-    )
+    await configure(session, url, faults={"server_error_share": 1.0, "server_error_status": 502})
     with pytest.raises(VendorServerError) as caught:
         await connector.http.request("GET", "/users", params={"page": "2"})
     assert caught.value.status == 502
     assert str(caught.value) == "example: GET /users -> HTTP 502"
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["requests"] == 3  # FAST_RETRY allows three attempts
 
 
 async def test_other_client_errors_fail_at_once(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
     with pytest.raises(VendorHTTPError) as caught:
         await connector.http.request(
@@ -67,19 +73,19 @@ async def test_other_client_errors_fail_at_once(
     assert "?" not in message and "force" not in message
     assert caught.value.status == 404
     assert not isinstance(caught.value, AuthenticationError)
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["requests"] == 1
 
 
 async def test_unauthorized_raises_an_authentication_error(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    connector = make_connector(session, sim_url, token="tok-wrong-000000")
+    connector = make_connector(session, url, token="tok-wrong-000000")
     with pytest.raises(AuthenticationError) as caught:
         await connector.get_account("u000001")
     assert caught.value.status == 401
     assert "tok-wrong-000000" not in str(caught.value)
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["requests"] == 1
 
 
@@ -102,31 +108,26 @@ async def test_forbidden_raises_an_authentication_error(session: aiohttp.ClientS
     assert str(caught.value) == "example: GET /admin -> HTTP 403"
 
 
-async def test_timeouts_are_retried(session: aiohttp.ClientSession, sim_url: str) -> None:
-    await configure(
-        session, sim_url, faults={"timeout_share": 1.0, "timeout_delay": 1.0, "limit": 1}
-    )
-    connector = make_connector(session, sim_url, timeout=0.2)
+async def test_timeouts_are_retried(session: aiohttp.ClientSession, url: str) -> None:
+    await configure(session, url, faults={"timeout_share": 1.0, "timeout_delay": 1.0, "limit": 1})
+    connector = make_connector(session, url, timeout=0.2)
     account = await connector.get_account("u000004")
     assert account is not None and account.external_id == "u000004"
 
 
-async def test_timeouts_that_persist_fail(session: aiohttp.ClientSession, sim_url: str) -> None:
-    await configure(session, sim_url, faults={"timeout_share": 1.0, "timeout_delay": 1.0})
+async def test_timeouts_that_persist_fail(session: aiohttp.ClientSession, url: str) -> None:
+    await configure(session, url, faults={"timeout_share": 1.0, "timeout_delay": 1.0})
     connector = make_connector(
-        session, sim_url, timeout=0.1, retry=RetryPolicy(attempts=2, base_delay=0.01)
+        session, url, timeout=0.1, retry=RetryPolicy(attempts=2, base_delay=0.01)
     )
     with pytest.raises(VendorUnavailableError, match=r"GET /users/u000004 -> timed out"):
         await connector.get_account("u000004")
 
 
 async def test_connection_resets_are_retried(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector, logs: LogLines
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector, logs: LogLines
 ) -> None:
-    await configure(session, sim_url, faults={"reset_share": 1.0, "limit": 2})
-    account = await connector.get_account("u000005")
-    assert account is not None and account.external_id == "u000005"
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await fetched_despite(session, url, connector, "reset_share", "u000005")
     assert stats["requests"] == 3  # two dropped connections, then the answer
     # aiohttp itself retries an idempotent request once when a reused connection drops.
     reasons = [line["reason"] for line in logs.named("http.retry")]
@@ -135,20 +136,20 @@ async def test_connection_resets_are_retried(
 
 
 async def test_malformed_json_is_retried(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
-    await configure(session, sim_url, faults={"malformed_share": 1.0, "limit": 1})
+    await configure(session, url, faults={"malformed_share": 1.0, "limit": 1})
     account = await connector.get_account("u000006")
     assert account is not None and account.email is not None
 
 
 async def test_malformed_json_that_persists_fails(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
-    await configure(session, sim_url, faults={"malformed_share": 1.0})
+    await configure(session, url, faults={"malformed_share": 1.0})
     with pytest.raises(MalformedResponseError, match="malformed JSON"):
         await connector.get_account("u000006")
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["requests"] == 3
 
 

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -22,8 +22,6 @@ from connectors import (
     ConnectorConfigError,
     IncompleteListing,
     ListingSource,
-    RateBudget,
-    RetryPolicy,
     StartIndexPaginator,
     UnsupportedOperation,
 )
@@ -37,7 +35,7 @@ from connectors.vendors.scim.connector import (
 )
 from connectors.vendors.scim.filter import equals
 from connectors.vendors.scim.simulator import MAX_RESULTS, ScimSimulator
-from tests.connectors.conftest import FAST_RETRY, TOKEN, LogLines, configure, sim_get
+from tests.connectors.conftest import TOKEN, LogLines, build_connector, configure, sim_get
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -68,67 +66,46 @@ class RecordingSimulator(ScimSimulator):
 
 
 def make(
-    session: aiohttp.ClientSession,
-    url: str,
-    *,
-    token: str = TOKEN,
-    retry: RetryPolicy = FAST_RETRY,
-    **settings: Any,
+    session: aiohttp.ClientSession, url: str, token: str = TOKEN, **settings: Any
 ) -> ScimConnector:
     """Build a SCIM connector against a simulator."""
-    return ScimConnector(
-        name="scim-test",
-        session=session,
-        base_url=url,
-        secrets={"token": token},
-        budget=RateBudget(1000, concurrency=8),
-        retry=retry,
-        timeout=5.0,
-        **settings,
-    )
+    return build_connector(ScimConnector, session, url, {"token": token}, **settings)
 
 
 @pytest.fixture
-def sim() -> RecordingSimulator:
+def simulator() -> RecordingSimulator:
     """A SCIM service provider with 230 seeded users."""
     return RecordingSimulator(users=230, seed=5, token=TOKEN)
 
 
-@pytest.fixture
-async def url(sim: RecordingSimulator) -> AsyncIterator[str]:
-    """The SCIM root of the simulator, served."""
-    async with serve(sim) as base:
-        yield base
-
-
 async def test_lists_every_user_with_start_index_and_count(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
     accounts = [a async for a in make(session, url).list_accounts()]
     assert len(accounts) == 230
     assert len({a.external_id for a in accounts}) == 230
     for account in accounts:
-        view = sim.view(sim.users[account.external_id])
+        view = simulator.view(simulator.users[account.external_id])
         assert account.email == view.email
         assert account.status == ("active" if view.active else "inactive")
     assert {a.status for a in accounts} == {"active", "inactive"}
-    assert len(sim.sent("GET")) == 3
+    assert len(simulator.sent("GET")) == 3
     assert (await sim_get(session, url, "stats"))["query_keys"] == ["count", "startIndex"]
 
 
 async def test_a_server_answering_fewer_than_asked_is_listed_to_the_end(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
     connector = make(session, url, page_size=250)
     pages = [len(page) async for page in connector.list_pages()]
     assert pages == [MAX_RESULTS, MAX_RESULTS, 30]
-    assert len(sim.sent("GET")) == 3
+    assert len(simulator.sent("GET")) == 3
 
 
 async def test_maps_scim_attributes_to_canonical_ones(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
-    sim.users["u000001"] = {
+    simulator.users["u000001"] = {
         "schemas": [USER, ENTERPRISE_SCHEMA],
         "userName": "jdoe",
         "name": {"givenName": "Jo", "familyName": "Doe"},
@@ -175,7 +152,7 @@ async def test_a_listing_cut_short_or_repeated_is_incomplete(
 
 
 async def test_a_listing_shifted_by_writes_during_it_is_caught(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
     connector = make(session, url)
     with pytest.raises(IncompleteListing, match="seen twice"):
@@ -183,8 +160,10 @@ async def test_a_listing_shifted_by_writes_during_it_is_caught(
             async for _ in pages:
                 # One user in ahead of the read ones, one out at the end: the total holds
                 # and every later user moves one place on (scim2-server sorts by id).
-                sim.add_user({"schemas": [USER], "id": "u000000", "userName": "early@x.example"})
-                del sim.users["u000230"]
+                simulator.add_user(
+                    {"schemas": [USER], "id": "u000000", "userName": "early@x.example"}
+                )
+                del simulator.users["u000230"]
 
 
 def scripted(*bodies: object) -> ListingSource:
@@ -240,16 +219,16 @@ def test_the_filter_value_is_a_json_string() -> None:
 
 
 async def test_find_by_email_filters_on_user_name_with_escaping(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
     tricky = '"a\\"b"@x.example'
-    sim.add_user({"schemas": [USER], "userName": tricky, "emails": [{"value": tricky}]})
+    simulator.add_user({"schemas": [USER], "userName": tricky, "emails": [{"value": tricky}]})
     connector = make(session, url)
     found = await connector.find_by_email(tricky.upper())
     assert found is not None and found.email == tricky
     assert await connector.find_by_email('"a\\"b"@x.exampl') is None
     assert await connector.find_by_email('" or userName pr or "') is None
-    assert len(sim.sent("GET")) == 3  # one request each: no listing scan
+    assert len(simulator.sent("GET")) == 3  # one request each: no listing scan
 
 
 class FilterIgnoringSimulator(ScimSimulator):
@@ -264,10 +243,10 @@ class FilterIgnoringSimulator(ScimSimulator):
 async def test_a_server_ignoring_the_filter_is_caught_and_a_scan_decides(
     session: aiohttp.ClientSession, logs: LogLines
 ) -> None:
-    sim = FilterIgnoringSimulator(users=30, seed=2, token=TOKEN)
-    async with serve(sim) as base:
+    simulator = FilterIgnoringSimulator(users=30, seed=2, token=TOKEN)
+    async with serve(simulator) as base:
         connector = make(session, base)
-        wanted = sim.view(sim.users["u000017"]).email
+        wanted = simulator.view(simulator.users["u000017"]).email
         assert wanted is not None
         found = await connector.find_by_email(wanted)
         assert found is not None and found.external_id == "u000017"
@@ -276,7 +255,7 @@ async def test_a_server_ignoring_the_filter_is_caught_and_a_scan_decides(
 
 
 async def test_create_posts_a_scim_user(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
     connector = make(session, url)
     account = await connector.create_account(
@@ -290,7 +269,7 @@ async def test_create_posts_a_scim_user(
             "role": "admin",
         }
     )
-    ((path, headers, body),) = sim.sent("POST")
+    ((path, headers, body),) = simulator.sent("POST")
     assert path == "/Users" and headers["Content-Type"] == "application/scim+json"
     assert body == {
         "schemas": [USER, ENTERPRISE_SCHEMA],
@@ -302,23 +281,29 @@ async def test_create_posts_a_scim_user(
         "active": True,
         "externalId": "E777",
     }
-    stored = sim.users[account.external_id]
-    assert sim.view(stored).email == "new.person@corp.example" and stored["externalId"] == "E777"
+    stored = simulator.users[account.external_id]
+    assert (
+        simulator.view(stored).email == "new.person@corp.example" and stored["externalId"] == "E777"
+    )
     assert "roles" not in stored
     with pytest.raises(AccountExistsError):
         await connector.create_account({"email": "NEW.person@corp.example"})
 
 
 async def test_update_patches_with_replace_and_remove_under_if_match(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
-    sim.users["u000002"] = {**sim.users["u000002"], "title": "Old", "displayName": "Same"}
-    version = sim.users["u000002"]["meta"]["version"]
+    simulator.users["u000002"] = {
+        **simulator.users["u000002"],
+        "title": "Old",
+        "displayName": "Same",
+    }
+    version = simulator.users["u000002"]["meta"]["version"]
     account = await make(session, url).update_account(
         "u000002",
         {"given_name": "Renamed", "title": None, "display_name": "Same", "role": "owner"},
     )
-    ((path, headers, body),) = sim.sent("PATCH")
+    ((path, headers, body),) = simulator.sent("PATCH")
     assert path == "/Users/u000002"
     assert headers["If-Match"] == version
     assert headers["Content-Type"] == "application/scim+json"
@@ -330,20 +315,20 @@ async def test_update_patches_with_replace_and_remove_under_if_match(
         ],
     }
     assert account.attributes["given_name"] == "Renamed" and account.attributes["title"] is None
-    stored = sim.users["u000002"]
+    stored = simulator.users["u000002"]
     assert stored["name"]["givenName"] == "Renamed" and "title" not in stored
     assert "roles" not in stored
 
 
 async def test_an_email_change_keeps_the_other_emails(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
-    sim.users["u000003"] = {
-        **sim.users["u000003"],
+    simulator.users["u000003"] = {
+        **simulator.users["u000003"],
         "emails": [{"value": "alias@corp.example"}, {"value": "a@corp.example", "primary": True}],
     }
     await make(session, url).update_account("u000003", {"email": "b@corp.example"})
-    stored = sim.users["u000003"]
+    stored = simulator.users["u000003"]
     assert stored["userName"] == "b@corp.example"
     assert stored["emails"] == [
         {"value": "alias@corp.example"},
@@ -352,12 +337,12 @@ async def test_an_email_change_keeps_the_other_emails(
 
 
 async def test_a_concurrent_change_is_read_again_and_retried_once(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
-    sim.meddle_times = 1
+    simulator.meddle_times = 1
     account = await make(session, url).update_account("u000004", {"title": "Lead"})
     assert account.attributes["title"] == "Lead"
-    versions = [headers["If-Match"] for _, headers, _ in sim.sent("PATCH")]
+    versions = [headers["If-Match"] for _, headers, _ in simulator.sent("PATCH")]
     assert len(versions) == 2 and versions[0] != versions[1]
     stats = await sim_get(session, url, "stats")
     statuses = {(r["method"], r["status"]) for r in stats["by_route"]}
@@ -365,37 +350,37 @@ async def test_a_concurrent_change_is_read_again_and_retried_once(
 
 
 async def test_a_user_changing_under_every_write_is_a_clear_retryable_error(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
-    active = next(i for i, u in sim.users.items() if sim.view(u).active)
-    sim.meddle_times = 5
+    active = next(i for i, u in simulator.users.items() if simulator.view(u).active)
+    simulator.meddle_times = 5
     with pytest.raises(PreconditionFailedError, match="changed at the vendor") as caught:
         await make(session, url).deactivate_account(active)
     assert caught.value.retryable
-    assert len(sim.sent("PATCH")) == 2
-    assert sim.view(sim.users[active]).active is True
+    assert len(simulator.sent("PATCH")) == 2
+    assert simulator.view(simulator.users[active]).active is True
 
 
 async def test_deactivate_sets_active_false_once(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
-    active = next(i for i, u in sim.users.items() if sim.view(u).active)
+    active = next(i for i, u in simulator.users.items() if simulator.view(u).active)
     connector = make(session, url)
     await connector.deactivate_account(active)
-    assert sim.view(sim.users[active]).active is False
-    ((_, _, body),) = sim.sent("PATCH")
+    assert simulator.view(simulator.users[active]).active is False
+    ((_, _, body),) = simulator.sent("PATCH")
     assert body["Operations"] == [{"op": "replace", "path": "active", "value": False}]
     await connector.deactivate_account(active)
-    assert len(sim.sent("PATCH")) == 1  # already inactive: nothing sent
+    assert len(simulator.sent("PATCH")) == 1  # already inactive: nothing sent
 
 
 async def test_delete_needs_allow_delete(
-    session: aiohttp.ClientSession, url: str, sim: RecordingSimulator
+    session: aiohttp.ClientSession, url: str, simulator: RecordingSimulator
 ) -> None:
     with pytest.raises(UnsupportedOperation):
         await make(session, url).delete_account("u000006")
     await make(session, url, allow_delete=True).delete_account("u000006")
-    assert "u000006" not in sim.users
+    assert "u000006" not in simulator.users
 
 
 async def test_refusals_use_the_scim_error_schema(session: aiohttp.ClientSession, url: str) -> None:

@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 
 from connectors.sim import serve
 from connectors.vendors.scim.simulator import ScimSimulator
+from tests.connectors.probe import PlainClient
 
 TOKEN = "probe-token-7644"
 SCIM = "application/scim+json"
@@ -23,15 +24,11 @@ LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept": SCIM}
 
 
-class Probe:
+class Probe(PlainClient):
     """The smallest RFC 7644 client: Bearer token, SCIM media type, JSON bodies."""
-
-    def __init__(self, session: aiohttp.ClientSession, root: str) -> None:
-        self.session = session
-        self.root = root
-        self.headers = {"Authorization": f"Bearer {TOKEN}", "Accept": SCIM}
 
     async def call(
         self, method: str, path: str, *, body: Any = None, **kwargs: Any
@@ -41,7 +38,7 @@ class Probe:
         if body is not None:
             headers["Content-Type"] = SCIM
         async with self.session.request(
-            method, self.root + path, json=body, headers=headers, **kwargs
+            method, self.base + path, json=body, headers=headers, **kwargs
         ) as response:
             text = await response.text()
             decoded = await response.json(content_type=None) if text else None
@@ -53,7 +50,7 @@ async def probe() -> AsyncIterator[Probe]:
     """A probe against a simulator of 57 users, at the `/v2` SCIM root."""
     simulator = ScimSimulator(users=57, seed=11, token=TOKEN)
     async with serve(simulator) as url, aiohttp.ClientSession() as session:
-        yield Probe(session, f"{url}/v2")
+        yield Probe(session, f"{url}/v2", HEADERS)
 
 
 async def test_discovery_announces_patch_filter_and_etags(probe: Probe) -> None:
@@ -87,7 +84,7 @@ async def test_a_count_past_the_maximum_is_answered_with_fewer(probe: Probe) -> 
     _, _, page = await probe.call("GET", "/Users", params={"count": "5000"})
     assert page["totalResults"] == 57 and page["itemsPerPage"] == len(page["Resources"]) == 57
     async with serve(ScimSimulator(users=150, seed=1, token=TOKEN)) as url:
-        big = Probe(probe.session, url)
+        big = Probe(probe.session, url, HEADERS)
         _, _, page = await big.call("GET", "/Users", params={"count": "5000"})
     assert page["totalResults"] == 150 and page["itemsPerPage"] < 150
 
@@ -136,7 +133,7 @@ async def test_user_lifecycle_create_filter_patch_deactivate_delete(probe: Probe
 
 
 async def test_a_request_without_the_token_gets_a_scim_error(probe: Probe) -> None:
-    async with probe.session.get(f"{probe.root}/Users") as response:
+    async with probe.session.get(f"{probe.base}/Users") as response:
         body = await response.json(content_type=None)
     assert response.status == 401
     assert body["schemas"] == [ERROR] and body["status"] == "401" and body["detail"]

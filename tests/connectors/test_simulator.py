@@ -24,9 +24,9 @@ def test_seeding_is_deterministic() -> None:
 
 
 async def test_sim_users_returns_records_as_stored(
-    session: aiohttp.ClientSession, sim_url: str, simulator: ExampleSimulator
+    session: aiohttp.ClientSession, url: str, simulator: ExampleSimulator
 ) -> None:
-    body = await sim_get(session, sim_url, "users")
+    body = await sim_get(session, url, "users")
     assert body["users"] == list(simulator.users.values())
     assert set(body["users"][0]) == {
         "id", "email", "first_name", "last_name", "status", "role", "created_at",
@@ -34,10 +34,10 @@ async def test_sim_users_returns_records_as_stored(
 
 
 async def test_seeded_records_are_listed_by_the_connector(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
     records = [{"id": "x1", "email": "Zed@Example.com", "first_name": "Zed", "status": "invited"}]
-    async with session.post(f"{sim_url}/_sim/users", json={"users": records}) as response:
+    async with session.post(f"{url}/_sim/users", json={"users": records}) as response:
         assert response.status == 200
         assert (await response.json())["ids"] == ["x1"]
     accounts = {account.external_id: account async for account in connector.list_accounts()}
@@ -51,24 +51,24 @@ async def test_seeded_records_are_listed_by_the_connector(
 
 
 async def test_control_api_is_free_of_auth_rate_limit_and_stats(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    await configure(session, sim_url, rate=1, burst=1)
+    await configure(session, url, rate=1, burst=1)
     for _ in range(5):
-        await sim_get(session, sim_url, "stats")
-    stats = await sim_get(session, sim_url, "stats")
+        await sim_get(session, url, "stats")
+    stats = await sim_get(session, url, "stats")
     assert stats["requests"] == 0
     assert stats["throttled"] == 0
 
 
 async def test_stats_count_by_method_path_and_status(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
-    await configure(session, sim_url, rate=100, burst=3, retry_after="none")
+    await configure(session, url, rate=100, burst=3, retry_after="none")
     headers = {"Authorization": f"Bearer {TOKEN}"}
 
     async def get(path: str) -> None:
-        async with session.get(f"{sim_url}{path}", headers=headers) as response:
+        async with session.get(f"{url}{path}", headers=headers) as response:
             await response.read()
 
     async with anyio.create_task_group() as group:
@@ -76,7 +76,7 @@ async def test_stats_count_by_method_path_and_status(
             group.start_soon(get, f"/users/u{index + 1:06d}")
     await connector.get_account("u000001")
     await connector.get_account("nobody")
-    stats = await sim_get(session, sim_url, "stats")
+    stats = await sim_get(session, url, "stats")
     by_status = {
         (route["method"], route["path"], route["status"]): route["count"]
         for route in stats["by_route"]
@@ -87,30 +87,28 @@ async def test_stats_count_by_method_path_and_status(
     assert stats["peak_rate"] >= 6
 
 
-async def test_config_rejects_unknown_settings(
-    session: aiohttp.ClientSession, sim_url: str
-) -> None:
+async def test_config_rejects_unknown_settings(session: aiohttp.ClientSession, url: str) -> None:
     for bad in ({"speed": 3}, {"faults": {"gremlins": 1}}, {"rate": "fast"}, {"retry_after": "x"}):
-        async with session.put(f"{sim_url}/_sim/config", json=bad) as response:
+        async with session.put(f"{url}/_sim/config", json=bad) as response:
             assert response.status == 400, bad
 
 
 async def test_reset_restores_users_settings_and_stats(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
-    await configure(session, sim_url, latency_ms=5, faults={"unauthorized": True})
-    async with session.post(f"{sim_url}/_sim/users", json=[{"email": "new@example.com"}]):
+    await configure(session, url, latency_ms=5, faults={"unauthorized": True})
+    async with session.post(f"{url}/_sim/users", json=[{"email": "new@example.com"}]):
         pass
-    async with session.post(f"{sim_url}/_sim/reset") as response:
+    async with session.post(f"{url}/_sim/reset") as response:
         assert (await response.json()) == {"users": 250}
-    config = await sim_get(session, sim_url, "config")
+    config = await sim_get(session, url, "config")
     assert config["latency_ms"] == 0 and config["faults"]["unauthorized"] is False
-    assert (await sim_get(session, sim_url, "stats"))["requests"] == 0
+    assert (await sim_get(session, url, "stats"))["requests"] == 0
     assert await connector.get_account("u000001") is not None
 
 
 async def test_writes_follow_the_vendor_semantics(
-    session: aiohttp.ClientSession, sim_url: str, connector: ExampleConnector
+    session: aiohttp.ClientSession, url: str, connector: ExampleConnector
 ) -> None:
     created = await connector.create_account(
         {"email": "new@example.com", "given_name": "New", "family_name": "Person"}
@@ -136,12 +134,12 @@ async def test_writes_follow_the_vendor_semantics(
 
 
 async def test_unauthenticated_vendor_requests_get_401(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
-    async with session.get(f"{sim_url}/users") as response:
+    async with session.get(f"{url}/users") as response:
         assert response.status == 401
     async with session.get(
-        f"{sim_url}/users", headers={"Authorization": f"Bearer {TOKEN}"}
+        f"{url}/users", headers={"Authorization": f"Bearer {TOKEN}"}
     ) as response:
         assert response.status == 200
         body = await response.json()
@@ -165,7 +163,7 @@ def test_registry_names_every_vendor() -> None:
 
 
 async def test_missing_secret_is_a_configuration_error(
-    session: aiohttp.ClientSession, sim_url: str
+    session: aiohttp.ClientSession, url: str
 ) -> None:
     with pytest.raises(ConnectorConfigError, match="missing secret\\(s\\): token"):
-        ExampleConnector(name="ex", session=session, base_url=sim_url, secrets={})
+        ExampleConnector(name="ex", session=session, base_url=url, secrets={})

@@ -15,8 +15,6 @@ from connectors import (
     AuthenticationError,
     ConnectorConfigError,
     IncompleteListing,
-    RateBudget,
-    RetryPolicy,
     UnsupportedOperation,
 )
 from connectors.core.errors import AccountExistsError
@@ -24,7 +22,7 @@ from connectors.sim import ListingView, serve
 from connectors.sim.listing import TokenCursorListing
 from connectors.vendors.thought_industries.connector import ThoughtIndustriesConnector
 from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
-from tests.connectors.conftest import FAST_RETRY, TOKEN, configure, sim_get
+from tests.connectors.conftest import TOKEN, build_connector, configure, list_served, sim_get
 
 V1_USERS = "/incoming/api/v1/users"
 V2_USERS = "/incoming/v2/users"
@@ -33,24 +31,10 @@ VERSIONS = pytest.mark.parametrize("version", ["v2", "v1"])
 
 
 def make(
-    session: aiohttp.ClientSession,
-    url: str,
-    *,
-    token: str = TOKEN,
-    retry: RetryPolicy = FAST_RETRY,
-    **settings: Any,
+    session: aiohttp.ClientSession, url: str, token: str = TOKEN, **settings: Any
 ) -> ThoughtIndustriesConnector:
     """Build a Thought Industries connector against a simulator."""
-    return ThoughtIndustriesConnector(
-        name="ti-test",
-        session=session,
-        base_url=url,
-        secrets={"api_key": token},
-        budget=RateBudget(1000, concurrency=8),
-        retry=retry,
-        timeout=5.0,
-        **settings,
-    )
+    return build_connector(ThoughtIndustriesConnector, session, url, {"api_key": token}, **settings)
 
 
 @pytest.fixture
@@ -68,10 +52,9 @@ async def held(session: aiohttp.ClientSession, url: str) -> dict[str, dict[str, 
 
 
 async def test_v2_is_the_default_and_pages_by_cursor(session: aiohttp.ClientSession) -> None:
-    async with serve(ThoughtIndustriesSimulator(users=1_050, seed=3, token=TOKEN)) as url:
-        accounts = [account async for account in make(session, url).list_accounts()]
-        users = (await sim_get(session, url, "users"))["users"]
-        stats = await sim_get(session, url, "stats")
+    accounts, users, stats = await list_served(
+        session, ThoughtIndustriesSimulator(users=1_050, seed=3, token=TOKEN), make
+    )
     assert [account.raw for account in accounts] == users
     assert stats["query_keys"] == ["cursor"]  # the first page has no query at all
     assert {route["path"] for route in stats["by_route"]} == {V2_USERS}

@@ -17,6 +17,7 @@ Deactivation is the reference's `active: false` through that same PUT.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -24,16 +25,14 @@ import aiohttp
 from connectors.sim import serve
 from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
 from tests.connectors.conftest import TOKEN, configure, sim_get
+from tests.connectors.probe import PlainClient
 
 
-class EvidenceClient:
+@dataclass
+class EvidenceClient(PlainClient):
     """The public clients' calls, nothing more."""
 
-    def __init__(self, session: aiohttp.ClientSession, instance: str, api_key: str) -> None:
-        self.session = session
-        self.base = f"{instance}/incoming/v2"
-        self.headers = {"Authorization": f"Bearer {api_key}"}
-        self.limits: list[dict[str, str | None]] = []
+    limits: list[dict[str, str | None]] = field(default_factory=list)
 
     async def call(self, method: str, path: str, body: object = None) -> Any:
         """Send one request; on 429 wait `Retry-After` seconds and send it again."""
@@ -97,7 +96,7 @@ async def test_a_client_written_from_public_v2_clients_works_unchanged(
 ) -> None:
     async with serve(ThoughtIndustriesSimulator(users=250, seed=4, token=TOKEN)) as url:
         await configure(session, url, rate=5, burst=3)  # the probe meets the limit
-        client = EvidenceClient(session, url, TOKEN)
+        client = EvidenceClient(session, f"{url}/incoming/v2", {"Authorization": f"Bearer {TOKEN}"})
 
         users = await client.all_users()
         assert users == (await sim_get(session, url, "users"))["users"]

@@ -7,7 +7,6 @@ loops, writes, lookup before create) are covered for every vendor by the contrac
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -24,7 +23,7 @@ from connectors.core.errors import InvalidIdentifierError
 from connectors.sim import serve
 from connectors.vendors.userflow.connector import UserflowConnector
 from connectors.vendors.userflow.simulator import LinkStyle, UserflowSimulator
-from tests.connectors.conftest import FAST_RETRY, configure, sim_get
+from tests.connectors.conftest import build_connector, configure, list_served, sim_get
 
 KEY = "uf-live-Secret-5150-abcdef"
 HEADERS = {"Authorization": f"Bearer {KEY}", "Userflow-Version": "2020-01-03"}
@@ -37,33 +36,9 @@ def simulator() -> UserflowSimulator:
     return UserflowSimulator(users=1000, seed=5, token=KEY)
 
 
-@pytest.fixture
-async def url(simulator: UserflowSimulator) -> AsyncIterator[str]:
-    """The simulator's base URL."""
-    async with serve(simulator) as base:
-        yield base
-
-
-def connect(
-    session: aiohttp.ClientSession,
-    url: str,
-    *,
-    allow_delete: bool = False,
-    id_attribute: str = "app_user_id",
-    order_by: str | None = None,
-) -> UserflowConnector:
+def connect(session: aiohttp.ClientSession, url: str, **settings: Any) -> UserflowConnector:
     """Build a Userflow connector against the simulator."""
-    return UserflowConnector(
-        name="userflow-test",
-        session=session,
-        base_url=url,
-        secrets={"api_key": KEY},
-        allow_delete=allow_delete,
-        id_attribute=id_attribute,
-        order_by=order_by,
-        retry=FAST_RETRY,
-        timeout=5.0,
-    )
+    return build_connector(UserflowConnector, session, url, {"api_key": KEY}, **settings)
 
 
 async def call(
@@ -84,10 +59,7 @@ async def test_the_listing_follows_path_and_absolute_links_to_the_end(
     session: aiohttp.ClientSession, style: LinkStyle
 ) -> None:
     simulator = UserflowSimulator(users=2500, seed=2, token=KEY, next_page_url=style)
-    async with serve(simulator) as url:
-        accounts = [account async for account in connect(session, url).list_accounts()]
-        held = (await sim_get(session, url, "users"))["users"]
-        stats = await sim_get(session, url, "stats")
+    accounts, held, stats = await list_served(session, simulator, connect)
     assert [account.raw for account in accounts] == held
     assert stats["requests"] - stats["throttled"] == 25
     assert stats["query_keys"] == ["expand", "limit", "starting_after"]

@@ -24,19 +24,16 @@ import pytest
 
 from connectors.sim import serve
 from connectors.vendors.userflow.simulator import LinkStyle, UserflowSimulator
+from tests.connectors.probe import PlainClient
 
 KEY = "uf-probe-Secret-0707-abcdef"
 API_VERSION = "2020-01-03"
 MAX_PAGE_SIZE = 100
+HEADERS = {"Authorization": f"Bearer {KEY}", "Userflow-Version": API_VERSION}
 
 
-class TapLikeClient:
+class TapLikeClient(PlainClient):
     """The evidence's client: plain HTTP calls shaped like the Singer tap and Pipedream."""
-
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
-        self.session = session
-        self.base = base
-        self.headers = {"Authorization": f"Bearer {KEY}", "Userflow-Version": API_VERSION}
 
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         """Send one request, backing off on 429 as the Singer SDK does."""
@@ -97,7 +94,7 @@ async def test_a_client_written_from_the_evidence_works_unchanged(
 ) -> None:
     simulator = UserflowSimulator(users=250, seed=11, token=KEY, next_page_url=style)
     async with serve(simulator) as base:
-        client = TapLikeClient(session, base)
+        client = TapLikeClient(session, base, HEADERS)
 
         listed = await client.users()
         assert [user["id"] for user in listed] == sorted(simulator.users)

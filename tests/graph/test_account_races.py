@@ -14,6 +14,7 @@ from graph.models import account_table, utcnow
 from graph.records import PersonRecord
 from graph.store import GraphStore
 from graph.writeback import record_account
+from tests.conftest import opened_store
 from tests.graph.helpers import Rec, scalar
 
 HELD = 0.5  # long enough for the other writer to reach its insert and wait on ours
@@ -22,11 +23,8 @@ HELD = 0.5  # long enough for the other writer to reach its insert and wait on o
 @pytest.fixture
 async def other(db_url: str) -> AsyncIterator[GraphStore]:
     """A second store on the same database, as the daemon's other task or process holds."""
-    graph = await GraphStore.open(db_url)
-    try:
+    async with opened_store(db_url) as graph:
         yield graph
-    finally:
-        await graph.close()
 
 
 async def test_a_listing_that_loses_the_race_counts_the_account_as_seen(

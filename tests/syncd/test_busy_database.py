@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import aiohttp
 import anyio
@@ -22,8 +19,9 @@ from connectors.sim.base import VendorSimulator
 from graph.db import SQLITE_BUSY_TIMEOUT_MS
 from syncd.backstop import SHUTDOWN_BOUND
 from syncd.daemon import DRAIN_GRACE
+from tests.syncd.processes import start_syncd, stop
 from tests.syncd.test_daemon import USED, config_text, free_port
-from tests.syncd.test_engine import ENV, person, write_feed
+from tests.syncd.test_engine import person, write_feed
 
 PEOPLE = 30
 TIMER_MARGIN = 1.5  # seconds past its deadline the last-resort timer may take to end us
@@ -38,17 +36,6 @@ def make_config(tmp_path: Path, urls: dict[str, str], *, rate: int, ttl: float) 
     config = tmp_path / "syncd.toml"
     config.write_text(text.replace("rate = 100", f"rate = {rate}") + f"\n[lease]\nttl = {ttl}\n")
     return config
-
-
-def start(config: Path, log: IO[str], command: str = "run") -> subprocess.Popen[str]:
-    """Start a syncd command, its stderr (the log) into a file."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "syncd.cli", command, "--config", str(config)],
-        env={**os.environ, **ENV},
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        text=True,
-    )
 
 
 def base_url(config: Path) -> str:
@@ -123,15 +110,13 @@ async def daemon(config: Path, *, ready: bool = True) -> AsyncIterator[Running]:
     """Run `syncd run` on a config, its log beside it; killed if the test leaves it running."""
     log_path = config.parent / "daemon.log"
     with log_path.open("w") as log:
-        process = start(config, log)
+        process = start_syncd("run", config, stderr=log)
     try:
         if ready:
             await wait_ready(config, process, log_path)
         yield Running(process, log_path, config.parent / "graph.db")
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def events(log: Path) -> list[dict[str, object]]:
@@ -232,13 +217,7 @@ async def test_once_behind_a_lock_ends_69_in_one_line_within_the_bound(
     # The lease outlives the lock's effect, so the busy database, not a lost lease, ends it.
     config = make_config(tmp_path, urls, rate=100, ttl=120)
     db_path = tmp_path / "graph.db"
-    process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-        [sys.executable, "-m", "syncd.cli", "once", "--config", str(config)],
-        env={**os.environ, **ENV},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_syncd("once", config)
     try:
         with anyio.fail_after(30):
             while not leased_by(db_path, process.pid):
@@ -249,9 +228,7 @@ async def test_once_behind_a_lock_ends_69_in_one_line_within_the_bound(
             _, stderr = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=90))
             elapsed = time.monotonic() - started
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stop(process)
     assert process.returncode == 69, stderr
     assert stderr.count("\n") == 1 and "Traceback" not in stderr, stderr
     assert stderr.startswith("syncd: database unavailable: database is locked"), stderr

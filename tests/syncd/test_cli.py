@@ -14,14 +14,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from sqlalchemy.engine import make_url
 
+from connectors.sim.base import VendorSimulator
 from connectors.sim.fleet import simulator_fleet
 from graph.store import GraphStore
 from syncd.boundary import explain, report
+from tests.syncd.processes import start_syncd
 from tests.syncd.test_daemon import free_port
 from tests.syncd.test_engine import ENV, SECRETS, TOKEN, person, serving, write_feed
 
@@ -80,6 +83,18 @@ def write_config(
         )
     path.write_text("\n\n".join(lines) + "\n" + extra)
     return path
+
+
+def sqlite_config(folder: Path, **options: Any) -> Path:
+    """`folder/syncd.toml` on the SQLite file `folder/g.db`; the options are write_config's."""
+    return write_config(folder / "syncd.toml", database=f"sqlite:///{folder / 'g.db'}", **options)
+
+
+def fed_config(folder: Path, rows: list[dict[str, str]], **options: Any) -> Path:
+    """sqlite_config with an HR export of these rows at `folder/hr.csv`."""
+    feed = folder / "hr.csv"
+    write_feed(feed, rows)
+    return sqlite_config(folder, feed=feed, **options)
 
 
 @pytest.fixture
@@ -157,7 +172,7 @@ def test_config_problems_exit_78_naming_the_path(tmp_path: Path) -> None:
 
 
 def test_config_from_the_environment_and_db_upgrade_from_the_config(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "syncd.toml", database=f"sqlite:///{tmp_path / 'g.db'}")
+    config = sqlite_config(tmp_path)
     upgraded = run("db", "upgrade", env={"SYNCD_CONFIG": str(config)})
     assert upgraded.returncode == 0, upgraded.stderr
     assert upgraded.stdout == f"database is up to date: sqlite:///{tmp_path / 'g.db'}\n"
@@ -173,9 +188,7 @@ def test_an_unusable_hr_file_is_one_line_and_65(
     feed = tmp_path / "hr.csv"
     if content is not None:
         feed.write_bytes(content)
-    config = write_config(
-        tmp_path / "syncd.toml", database=f"sqlite:///{tmp_path / 'g.db'}", feed=feed
-    )
+    config = sqlite_config(tmp_path, feed=feed)
     result = run(command, "--config", str(config))
     assert result.returncode == 65
     assert str(feed) in one_line(result)
@@ -184,9 +197,7 @@ def test_an_unusable_hr_file_is_one_line_and_65(
 def test_a_refused_feed_is_one_line_and_1(tmp_path: Path) -> None:
     feed = tmp_path / "hr.csv"
     write_feed(feed, [person(i) for i in range(10)])
-    config = write_config(
-        tmp_path / "syncd.toml", database=f"sqlite:///{tmp_path / 'g.db'}", feed=feed
-    )
+    config = sqlite_config(tmp_path, feed=feed)
     assert run("once", "--config", str(config)).returncode == 0
     write_feed(feed, [person(0)])  # nine of ten gone at once: refused
     for command in ("plan", "once"):
@@ -268,9 +279,8 @@ def test_a_port_in_use_is_69(tmp_path: Path, held_port: int) -> None:
         sim_run.returncode == 69
         and f"127.0.0.1:{held_port}: Address already in use" in one_line(sim_run)
     )
-    config = write_config(
-        tmp_path / "syncd.toml",
-        database=f"sqlite:///{tmp_path / 'g.db'}",
+    config = sqlite_config(
+        tmp_path,
         extra=f"\n[health]\nport = {held_port}\n",
     )
     daemon = run("run", "--config", str(config), "--log-level", "error")
@@ -296,9 +306,8 @@ def test_the_demo_takes_a_free_port_when_8080_is_taken() -> None:
 async def test_arguments_that_name_nothing_are_usage_errors(tmp_path: Path) -> None:
     async with simulator_fleet(("influitive", "userflow"), token=TOKEN) as fleet:
         sims = fleet.simulators
-        config = write_config(
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
+        config = sqlite_config(
+            tmp_path,
             urls=fleet.urls,
         )
         for args in (
@@ -317,20 +326,22 @@ async def test_arguments_that_name_nothing_are_usage_errors(tmp_path: Path) -> N
         assert sum(sum(sim.stats.requests.values()) for sim in sims.values()) == 0
 
 
+async def once_json(
+    folder: Path, feed: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, VendorSimulator]]:
+    """Run `syncd once --json ARGS` on `folder`'s config against Influitive and TI simulators."""
+    async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
+        config = sqlite_config(folder, feed=feed, urls=fleet.urls)
+        result = await syncd("once", "--config", str(config), "--json", *args)
+    return result, fleet.simulators
+
+
 async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
     tmp_path: Path,
 ) -> None:
-    async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
-        sims = fleet.simulators
-        feed = tmp_path / "hr.csv"
-        write_feed(feed, [person(1), person(2, email="not-an-email"), person(3)])
-        config = write_config(
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
-            feed=feed,
-            urls=fleet.urls,
-        )
-        result = await syncd("once", "--config", str(config), "--json", "--log-level", "debug")
+    feed = tmp_path / "hr.csv"
+    write_feed(feed, [person(1), person(2, email="not-an-email"), person(3)])
+    result, _ = await once_json(tmp_path, feed, "--log-level", "debug")
     # One bad row in three is past max_invalid_share: the feed is refused, the cycle runs.
     assert result.returncode == 1, result.stderr
     summary = json.loads(result.stdout)  # one document: the warnings went to stderr
@@ -344,15 +355,7 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
     single = tmp_path / "single"
     single.mkdir()
     write_feed(feed, [person(1), person(3)])
-    async with simulator_fleet(("influitive", "thought_industries"), token=TOKEN) as fleet:
-        sims = fleet.simulators
-        config = write_config(
-            single / "syncd.toml",
-            database=f"sqlite:///{single / 'g.db'}",
-            feed=feed,
-            urls=fleet.urls,
-        )
-        result = await syncd("once", "--config", str(config), "--json", "--connector", "influitive")
+    result, sims = await once_json(single, feed, "--connector", "influitive")
     assert result.returncode == 0, result.stderr
     assert list(json.loads(result.stdout)["connectors"]) == ["influitive"]
     assert sum(sims["influitive"].stats.requests.values()) > 0
@@ -361,15 +364,8 @@ async def test_once_json_is_one_document_while_it_logs_and_runs_one_connector(
 
 async def test_once_exits_1_when_an_operation_died(tmp_path: Path) -> None:
     async with serving("userflow") as (_, url):
-        feed = tmp_path / "hr.csv"
-        write_feed(feed, [person(1)])
-        config = write_config(  # no id_attribute: Userflow cannot create the account
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
-            feed=feed,
-            urls={"userflow": url},
-            extra="",
-        )
+        # No id_attribute: Userflow cannot create the account.
+        config = fed_config(tmp_path, [person(1)], urls={"userflow": url})
         config.write_text(config.read_text().replace("max_delay = 0.2", "max_attempts = 1"))
         result = await syncd("once", "--config", str(config), "--json")
     assert json.loads(result.stdout)["connectors"]["userflow"]["dead"] == 1
@@ -381,13 +377,8 @@ async def test_once_keeps_the_rate_it_learned_from_429s(tmp_path: Path) -> None:
     async with serving("thought_industries") as (sim, url):
         sim.settings.rate = 4.0
         sim.settings.burst = 1.0
-        feed = tmp_path / "hr.csv"
-        write_feed(feed, [person(i) for i in range(12)])
-        config = write_config(
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
-            feed=feed,
-            urls={"thought_industries": url},
+        config = fed_config(
+            tmp_path, [person(i) for i in range(12)], urls={"thought_industries": url}
         )
         result = await syncd("once", "--config", str(config))
     assert result.returncode == 0, result.stderr
@@ -411,21 +402,10 @@ async def test_ctrl_c_or_sigterm_during_once_leaves_nothing_in_flight(
 ) -> None:
     async with serving("thought_industries") as (sim, url):
         sim.settings.latency_ms = 300  # slow writes, so the interrupt lands mid-push
-        feed = tmp_path / "hr.csv"
-        write_feed(feed, [person(i) for i in range(30)])
-        config = write_config(
-            tmp_path / "syncd.toml",
-            database=f"sqlite:///{tmp_path / 'g.db'}",
-            feed=feed,
-            urls={"thought_industries": url},
+        config = fed_config(
+            tmp_path, [person(i) for i in range(30)], urls={"thought_industries": url}
         )
-        process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-            [*SYNCD, "once", "--config", str(config)],
-            env={**os.environ, **ENV},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_syncd("once", config, stdout=subprocess.PIPE)
         with anyio.fail_after(60):
             while len(sim.users) < 3:  # noqa: ASYNC110  (another process is writing)
                 await anyio.sleep(0.02)

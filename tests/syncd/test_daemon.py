@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -19,7 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.sim.base import VendorSimulator
-from tests.syncd.test_engine import ENV, SECRETS, SETTINGS, TOKEN, person, write_feed
+from tests.syncd.processes import start_syncd, stop
+from tests.syncd.test_engine import SECRETS, SETTINGS, TOKEN, person, write_feed
 
 USED = ("influitive", "partnerize", "appxite")
 
@@ -92,18 +92,8 @@ async def test_the_daemon_in_production(
     config = tmp_path / "syncd.toml"
     config.write_text(config_text(tmp_path / "syncd.db", feed, urls, port))
     log = (tmp_path / "daemon.log").open("w+")
-    env = {
-        **os.environ,
-        **ENV,
-        "NOTIFY_SOCKET": notify_socket.getsockname(),
-        "WATCHDOG_USEC": "400000",
-    }
-    process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-        [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    env = {"NOTIFY_SOCKET": notify_socket.getsockname(), "WATCHDOG_USEC": "400000"}
+    process = start_syncd("run", config, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as client:
@@ -148,9 +138,7 @@ async def test_the_daemon_in_production(
         assert process.wait(timeout=10) == 0
         assert time.monotonic() - started < 10
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process)
     with sqlite3.connect(tmp_path / "syncd.db") as db:
         in_flight = db.execute("SELECT COUNT(*) FROM operation WHERE state = 'in_flight'")
         assert in_flight.fetchone()[0] == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,10 @@ import aiohttp
 import anyio
 
 from connectors.sim.base import VendorSimulator
+from tests.syncd.processes import start_syncd, stop
 from tests.syncd.test_cli_engine import syncd
 from tests.syncd.test_daemon import config_text, free_port, wait_for
-from tests.syncd.test_engine import ENV, person, write_feed
+from tests.syncd.test_engine import person, write_feed
 
 
 def title_of(sim: VendorSimulator, email: str) -> object:
@@ -53,12 +53,7 @@ async def test_a_bad_feed_never_stops_the_daemon(
     config = tmp_path / "syncd.toml"
     config.write_text(config_text(tmp_path / "syncd.db", feed, urls, port))
     log = (tmp_path / "daemon.log").open("w+")
-    process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-        [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
-        env={**os.environ, **ENV},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_syncd("run", config, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as client:
@@ -103,9 +98,7 @@ async def test_a_bad_feed_never_stops_the_daemon(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process)
     log.seek(0)
     output = log.read()
     assert "Traceback" not in output

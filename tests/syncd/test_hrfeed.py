@@ -13,12 +13,19 @@ from syncd.hrfeed import FeedError, read_feed
 HEADER = "employee_id,email,given_name,family_name,title,company,groups,status,aliases\n"
 
 
+def export(tmp_path: Path, text: str, name: str = "hr.csv") -> Path:
+    """Write an HR export into the test's folder; return its path."""
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
 def test_csv_rows_become_people(tmp_path: Path) -> None:
-    path = tmp_path / "hr.csv"
-    path.write_text(
+    path = export(
+        tmp_path,
         HEADER
         + "E1,Ann@Example.com,Ann,Lee,CTO,Acme,eng;admins,active,ann.lee@example.com\n"
-        + "E2,bob@example.com,Bob,Ray,,,,terminated,\n"
+        + "E2,bob@example.com,Bob,Ray,,,,terminated,\n",
     )
     feed = read_feed(path)
     assert feed.errors == []
@@ -30,13 +37,13 @@ def test_csv_rows_become_people(tmp_path: Path) -> None:
 
 
 def test_bad_rows_are_reported_by_line_and_the_rest_kept(tmp_path: Path) -> None:
-    path = tmp_path / "hr.csv"
-    path.write_text(
+    path = export(
+        tmp_path,
         HEADER
         + "E1,ann@example.com,Ann,Lee,,,,active,\n"
         + "E2,not-an-email,Bob,Ray,,,,active,\n"
         + "E3,cy@example.com,Cy,Oh,,,,retired,\n"
-        + "E4,,Di,Ng,,,,active,\n"
+        + "E4,,Di,Ng,,,,active,\n",
     )
     feed = read_feed(path)
     assert [p.authority_id for p in feed.people] == ["E1"]
@@ -49,12 +56,12 @@ def test_bad_rows_are_reported_by_line_and_the_rest_kept(tmp_path: Path) -> None
 
 
 def test_json_lines(tmp_path: Path) -> None:
-    path = tmp_path / "hr.jsonl"
     rows = [
         {"employee_id": "E1", "email": "ann@example.com", "groups": ["eng"], "status": "leave"},
         "not an object",
     ]
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n\n")
+    lines = "\n".join(json.dumps(r) for r in rows) + "\n{broken\n\n"
+    path = export(tmp_path, lines, "hr.jsonl")
     feed = read_feed(path)
     [ann] = feed.people
     assert (ann.lifecycle, ann.attributes) == ("suspended", {"groups": ["eng"]})
@@ -65,8 +72,7 @@ def test_json_lines(tmp_path: Path) -> None:
 
 
 def test_a_file_without_an_email_column_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "hr.csv"
-    path.write_text("id,name\n1,Ann\n")
+    path = export(tmp_path, "id,name\n1,Ann\n")
     with pytest.raises(FeedError, match="must name an 'email' column"):
         read_feed(path)
     with pytest.raises(FeedError, match="No such file"):
@@ -74,14 +80,14 @@ def test_a_file_without_an_email_column_is_refused(tmp_path: Path) -> None:
 
 
 def test_invalid_rows_carry_the_keys_that_name_their_person(tmp_path: Path) -> None:
-    path = tmp_path / "hr.csv"
-    path.write_text(
+    path = export(
+        tmp_path,
         "employee_id,email,status\n"
         "E1,Ann@Example.com,actve\n"
         "E2,,active\n"
         ",cy@example.com,retired\n"
         "E4,di@example.com\n"  # cut short: a column missing
-        "E5,not-an-email,active\n"
+        "E5,not-an-email,active\n",
     )
     feed = read_feed(path)
     assert feed.people == []
@@ -103,8 +109,7 @@ def test_the_feed_version_is_the_digest_of_its_bytes(tmp_path: Path) -> None:
 
 
 def test_a_file_without_a_final_newline_is_refused_as_cut_off(tmp_path: Path) -> None:
-    path = tmp_path / "hr.csv"
-    path.write_text(HEADER + "E1,ann@example.com,Ann,Lee,,,,active,\nE2,bob@example.co")
+    path = export(tmp_path, HEADER + "E1,ann@example.com,Ann,Lee,,,,active,\nE2,bob@example.co")
     with pytest.raises(FeedError, match="no newline"):
         read_feed(path)
 

@@ -16,6 +16,7 @@ import pytest
 from connectors.sim.base import VendorSimulator
 from connectors.sim.fleet import simulator_fleet
 from tests.conftest import _fresh_postgres_url
+from tests.syncd.processes import start_syncd, stop
 from tests.syncd.test_daemon import config_text, free_port
 from tests.syncd.test_engine import ENV, TOKEN, VENDOR_NAMES, person, write_feed
 
@@ -58,12 +59,7 @@ async def test_onboarding_200_hires_on_postgres_creates_each_once_everywhere(
         )
     )
     log = (tmp_path / "daemon.log").open("w+")
-    process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-        [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
-        env={**os.environ, **ENV},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_syncd("run", config, stdout=log, stderr=subprocess.STDOUT)
     expected = {f"person{i}@corp.example": 1 for i in range(HIRES)}
     try:
         with anyio.move_on_after(120):
@@ -78,9 +74,7 @@ async def test_onboarding_200_hires_on_postgres_creates_each_once_everywhere(
         process.send_signal(signal.SIGTERM)
         assert await anyio.to_thread.run_sync(lambda: process.wait(timeout=20)) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process)
         log.seek(0)
         output = log.read()
         log.close()

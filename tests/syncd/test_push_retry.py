@@ -44,18 +44,26 @@ async def crashed_mid_push(engine: Engine, name: str, reached: int) -> None:
     assert await engine.recover() == PEOPLE
 
 
+async def push_while_lookups_fail(
+    engine: Engine, world: World, retry: RetryPolicy, rounds: int, pause: float = 0.0
+) -> list[dict[str, object]]:
+    """Crash mid-push at Partnerize, then drain while every lookup's listing is refused."""
+    await crashed_mid_push(engine, "partnerize", 3)
+    # The listing the lookup scans is refused (its total disagrees) on every try.
+    world.sims["partnerize"].settings.faults.truncate_after = 0
+    pusher = Pusher(engine.store.db, engine.connectors["partnerize"], retry=retry)
+    for _ in range(rounds):
+        await pusher.drain()
+        await anyio.sleep(pause)
+    return await creates(engine, "partnerize")
+
+
 async def test_a_failed_lookup_is_retried_as_a_lookup(world: World, db_url: str) -> None:
     async with Engine.open(world.config(db_url), environ=ENV) as engine:
-        await crashed_mid_push(engine, "partnerize", 3)
-        # The listing the lookup scans is refused (its total disagrees) on every try.
-        world.sims["partnerize"].settings.faults.truncate_after = 0
         # About one try per round; a slow machine may fit more, so the cap is out of reach.
         retry = RetryPolicy(base_delay=0.2, max_delay=0.2, max_lookup_failures=1_000)
-        pusher = Pusher(engine.store.db, engine.connectors["partnerize"], retry=retry)
-        for _ in range(8):  # more rounds than a create has attempts
-            await pusher.drain()
-            await anyio.sleep(0.25)
-        rows = await creates(engine, "partnerize")
+        # More rounds than a create has attempts.
+        rows = await push_while_lookups_fail(engine, world, retry, rounds=8, pause=0.25)
         assert {row["state"] for row in rows} == {"pending"}
         assert all(row["attempts"] == 1 for row in rows)  # the create's own attempts are intact
         assert all(row["lookup_failures"] >= 5 for row in rows)
@@ -70,14 +78,8 @@ async def test_a_failed_lookup_is_retried_as_a_lookup(world: World, db_url: str)
 
 async def test_lookups_are_bounded_and_say_why(world: World, db_url: str) -> None:
     async with Engine.open(world.config(db_url), environ=ENV) as engine:
-        await crashed_mid_push(engine, "partnerize", 3)
-        world.sims["partnerize"].settings.faults.truncate_after = 0
         retry = RetryPolicy(base_delay=0.01, max_delay=0.02, max_lookup_failures=3)
-        pusher = Pusher(engine.store.db, engine.connectors["partnerize"], retry=retry)
-        for _ in range(5):
-            await pusher.drain()
-            await anyio.sleep(0.03)
-        rows = await creates(engine, "partnerize")
+        rows = await push_while_lookups_fail(engine, world, retry, rounds=5, pause=0.03)
         assert {row["state"] for row in rows} == {"dead"}
         assert all(row["lookup_failures"] == 3 for row in rows)
         assert all("failed 3 of 3 times" in str(row["last_error"]) for row in rows)
@@ -87,11 +89,9 @@ async def test_a_dead_create_is_planned_again_with_backoff(
     world: World, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with Engine.open(world.config(db_url), environ=ENV) as engine:
-        await crashed_mid_push(engine, "partnerize", 3)
-        world.sims["partnerize"].settings.faults.truncate_after = 0
         retry = RetryPolicy(base_delay=0.01, max_delay=0.02, max_lookup_failures=1)
-        await Pusher(engine.store.db, engine.connectors["partnerize"], retry=retry).drain()
-        assert {row["state"] for row in await creates(engine, "partnerize")} == {"dead"}
+        rows = await push_while_lookups_fail(engine, world, retry, rounds=1)
+        assert {row["state"] for row in rows} == {"dead"}
         world.sims["partnerize"].settings.faults.truncate_after = None
         result = await engine.list_connector("partnerize")  # the 3 that got through link
         assert result.complete, result.error
