@@ -180,7 +180,7 @@ def plan_person(
             if withheld:
                 why = "is outside the provision rule" if trusted else "needs a confirmed link"
                 plan.unsupported.append(
-                    f"{target.connector}: account {account.id} (person {person.id}) {why}: "
+                    f"{target.connector}: the account of {person.email} {why}: "
                     f"no {', '.join(withheld)}"
                 )
             if changes:

@@ -71,7 +71,7 @@ def test_an_untrusted_link_gets_ordinary_fields_only() -> None:
         [op] = plan.operations
         assert (op.op, dict(op.payload)) == ("update", {"title": "CEO"})
         assert plan.unsupported == [
-            "acme: account 7 (person 2) needs a confirmed link: "
+            "acme: the account of boss@example.com needs a confirmed link: "
             "no reactivation, email, groups, role"
         ]
 
