@@ -308,6 +308,17 @@ async def save_learned_rate(conn: AsyncConnection, connector: str, rate: float) 
     await conn.execute(sa.update(s).where(s.c.connector == connector).values(learned_rate=rate))
 
 
+async def save_listing_problem(conn: AsyncConnection, connector: str, problem: str | None) -> None:
+    """Keep why the connector's last listing failed (None: it completed), and the failure run."""
+    s = connector_state_table
+    failures = s.c.consecutive_failures + 1 if problem else 0
+    await conn.execute(
+        sa.update(s)
+        .where(s.c.connector == connector)
+        .values(parked_reason=problem, consecutive_failures=failures)
+    )
+
+
 async def account_emails(conn: AsyncConnection, account_ids: Iterable[int]) -> dict[int, str]:
     """Each account's email as the vendor holds it, for an operator's eyes."""
     found: dict[int, str] = {}

@@ -21,7 +21,7 @@ from connectors.registry import vendor
 from graph import outbox
 from graph.authority import AuthorityState, authority_state, save_applied, save_refusal
 from graph.emails import normalize_email
-from graph.linked import learned_rates, save_learned_rate
+from graph.linked import learned_rates, save_learned_rate, save_listing_problem
 from graph.people import (
     active_from,
     deprovision,
@@ -37,6 +37,7 @@ from syncd.plan import Guard, Person, Target
 from syncd.push import Pusher, PushStats, RetryPolicy
 from syncd.reconcile import Policy, ReconcileResult, reconcile
 
+CREDENTIALS_REJECTED = "credentials rejected"  # how a listing the vendor refused us begins
 log = structlog.get_logger("syncd.engine")
 AUTHORITY_SOURCE = "hr"
 CLOSE_TIMEOUT = 10.0  # seconds closing the graph's connections may take
@@ -367,7 +368,7 @@ class Engine:
             if exc is None:
                 raise
             if isinstance(exc, AuthenticationError):
-                result.error = f"credentials rejected: {exc}"
+                result.error = f"{CREDENTIALS_REJECTED}: {exc}"
             else:
                 result.error = f"{type(exc).__name__}: {exc}"
         # A record that could not be stored was not seen: it proves nothing missing.
@@ -378,6 +379,9 @@ class Engine:
         result.accounts = listing.listed
         if finish.refused:
             result.error = f"listing refused: {finish.refused}"
+        async with self.store.db.write() as conn:
+            problem = None if result.complete else result.error or "listing incomplete"
+            await save_listing_problem(conn, name, problem)
         try:
             async with self.store.db.write() as conn:
                 await resolve_in(conn, name)
