@@ -10,13 +10,20 @@ import sqlalchemy as sa
 
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
-from graph.models import account_table, conflict_table, person_email_table, person_table
+from graph.models import (
+    account_table,
+    conflict_table,
+    connector_state_table,
+    person_email_table,
+    person_table,
+)
 from graph.sql import from_row, loads
 
 a = account_table
 c = conflict_table
 p = person_table
 pe = person_email_table
+s = connector_state_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,8 @@ class AccountView:
     missing_since: datetime | None
     person_id: int | None
     link_method: str | None
+    first_seen: datetime
+    changed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,19 @@ class ConnectorCounts:
     open_conflicts: int
 
 
+@dataclass(frozen=True, slots=True)
+class ListingView:
+    """A connector's last listing as the graph recorded it, and why it failed if it did."""
+
+    connector: str
+    finished_at: datetime | None
+    complete: bool
+    accounts: int
+    learned_rate: float | None
+    problem: str | None
+    consecutive_failures: int
+
+
 _ACCOUNT_COLUMNS = (
     a.c.id,
     a.c.connector,
@@ -89,6 +111,8 @@ _ACCOUNT_COLUMNS = (
     a.c.missing_since,
     a.c.person_id,
     a.c.link_method,
+    a.c.first_seen,
+    a.c.changed_at,
 )
 
 _open_conflict = sa.exists().where(c.c.account_id == a.c.id, c.c.state == "open")
@@ -219,3 +243,21 @@ async def open_conflict_count(db: Database) -> int:
             sa.select(sa.func.count()).select_from(c).where(c.c.state == "open")
         )
     return int(count or 0)
+
+
+async def listings(db: Database) -> dict[str, ListingView]:
+    """Each connector's last listing: when, complete or not, accounts, learned rate, problem."""
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(s))).all()
+    return {
+        row.connector: ListingView(
+            connector=row.connector,
+            finished_at=row.listing_finished_at,
+            complete=bool(row.listing_complete),
+            accounts=row.account_count,
+            learned_rate=row.learned_rate,
+            problem=row.parked_reason,
+            consecutive_failures=row.consecutive_failures,
+        )
+        for row in rows
+    }

@@ -187,6 +187,8 @@ def _add_engine_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     command("doctor", "check config, database and every vendor's credentials")
     command("person", "a person and their accounts").add_argument("email")
     command("conflicts", "open conflicts")
+    orphans = command("orphans", "accounts that belong to nobody, with email and last seen")
+    orphans.add_argument("--connector", help="only this connector's")
     link = command("link", "link an account to a person by hand", json=False)
     link.add_argument("connector")
     link.add_argument("external_id")

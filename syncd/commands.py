@@ -18,22 +18,24 @@ import sqlalchemy as sa
 import structlog
 
 from connectors.core.errors import ConnectorError
-from graph import outbox, writeback
+from graph import outbox, queries, writeback
 from graph.authority import AuthorityState, approve_refused, authority_state, authority_view
 from graph.db import transient_fault
 from graph.emails import normalize_email
-from graph.linked import account_emails, listing_state
+from graph.linked import account_emails
+from graph.models import utcnow
 from graph.people import primary_emails
 from graph.store import GraphStore
-from syncd import backstop
+from syncd import backstop, views
 from syncd.boundary import UsageError
 from syncd.config import Config, load_config
-from syncd.engine import AUTHORITY_SOURCE, Engine
+from syncd.engine import AUTHORITY_SOURCE, CREDENTIALS_REJECTED, Engine
 from syncd.hrfeed import FeedChanging, FeedError, read_feed
 from syncd.writer import writer_lease
 
 EXIT_OK, EXIT_FAILURE, EXIT_DATAERR = 0, 1, 65
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
+ORPHANS_SHOWN = 1000
 log = structlog.get_logger("syncd.commands")
 
 
@@ -320,71 +322,86 @@ async def _approve_authority(config: Config, args: argparse.Namespace) -> int:
 
 
 async def run_status(config: Config, args: argparse.Namespace) -> int:
-    """Per connector: listing, accounts, outbox by state."""
+    """Per connector: listing and its age, accounts, outbox by state, rate, problem; the feed."""
 
     async def gather(store: GraphStore) -> dict[str, Any]:
         by_state = await outbox.counts_by_state(store.db)
         reasons = await outbox.held_reasons(store.db)
         dead = await outbox.dead_creates(store.db)
         counts = {item.connector: item for item in await store.counts()}
+        listings = await queries.listings(store.db)
         connectors: dict[str, Any] = {}
+        for name in config.connectors:
+            listing = listings.get(name)
+            count = counts.get(name)
+            problem = listing.problem if listing else None
+            connectors[name] = {
+                "listed": listing is not None and listing.finished_at is not None,
+                "listing_complete": listing is not None and listing.complete,
+                "last_listing_at": listing and listing.finished_at,
+                "accounts": _plain(count) if count else {},
+                "outbox": {s: n for (c, s), n in by_state.items() if c == name},
+                "held_reasons": reasons.get(name, {}),
+                "retrying_dead_creates": dead.get(name, {}).get("retrying_dead_creates", 0),
+                "dead_creates_need_operator": dead.get(name, {}).get(
+                    "dead_creates_need_operator", 0
+                ),
+                "open_conflicts": count.open_conflicts if count else 0,
+                "learned_rate": listing and listing.learned_rate,
+                "problem": problem,
+                "parked": problem is not None and problem.startswith(CREDENTIALS_REJECTED),
+                "consecutive_failures": listing.consecutive_failures if listing else 0,
+            }
         async with store.db.read() as conn:
-            for name in config.connectors:
-                state = await listing_state(conn, name)
-                count = counts.get(name)
-                connectors[name] = {
-                    "listed": state.listed,
-                    "listing_complete": state.complete,
-                    "accounts": _plain(count) if count else {},
-                    "outbox": {s: n for (c, s), n in by_state.items() if c == name},
-                    "held_reasons": reasons.get(name, {}),
-                    "retrying_dead_creates": dead.get(name, {}).get("retrying_dead_creates", 0),
-                    "dead_creates_need_operator": dead.get(name, {}).get(
-                        "dead_creates_need_operator", 0
-                    ),
-                    "open_conflicts": count.open_conflicts if count else 0,
-                }
             authority = authority_view(await authority_state(conn, AUTHORITY_SOURCE))
+        feed = config.authority.hr_feed if config.authority else None
+        authority.update(
+            file=feed and str(feed), people=await queries.people_by_lifecycle(store.db)
+        )
         return {"authority": authority, "connectors": connectors}
 
     data = await _with_store(config, gather)
-    emit(args, data, _status_text)
+    emit(args, data, lambda d: views.status_text(d, utcnow()))
     return EXIT_OK
-
-
-def _status_text(data: dict[str, Any]) -> str:
-    authority = data["authority"]
-    if authority["refused"]:
-        hint = "  approve: syncd approve --authority" if authority["awaiting_approval"] else ""
-        lines = [
-            f"authority: REFUSED since {authority['refused_since']}: {authority['refused']}{hint}"
-        ]
-    elif authority["applied_digest"]:
-        lines = [f"authority: feed {authority['applied_digest']} applied {authority['applied_at']}"]
-    else:
-        lines = ["authority: no feed applied yet"]
-    for name, item in data["connectors"].items():
-        held = item["outbox"].get("held", 0)
-        lines.append(
-            f"{name}: listed={item['listed']} complete={item['listing_complete']} "
-            f"outbox={item['outbox']} conflicts={item['open_conflicts']}"
-            + (f"  HELD {held}: syncd approve / reject" if held else "")
-        )
-        lines.extend(f"  held {count}: {reason}" for reason, count in item["held_reasons"].items())
-        if retrying := item["retrying_dead_creates"]:
-            lines.append(f"  {retrying} dead create(s) planned again, with backoff")
-        if refused := item["dead_creates_need_operator"]:
-            lines.append(f"  {refused} dead create(s) need an operator: see their last_error")
-    return "\n".join(lines)
 
 
 async def run_person(config: Config, args: argparse.Namespace) -> int:
     """A person by any of their emails, with linked accounts."""
     view = await _with_store(config, lambda store: store.person(args.email))
     if view is None:
-        sys.stderr.write("no person has that email\n")
+        sys.stderr.write(f"syncd person: no person has the email {args.email}\n")
         return EXIT_FAILURE
-    emit(args, view, lambda data: orjson.dumps(_plain(data), option=orjson.OPT_INDENT_2).decode())
+    emit(args, view, lambda data: views.person_text(_plain(data), utcnow()))
+    return EXIT_OK
+
+
+async def run_orphans(config: Config, args: argparse.Namespace) -> int:
+    """Live accounts that belong to nobody, with email and when they were last seen."""
+
+    async def gather(store: GraphStore) -> list[dict[str, Any]]:
+        listings = await queries.listings(store.db)
+        found = []
+        for account in await store.orphans(args.connector, limit=ORPHANS_SHOWN):
+            listing = listings.get(account.connector)
+            # A live account was in the last complete listing; an incomplete one proves nothing.
+            seen = listing.finished_at if listing and listing.complete else None
+            found.append(
+                {
+                    "connector": account.connector,
+                    "external_id": account.external_id,
+                    "email": account.email,
+                    "email_error": account.email_error,
+                    "status": account.status,
+                    "first_seen": account.first_seen,
+                    "last_seen": seen,
+                }
+            )
+        return found
+
+    found = await _with_store(config, gather)
+    emit(args, found, lambda data: views.orphans_text(_plain(data), utcnow()))
+    if len(found) == ORPHANS_SHOWN:
+        sys.stderr.write(f"syncd orphans: only the first {ORPHANS_SHOWN} are shown\n")
     return EXIT_OK
 
 
@@ -466,6 +483,7 @@ HANDLERS: dict[str, Callable[[Config, argparse.Namespace], Awaitable[int]]] = {
     "reject": run_release,
     "status": run_status,
     "person": run_person,
+    "orphans": run_orphans,
     "conflicts": run_conflicts,
     "link": run_link,
     "unlink": run_link,
