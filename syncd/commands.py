@@ -252,7 +252,7 @@ def _plan_text(data: dict[str, Any]) -> str:
     for op in data["operations"]:
         state = "" if op["state"] == "new" else f"  (already in the outbox: {op['state']})"
         lines.append(
-            f"{op['op']:<10} {op['connector']:<20} {op['email'] or '?'} "
+            f"{op['op']:<10} {op['connector']:<20} {op['email'] or '(no email)'} "
             f"{','.join(op['attributes'])}{state}"
         )
     new = sum(1 for op in data["operations"] if op["state"] == "new")
