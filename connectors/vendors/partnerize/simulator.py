@@ -141,6 +141,7 @@ class PartnerizeSimulator(VendorSimulator):
     """
 
     vendor = "partnerize"
+    credentials = "--token APPLICATION_KEY:USER_API_KEY, sent as Authorization: Basic"
     given_names = _GIVEN
     family_names = _FAMILY
     listing: ClassVar[ListingStyle] = PartnerizeListing()
