@@ -63,8 +63,8 @@ class ThoughtIndustriesConnector(ReplacingConnector):
     secret_names = ("api_key",)
     paginator: ClassVar[Paginator] = TokenCursorPaginator()
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR) - {"active"}
-    # The reference names learner and admin (e.g.); manager is the middle role the simulator
-    # models. Anything else is refused by the vendor, so it is never sent.
+    # The reference names learner and admin (e.g.); the simulator also models manager and
+    # refuses any other role, so no other value is sent.
     allowed_values: ClassVar[Mapping[str, frozenset[str]]] = {
         "role": frozenset({"learner", "manager", "admin"})
     }
