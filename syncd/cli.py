@@ -29,6 +29,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EX_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
+class _VendorsHelp(argparse.RawDescriptionHelpFormatter):
+    """Help that ends with every simulated vendor and how it takes its credentials."""
+
+    def format_help(self) -> str:
+        """Add the vendor list (imported only when help is asked for)."""
+        from connectors.sim.command import vendors_help
+
+        self.add_text(vendors_help())
+        return super().format_help()
+
+
 def resolve_config(given: Path | None) -> Path:
     """--config, else $SYNCD_CONFIG, else /etc/syncd/syncd.toml; ConfigError if none exists."""
     from syncd.config import ConfigError
@@ -218,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(upgrade)
     upgrade.set_defaults(handler=_db_upgrade)
 
-    sim = commands.add_parser("sim", help="run a vendor simulator on 127.0.0.1")
+    sim = commands.add_parser(
+        "sim", help="run a vendor simulator on 127.0.0.1", formatter_class=_VendorsHelp
+    )
     _common(sim)
     sim.add_argument("vendor", help="vendor name, e.g. example")
     sim.add_argument("--port", type=_port, default=8400, help="default %(default)s")

@@ -21,6 +21,7 @@ from pydantic import (
 from connectors.core.endpoints import base_url_problem, label_problem
 from connectors.core.http import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.registry import VENDORS
+from syncd.values import MAPPED, allowed_problem
 
 SECRET_SCHEMES = ("env:", "file:", "credential:")
 
@@ -95,6 +96,8 @@ class ConnectorConfig(_Strict):
     trust_email_links: bool = False
     staleness_limit: float | None = Field(default=None, gt=0)
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
+    # Our role and group names as the vendor's: {"Engineering Manager" = "manager", "*" = "user"}.
+    values: dict[str, dict[str, str]] = {}
 
     @field_validator("vendor")
     @classmethod
@@ -129,6 +132,18 @@ class ConnectorConfig(_Strict):
         for key in sorted(VENDORS[self.vendor].connector.label_settings & set(self.settings)):
             if (problem := label_problem(self.settings[key])) is not None:
                 raise KeyProblem(f"settings.{key}", problem)
+        return self
+
+    @model_validator(mode="after")
+    def _accepted_values(self) -> ConnectorConfig:
+        """Refuse a value map to a value the vendor's reference says it does not accept."""
+        allowed = VENDORS[self.vendor].connector.allowed_values
+        for key, table in self.values.items():
+            if key not in MAPPED:
+                raise KeyProblem(f"values.{key}", f"only {' and '.join(MAPPED)} can be mapped")
+            for ours, theirs in table.items():
+                if problem := allowed_problem(key, theirs, allowed.get(key, frozenset())):
+                    raise KeyProblem(f"values.{key}.{ours}", problem)
         return self
 
 

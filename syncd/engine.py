@@ -36,6 +36,7 @@ from syncd.hrfeed import Feed, FeedChanging, FeedError, read_feed
 from syncd.plan import Guard, Person, Target
 from syncd.push import Pusher, PushStats, RetryPolicy
 from syncd.reconcile import Policy, ReconcileResult, reconcile
+from syncd.values import ValueMap
 
 CREDENTIALS_REJECTED = "credentials rejected"  # how a listing the vendor refused us begins
 log = structlog.get_logger("syncd.engine")
@@ -189,6 +190,7 @@ class Engine:
                 writable=connector.writable,
                 provision=provision_rule(config.connectors[name].provision),
                 trust_email_links=config.connectors[name].trust_email_links,
+                values=ValueMap(name, config.connectors[name].values, connector.allowed_values),
             )
             for name, connector in self.connectors.items()
             if name in config.connectors

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from connectors.core.records import CANONICAL_ATTRIBUTES
 from graph.emails import normalize_email
 from graph.outbox import OperationSpec
+from syncd.values import ValueMap
 
 # Attributes a person carries; `active` is their lifecycle, planned on its own.
 CANONICAL = tuple(name for name in CANONICAL_ATTRIBUTES if name != "active")
@@ -63,6 +64,7 @@ class Target:
     can_deactivate: bool = True  # False after a listing that did not finish cleanly
     can_delete: bool = False  # the connector's allow_delete: delete where it cannot deactivate
     trust_email_links: bool = False  # an operator reviewed the accounts linked by email
+    values: ValueMap = field(default_factory=ValueMap)  # roles and groups as the vendor names them
 
     def trusts(self, account: Account) -> bool:
         """Whether the account's link is confirmed: syncd created it or an operator linked it."""
@@ -139,6 +141,15 @@ def removal(target: Target) -> str | None:
     return "delete" if target.can_delete else None
 
 
+def _in_vendor_values(
+    target: Target, wanted: Mapping[str, object], plan: PersonPlan
+) -> dict[str, object]:
+    """The person's attributes in this vendor's values; what has none is reported."""
+    mapped, problems = target.values.apply(wanted)
+    plan.unsupported.extend(problems)
+    return mapped
+
+
 def plan_person(
     person: Person,
     accounts: Mapping[str, Account],
@@ -153,7 +164,8 @@ def plan_person(
         account = accounts.get(target.connector)
         if account is None:
             if active and target.can_create and target.provision(person):
-                payload = {key: value for key, value in wanted.items() if _has_value(value)}
+                here = _in_vendor_values(target, wanted, plan)
+                payload = {key: value for key, value in here.items() if _has_value(value)}
                 if person.authority_id:
                     payload["employee_id"] = person.authority_id
                 plan.operations.append(_spec(target, person, "create", payload, None))
@@ -166,9 +178,10 @@ def plan_person(
             else:
                 plan.unsupported.append(f"{target.connector}: cannot deactivate")
             continue
+        here = _in_vendor_values(target, wanted, plan)
         changes = {
             key: value
-            for key, value in wanted.items()
+            for key, value in here.items()
             if key in target.writable and not same_value(key, value, account.attributes.get(key))
         }
         trusted = target.trusts(account)

@@ -84,6 +84,9 @@ class Connector(ABC):
     label_settings: ClassVar[frozenset[str]] = frozenset()
     # Canonical attributes an update can change (the others are derived or read-only).
     writable: ClassVar[frozenset[str]] = frozenset(CANONICAL_ATTRIBUTES) - {"active"}
+    # The values of an attribute (role, groups) the vendor's reference lists as the only ones
+    # it accepts; an attribute absent here takes any value.
+    allowed_values: ClassVar[Mapping[str, frozenset[str]]] = {}
 
     def __init__(
         self,

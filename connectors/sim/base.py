@@ -84,6 +84,7 @@ class VendorSimulator(ABC):
     """
 
     vendor: ClassVar[str]
+    credentials: ClassVar[str]  # how the accepted token is sent, for `syncd sim --help`
     listing: ClassVar[ListingStyle]
     users_path: ClassVar[str] = "/users"
     id_key: ClassVar[str] = "id"

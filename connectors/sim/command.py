@@ -13,6 +13,17 @@ from connectors.sim.serve import run_forever
 from connectors.sim.settings import SimSettings
 
 
+def vendors_help() -> str:
+    """Every vendor `syncd sim` serves: its connector's secrets and how the token is sent."""
+    from connectors.registry import VENDORS
+
+    lines = ["vendors, the secrets their connector takes, and how --token is sent:"]
+    for name, entry in sorted(VENDORS.items()):
+        lines.append(f"  {name:<19} secrets: {', '.join(entry.connector.secret_names)}")
+        lines.append(f"  {'':<19} {entry.simulator.credentials}")
+    return "\n".join(lines)
+
+
 def run_simulator(
     vendor: str,
     *,

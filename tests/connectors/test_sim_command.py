@@ -55,3 +55,20 @@ def test_sim_command_rejects_an_unknown_vendor(capsys: pytest.CaptureFixture[str
     assert main(["sim", "nosuchvendor", "--port", "1"]) == 2
     known = ", ".join(sorted(VENDORS))
     assert f"unknown vendor 'nosuchvendor' (known: {known})" in capsys.readouterr().err
+
+
+def test_sim_help_lists_every_vendor_and_its_secrets() -> None:
+    command = [sys.executable, "-m", "syncd.cli", "sim", "--help"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    for name, entry in VENDORS.items():
+        secrets = ", ".join(entry.connector.secret_names)
+        assert f"  {name:<19} secrets: {secrets}\n" in result.stdout
+        assert entry.simulator.credentials in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(VENDORS))
+def test_the_simulator_hands_out_the_secrets_its_connector_takes(name: str) -> None:
+    entry = VENDORS[name]
+    connection = entry.simulator(token="app-key:user-key").connection()
+    assert set(connection.secrets) == set(entry.connector.secret_names)

@@ -120,6 +120,7 @@ class AppXiteSimulator(VendorSimulator):
     """Simulates AppXite's partner user API under `/{version}`."""
 
     vendor = "appxite"
+    credentials = "Ocp-Apim-Subscription-Key: TOKEN and Authorization: Bearer TOKEN"
     given_names = _GIVEN
     family_names = _FAMILY
     listing: ClassVar[ListingStyle] = StrictPageListing()

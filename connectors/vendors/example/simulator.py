@@ -15,6 +15,7 @@ class ExampleSimulator(VendorSimulator):
     """Simulates the example vendor: `{"users": [...], "total": N}`, PATCH/PUT merge."""
 
     vendor = "example"
+    credentials = "Authorization: Bearer TOKEN"
     listing: ClassVar[ListingStyle] = PageTotalListing()
     wrapper_key = "user"
 

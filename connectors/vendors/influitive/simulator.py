@@ -64,6 +64,7 @@ class InfluitiveSimulator(VendorSimulator):
     """
 
     vendor = "influitive"
+    credentials = "Authorization: Token TOKEN (the platform generation also sends X_ORG_ID)"
     listing: ClassVar[ListingStyle] = NextLinkListing(records_key="contacts")
     users_path = "/members"
     schema = CREATE

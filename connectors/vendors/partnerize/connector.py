@@ -122,6 +122,11 @@ class PartnerizeConnector(ReplacingConnector):
     secret_names = ("application_key", "user_api_key")
     paginator: ClassVar[Paginator] = CountCheckedPaginator(size=PAGE_SIZE)
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR)
+    # The reference's user table: role "e.g., admin, standard"; an account may define others,
+    # but only these two are documented, so only these are sent.
+    allowed_values: ClassVar[Mapping[str, frozenset[str]]] = {
+        "role": frozenset({"admin", "standard"})
+    }
     capabilities = Capabilities(put_replaces_object=True, create_needs_password=True)
     list_path = "/user"
     records_key: ClassVar[str | None] = "users"

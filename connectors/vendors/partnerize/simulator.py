@@ -25,6 +25,7 @@ _TIMEZONES = ("Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin"
 _LOCALES = ("en_GB", "en_US", "ja_JP", "de_DE")
 _COUNTRIES = ("GB", "US", "JP", "DE")
 STATUSES = ("active", "inactive")
+ROLES = ("admin", "standard")  # the reference's roles; an account with others is not modelled
 _PUT_DEFAULTS: Record = {"status": "active", "role": "standard"}
 _ID_BASE = 1_000_000
 STAMP = "2024-01-01T00:00:00Z"  # when fleet-seeded users were created
@@ -38,7 +39,7 @@ USER_SCHEMA = Schema(
         "email": Field(required=True),
         "password": Field(required=True),
         "status": Field(choices=STATUSES),
-        "role": Field(),
+        "role": Field(choices=ROLES),
         "timezone": Field(),
         "locale": Field(),
         "phone": Field(),
@@ -140,6 +141,7 @@ class PartnerizeSimulator(VendorSimulator):
     """
 
     vendor = "partnerize"
+    credentials = "--token APPLICATION_KEY:USER_API_KEY, sent as Authorization: Basic"
     given_names = _GIVEN
     family_names = _FAMILY
     listing: ClassVar[ListingStyle] = PartnerizeListing()

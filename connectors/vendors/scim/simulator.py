@@ -61,6 +61,7 @@ class ScimSimulator(VendorSimulator):
     """
 
     vendor = "scim"
+    credentials = "Authorization: Bearer TOKEN"
     given_names = _GIVEN
     family_names = _FAMILY
     users_path = "/Users"

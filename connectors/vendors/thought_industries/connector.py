@@ -63,6 +63,11 @@ class ThoughtIndustriesConnector(ReplacingConnector):
     secret_names = ("api_key",)
     paginator: ClassVar[Paginator] = TokenCursorPaginator()
     writable: ClassVar[frozenset[str]] = frozenset(_TO_VENDOR) - {"active"}
+    # The reference names learner and admin (e.g.); the simulator also models manager and
+    # refuses any other role, so no other value is sent.
+    allowed_values: ClassVar[Mapping[str, frozenset[str]]] = {
+        "role": frozenset({"learner", "manager", "admin"})
+    }
     capabilities = Capabilities(put_replaces_object=True, email_filter=True)
     list_path = f"{API_PREFIX['v2']}/users"
     records_key: ClassVar[str | None] = "users"

@@ -79,6 +79,7 @@ class ThoughtIndustriesSimulator(VendorSimulator):
     """
 
     vendor = "thought_industries"
+    credentials = "Authorization: Bearer KEY (v2); X-API-Key: KEY (v1)"
     listing: ClassVar[ListingStyle] = TokenCursorListing(size=100)
     v1_listing: ClassVar[ListingStyle] = PageTotalListing()
     users_path = f"{V2}/users"

@@ -100,6 +100,7 @@ class UserflowSimulator(VendorSimulator):
     """
 
     vendor = "userflow"
+    credentials = "Authorization: Bearer KEY"
     given_names = _GIVEN
     family_names = _FAMILY
     listing: ClassVar[ListingStyle] = CursorListing(
