@@ -93,11 +93,11 @@ async def test_held_operations_wait_for_approval_or_rejection(store: GraphStore)
         await outbox.enqueue(conn, [_spec("deactivate", basis="a")], held=True)
         await outbox.enqueue(conn, [_spec("deactivate", basis="b")], held=True)
     assert await outbox.claim(store.db, "acme", limit=5) == []
-    assert await outbox.release_held(store.db, approve=True, connector="acme") == 2
+    assert len(await outbox.release_held(store.db, approve=True, actor="t", connector="acme")) == 2
     assert len(await outbox.claim(store.db, "acme", limit=5)) == 2
     async with store.db.write() as conn:
         await outbox.enqueue(conn, [_spec("deactivate", basis="c")], held=True)
-    assert await outbox.release_held(store.db, approve=False) == 1
+    assert len(await outbox.release_held(store.db, approve=False, actor="t")) == 1
     assert await outbox.claim(store.db, "acme", limit=5) == []
 
 
