@@ -318,9 +318,10 @@ class Pusher:
                 await self._failed(op, exc, stats, final=False, attempts_back=True)
             return
         except (ConnectorError, ValueError) as exc:
-            final = refused_for_good(exc)
+            # One member can make the vendor refuse the whole batch: each is tried again
+            # alone (looking its email up first), where its own refusal ends it.
             for op in ops:
-                await self._failed(op, exc, stats, final=final, kind=failure_kind(exc))
+                await self._failed(op, exc, stats, final=False, kind=failure_kind(exc))
             return
         for op, account in zip(ops, accounts, strict=True):
             await self._record(op, account)
