@@ -185,13 +185,24 @@ async def record_attempt(
     )
 
 
-async def complete(conn: AsyncConnection, op_id: int) -> None:
-    """The vendor confirmed the operation (inside the caller's transaction)."""
+async def complete(conn: AsyncConnection, op_id: int, account_id: int | None = None) -> None:
+    """The vendor confirmed the operation (inside the caller's transaction).
+
+    `account_id` names the account a create made (or found), so the operation shows it.
+    """
     now = utcnow()
+    values: dict[str, Any] = {"account_id": account_id} if account_id is not None else {}
     await conn.execute(
         sa.update(o)
         .where(o.c.id == op_id)
-        .values(state="done", last_error=None, error_kind=None, updated_at=now, finished_at=now)
+        .values(
+            state="done",
+            last_error=None,
+            error_kind=None,
+            updated_at=now,
+            finished_at=now,
+            **values,
+        )
     )
     await record_attempt(conn, op_id, "done")
 

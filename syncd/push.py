@@ -346,7 +346,7 @@ class Pusher:
         self, op: QueuedOperation, account: VendorAccount, link_method: str = "created_by_push"
     ) -> None:
         async with self.db.write() as conn:
-            await record_account(
+            account_id = await record_account(
                 conn,
                 self.connector.name,
                 account,
@@ -354,7 +354,7 @@ class Pusher:
                 link_method=link_method,
                 policy=self.policy,
             )
-            await complete(conn, op.id)
+            await complete(conn, op.id, account_id)
 
     async def _finish(self, op: QueuedOperation, *, deactivated: bool) -> None:
         async with self.db.write() as conn:

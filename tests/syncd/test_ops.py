@@ -90,7 +90,9 @@ async def test_a_refused_create_is_dead_at_once_with_the_vendor_reason_then_retr
         mine = await syncd("ops", "--person", "PERSON2@corp.example", "--json", *with_config)
         assert [op["state"] for op in json.loads(mine.stdout)] == ["cancelled"]
         recent = await syncd("ops", "--since", "1h", "--state", "done", "--json", *with_config)
-        assert len(json.loads(recent.stdout)) == 2
+        done = json.loads(recent.stdout)
+        held_ids = {str(user["id"]) for user in sim.users.values()}
+        assert len(done) == 2 and {op["external_id"] for op in done} == held_ids
 
 
 async def test_approve_and_reject_name_what_they_release(tmp_path: Path) -> None:
