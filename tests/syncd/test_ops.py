@@ -7,9 +7,12 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from connectors.sim.schema import Field, Schema
 from connectors.vendors.thought_industries.simulator import ROLES, USER_SCHEMA
-from tests.syncd.test_cli_engine import syncd
+from tests.syncd.test_cli import one_line
+from tests.syncd.test_cli_engine import run, syncd
 from tests.syncd.test_daemon import config_text, free_port
 from tests.syncd.test_engine import FIELDS, person, serving
 
@@ -135,3 +138,26 @@ async def test_approve_and_reject_name_what_they_release(tmp_path: Path) -> None
         )
         assert shown["state"] == "dead" and shown["history"][-1]["outcome"] == "rejected"
         assert len(sim.users) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["ops", "retry"], 2, "name operation ids, or --dead"),
+        (["ops", "retry", "3", "--dead"], 2, "name operation ids, or --dead"),
+        (["ops", "retry", "3", "--connector", "x"], 2, "unknown connector 'x'"),
+        (["ops", "--since", "5 parsecs"], 2, "is not a duration"),
+        (["ops", "--person", "nobody"], 2, "is not an email address"),
+        (["ops", "show", "0"], 2, "is not an operation id"),
+        (["ops", "show", "42"], 1, "no operation 42"),
+        (["ops", "cancel", "42"], 1, "42 (no such operation)"),
+        (["approve", "--id", "x"], 2, "is not an operation id"),
+    ],
+)
+def test_mistakes_are_one_line_and_an_exit_code(
+    tmp_path: Path, args: list[str], code: int, says: str
+) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "g.db"}"\n')
+    result = run(*args, "--config", str(config))
+    assert result.returncode == code and says in one_line(result)
