@@ -126,6 +126,20 @@ class Operation(SQLModel, table=True):
     lookup_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(sa_column=_ts())
     updated_at: datetime = Field(sa_column=_ts())
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class OperationAttempt(SQLModel, table=True):
+    """One try of an operation at its vendor, or an operator's action on it, and how it ended."""
+
+    __tablename__ = "operation_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    operation_id: int = Field(foreign_key="operation.id", ondelete="CASCADE", index=True)
+    at: datetime = Field(sa_column=_ts())
+    status: int | None = None  # the vendor's HTTP status; None: no answer, or not a request
+    outcome: str  # done, retry, dead, or an operator's retried / cancelled
+    message: str | None = None  # the vendor's reason (trimmed, redacted) or the error
 
 
 class Conflict(SQLModel, table=True):
@@ -204,6 +218,7 @@ person_email_table = _table(PersonEmail)
 account_table = _table(Account)
 event_table = _table(Event)
 operation_table = _table(Operation)
+operation_attempt_table = _table(OperationAttempt)
 conflict_table = _table(Conflict)
 connector_state_table = _table(ConnectorState)
 authority_state_table = _table(AuthorityState)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.db import Database
-from graph.models import operation_table, utcnow
+from graph.models import operation_attempt_table, operation_table, utcnow
 from graph.sql import IN_CHUNK, chunks, dumps, from_row, insert_for, loads
 
 o = operation_table
@@ -28,6 +28,7 @@ UNSUPPORTED = "unsupported"  # the vendor cannot do it, or refused the identifie
 REFUSED = "refused"  # the vendor (or the connector) refused the write as it stands
 REJECTED = "rejected"  # an operator rejected it
 AUTH = "auth"  # the vendor rejected the credentials
+CANCELLED = "cancelled"  # an operator cancelled it
 REPLANNABLE = frozenset({TRANSIENT, LOOKUP})
 
 
@@ -161,20 +162,49 @@ async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperatio
     return sorted((_queued(row) for row in rows), key=lambda op: order[op.id])
 
 
-async def _set(db: Database, op_id: int, **values: Any) -> None:
-    async with db.write() as conn:
-        await conn.execute(
-            sa.update(o).where(o.c.id == op_id).values(updated_at=utcnow(), **values)
+# An attempt's message is one line for a person, not a log.
+MAX_ATTEMPT_MESSAGE = 300
+
+
+async def record_attempt(
+    conn: AsyncConnection,
+    op_id: int,
+    outcome: str,
+    *,
+    status: int | None = None,
+    message: str | None = None,
+) -> None:
+    """Note one try of an operation (or an operator's action on it) and how it ended."""
+    text = " ".join(message.split()) if message else None
+    if text is not None and len(text) > MAX_ATTEMPT_MESSAGE:
+        text = text[: MAX_ATTEMPT_MESSAGE - 1] + "…"
+    await conn.execute(
+        sa.insert(operation_attempt_table).values(
+            operation_id=op_id, at=utcnow(), status=status, outcome=outcome, message=text
         )
+    )
 
 
-async def complete(conn: AsyncConnection, op_id: int) -> None:
-    """The vendor confirmed the operation (inside the caller's transaction)."""
+async def complete(conn: AsyncConnection, op_id: int, account_id: int | None = None) -> None:
+    """The vendor confirmed the operation (inside the caller's transaction).
+
+    `account_id` names the account a create made (or found), so the operation shows it.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {"account_id": account_id} if account_id is not None else {}
     await conn.execute(
         sa.update(o)
         .where(o.c.id == op_id)
-        .values(state="done", last_error=None, error_kind=None, updated_at=utcnow())
+        .values(
+            state="done",
+            last_error=None,
+            error_kind=None,
+            updated_at=now,
+            finished_at=now,
+            **values,
+        )
     )
+    await record_attempt(conn, op_id, "done")
 
 
 async def fail(
@@ -188,27 +218,38 @@ async def fail(
     refund: bool = False,
     lookup_failed: bool = False,
     max_lookup_failures: int = 0,
+    status: int | None = None,
+    message: str | None = None,
 ) -> str:
     """Record a failed attempt: retry later, or `dead` once attempts (or lookups) run out.
 
     A refunded attempt is not counted; a failed lookup counts in `lookup_failures` instead,
-    up to `max_lookup_failures` (0: no bound).
+    up to `max_lookup_failures` (0: no bound). `status` and `message` are the vendor's answer.
     """
     spent = op.attempts - 1 if refund else op.attempts
     lookups = op.lookup_failures + 1 if lookup_failed else op.lookup_failures
     out_of_lookups = lookup_failed and 0 < max_lookup_failures <= lookups
     dead = out_of_lookups or (not refund and spent >= max_attempts)
     state = "dead" if dead else "pending"
-    await _set(
-        db,
-        op.id,
-        state=state,
-        last_error=error[:2000],
-        error_kind=kind,
-        next_attempt_at=retry_at,
-        attempts=max(spent, 0),
-        lookup_failures=lookups,
-    )
+    now = utcnow()
+    async with db.write() as conn:
+        await conn.execute(
+            sa.update(o)
+            .where(o.c.id == op.id)
+            .values(
+                state=state,
+                last_error=error[:2000],
+                error_kind=kind,
+                next_attempt_at=retry_at,
+                attempts=max(spent, 0),
+                lookup_failures=lookups,
+                updated_at=now,
+                finished_at=now if dead else None,
+            )
+        )
+        await record_attempt(
+            conn, op.id, "dead" if dead else "retry", status=status, message=message or error
+        )
     return state
 
 
@@ -222,19 +263,107 @@ async def recover_in_flight(db: Database, connector: str | None = None) -> int:
     return int(result.rowcount)
 
 
-async def release_held(db: Database, *, approve: bool, connector: str | None = None) -> int:
-    """Approve held operations (they go out) or reject them (they never do)."""
-    query = sa.update(o).where(o.c.state == "held")
-    if connector is not None:
-        query = query.where(o.c.connector == connector)
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """An operation an operator's command moved to another state."""
+
+    id: int
+    connector: str
+    op: str
+    person_id: int | None
+
+
+async def release_held(
+    db: Database,
+    *,
+    approve: bool,
+    actor: str,
+    connector: str | None = None,
+    ids: Iterable[int] | None = None,
+    person_ids: Iterable[int] | None = None,
+) -> list[Changed]:
+    """Approve held operations (they go out) or reject them (they never do); only those named."""
+    now = utcnow()
     values: dict[str, Any] = (
         {"state": "pending", "last_error": None}
         if approve
-        else {"state": "dead", "last_error": "rejected by an operator", "error_kind": REJECTED}
+        else {
+            "state": "dead",
+            "last_error": f"rejected by an operator ({actor})",
+            "error_kind": REJECTED,
+            "finished_at": now,
+        }
     )
+    outcome = "approved" if approve else "rejected"
+    return await _transition(
+        db, ("held",), values, outcome, actor, connector=connector, ids=ids, person_ids=person_ids
+    )
+
+
+async def retry_dead(
+    db: Database, *, actor: str, connector: str | None = None, ids: Iterable[int] | None = None
+) -> list[Changed]:
+    """Put dead operations back in the queue with fresh attempts.
+
+    A retried create counts as tried once, so it looks the account up before creating it:
+    an earlier try, or a create planned again since, may have made it already.
+    """
+    values: dict[str, Any] = {
+        "state": "pending",
+        "attempts": sa.case((o.c.op == "create", 1), else_=0),
+        "lookup_failures": 0,
+        "error_kind": None,
+        "next_attempt_at": None,
+        "finished_at": None,
+    }
+    return await _transition(db, ("dead",), values, "retried", actor, connector=connector, ids=ids)
+
+
+async def cancel(db: Database, ids: Iterable[int], *, actor: str) -> list[Changed]:
+    """End pending, held or dead operations for good: they are never sent."""
+    values: dict[str, Any] = {
+        "state": CANCELLED,
+        "last_error": f"cancelled by an operator ({actor})",
+        "error_kind": CANCELLED,
+        "finished_at": utcnow(),
+    }
+    return await _transition(db, ("pending", "held", "dead"), values, "cancelled", actor, ids=ids)
+
+
+async def _transition(
+    db: Database,
+    states: tuple[str, ...],
+    values: dict[str, Any],
+    outcome: str,
+    actor: str,
+    *,
+    connector: str | None = None,
+    ids: Iterable[int] | None = None,
+    person_ids: Iterable[int] | None = None,
+) -> list[Changed]:
+    """Move the operations in one of `states` to `values`, and note who did it.
+
+    The state check is in the UPDATE itself: an operation the daemon claimed meanwhile
+    (now in flight) is left alone, whatever this command read before.
+    """
+    query = sa.update(o).where(o.c.state.in_(states))
+    if connector is not None:
+        query = query.where(o.c.connector == connector)
+    if ids is not None:
+        query = query.where(o.c.id.in_(sorted(set(ids))))
+    if person_ids is not None:
+        query = query.where(o.c.person_id.in_(sorted(set(person_ids))))
     async with db.write() as conn:
-        result = await conn.execute(query.values(updated_at=utcnow(), **values))
-    return int(result.rowcount)
+        rows = (
+            await conn.execute(
+                query.values(updated_at=utcnow(), **values).returning(
+                    o.c.id, o.c.connector, o.c.op, o.c.person_id
+                )
+            )
+        ).all()
+        for row in rows:
+            await record_attempt(conn, row.id, outcome, message=f"by {actor}")
+    return sorted((from_row(Changed, row) for row in rows), key=lambda item: item.id)
 
 
 async def held_reasons(db: Database) -> dict[str, dict[str, int]]:

@@ -162,6 +162,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_engine_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    from syncd.ops_args import add_arguments as add_ops_arguments
+    from syncd.ops_args import operation_id
+
     def command(name: str, help_text: str, *, json: bool = True) -> _Parser:
         parser = commands.add_parser(name, help=help_text)
         _config_option(parser)
@@ -188,6 +191,14 @@ def _add_engine_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     for name, verb in (("approve", "release"), ("reject", "drop")):
         held = command(name, f"{verb} operations a guard held")
         held.add_argument("--connector", help="only this connector's")
+        held.add_argument(
+            "--id",
+            type=operation_id,
+            action="append",
+            dest="ids",
+            help="only this operation (repeat)",
+        )
+        held.add_argument("--person", metavar="EMAIL", help="only this person's")
     commands.choices["approve"].add_argument(
         "--authority",
         action="store_true",
@@ -195,6 +206,15 @@ def _add_engine_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     commands.choices["reject"].set_defaults(authority=False)
     command("status", "per-connector listing and outbox state")
+
+    def ops_common(parser: argparse.ArgumentParser) -> None:
+        _config_option(parser)
+        _common(parser)
+        parser.add_argument("--json", action="store_true", help="print data as JSON")
+
+    add_ops_arguments(
+        command("ops", "the outbox: list, show, retry or cancel operations"), ops_common
+    )
     command("doctor", "check config, database and every vendor's credentials")
     command("person", "a person and their accounts").add_argument("email")
     command("conflicts", "open conflicts")

@@ -31,6 +31,7 @@ from syncd.boundary import UsageError
 from syncd.config import Config, load_config
 from syncd.engine import AUTHORITY_SOURCE, CREDENTIALS_REJECTED, Engine
 from syncd.hrfeed import FeedChanging, FeedError, read_feed
+from syncd.ops import released_text, released_view, run_ops
 from syncd.writer import writer_lease
 
 EXIT_OK, EXIT_FAILURE, EXIT_DATAERR = 0, 1, 65
@@ -284,12 +285,9 @@ async def run_release(config: Config, args: argparse.Namespace) -> int:
     approve = args.command == "approve"
     if approve and args.authority:
         return await _approve_authority(config, args)
-    count = await _with_store(
-        config,
-        lambda store: outbox.release_held(store.db, approve=approve, connector=args.connector),
-    )
     verb = "approved" if approve else "rejected"
-    emit(args, {verb: count}, lambda data: f"{data[verb]} held operation(s) {verb}")
+    data = await _with_store(config, lambda store: released_view(store, args, approve=approve))
+    emit(args, data, lambda view: released_text(view, verb))
     return EXIT_OK
 
 
@@ -488,6 +486,7 @@ HANDLERS: dict[str, Callable[[Config, argparse.Namespace], Awaitable[int]]] = {
     "link": run_link,
     "unlink": run_link,
     "doctor": run_doctor,
+    "ops": run_ops,
 }
 
 

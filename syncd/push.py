@@ -70,7 +70,7 @@ class RetryPolicy:
 
 
 # Statuses that say "not now" rather than "not this": the write may pass by itself.
-_PASSING_STATUSES = frozenset({408, 409, 423, 425, 429})
+_PASSING_STATUSES = frozenset({408, 423, 425, 429})
 
 
 def failure_kind(exc: Exception) -> str:
@@ -82,6 +82,23 @@ def failure_kind(exc: Exception) -> str:
     if isinstance(exc, ConnectorError) and (exc.retryable or isinstance(exc, IncompleteListing)):
         return TRANSIENT
     return REFUSED  # the connector refused the payload (a required field missing, say)
+
+
+def refused_for_good(exc: Exception) -> bool:
+    """The vendor answered a 4xx that the same request will get again: no retry helps.
+
+    A 409 gets here only when the lookup after it found no account to link.
+    """
+    return isinstance(exc, VendorRequestError) and failure_kind(exc) == REFUSED
+
+
+def _vendor_answer(exc: Exception) -> tuple[int | None, str | None]:
+    """The vendor's status and own reason for a failure, when it answered at all."""
+    if isinstance(exc, VendorHTTPError):
+        return exc.status, exc.reason
+    if isinstance(exc, VendorRequestError):
+        return exc.status, exc.detail
+    return None, None
 
 
 class LookupFailed(Exception):
@@ -170,7 +187,8 @@ class Pusher:
         except (UnsupportedOperation, InvalidIdentifierError) as exc:
             await self._failed(op, exc, stats, final=True, kind=UNSUPPORTED)
         except (ConnectorError, ValueError) as exc:
-            await self._failed(op, exc, stats, final=False, kind=failure_kind(exc))
+            final = refused_for_good(exc)
+            await self._failed(op, exc, stats, final=final, kind=failure_kind(exc))
         else:
             stats.done += 1
             if self.observe is not None:
@@ -193,6 +211,7 @@ class Pusher:
             limit = self.retry.max_lookup_failures
             error = f"the lookup before create failed {tries} of {limit} times: {error}"
         retry_at = utcnow() + timedelta(seconds=self.retry.delay(tries))
+        status, reason = _vendor_answer(exc)
         # A rejected credential or a failed lookup is not the write's fault: it does not
         # use up the write's attempts (lookups are counted, and bounded, on their own).
         state = await fail(
@@ -205,6 +224,8 @@ class Pusher:
             refund=(attempts_back or lookup) and not final,
             lookup_failed=lookup,
             max_lookup_failures=self.retry.max_lookup_failures,
+            status=status,
+            message=None if lookup else reason,  # a lookup's failure says so in `error`
         )
         if state == "dead":
             stats.dead += 1
@@ -297,6 +318,8 @@ class Pusher:
                 await self._failed(op, exc, stats, final=False, attempts_back=True)
             return
         except (ConnectorError, ValueError) as exc:
+            # One member can make the vendor refuse the whole batch: each is tried again
+            # alone (looking its email up first), where its own refusal ends it.
             for op in ops:
                 await self._failed(op, exc, stats, final=False, kind=failure_kind(exc))
             return
@@ -323,7 +346,7 @@ class Pusher:
         self, op: QueuedOperation, account: VendorAccount, link_method: str = "created_by_push"
     ) -> None:
         async with self.db.write() as conn:
-            await record_account(
+            account_id = await record_account(
                 conn,
                 self.connector.name,
                 account,
@@ -331,7 +354,7 @@ class Pusher:
                 link_method=link_method,
                 policy=self.policy,
             )
-            await complete(conn, op.id)
+            await complete(conn, op.id, account_id)
 
     async def _finish(self, op: QueuedOperation, *, deactivated: bool) -> None:
         async with self.db.write() as conn:

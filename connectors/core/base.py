@@ -286,7 +286,7 @@ class Connector(ABC):
             )
         except VendorHTTPError as error:
             if error.status == 409:
-                raise AccountExistsError(self.vendor, method, path, 409) from None
+                raise AccountExistsError(self.vendor, method, path, 409, error.reason) from None
             raise
 
     async def _write(

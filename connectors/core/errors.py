@@ -46,10 +46,17 @@ class VendorRequestError(ConnectorError):
 
 
 class VendorHTTPError(VendorRequestError):
-    """The vendor answered with an error status that retrying will not fix."""
+    """The vendor answered with an error status that retrying will not fix.
 
-    def __init__(self, vendor: str, method: str, path: str, status: int) -> None:
-        super().__init__(vendor, method, path, f"HTTP {status}", status)
+    `reason` is the vendor's own message from the body, trimmed and redacted (None: none).
+    """
+
+    def __init__(
+        self, vendor: str, method: str, path: str, status: int, reason: str | None = None
+    ) -> None:
+        self.reason = reason
+        detail = f"HTTP {status}: {reason}" if reason else f"HTTP {status}"
+        super().__init__(vendor, method, path, detail, status)
 
 
 class AuthenticationError(VendorHTTPError):

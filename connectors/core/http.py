@@ -28,6 +28,7 @@ from connectors.core.errors import (
 from connectors.core.priority import Priority
 from connectors.core.redaction import contains_secret
 from connectors.core.retry import RetryPolicy, parse_retry_after
+from connectors.core.vendor_message import vendor_message
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
@@ -185,12 +186,13 @@ class VendorHttp:
         method, path = request.method, request.path
         if status == 429:
             raise _Throttled
+        reason = vendor_message(payload) if status >= 300 else None
         if status in (401, 403):
-            raise AuthenticationError(self.vendor, method, path, status)
+            raise AuthenticationError(self.vendor, method, path, status, reason)
         if status >= 500:
-            raise VendorServerError(self.vendor, method, path, status)
+            raise VendorServerError(self.vendor, method, path, status, reason)
         if status >= 300:  # redirects are not followed: they could carry credentials elsewhere
-            raise VendorHTTPError(self.vendor, method, path, status)
+            raise VendorHTTPError(self.vendor, method, path, status, reason)
         if not payload.strip():
             return None
         try:

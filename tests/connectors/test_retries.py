@@ -45,7 +45,7 @@ async def test_server_errors_are_retried_until_success(
     assert _count(stats, 200) == 1
     retries = logs.named("http.retry")
     assert [line["attempt"] for line in retries] == [1, 2]
-    assert retries[0]["reason"] == "HTTP 503"
+    assert retries[0]["reason"] == "HTTP 503: unavailable"  # the vendor's own words
     assert retries[0]["path"] == "/users/u000003"
 
 
@@ -56,7 +56,7 @@ async def test_retries_are_bounded(
     with pytest.raises(VendorServerError) as caught:
         await connector.http.request("GET", "/users", params={"page": "2"})
     assert caught.value.status == 502
-    assert str(caught.value) == "example: GET /users -> HTTP 502"
+    assert str(caught.value) == "example: GET /users -> HTTP 502: unavailable"
     stats = await sim_get(session, url, "stats")
     assert stats["requests"] == 3  # FAST_RETRY allows three attempts
 
@@ -69,7 +69,7 @@ async def test_other_client_errors_fail_at_once(
             "DELETE", "/users/nobody?reason=cleanup", params={"force": "yes"}
         )
     message = str(caught.value)
-    assert message == "example: DELETE /users/nobody -> HTTP 404"
+    assert message == "example: DELETE /users/nobody -> HTTP 404: not found"
     assert "?" not in message and "force" not in message
     assert caught.value.status == 404
     assert not isinstance(caught.value, AuthenticationError)
@@ -105,7 +105,7 @@ async def test_forbidden_raises_an_authentication_error(session: aiohttp.ClientS
         with pytest.raises(AuthenticationError) as caught:
             await connector.http.request("GET", "/admin")
     assert caught.value.status == 403
-    assert str(caught.value) == "example: GET /admin -> HTTP 403"
+    assert str(caught.value) == "example: GET /admin -> HTTP 403: forbidden"
 
 
 async def test_timeouts_are_retried(session: aiohttp.ClientSession, url: str) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import anyio
 
-from graph import outbox
+from graph import oplog, outbox
 from graph.db import Database
 from graph.models import utcnow
 from graph.outbox import OperationSpec
@@ -93,11 +93,11 @@ async def test_held_operations_wait_for_approval_or_rejection(store: GraphStore)
         await outbox.enqueue(conn, [_spec("deactivate", basis="a")], held=True)
         await outbox.enqueue(conn, [_spec("deactivate", basis="b")], held=True)
     assert await outbox.claim(store.db, "acme", limit=5) == []
-    assert await outbox.release_held(store.db, approve=True, connector="acme") == 2
+    assert len(await outbox.release_held(store.db, approve=True, actor="t", connector="acme")) == 2
     assert len(await outbox.claim(store.db, "acme", limit=5)) == 2
     async with store.db.write() as conn:
         await outbox.enqueue(conn, [_spec("deactivate", basis="c")], held=True)
-    assert await outbox.release_held(store.db, approve=False) == 1
+    assert len(await outbox.release_held(store.db, approve=False, actor="t")) == 1
     assert await outbox.claim(store.db, "acme", limit=5) == []
 
 
@@ -116,3 +116,35 @@ async def test_concurrent_claimers_never_get_the_same_operation(db_url: str) -> 
                 group.start_soon(claimer, graph.db)
         assert len(claimed) == 120 and len(set(claimed)) == 120
         assert await outbox.counts_by_state(one.db) == {("acme", "in_flight"): 120}
+
+
+async def test_retry_and_cancel_act_only_on_the_states_they_name(store: GraphStore) -> None:
+    async with store.db.write() as conn:
+        await outbox.enqueue(conn, [_spec("create", basis=b) for b in ("a", "b", "c")])
+    first, second, third = await outbox.claim(store.db, "acme", limit=3)
+    later = utcnow() + timedelta(hours=1)
+    state = await outbox.fail(
+        store.db, first, "HTTP 422", retry_at=later, max_attempts=1, status=422, message="no"
+    )
+    assert state == "dead"
+    # `second` stays in flight, as if the daemon were pushing it right now.
+    assert await outbox.retry_dead(store.db, actor="ann", ids=[first.id, second.id]) == [
+        outbox.Changed(first.id, "acme", "create", None)
+    ]
+    assert await outbox.cancel(store.db, [second.id], actor="ann") == []
+    await outbox.fail(store.db, third, "HTTP 422", retry_at=later, max_attempts=1)
+    assert [c.id for c in await outbox.cancel(store.db, [first.id, third.id], actor="ann")] == [
+        first.id,
+        third.id,
+    ]
+    assert await outbox.counts_by_state(store.db) == {
+        ("acme", "cancelled"): 2,
+        ("acme", "in_flight"): 1,
+    }
+    detail = await oplog.operation_detail(store.db, first.id)
+    assert detail is not None and detail.finished_at is not None
+    assert [(a.outcome, a.status, a.message) for a in detail.attempts] == [
+        ("dead", 422, "no"),
+        ("retried", None, "by ann"),
+        ("cancelled", None, "by ann"),
+    ]

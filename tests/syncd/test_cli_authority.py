@@ -75,7 +75,8 @@ async def test_refused_feeds_show_and_a_shrink_is_approved_by_version(tmp_path: 
         assert {op["state"] for op in held} == {"held"}
         # Rejected, they are dead: plan shows them with that state.
         rejected = await syncd("reject", *args)
-        assert json.loads(rejected.stdout) == {"rejected": 9}
+        dropped = json.loads(rejected.stdout)
+        assert dropped["rejected"] == 9 and dropped["emails"] == sorted(leavers)
         plan = json.loads((await syncd("plan", *args)).stdout)
         dead = [op for op in plan["operations"] if op["op"] == "deactivate"]
         assert sorted(op["email"] for op in dead) == leavers

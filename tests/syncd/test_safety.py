@@ -159,7 +159,7 @@ async def test_a_leavers_accounts_in_conflicts_are_held_not_left(
         assert live["influitive"]["open_conflicts"] == 3
 
         # An operator approves: they go.
-        await outbox.release_held(engine.store.db, approve=True)
+        await outbox.release_held(engine.store.db, approve=True, actor="t")
         await engine.push("influitive")
         users = {str(user["id"]): user for user in world.users("influitive")}
         for held in ("998001", "998002", "5000004"):
@@ -331,7 +331,7 @@ async def test_email_changes_to_a_new_domain_or_past_the_guard_are_held(
         for name in engine.connectors:
             await engine.push(name)
         assert "person2@corp.example" in by_email(world, "thought_industries")
-        await outbox.release_held(engine.store.db, approve=True)
+        await outbox.release_held(engine.store.db, approve=True, actor="t")
         for name in engine.connectors:
             await engine.push(name)
         assert "person2@newco.example" in by_email(world, "thought_industries")
