@@ -69,6 +69,7 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311  (timing jitter, not security)
 
 
+FORBIDDEN = 403  # a write refused for good; a 401 is a credential the vendor rejects
 # Statuses that say "not now" rather than "not this": the write may pass by itself.
 _PASSING_STATUSES = frozenset({408, 423, 425, 429})
 
@@ -178,8 +179,11 @@ class Pusher:
         try:
             await self._apply(op)
         except AuthenticationError as exc:
-            stats.auth_failed = True
-            await self._failed(op, exc, stats, final=False, attempts_back=True, kind=AUTH)
+            if exc.status == FORBIDDEN:  # this write is not allowed; the key itself works
+                await self._failed(op, exc, stats, final=True, kind=REFUSED)
+            else:
+                stats.auth_failed = True
+                await self._failed(op, exc, stats, final=False, attempts_back=True, kind=AUTH)
         except LookupFailed as exc:
             await self._failed(op, exc.cause, stats, final=False, kind=LOOKUP)
         except LookalikeRefused as exc:

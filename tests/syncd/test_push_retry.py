@@ -165,3 +165,24 @@ async def test_a_create_the_vendor_refuses_is_not_planned_again(world: World, db
         assert len(await creates(engine, "influitive")) == 2  # waits for the HR data, not a retry
         dead = await outbox.dead_creates(engine.store.db)
         assert dead["influitive"] == {"dead_creates_need_operator": 1}
+
+
+async def test_a_403_on_a_write_is_dead_at_once_while_a_401_parks(
+    world: World, db_url: str
+) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await engine.apply_feed()
+        for name in ("userflow", "partnerize"):
+            assert (await engine.list_connector(name)).complete
+        forbidden = world.sims["userflow"].settings.faults
+        forbidden.server_error_share, forbidden.server_error_status = 1.0, 403
+        world.sims["partnerize"].settings.faults.unauthorized = True
+        refused = await engine.push("userflow")
+        parked = await engine.push("partnerize")
+        rows = await creates(engine, "userflow")
+        assert {row["state"] for row in rows} == {"dead"}  # this write is not allowed
+        assert all(row["attempts"] == 1 and row["error_kind"] == "refused" for row in rows)
+        assert "HTTP 403" in str(rows[0]["last_error"])
+        assert not refused.auth_failed
+        assert parked.auth_failed  # the key itself is rejected: nothing dies, the connector parks
+        assert {row["state"] for row in await creates(engine, "partnerize")} == {"pending"}
