@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.audit import SYNCD, record_operations
 from graph.db import Database
 from graph.models import operation_table, utcnow
 from graph.sql import IN_CHUNK, chunks, dumps, from_row, insert_for, loads
@@ -161,11 +162,12 @@ async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperatio
     return sorted((_queued(row) for row in rows), key=lambda op: order[op.id])
 
 
-async def _set(db: Database, op_id: int, **values: Any) -> None:
+async def _set(db: Database, op_id: int, outcome: str, **values: Any) -> None:
     async with db.write() as conn:
         await conn.execute(
             sa.update(o).where(o.c.id == op_id).values(updated_at=utcnow(), **values)
         )
+        await record_operations(conn, o.c.id == op_id, outcome, detail=values.get("last_error"))
 
 
 async def complete(conn: AsyncConnection, op_id: int) -> None:
@@ -175,6 +177,7 @@ async def complete(conn: AsyncConnection, op_id: int) -> None:
         .where(o.c.id == op_id)
         .values(state="done", last_error=None, error_kind=None, updated_at=utcnow())
     )
+    await record_operations(conn, o.c.id == op_id, "done")
 
 
 async def fail(
@@ -202,6 +205,7 @@ async def fail(
     await _set(
         db,
         op.id,
+        "dead" if dead else "retry",
         state=state,
         last_error=error[:2000],
         error_kind=kind,
@@ -222,17 +226,22 @@ async def recover_in_flight(db: Database, connector: str | None = None) -> int:
     return int(result.rowcount)
 
 
-async def release_held(db: Database, *, approve: bool, connector: str | None = None) -> int:
-    """Approve held operations (they go out) or reject them (they never do)."""
-    query = sa.update(o).where(o.c.state == "held")
+async def release_held(
+    db: Database, *, approve: bool, connector: str | None = None, actor: str = SYNCD
+) -> int:
+    """Approve held operations (they go out) or reject them (they never do); `actor` did it."""
+    held = o.c.state == "held"
     if connector is not None:
-        query = query.where(o.c.connector == connector)
+        held = sa.and_(held, o.c.connector == connector)
+    query = sa.update(o).where(held)
     values: dict[str, Any] = (
         {"state": "pending", "last_error": None}
         if approve
         else {"state": "dead", "last_error": "rejected by an operator", "error_kind": REJECTED}
     )
     async with db.write() as conn:
+        action, outcome = ("approve", "approved") if approve else ("reject", "rejected")
+        await record_operations(conn, held, outcome, actor=actor, action=action)
         result = await conn.execute(query.values(updated_at=utcnow(), **values))
     return int(result.rowcount)
 
