@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.bulk import Bulk
 from graph.models import account_table, event_table, operation_table, person_email_table, utcnow
 from graph.sql import dumps, event_row, loads
 
@@ -40,7 +41,7 @@ VERIFY_BATCH = 5_000
 
 
 def _canonical(value: object) -> object:
-    """A value in a form that reads back the same from SQLite and PostgreSQL."""
+    """A value as JSON can hold it: times in UTC (SQLite's stored text stays as it is)."""
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -64,11 +65,16 @@ def chain(rows: Iterable[Mapping[Any, Any]], seq: int, prev_hash: str) -> list[d
     return links
 
 
-SEAL = (
-    sa.update(e)
-    .where(e.c.id == sa.bindparam("event_id"))
-    .values(seq=sa.bindparam("seq"), hash=sa.bindparam("hash"), prev_hash=sa.bindparam("prev_hash"))
-)
+# The chained columns as the driver returns them, so a hash covers exactly what is stored.
+_SELECT = f"SELECT {', '.join(CONTENT)}, hash, prev_hash FROM event"  # noqa: S608 (constants)
+_SEAL = "UPDATE event SET seq = ?, hash = ?, prev_hash = ? WHERE id = ?"
+
+
+async def _fetch(bulk: Bulk, where: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+    names = (*CONTENT, "hash", "prev_hash")
+    return [
+        dict(zip(names, row, strict=True)) for row in await bulk.fetch(f"{_SELECT} {where}", params)
+    ]
 
 
 async def seal(conn: AsyncConnection) -> int:
@@ -77,25 +83,19 @@ async def seal(conn: AsyncConnection) -> int:
     Appends are serialized: SQLite's writer already holds the write lock, PostgreSQL
     takes an advisory lock until commit, so two writers never extend the same end.
     """
-    rows = (
-        (await conn.execute(sa.select(*e.c).where(e.c.seq.is_(None)).order_by(e.c.id)))
-        .mappings()
-        .all()
-    )
+    bulk = await Bulk.on(conn)
+    rows = await _fetch(bulk, "WHERE seq IS NULL ORDER BY id")
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
-    last = (
-        await conn.execute(
-            sa.select(e.c.seq, e.c.hash)
-            .where(e.c.seq.is_not(None))
-            .order_by(e.c.seq.desc())
-            .limit(1)
-        )
-    ).first()
-    links = chain(rows, last.seq, last.hash) if last is not None else chain(rows, 0, GENESIS)
-    await conn.execute(SEAL, links)
+    last = await bulk.fetch(
+        "SELECT seq, hash FROM event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+    )
+    links = chain(rows, *last[0]) if last else chain(rows, 0, GENESIS)
+    await bulk.executemany(
+        _SEAL, [(link["seq"], link["hash"], link["prev_hash"], link["event_id"]) for link in links]
+    )
     return len(links)
 
 
@@ -122,17 +122,10 @@ class Verified:
 
 async def verify(conn: AsyncConnection) -> Verified:
     """Walk the chain in order, recomputing every hash; name the first broken link."""
+    bulk = await Bulk.on(conn)
     prev_hash, expected, checked = GENESIS, 1, 0
     while True:
-        rows = (
-            (
-                await conn.execute(
-                    sa.select(*e.c).where(e.c.seq >= expected).order_by(e.c.seq).limit(VERIFY_BATCH)
-                )
-            )
-            .mappings()
-            .all()
-        )
+        rows = await _fetch(bulk, "WHERE seq >= ? ORDER BY seq LIMIT ?", (expected, VERIFY_BATCH))
         for row in rows:
             broken = _check(row, expected, prev_hash)
             if broken is not None:

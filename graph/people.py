@@ -299,10 +299,10 @@ async def _update_matched(
             if getattr(row, name) != getattr(item.record, name):
                 before[name], after[name] = getattr(row, name), getattr(item.record, name)
         if row.attributes_json != item.attributes_json:
-            before["attributes"], after["attributes"] = (
-                loads(row.attributes_json),
-                loads(item.attributes_json),
-            )
+            old, new = loads(row.attributes_json), loads(item.attributes_json)
+            changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+            before["attributes"] = {key: old.get(key) for key in changed}
+            after["attributes"] = {key: new.get(key) for key in changed}
         primary = row.primary_email
         for email, raw in item.emails:
             holder = owner.get(email)

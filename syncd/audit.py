@@ -169,18 +169,20 @@ def _line(event: dict[str, Any]) -> str:
     return "  ".join(part for part in parts if part)
 
 
-def _change(old: Any, new: Any) -> str:
-    """`key: old → new` for each key that changed, or the new values alone."""
+def _change(old: Any, new: Any, prefix: str = "") -> str:
+    """`key: old → new` for each key that changed (nested ones dotted), or new values alone."""
     if not isinstance(new, dict):
         return ""
     before = old if isinstance(old, dict) else {}
     items = []
     for key in sorted(new):
-        if key in before:
-            items.append(f"{key}: {before[key]!r} → {new[key]!r}")
+        if isinstance(new[key], dict):
+            items.append(_change(before.get(key), new[key], f"{prefix}{key}."))
+        elif key in before:
+            items.append(f"{prefix}{key}: {before[key]!r} → {new[key]!r}")
         else:
-            items.append(f"{key}={new[key]!r}")
-    return ", ".join(items)
+            items.append(f"{prefix}{key}={new[key]!r}")
+    return ", ".join(item for item in items if item)
 
 
 def add_commands(

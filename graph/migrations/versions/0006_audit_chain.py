@@ -37,8 +37,8 @@ def upgrade() -> None:
     bind.execute(sa.text("UPDATE event SET actor = 'syncd'"))
     event = sa.table(
         "event",
-        sa.column("at", sa.DateTime(timezone=True)),
-        *(sa.column(name) for name in ("id", "source", "kind", "subject", "subject_id")),
+        # Untyped: the values as the driver returns them, as `seal` and `verify` read them.
+        *(sa.column(name) for name in ("id", "at", "source", "kind", "subject", "subject_id")),
         *(sa.column(name) for name in ("old_json", "new_json", "hash", "prev_hash", *_COLUMNS)),
     )
     rows = bind.execute(sa.select(event).order_by(event.c.id)).mappings().all()
