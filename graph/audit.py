@@ -38,6 +38,8 @@ CONTENT = (
     "new_json",
 )
 VERIFY_BATCH = 5_000
+# Events in the order they joined the chain (on PostgreSQL not always their id order).
+CHAIN_ORDER = (e.c.seq.asc().nulls_last(), e.c.id)
 
 
 def _canonical(value: object) -> object:
@@ -261,14 +263,14 @@ async def history(conn: AsyncConnection, person_id: int) -> list[dict[str, Any]]
                 sa.and_(e.c.subject == "account", e.c.subject_id.in_(accounts)),
             )
         )
-        .order_by(e.c.id)
+        .order_by(*CHAIN_ORDER)
     )
     return [_plain(row) for row in (await conn.execute(query)).mappings()]
 
 
 async def events_since(conn: AsyncConnection, since: datetime | None) -> list[dict[str, Any]]:
     """Every event at or after `since` (all when None), in chain order."""
-    query = sa.select(*e.c).order_by(e.c.id)
+    query = sa.select(*e.c).order_by(*CHAIN_ORDER)
     if since is not None:
         query = query.where(e.c.at >= since)
     return [_plain(row) for row in (await conn.execute(query)).mappings()]

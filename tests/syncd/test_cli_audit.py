@@ -26,7 +26,11 @@ async def test_history_shows_a_hire_a_title_change_a_leaver_and_who_linked(
     async with serving("influitive") as (sim, url):
         config = fed_config(tmp_path, rows, urls={"influitive": url})
         args = ("--config", str(config))
-        assert (await syncd("once", *args)).returncode == 0
+        first = await syncd("once", "--log-level", "info", *args)
+        assert first.returncode == 0, first.stderr
+        pushed = [line for line in first.stderr.splitlines() if "push.done" in line]
+        assert len(pushed) == PEOPLE
+        assert all("external_id" in line and "@" not in line for line in pushed)
         write_feed(tmp_path / "hr.csv", [person(0, title="Director"), *rows[1:]])
         assert (await syncd("once", *args)).returncode == 0
         write_feed(tmp_path / "hr.csv", [person(0, status="terminated"), *rows[1:]])
