@@ -97,14 +97,8 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_event_subject", "subject", "subject_id"),
         sa.Index("ix_event_person_id", "person_id"),
+        # Also finds the events not chained yet (seq IS NULL): a handful at a time.
         sa.Index("uq_event_seq", "seq", unique=True),
-        # Partial: only events their transaction has not yet chained, a handful at a time.
-        sa.Index(
-            "ix_event_unsealed",
-            "id",
-            sqlite_where=sa.text("seq IS NULL"),
-            postgresql_where=sa.text("seq IS NULL"),
-        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -25,13 +25,6 @@ def upgrade() -> None:
             batch_op.add_column(sa.Column(name, sa.String(), nullable=True))
         batch_op.create_index("uq_event_seq", ["seq"], unique=True)
         batch_op.create_index("ix_event_person_id", ["person_id"], unique=False)
-        batch_op.create_index(
-            "ix_event_unsealed",
-            ["id"],
-            unique=False,
-            sqlite_where=sa.text("seq IS NULL"),
-            postgresql_where=sa.text("seq IS NULL"),
-        )
     # Everything recorded before was syncd's own doing; chain it in the order it happened.
     bind = op.get_bind()
     bind.execute(sa.text("UPDATE event SET actor = 'syncd'"))
@@ -59,7 +52,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Revert this revision."""
     with op.batch_alter_table("event", schema=None) as batch_op:
-        batch_op.drop_index("ix_event_unsealed")
         batch_op.drop_index("ix_event_person_id")
         batch_op.drop_index("uq_event_seq")
         for name in ("prev_hash", "hash", *reversed(_COLUMNS)):
