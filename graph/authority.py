@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.audit import SYNCD, record_operator_action
 from graph.models import authority_state_table, utcnow
 from graph.sql import insert_for
 
@@ -90,12 +91,23 @@ async def save_applied(conn: AsyncConnection, source: str, digest: str) -> None:
     )
 
 
-async def approve_refused(conn: AsyncConnection, source: str) -> AuthorityState | None:
-    """Approve the refused feed version; None when no approvable feed is refused."""
+async def approve_refused(
+    conn: AsyncConnection, source: str, actor: str = SYNCD
+) -> AuthorityState | None:
+    """Approve the refused feed version (`actor` did); None when none is refused."""
     state = await authority_state(conn, source)
     if state.refused_digest is None:
         return None
     await _save(conn, source, {"approved_digest": state.refused_digest})
+    await record_operator_action(
+        conn,
+        actor,
+        "approve_authority",
+        subject="authority",
+        detail=state.refused_reason,
+        old={"approved_digest": state.approved_digest},
+        new={"approved_digest": state.refused_digest, "deprovisions": state.refused_count},
+    )
     return state
 
 

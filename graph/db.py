@@ -23,6 +23,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from graph.audit import seal
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # SQLite's primary result codes for "another connection holds the lock".
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
@@ -234,6 +236,7 @@ class Database:
         """
         async with _transaction(self.writer, whole=True) as conn:
             yield conn
+            await seal(conn)  # the events it recorded join the audit chain before it commits
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -195,8 +195,9 @@ _ACCOUNT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Rows per multi-row INSERT: 12 parameters each, well under both drivers' limits.
 INSERT_ROWS = 1_000
 
-_CREATED_EVENTS = """INSERT INTO event (at, source, kind, subject, subject_id)
-  SELECT ?, ?, 'account.created', 'account', id FROM account WHERE id IN ({ids})"""
+_CREATED_EVENTS = """INSERT INTO event (at, source, kind, subject, subject_id, actor, connector)
+  SELECT ?, connector, 'account.created', 'account', id, 'syncd', connector
+  FROM account WHERE id IN ({ids})"""
 
 _EXISTING = """SELECT id, external_id, payload_hash, missing_since FROM account
   WHERE connector = ? AND external_id IN ({ids})"""
@@ -279,9 +280,7 @@ async def _write_chunk(
             )
             created.extend(row[0] for row in rows)
         for ids in chunks(created, IN_CHUNK):
-            await bulk.execute(
-                _CREATED_EVENTS.format(ids=placeholders(len(ids))), [at, listing.connector, *ids]
-            )
+            await bulk.execute(_CREATED_EVENTS.format(ids=placeholders(len(ids))), [at, *ids])
         stats.inserted += len(created)
         listing.inserted += len(created)
         if len(created) < len(new_items):
@@ -300,7 +299,15 @@ async def _write_chunk(
         for old in old_rows:
             before, after = _changes(old, changed_ids[old.id])
             events.append(
-                event_row(listing.connector, "account.updated", old.id, now, before, after)
+                event_row(
+                    listing.connector,
+                    "account.updated",
+                    old.id,
+                    now,
+                    before,
+                    after,
+                    connector=listing.connector,
+                )
             )
         await conn.execute(
             sa.update(a)
@@ -329,7 +336,15 @@ async def _write_chunk(
             sa.update(a).where(a.c.id.in_(reappeared)).values(missing_since=None, changed_at=now)
         )
         events.extend(
-            event_row(listing.connector, "account.reappeared", account_id, now, None, None)
+            event_row(
+                listing.connector,
+                "account.reappeared",
+                account_id,
+                now,
+                None,
+                None,
+                connector=listing.connector,
+            )
             for account_id in reappeared
         )
         stats.updated += len(reappeared)
@@ -463,7 +478,15 @@ async def finish_listing(
                     conn,
                     sa.insert(event_table),
                     [
-                        event_row(listing.connector, "account.missing", account_id, now, None, None)
+                        event_row(
+                            listing.connector,
+                            "account.missing",
+                            account_id,
+                            now,
+                            None,
+                            None,
+                            connector=listing.connector,
+                        )
                         for account_id in missing
                     ],
                 )

@@ -94,7 +94,12 @@ class Account(SQLModel, table=True):
 class Event(SQLModel, table=True):
     """An append-only audit record of one change."""
 
-    __table_args__ = (sa.Index("ix_event_subject", "subject", "subject_id"),)
+    __table_args__ = (
+        sa.Index("ix_event_subject", "subject", "subject_id"),
+        sa.Index("ix_event_person_id", "person_id"),
+        # Also finds the events not chained yet (seq IS NULL): a handful at a time.
+        sa.Index("uq_event_seq", "seq", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=_ts())
@@ -104,6 +109,15 @@ class Event(SQLModel, table=True):
     subject_id: int
     old_json: str | None = None
     new_json: str | None = None
+    actor: str | None = None  # `syncd`, or the operator's user name
+    connector: str | None = None
+    person_id: int | None = None  # no foreign key: the trail outlives what it names
+    operation_id: int | None = None
+    outcome: str | None = None
+    detail: str | None = None  # why: the vendor's error, an operator's reason
+    seq: int | None = None  # place in the hash chain
+    hash: str | None = None  # sha256 of the content and prev_hash (graph/audit.py)
+    prev_hash: str | None = None
 
 
 class Operation(SQLModel, table=True):

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.audit import record_operations
 from graph.db import Database
 from graph.models import operation_attempt_table, operation_table, utcnow
 from graph.sql import IN_CHUNK, chunks, dumps, from_row, insert_for, loads
@@ -205,6 +206,7 @@ async def complete(conn: AsyncConnection, op_id: int, account_id: int | None = N
         )
     )
     await record_attempt(conn, op_id, "done")
+    await record_operations(conn, o.c.id == op_id, "done")
 
 
 async def fail(
@@ -249,6 +251,9 @@ async def fail(
         )
         await record_attempt(
             conn, op.id, "dead" if dead else "retry", status=status, message=message or error
+        )
+        await record_operations(
+            conn, o.c.id == op.id, "dead" if dead else "retry", detail=error[:2000]
         )
     return state
 
@@ -330,6 +335,10 @@ async def cancel(db: Database, ids: Iterable[int], *, actor: str) -> list[Change
     return await _transition(db, ("pending", "held", "dead"), values, "cancelled", actor, ids=ids)
 
 
+# The audit trail's name for each operator action, by the outcome it gives.
+_ACTIONS = {"approved": "approve", "rejected": "reject", "retried": "retry", "cancelled": "cancel"}
+
+
 async def _transition(
     db: Database,
     states: tuple[str, ...],
@@ -363,6 +372,9 @@ async def _transition(
         ).all()
         for row in rows:
             await record_attempt(conn, row.id, outcome, message=f"by {actor}")
+        if rows:
+            changed = o.c.id.in_([row.id for row in rows])
+            await record_operations(conn, changed, outcome, actor=actor, action=_ACTIONS[outcome])
     return sorted((from_row(Changed, row) for row in rows), key=lambda item: item.id)
 
 

@@ -242,6 +242,7 @@ async def _upsert_chunk(
                     None,
                     {"email": item.primary, "lifecycle": item.record.lifecycle},
                     "person",
+                    person_id=person_id,
                 )
             )
         stats.created += len(creates)
@@ -298,10 +299,10 @@ async def _update_matched(
             if getattr(row, name) != getattr(item.record, name):
                 before[name], after[name] = getattr(row, name), getattr(item.record, name)
         if row.attributes_json != item.attributes_json:
-            before["attributes"], after["attributes"] = (
-                loads(row.attributes_json),
-                loads(item.attributes_json),
-            )
+            old, new = loads(row.attributes_json), loads(item.attributes_json)
+            changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+            before["attributes"] = {key: old.get(key) for key in changed}
+            after["attributes"] = {key: new.get(key) for key in changed}
         primary = row.primary_email
         for email, raw in item.emails:
             holder = owner.get(email)
@@ -337,7 +338,18 @@ async def _update_matched(
                 "version": row.version + 1,
             }
         )
-        events.append(event_row(source, "person.updated", person_id, now, before, after, "person"))
+        events.append(
+            event_row(
+                source,
+                "person.updated",
+                person_id,
+                now,
+                before,
+                after,
+                "person",
+                person_id=person_id,
+            )
+        )
         stats.changed.add(person_id)
     if updates:
         await conn.execute(
@@ -412,7 +424,16 @@ async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: 
         conn,
         sa.insert(event_table),
         [
-            event_row(source, "person.deprovisioned", person_id, now, None, None, "person")
+            event_row(
+                source,
+                "person.deprovisioned",
+                person_id,
+                now,
+                None,
+                None,
+                "person",
+                person_id=person_id,
+            )
             for person_id in ids
         ],
     )

@@ -40,8 +40,9 @@ WHERE account.id = c.account_id AND c.claims = 1 AND c.held = 0
 """
 
 _LINK_EVENTS = """
-INSERT INTO event (at, source, kind, subject, subject_id, old_json, new_json)
-SELECT :now, 'resolver', 'account.linked', 'account', a.id, NULL,
+INSERT INTO event (at, source, kind, subject, subject_id, actor, connector, person_id, old_json,
+                   new_json)
+SELECT :now, 'resolver', 'account.linked', 'account', a.id, 'syncd', a.connector, a.person_id, NULL,
        '{{"person_id":' || a.person_id || ',"method":"email"}}'
 FROM account a
 WHERE a.linked_at = :now AND a.link_method = 'email' {scope}

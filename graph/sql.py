@@ -69,9 +69,22 @@ def event_row(
     old: object,
     new: object,
     subject: str = "account",
+    *,
+    actor: str = "syncd",
+    connector: str | None = None,
+    person_id: int | None = None,
+    operation_id: int | None = None,
+    outcome: str | None = None,
+    detail: str | None = None,
 ) -> dict[str, Any]:
-    """One audit event, as a row for the event table."""
+    """One audit event, as a row for the event table (chained when its transaction ends)."""
     return {
+        "actor": actor,
+        "connector": connector,
+        "person_id": person_id,
+        "operation_id": operation_id,
+        "outcome": outcome,
+        "detail": detail,
         "at": at,
         "source": source,
         "kind": kind,

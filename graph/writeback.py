@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.audit import SYNCD
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.ingest import prepare
 from graph.models import (
@@ -67,7 +68,14 @@ async def record_account(
             await conn.execute(
                 sa.insert(event_table),
                 event_row(
-                    SOURCE, "account.created", account_id, now, None, {"person_id": person_id}
+                    SOURCE,
+                    "account.created",
+                    account_id,
+                    now,
+                    None,
+                    {"person_id": person_id},
+                    connector=connector,
+                    person_id=person_id,
                 ),
             )
             return account_id
@@ -86,7 +94,14 @@ async def record_account(
     await conn.execute(
         sa.insert(event_table),
         event_row(
-            SOURCE, "account.updated", account_id, now, None, {"person_id": link.get("person_id")}
+            SOURCE,
+            "account.updated",
+            account_id,
+            now,
+            None,
+            {"person_id": link.get("person_id")},
+            connector=connector,
+            person_id=person_id,
         ),
     )
     return account_id
@@ -145,6 +160,7 @@ async def link(
     external_id: str,
     email: str,
     policy: EmailPolicy = DEFAULT_POLICY,
+    actor: str = SYNCD,
 ) -> int:
     """Link an account to the person with this email; resolution will not undo it."""
     normalized = normalize_email(email, policy)
@@ -160,20 +176,26 @@ async def link(
     if person_id is None:
         raise LinkError("no person has that email")
     account_id = await _account_id(conn, connector, external_id)
-    await _set_link(conn, account_id, int(person_id), "account.linked_manually")
+    await _set_link(conn, account_id, int(person_id), "account.linked_manually", actor)
     return int(person_id)
 
 
-async def unlink(conn: AsyncConnection, connector: str, external_id: str) -> None:
+async def unlink(
+    conn: AsyncConnection, connector: str, external_id: str, actor: str = SYNCD
+) -> None:
     """Detach an account from its person; resolution will not link it again."""
-    await _set_link(conn, await _account_id(conn, connector, external_id), None, "account.unlinked")
+    account_id = await _account_id(conn, connector, external_id)
+    await _set_link(conn, account_id, None, "account.unlinked", actor)
 
 
 async def _set_link(
-    conn: AsyncConnection, account_id: int, person_id: int | None, kind: str
+    conn: AsyncConnection, account_id: int, person_id: int | None, kind: str, actor: str
 ) -> None:
     now = utcnow()
-    old = (await conn.execute(sa.select(a.c.person_id).where(a.c.id == account_id))).scalar()
+    row = (
+        await conn.execute(sa.select(a.c.person_id, a.c.connector).where(a.c.id == account_id))
+    ).one()
+    old = row.person_id
     await conn.execute(
         sa.update(a)
         .where(a.c.id == account_id)
@@ -187,5 +209,15 @@ async def _set_link(
     )
     await conn.execute(
         sa.insert(event_table),
-        event_row("operator", kind, account_id, now, {"person_id": old}, {"person_id": person_id}),
+        event_row(
+            "operator",
+            kind,
+            account_id,
+            now,
+            {"person_id": old},
+            {"person_id": person_id},
+            actor=actor,
+            connector=row.connector,
+            person_id=person_id if person_id is not None else old,
+        ),
     )

@@ -262,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency-ms", type=_milliseconds, default=0.0, help="added to every request")
     sim.set_defaults(handler=_sim)
     _add_engine_commands(commands)
+    from syncd.audit import add_commands as add_audit_commands
+
+    add_audit_commands(commands, _config_option, _common)
     return parser
 
 

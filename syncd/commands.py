@@ -27,6 +27,7 @@ from graph.models import utcnow
 from graph.people import primary_emails
 from graph.store import GraphStore
 from syncd import backstop, views
+from syncd.audit import operator
 from syncd.boundary import UsageError
 from syncd.config import Config, load_config
 from syncd.engine import AUTHORITY_SOURCE, CREDENTIALS_REJECTED, Engine
@@ -295,7 +296,7 @@ async def _approve_authority(config: Config, args: argparse.Namespace) -> int:
     async def approve(store: GraphStore) -> tuple[AuthorityState, AuthorityState | None]:
         async with store.db.write() as conn:
             return await authority_state(conn, AUTHORITY_SOURCE), await approve_refused(
-                conn, AUTHORITY_SOURCE
+                conn, AUTHORITY_SOURCE, operator()
             )
 
     state, approved = await _with_store(config, approve)
@@ -423,9 +424,11 @@ async def run_link(config: Config, args: argparse.Namespace) -> int:
     async def work(store: GraphStore) -> None:
         async with store.db.write() as conn:
             if args.command == "link":
-                await writeback.link(conn, args.connector, args.external_id, args.email)
+                await writeback.link(
+                    conn, args.connector, args.external_id, args.email, actor=operator()
+                )
             else:
-                await writeback.unlink(conn, args.connector, args.external_id)
+                await writeback.unlink(conn, args.connector, args.external_id, operator())
 
     try:
         await _with_store(config, work)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,18 +14,11 @@ from graph.db import Database
 from graph.emails import normalize_email
 from graph.models import utcnow
 from graph.store import GraphStore
+from syncd.audit import operator
 from syncd.boundary import EX_FAILURE, EX_OK, EX_TEMPFAIL, UsageError
 from syncd.config import Config
 
 _ERROR_WIDTH = 100
-
-
-def operator() -> str:
-    """Who runs this command: the local user name."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no name for this uid (a bare container)
-        return f"uid {os.getuid()}"
 
 
 async def run_ops(config: Config, args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -42,6 +43,11 @@ from graph.outbox import (
 from graph.writeback import mark_deactivated, record_account
 
 log = structlog.get_logger("syncd.push")
+
+
+def _debugging() -> bool:
+    """True when debug logs are written: only then may a push's log name the person's email."""
+    return logging.getLogger("syncd.push").isEnabledFor(logging.DEBUG)
 
 
 @dataclass
@@ -259,14 +265,14 @@ class Pusher:
             except VendorHTTPError as exc:
                 if exc.status != 404:  # an account that is gone has no access left
                     raise
-            await self._finish(op, deactivated=True)
+            await self._finish(op, external_id, deactivated=True)
         elif op.op == "delete":
             try:
                 await connector.delete_account(external_id)
             except VendorHTTPError as exc:
                 if exc.status != 404:  # already gone is what a delete wants
                     raise
-            await self._finish(op, deactivated=True)
+            await self._finish(op, external_id, deactivated=True)
         else:
             raise UnsupportedOperation(connector.vendor, f"unknown operation {op.op!r}")
 
@@ -359,9 +365,23 @@ class Pusher:
                 policy=self.policy,
             )
             await complete(conn, op.id, account_id)
+        self._done(op, account.external_id)
 
-    async def _finish(self, op: QueuedOperation, *, deactivated: bool) -> None:
+    async def _finish(self, op: QueuedOperation, external_id: str, *, deactivated: bool) -> None:
         async with self.db.write() as conn:
             if deactivated and op.account_id is not None:
                 await mark_deactivated(conn, op.account_id)
             await complete(conn, op.id)
+        self._done(op, external_id)
+
+    def _done(self, op: QueuedOperation, external_id: str) -> None:
+        """Log a confirmed write; the person's email only when debugging."""
+        email = op.payload.get("email") if _debugging() else None
+        self.log.info(
+            "push.done",
+            op=op.op,
+            operation=op.id,
+            external_id=external_id,
+            person=op.person_id,
+            **({"email": email} if email else {}),
+        )
