@@ -499,13 +499,15 @@ async def finish_listing(
                     present=len(present),
                     reason=result.refused,
                 )
+        whole = complete and result.refused is None
         await _save_state(
             conn,
             listing.connector,
             listing_finished_at=now,
-            listing_complete=complete and result.refused is None,
+            listing_complete=whole,
             page_count=listing.pages,
             account_count=listing.listed,
+            **({"last_complete_at": now} if whole else {}),
         )
         if listing.inserted >= ANALYZE_AFTER and listing.inserted * 10 >= listing.listed:
             # Fresh statistics after a bulk load; stale ones make resolution plans quadratic.

@@ -181,6 +181,7 @@ class ConnectorState(SQLModel, table=True):
     listing_started_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     listing_finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     listing_complete: bool = False
+    last_complete_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     page_count: int = 0
     account_count: int = 0
     learned_rate: float | None = None

@@ -94,6 +94,7 @@ class ListingView:
     connector: str
     finished_at: datetime | None
     complete: bool
+    last_complete_at: datetime | None
     accounts: int
     learned_rate: float | None
     problem: str | None
@@ -254,6 +255,7 @@ async def listings(db: Database) -> dict[str, ListingView]:
             connector=row.connector,
             finished_at=row.listing_finished_at,
             complete=bool(row.listing_complete),
+            last_complete_at=row.last_complete_at,
             accounts=row.account_count,
             learned_rate=row.learned_rate,
             problem=row.parked_reason,

@@ -338,6 +338,7 @@ async def run_status(config: Config, args: argparse.Namespace) -> int:
                 "listed": listing is not None and listing.finished_at is not None,
                 "listing_complete": listing is not None and listing.complete,
                 "last_listing_at": listing and listing.finished_at,
+                "last_complete_at": listing and listing.last_complete_at,
                 "accounts": _plain(count) if count else {},
                 "outbox": {s: n for (c, s), n in by_state.items() if c == name},
                 "held_reasons": reasons.get(name, {}),

@@ -88,8 +88,11 @@ def outbox_counts(states: Mapping[str, int]) -> str:
 def _listing(item: Mapping[str, Any], now: datetime) -> str:
     if not item["listed"]:
         return "never listed"
-    done = "complete" if item["listing_complete"] else "INCOMPLETE"
-    return f"{done} {age(item['last_listing_at'], now)}"
+    if item["listing_complete"]:
+        return f"complete {age(item['last_listing_at'], now)}"
+    last = item.get("last_complete_at")
+    whole = f"complete {age(last, now)}" if last else "never complete"
+    return f"INCOMPLETE {age(item['last_listing_at'], now)}; last {whole}"
 
 
 def _problem(item: Mapping[str, Any]) -> str | None:

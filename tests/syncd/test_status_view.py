@@ -129,7 +129,8 @@ async def test_status_orphans_and_person_read_as_text_and_json(tmp_path: Path) -
         failed = await syncd("once", *args)
         assert failed.returncode == 1
         status = await syncd("status", *args)
-        assert row(status.stdout, "influitive")[1].startswith("INCOMPLETE ")
+        listing = row(status.stdout, "influitive")[1]
+        assert listing.startswith("INCOMPLETE ") and "; last complete " in listing, listing
         assert "influitive: PARKED: credentials rejected" in status.stdout
         assert "(1 listing(s) in a row)" in status.stdout
         item = json.loads((await syncd("status", "--json", *args)).stdout)["connectors"][
