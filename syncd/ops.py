@@ -14,6 +14,7 @@ from graph.db import Database
 from graph.emails import normalize_email
 from graph.models import utcnow
 from graph.store import GraphStore
+from syncd import views
 from syncd.audit import operator
 from syncd.boundary import EX_FAILURE, EX_OK, EX_TEMPFAIL, UsageError
 from syncd.config import Config
@@ -147,11 +148,7 @@ def _table(rows: list[oplog.OperationRow]) -> str:
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join([*(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)), line[-1]])
-        for line in [header, *lines]
-    )
+    return views.table(header, lines)
 
 
 def _detail_data(detail: oplog.OperationDetail) -> dict[str, Any]:
