@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -278,14 +278,16 @@ class Changed:
     person_id: int | None
 
 
+class Scope(TypedDict, total=False):
+    """Which operations an operator's command acts on; every key given must match."""
+
+    connector: str | None
+    ids: Iterable[int] | None
+    person_ids: Iterable[int] | None
+
+
 async def release_held(
-    db: Database,
-    *,
-    approve: bool,
-    actor: str,
-    connector: str | None = None,
-    ids: Iterable[int] | None = None,
-    person_ids: Iterable[int] | None = None,
+    db: Database, *, approve: bool, actor: str, **scope: Unpack[Scope]
 ) -> list[Changed]:
     """Approve held operations (they go out) or reject them (they never do); only those named."""
     now = utcnow()
@@ -300,9 +302,7 @@ async def release_held(
         }
     )
     outcome = "approved" if approve else "rejected"
-    return await _transition(
-        db, ("held",), values, outcome, actor, connector=connector, ids=ids, person_ids=person_ids
-    )
+    return await _transition(db, ("held",), values, outcome, actor, **scope)
 
 
 async def retry_dead(
@@ -345,10 +345,7 @@ async def _transition(
     values: dict[str, Any],
     outcome: str,
     actor: str,
-    *,
-    connector: str | None = None,
-    ids: Iterable[int] | None = None,
-    person_ids: Iterable[int] | None = None,
+    **scope: Unpack[Scope],
 ) -> list[Changed]:
     """Move the operations in one of `states` to `values`, and note who did it.
 
@@ -356,11 +353,11 @@ async def _transition(
     (now in flight) is left alone, whatever this command read before.
     """
     query = sa.update(o).where(o.c.state.in_(states))
-    if connector is not None:
+    if (connector := scope.get("connector")) is not None:
         query = query.where(o.c.connector == connector)
-    if ids is not None:
+    if (ids := scope.get("ids")) is not None:
         query = query.where(o.c.id.in_(sorted(set(ids))))
-    if person_ids is not None:
+    if (person_ids := scope.get("person_ids")) is not None:
         query = query.where(o.c.person_id.in_(sorted(set(person_ids))))
     async with db.write() as conn:
         rows = (
