@@ -34,10 +34,10 @@ import structlog
 from bench.database import bench_database
 from connectors.sim.base import SimPerson
 from connectors.sim.fleet import Fleet, simulator_fleet
+from syncd.cli.simfleet import fleet_config, fleet_environ
 from syncd.config import Config
 from syncd.engine import Engine, FeedResult
 from syncd.push import PushStats
-from syncd.simfleet import fleet_config, fleet_environ
 
 FIELDS = ["employee_id", "email", "given_name", "family_name", "title", "status"]
 DOMAIN = "corp.example"

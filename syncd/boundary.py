@@ -46,8 +46,8 @@ def _rules() -> list[tuple[type[BaseException], int, str, str]]:
     from connectors.core.errors import ConnectorError
     from graph.db import DatabaseError, DatabaseURLError
     from graph.lease import LeaseHeld, LeaseLost
+    from syncd.authority.hrfeed import FeedError
     from syncd.config import ConfigError
-    from syncd.hrfeed import FeedError
 
     return [
         (KeyboardInterrupt, EX_INTERRUPTED, "interrupted", ""),

@@ -31,8 +31,8 @@ from graph.people import (
 )
 from graph.resolve import resolve_in
 from graph.store import GraphStore
+from syncd.authority.hrfeed import Feed, FeedChanging, FeedError, read_feed
 from syncd.config import Config, ConfigError, ConnectorConfig, ProvisionConfig, resolve_secrets
-from syncd.hrfeed import Feed, FeedChanging, FeedError, read_feed
 from syncd.plan import Guard, Person, Target
 from syncd.push import Pusher, PushStats, RetryPolicy
 from syncd.reconcile import Policy, ReconcileResult, reconcile

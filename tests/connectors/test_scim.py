@@ -424,7 +424,7 @@ def test_syncd_sim_serves_scim() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [
-        sys.executable, "-m", "syncd.cli", "sim", "scim",
+        sys.executable, "-m", "syncd.cli.main", "sim", "scim",
         "--port", str(port), "--users", "3", "--seed", "1", "--token", TOKEN,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

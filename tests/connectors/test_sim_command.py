@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from connectors.registry import VENDORS
-from syncd.cli import main
+from syncd.cli.main import main
 
 
 def _free_port() -> int:
@@ -25,7 +25,7 @@ def _free_port() -> int:
 def test_sim_command_serves_the_vendor() -> None:
     port = _free_port()
     command = [
-        sys.executable, "-m", "syncd.cli", "sim", "example",
+        sys.executable, "-m", "syncd.cli.main", "sim", "example",
         "--port", str(port), "--users", "5", "--seed", "3", "--token", "tok-cli-123456",
         "--rate", "50", "--latency-ms", "1",
     ]  # fmt: skip
@@ -58,7 +58,7 @@ def test_sim_command_rejects_an_unknown_vendor(capsys: pytest.CaptureFixture[str
 
 
 def test_sim_help_lists_every_vendor_and_its_secrets() -> None:
-    command = [sys.executable, "-m", "syncd.cli", "sim", "--help"]
+    command = [sys.executable, "-m", "syncd.cli.main", "sim", "--help"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     for name, entry in VENDORS.items():

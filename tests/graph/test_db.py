@@ -17,7 +17,7 @@ from sqlalchemy import Connection, create_engine, text
 
 from graph.db import DatabaseError, async_url, display_url, open_database
 from graph.models import metadata
-from syncd.cli import main
+from syncd.cli.main import main
 
 HEAD = "0007"  # the newest migration
 

@@ -24,7 +24,7 @@ def start_syncd(
 ) -> subprocess.Popen[str]:
     """Start `syncd COMMAND ARGS --config CONFIG` in the background, in the tests' environment."""
     return subprocess.Popen(
-        [sys.executable, "-m", "syncd.cli", command, *args, "--config", str(config)],
+        [sys.executable, "-m", "syncd.cli.main", command, *args, "--config", str(config)],
         env={**os.environ, **ENV, **(env or {})},
         stdout=stdout,
         stderr=stderr,

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from graph.authority import approve_refused, authority_state
+from syncd.authority.hrfeed import FeedChanging, FeedError, read_feed
 from syncd.config import Config
 from syncd.engine import AUTHORITY_SOURCE, Engine
-from syncd.hrfeed import FeedChanging, FeedError, read_feed
 from tests.syncd import test_engine
 from tests.syncd.test_engine import (
     ENV,

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from connectors.sim.base import VendorSimulator
 from connectors.sim.fleet import simulator_fleet
 from graph.models import account_table
+from syncd.cli.simfleet import fleet_config, fleet_environ
 from syncd.engine import Engine
-from syncd.simfleet import fleet_config, fleet_environ
 from tests.syncd.test_engine import person, write_feed
 
 MiB = 1024 * 1024

@@ -17,8 +17,8 @@ import anyio
 
 from connectors.sim.base import VendorSimulator
 from graph.db import SQLITE_BUSY_TIMEOUT_MS
-from syncd.backstop import SHUTDOWN_BOUND
-from syncd.daemon import DRAIN_GRACE
+from syncd.service.backstop import SHUTDOWN_BOUND
+from syncd.service.daemon import DRAIN_GRACE
 from tests.syncd.processes import start_syncd, stop
 from tests.syncd.test_daemon import USED, config_text, free_port
 from tests.syncd.test_engine import person, write_feed

@@ -28,7 +28,7 @@ from tests.syncd.processes import start_syncd
 from tests.syncd.test_daemon import free_port
 from tests.syncd.test_engine import ENV, SECRETS, TOKEN, person, serving, write_feed
 
-SYNCD = [sys.executable, "-m", "syncd.cli"]
+SYNCD = [sys.executable, "-m", "syncd.cli.main"]
 
 
 def run(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from syncd.cli import main
+from syncd.cli.main import main
 from tests.syncd.test_daemon import config_text, free_port
 from tests.syncd.test_engine import ENV, person, serving, write_feed
 
@@ -18,7 +18,7 @@ from tests.syncd.test_engine import ENV, person, serving, write_feed
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the syncd command line in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "syncd.cli", *args],
+        [sys.executable, "-m", "syncd.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -83,7 +83,7 @@ async def test_killed_mid_push_then_run_again_leaves_no_duplicate(tmp_path: Path
         text = config_text(tmp_path / "g.db", feed, {"thought_industries": url}, free_port())
         config.write_text(text + "\n[lease]\nttl = 1\n")
         process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-            [sys.executable, "-m", "syncd.cli", "once", "--config", str(config)],
+            [sys.executable, "-m", "syncd.cli.main", "once", "--config", str(config)],
             env={**os.environ, **ENV},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -153,7 +153,7 @@ def test_a_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[connectors.x]\nvendor = "influitive"\nrate = -1\n')
     result = subprocess.run(
-        [sys.executable, "-m", "syncd.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "syncd.cli.main", "run", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

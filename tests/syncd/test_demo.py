@@ -8,7 +8,7 @@ import sys
 
 def test_one_round_of_the_demo_reaches_every_vendor() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "syncd.cli", "demo", "--cycles", "1", "--port", "0"],
+        [sys.executable, "-m", "syncd.cli.main", "demo", "--cycles", "1", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=180,

@@ -14,9 +14,9 @@ from connectors.sim.base import VendorSimulator
 from connectors.sim.fleet import Fleet, build_simulators, simulator_fleet
 from graph import outbox
 from graph.linked import save_learned_rate
+from syncd.cli.simfleet import connection_environ, fleet_config, secret_references
 from syncd.config import Config
 from syncd.engine import Engine
-from syncd.simfleet import connection_environ, fleet_config, secret_references
 
 TOKEN = "engine-Secret-token-0001"  # every test simulator accepts it for every secret
 VENDOR_NAMES = ("influitive", "thought_industries", "partnerize", "userflow", "appxite")

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from syncd.health import Check, health_app, serve_health
-from syncd.metrics import Metrics
+from syncd.service.health import Check, health_app, serve_health
+from syncd.service.metrics import Metrics
 
 
 class LeakyError(Exception):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.hrfeed import FeedError, read_feed
+from syncd.authority.hrfeed import FeedError, read_feed
 
 HEADER = "employee_id,email,given_name,family_name,title,company,groups,status,aliases\n"
 

@@ -38,7 +38,7 @@ async def test_kill_9_mid_push_loses_no_hire_and_makes_none_twice(tmp_path: Path
         killed = 0
         for _ in range(TRIALS):
             process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-                [sys.executable, "-m", "syncd.cli", "once", "--config", str(config)],
+                [sys.executable, "-m", "syncd.cli.main", "once", "--config", str(config)],
                 env={**os.environ, **ENV},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

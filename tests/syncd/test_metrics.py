@@ -11,7 +11,7 @@ from graph import outbox
 from graph.outbox import OperationSpec
 from graph.records import PersonRecord
 from graph.store import GraphStore
-from syncd.metrics import Metrics
+from syncd.service.metrics import Metrics
 from tests.graph.helpers import Rec, full_listing
 
 

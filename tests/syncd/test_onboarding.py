@@ -52,7 +52,7 @@ async def test_onboarding_200_hires_on_postgres_creates_each_once_everywhere(
     config.write_text(text)
     await anyio.to_thread.run_sync(
         lambda: subprocess.run(
-            [sys.executable, "-m", "syncd.cli", "db", "upgrade", "--config", str(config)],
+            [sys.executable, "-m", "syncd.cli.main", "db", "upgrade", "--config", str(config)],
             check=True,
             capture_output=True,
             env={**os.environ, **ENV},

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from graph import outbox
 from graph.models import operation_table
-from syncd.commands import run_status
-from syncd.daemon import ConnectorHealth, Daemon
+from syncd.cli.commands import run_status
 from syncd.engine import Engine
 from syncd.push import Pusher, RetryPolicy
+from syncd.service.daemon import ConnectorHealth, Daemon
 from tests.syncd.test_engine import ENV, PEOPLE, World, person, write_feed
 from tests.syncd.test_engine import world as world  # the fixture
 

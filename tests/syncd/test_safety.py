@@ -15,9 +15,8 @@ from connectors.core.errors import InvalidIdentifierError, UnsupportedOperation
 from graph import outbox
 from graph.models import account_table, operation_table
 from graph.writeback import link
-from syncd.commands import run_status
+from syncd.cli.commands import run_status
 from syncd.config import Config
-from syncd.daemon import ConnectorHealth, Daemon
 from syncd.engine import Engine
 from syncd.reconcile import (
     HELD_CONFLICT,
@@ -25,6 +24,7 @@ from syncd.reconcile import (
     HELD_NEW_DOMAIN,
     HELD_UNLINKED,
 )
+from syncd.service.daemon import ConnectorHealth, Daemon
 from tests.syncd.test_engine import (
     ENV,
     PEOPLE,

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from syncd.service.sdnotify import Notifier, watchdog_interval, watchdog_loop
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from connectors.sim.fleet import simulator_fleet
+from syncd.cli.simfleet import fleet_config, fleet_environ, secret_variable
 from syncd.config import resolve_secrets
-from syncd.simfleet import fleet_config, fleet_environ, secret_variable
 
 
 async def test_the_fleet_config_references_secrets_the_environ_resolves() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from syncd.views import age, cell, outbox_counts, table
+from syncd.cli.views import age, cell, outbox_counts, table
 
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import anyio
 
 from connectors.sim.fleet import Fleet, simulator_fleet
+from syncd.cli.simfleet import fleet_config, fleet_environ
 from syncd.config import Config
-from syncd.daemon import Daemon
-from syncd.simfleet import fleet_config, fleet_environ
+from syncd.service.daemon import Daemon
 
 FIELDS = ("employee_id", "email", "given_name", "family_name", "title", "status")
 DOMAIN = "corp.example"

@@ -14,9 +14,9 @@ from graph.db import Database
 from graph.emails import normalize_email
 from graph.models import utcnow
 from graph.store import GraphStore
-from syncd import views
-from syncd.audit import operator
 from syncd.boundary import EX_FAILURE, EX_OK, EX_TEMPFAIL, UsageError
+from syncd.cli import views
+from syncd.cli.audit import operator
 from syncd.config import Config
 
 _ERROR_WIDTH = 100
@@ -24,7 +24,7 @@ _ERROR_WIDTH = 100
 
 async def run_ops(config: Config, args: argparse.Namespace) -> int:
     """Dispatch `syncd ops` and its subcommands."""
-    from syncd.commands import emit
+    from syncd.cli.commands import emit
 
     store = await GraphStore.open(config.database.url)
     try:
@@ -61,7 +61,7 @@ def _filters(args: argparse.Namespace) -> oplog.Filters:
 
 async def _change(db: Database, args: argparse.Namespace) -> int:
     """Retry or cancel; report what changed on stdout and each refusal in one line."""
-    from syncd.commands import emit
+    from syncd.cli.commands import emit
 
     actor = operator()
     wanted: list[int] = list(dict.fromkeys(args.ids))

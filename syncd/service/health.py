@@ -12,7 +12,7 @@ from aiohttp import web
 from yarl import URL
 
 from syncd.boundary import Unavailable, reason
-from syncd.metrics import CONTENT_TYPE, Metrics
+from syncd.service.metrics import CONTENT_TYPE, Metrics
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,17 @@ import structlog
 from graph import outbox
 from graph.authority import authority_state, authority_view
 from graph.models import utcnow
-from syncd import backstop
 from syncd.boundary import EX_TEMPFAIL, Failure
 from syncd.config import Config, ConfigError, load_config
-from syncd.dbwatch import DatabaseWatch
 from syncd.engine import AUTHORITY_SOURCE, Engine
-from syncd.health import Check, health_app, serve_health
-from syncd.metrics import Metrics
-from syncd.sdnotify import Notifier, watchdog_interval, watchdog_loop
-from syncd.writer import writer_lease
+from syncd.service import backstop
+from syncd.service.dbwatch import DatabaseWatch
+from syncd.service.health import Check, health_app, serve_health
+from syncd.service.metrics import Metrics
+from syncd.service.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from syncd.service.writer import writer_lease
 
-log = structlog.get_logger("syncd.daemon")
+log = structlog.get_logger("syncd.service.daemon")
 DRAIN_GRACE = 8.0  # seconds in-flight writes get to finish after SIGTERM
 PUSH_IDLE = 1.0
 

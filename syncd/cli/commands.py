@@ -26,19 +26,20 @@ from graph.linked import account_emails
 from graph.models import utcnow
 from graph.people import primary_emails
 from graph.store import GraphStore
-from syncd import backstop, views
-from syncd.audit import operator
+from syncd.authority.hrfeed import FeedChanging, FeedError, read_feed
 from syncd.boundary import UsageError
+from syncd.cli import views
+from syncd.cli.audit import operator
+from syncd.cli.ops import released_text, released_view, run_ops
 from syncd.config import Config, load_config
 from syncd.engine import AUTHORITY_SOURCE, CREDENTIALS_REJECTED, Engine
-from syncd.hrfeed import FeedChanging, FeedError, read_feed
-from syncd.ops import released_text, released_view, run_ops
-from syncd.writer import writer_lease
+from syncd.service import backstop
+from syncd.service.writer import writer_lease
 
 EXIT_OK, EXIT_FAILURE, EXIT_DATAERR = 0, 1, 65
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 ORPHANS_SHOWN = 1000
-log = structlog.get_logger("syncd.commands")
+log = structlog.get_logger("syncd.cli.commands")
 
 
 def _plain(value: Any) -> Any:

@@ -139,21 +139,21 @@ def _sim(args: argparse.Namespace) -> int:
 
 def _engine_command(args: argparse.Namespace) -> int:
     """Run one of the engine's operator commands against the config."""
-    from syncd.commands import run_command
+    from syncd.cli.commands import run_command
 
     return run_command(args)
 
 
 def _run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
-    from syncd.daemon import run_daemon
+    from syncd.service.daemon import run_daemon
 
     return run_daemon(args.config)
 
 
 def _demo(args: argparse.Namespace) -> int:
     """Play the demo story against in-process simulators."""
-    from syncd.demo import demo
+    from syncd.cli.demo import demo
 
     try:
         return demo(args.cycles, args.port)
@@ -162,8 +162,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_engine_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
-    from syncd.ops_args import add_arguments as add_ops_arguments
-    from syncd.ops_args import operation_id
+    from syncd.cli.ops_args import add_arguments as add_ops_arguments
+    from syncd.cli.ops_args import operation_id
 
     def command(name: str, help_text: str, *, json: bool = True) -> _Parser:
         parser = commands.add_parser(name, help=help_text)
@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency-ms", type=_milliseconds, default=0.0, help="added to every request")
     sim.set_defaults(handler=_sim)
     _add_engine_commands(commands)
-    from syncd.audit import add_commands as add_audit_commands
+    from syncd.cli.audit import add_commands as add_audit_commands
 
     add_audit_commands(commands, _config_option, _common)
     return parser

@@ -11,7 +11,7 @@ import structlog
 
 from graph.db import transient_fault
 
-log = structlog.get_logger("syncd.dbwatch")
+log = structlog.get_logger("syncd.service.dbwatch")
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 8.0
 

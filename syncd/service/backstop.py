@@ -13,7 +13,7 @@ import structlog
 
 from syncd.boundary import EX_INTERRUPTED, explain
 
-log = structlog.get_logger("syncd.backstop")
+log = structlog.get_logger("syncd.service.backstop")
 SHUTDOWN_BOUND = 30.0  # seconds from the start of a shutdown until the process is gone
 TEARDOWN_GRACE = 3.0  # seconds the interpreter gets to exit once the command has its result
 RECOVERY_TIMEOUT = 12.0  # seconds to put operations in flight back: past one SQLite busy wait

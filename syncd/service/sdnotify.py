@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import anyio
 import structlog
 
-log = structlog.get_logger("syncd.sdnotify")
+log = structlog.get_logger("syncd.service.sdnotify")
 
 
 def _address(raw: str) -> str | None:

@@ -12,9 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from graph import lease
 from graph.db import Database, open_database
-from syncd import backstop
+from syncd.service import backstop
 
-log = structlog.get_logger("syncd.writer")
+log = structlog.get_logger("syncd.service.writer")
 RELEASE_TIMEOUT = 5.0
 LOST_EXIT_GRACE = 5.0  # seconds a process that lost its lease gets to stop by itself
 

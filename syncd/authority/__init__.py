@@ -1,0 +1,1 @@
+"""The sources of truth: the HR file and the SCIM server."""

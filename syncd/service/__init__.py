@@ -1,0 +1,1 @@
+"""The daemon as a service: lifecycle, health, metrics, sd_notify, the writer lease, listeners."""
