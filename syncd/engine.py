@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +23,14 @@ from graph.authority import AuthorityState, authority_state, save_applied, save_
 from graph.emails import normalize_email
 from graph.linked import learned_rates, save_learned_rate, save_listing_problem
 from graph.people import (
+    PeopleStats,
     active_from,
     deprovision,
     people_named,
     primary_emails,
     upsert_people_in,
 )
+from graph.records import PersonRecord
 from graph.resolve import resolve_in
 from graph.store import GraphStore
 from syncd.authority.hrfeed import Feed, FeedChanging, FeedError, read_feed
@@ -154,6 +156,7 @@ class Engine:
         self.config = config
         self.store = store
         self.connectors = dict(connectors)
+        self.on_commit: Callable[[], None] = lambda: None  # the daemon wakes its pushers here
         self.reload(config)
         retry = RetryPolicy(
             max_attempts=config.push.max_attempts,
@@ -346,6 +349,19 @@ class Engine:
         if absent > settings.missing_allowance and absent > settings.max_missing_share * before:
             return f"{absent} of {before} people would be deprovisioned"
         return None
+
+    async def apply_people(
+        self, conn: AsyncConnection, records: Sequence[PersonRecord], source: str, actor: str
+    ) -> PeopleStats:
+        """Upsert one authority's people and plan what changed, in the caller's transaction."""
+        stats = await upsert_people_in(conn, records, source, self.store.policy)
+        if stats.changed:
+            await reconcile(conn, list(self.targets.values()), self.policy, stats.changed)
+        return stats
+
+    def committed(self) -> None:
+        """People were applied: wake every pusher (set by the daemon; nothing to do otherwise)."""
+        self.on_commit()
 
     # -- connectors -----------------------------------------------------------------
 

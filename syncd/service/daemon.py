@@ -85,6 +85,7 @@ class Daemon:
             writer_lease(config.database.url, config.lease.ttl) as writer,
         ):
             self.engine = engine
+            engine.on_commit = self.wake_pushers
             for name, connector in engine.connectors.items():
                 self.health[name] = ConnectorHealth()
                 self._wake[name] = anyio.Event()
@@ -108,6 +109,11 @@ class Daemon:
             )
         return 0
 
+    def wake_pushers(self) -> None:
+        """Every pusher looks at its outbox now, not at its next poll."""
+        for event in self._wake.values():
+            event.set()
+
     async def _supervise(self, engine: Engine) -> None:
         async with anyio.create_task_group() as writers:
             async with anyio.create_task_group() as readers:
@@ -122,8 +128,7 @@ class Daemon:
                     writers.start_soon(self._task, f"push:{name}", self._push_loop(engine, name))
                 self.notifier.ready(self._summary())
             # Readers are done: pushers finish their in-flight writes, within a bound.
-            for event in self._wake.values():
-                event.set()
+            self.wake_pushers()
             writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
         # Whatever a cancelled write left in flight goes back to the queue, not half-done.
         bounded = anyio.move_on_after(backstop.RECOVERY_TIMEOUT)
@@ -211,8 +216,7 @@ class Daemon:
                             rejected_rows=result.rejected_rows,
                             queued=result.plan.queued,
                         )
-                    for event in self._wake.values():
-                        event.set()
+                    self.wake_pushers()
 
     async def _approval_waiting(self, engine: Engine) -> bool:
         """Whether an operator approved the feed version this daemon last refused."""
