@@ -21,7 +21,8 @@ from syncd.config import Config, ConfigError, load_config
 from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.service import backstop
 from syncd.service.dbwatch import DatabaseWatch
-from syncd.service.health import Check, health_app, serve_health
+from syncd.service.health import Check, health_app
+from syncd.service.listeners import serve_app
 from syncd.service.metrics import Metrics
 from syncd.service.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from syncd.service.writer import writer_lease
@@ -93,7 +94,7 @@ class Daemon:
                 engine.pushers[name].observe = self.metrics.observe_push
                 engine.pushers[name].may_write = writer.valid
             app = health_app(self, self.metrics)
-            async with serve_health(app, config.health.host, config.health.port) as url:
+            async with serve_app(app, config.health.host, config.health.port) as url:
                 self.health_url = url
                 log.info("daemon.started", health=url, connectors=sorted(engine.connectors))
                 recovered = await engine.recover()

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
 from aiohttp import web
-from yarl import URL
 
-from syncd.boundary import Unavailable, reason
 from syncd.service.metrics import CONTENT_TYPE, Metrics
 
 
@@ -104,26 +100,3 @@ def health_app(source: HealthSource, metrics: Metrics) -> web.Application:
     app.router.add_get("/metrics", handlers.metrics_page)
     app.router.add_get("/status", handlers.status)
     return app
-
-
-@asynccontextmanager
-async def serve_health(
-    app: web.Application, host: str = "127.0.0.1", port: int = 0
-) -> AsyncIterator[str]:
-    """Serve app on host and port (0: any free one) and yield its base URL."""
-    # No access log: aiohttp would print every probe to stderr, unstructured.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise Unavailable(
-                f"the health server cannot listen on {host}:{port}: {reason(exc)} "
-                "(set [health] port to a free port, or stop what holds it)"
-            ) from None
-        bound_host, bound_port = runner.addresses[0][:2]
-        yield str(URL.build(scheme="http", host=bound_host, port=bound_port))
-    finally:
-        await runner.cleanup()

@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from syncd.service.health import Check, health_app, serve_health
+from syncd.service.health import Check, health_app
+from syncd.service.listeners import serve_app
 from syncd.service.metrics import Metrics
 
 
@@ -65,7 +66,7 @@ def source(metrics: Metrics) -> Source:
 @pytest.fixture
 async def base_url(source: Source, metrics: Metrics) -> AsyncIterator[str]:
     """The health server's base URL."""
-    async with serve_health(health_app(source, metrics)) as url:
+    async with serve_app(health_app(source, metrics)) as url:
         yield url
 
 
