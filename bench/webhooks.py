@@ -170,13 +170,16 @@ async def phase(
     }
 
 
-async def run(
-    users: int, changes: int, poll: float, rate: float, backend: str, workdir: Path
-) -> dict[str, object]:
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     """Start the vendors and the daemon, measure both phases."""
-    db_url = await bench_database(
-        backend, workdir, "syncd_bench_webhooks", "SYNCD_BENCH_POSTGRES_URL"
+    users, changes, poll, rate, backend = (
+        args.users,
+        args.changes,
+        args.poll,
+        args.rate,
+        args.backend,
     )
+    db_url = await bench_database(backend, workdir, args.database_name, "SYNCD_BENCH_POSTGRES_URL")
     sims: dict[str, InfluitiveSimulator | ThoughtIndustriesSimulator] = {
         "influitive": InfluitiveSimulator(users=users, webhook_secret=SECRETS["influitive"]),
         "thought_industries": ThoughtIndustriesSimulator(
@@ -220,11 +223,10 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--database-name", default="syncd_bench_webhooks")  # dropped, recreated
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="syncd-webhooks-") as workdir:
-        figures = anyio.run(
-            run, args.users, args.changes, args.poll, args.rate, args.backend, Path(workdir)
-        )
+        figures = anyio.run(run, args, Path(workdir))
     print(json.dumps(figures, indent=2))
 
 
