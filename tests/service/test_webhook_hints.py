@@ -43,7 +43,11 @@ async def account(engine: Engine, name: str, external_id: str) -> Any:
 
 async def operations(engine: Engine) -> list[tuple[str, str]]:
     async with engine.store.db.read() as conn:
-        rows = await conn.execute(sa.select(operation_table.c.connector, operation_table.c.op))
+        rows = await conn.execute(
+            sa.select(operation_table.c.connector, operation_table.c.op).order_by(
+                operation_table.c.id
+            )
+        )
         return [(row.connector, row.op) for row in rows]
 
 
