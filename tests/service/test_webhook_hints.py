@@ -104,6 +104,8 @@ async def test_a_hint_never_deactivates_anyone(world: World, db_url: str) -> Non
         del sim.users[gone]
         assert await engine.refetch("influitive", gone) == "not_found"
         assert await engine.refetch("influitive", "no-such-member") == "not_found"
+        assert await engine.refetch("influitive", "../members") == "not_found"  # one quoted segment
+        assert await engine.refetch("influitive", "..") == "failed"  # no request at all
         assert (await account(engine, "influitive", gone)).missing_since is None
         assert await operations(engine) == ops
 

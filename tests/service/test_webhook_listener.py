@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from syncd.config import ConfigError, load_config
+from syncd.service.daemon import Daemon
 from syncd.service.hints import COALESCED, DROPPED, IGNORED, QUEUED, Hint, HintQueue, hint_from
 from syncd.service.listeners import serve_app
 from syncd.service.webhooks import WebhookRoute, webhook_app, webhook_routes
@@ -178,3 +179,15 @@ def test_webhook_config(tmp_path: Path) -> None:
         webhook_routes(config, {})
     assert webhook_routes(config, {"HOOK": "s3"}) == {"hub": WebhookRoute("s3", "path")}
     assert config.webhooks is not None and config.webhooks.max_body_bytes == 256 * 1024
+
+
+def test_the_daemon_counts_what_became_of_each_hint() -> None:
+    daemon = Daemon(Path("syncd.toml"))
+    daemon.hints = {"hub": HintQueue(limit=1)}
+    outcomes = [
+        daemon._accept_hint("hub", hint) for hint in (Hint("1"), Hint("1"), Hint("2"), None)
+    ]
+    assert outcomes == [QUEUED, COALESCED, DROPPED, IGNORED]
+    text = daemon.metrics.render().decode()
+    for outcome in outcomes:
+        assert f'syncd_webhook_hints_total{{connector="hub",outcome="{outcome}"}} 1.0' in text
