@@ -417,10 +417,7 @@ class Engine:
     async def refetch(
         self, name: str, external_id: str | None = None, email: str | None = None
     ) -> str:
-        """Re-read one account a vendor hinted at, store it, plan its person; never "missing".
-
-        Returns what happened: refetched, unchanged, not_found, ignored, rejected or failed.
-        """
+        """Re-read a hinted account, store it, plan its person; return what happened."""
         connector = self.connectors[name]
         try:
             if external_id is not None:

@@ -23,7 +23,7 @@ from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.service import backstop
 from syncd.service.dbwatch import DatabaseWatch
 from syncd.service.health import Check, health_app
-from syncd.service.hints import DROPPED, IGNORED, Hint, HintQueue, work_hints
+from syncd.service.hints import DROPPED, IGNORED, QUEUED, Hint, HintQueue, work_hints
 from syncd.service.listeners import serve_app
 from syncd.service.metrics import Metrics
 from syncd.service.sdnotify import Notifier, watchdog_interval, watchdog_loop
@@ -83,6 +83,7 @@ class Daemon:
         self.not_recovered: str | None = None  # why shutdown left operations in flight
         self.hints: dict[str, HintQueue] = {}  # per connector with a webhook
         self.webhooks_url: str | None = None
+        self._hints_full: set[str] = set()  # connectors whose hint queue is dropping
 
     async def run(self, config: Config) -> int:
         """Start in order (database, health server, connectors), run until a signal."""
@@ -143,7 +144,10 @@ class Daemon:
         queue = self.hints[name]
         outcome = IGNORED if hint is None else queue.offer(hint)
         self.metrics.observe_hint(name, outcome)
-        if outcome == DROPPED and len(queue) == queue.limit:
+        if outcome == QUEUED:
+            self._hints_full.discard(name)
+        elif outcome == DROPPED and name not in self._hints_full:
+            self._hints_full.add(name)  # logged once until a hint fits again
             log.warning("webhooks.queue_full", connector=name, limit=queue.limit)
         return outcome
 
@@ -237,9 +241,10 @@ class Daemon:
             log.error("config.reload_failed", error=str(exc))
             return
         if config.connectors != self.engine.config.connectors or (
-            config.database != self.engine.config.database
+            (config.database, config.webhooks)
+            != (self.engine.config.database, self.engine.config.webhooks)
         ):
-            log.warning("config.restart_needed", reason="connectors or database changed")
+            log.warning("config.restart_needed", reason="connectors, database or webhooks changed")
         self.engine.reload(config)
         self._feed_signature = _UNSEEN  # read the feed again, even if unchanged
         log.info("config.reloaded")

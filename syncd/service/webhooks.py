@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from syncd.config import Config, resolve_secret
+from syncd.config import WEBHOOK_HEADER, Config, resolve_secret
 from syncd.service.hints import IGNORED, MALFORMED, TOO_LARGE, UNAUTHORIZED, Hint, hint_from
 
 # connector, hint (None: the event named nobody) -> outcome
@@ -26,7 +26,7 @@ class WebhookRoute:
 
     secret: str
     carried_in: str = "header"  # "header" or "path"
-    header: str = "X-Syncd-Webhook-Secret"
+    header: str = WEBHOOK_HEADER
 
     @property
     def digest(self) -> bytes:
