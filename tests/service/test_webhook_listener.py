@@ -131,6 +131,15 @@ async def test_bounds_and_shapes(listener: tuple[str, Received, aiohttp.ClientSe
         ({"event": "user.updated", "data": {"user": {"id": "u1"}}, "id": "evt_1"}, Hint("u1")),
         ({"id": "evt_9", "type": "user.created", "payload": {"userId": "u2"}}, Hint("u2")),
         ({"id": "u3", "email": "z@y.example"}, Hint("u3", "z@y.example")),
+        ({"payload": {"event": "users", "data": {"id": 46}}}, Hint("46")),
+        (
+            {
+                "id": "evt",
+                "event_type": "user.updated",
+                "data": {"user_id": "u4", "email": "q@y.example"},
+            },
+            Hint("u4", "q@y.example"),
+        ),
         ({"event": "advocate.created", "advocate_id": 5}, Hint("5")),
         (
             {"event": "user.updated", "data": {"email": " Mail@Y.example "}},
