@@ -1,5 +1,5 @@
 """End to end: `syncd run` with both webhook vendors; a change at the vendor reaches the graph."""
-# ruff: noqa: F811  (the `processes` fixture is imported, and the test takes it by name)
+# ruff: noqa: F811  (the fixtures are imported, and tests take them by name)
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from connectors.vendors.influitive.simulator import InfluitiveSimulator
 from connectors.vendors.thought_industries.simulator import ThoughtIndustriesSimulator
 from tests.syncd.conftest import processes  # noqa: F401  (the fixture, used by name)
 from tests.syncd.processes import Processes
+from tests.syncd.test_cli import held_port, one_line, run  # noqa: F401  (held_port: a fixture)
 from tests.syncd.test_daemon import free_port, readyz, wait_for
 from tests.syncd.test_engine import SECRETS, SETTINGS, TOKEN
 
@@ -116,3 +117,21 @@ async def test_a_vendor_change_arrives_by_webhook_long_before_the_next_poll(
     output = log.read()
     assert "webhooks.listening" in output
     assert all(secret not in output and secret not in metrics for secret in HOOKS.values())
+
+
+def test_a_webhook_port_in_use_is_69_and_an_unset_secret_78(tmp_path: Path, held_port: int) -> None:
+    config = tmp_path / "syncd.toml"
+    hook = 'webhook = { secret = "env:HOOK_UNSET_HERE" }'
+    connector = config_text(tmp_path / "g.db", {"influitive": "http://127.0.0.1:9"}, 0, held_port)
+    config.write_text(
+        connector.replace('webhook = { secret = "env:HOOK_INFLUITIVE", in = "header" }', hook)
+    )
+    unset = run("run", "--config", str(config), "--log-level", "error")
+    assert unset.returncode == 78
+    assert "connectors.influitive.webhook.secret" in one_line(unset)
+    held = run(
+        "run", "--config", str(config), "--log-level", "error", env={"HOOK_UNSET_HERE": "s3cret-x"}
+    )
+    assert held.returncode == 69, held.stderr
+    assert "[webhooks] port" in one_line(held) and f":{held_port}" in one_line(held)
+    assert "s3cret-x" not in held.stderr
