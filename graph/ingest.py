@@ -351,6 +351,21 @@ async def _write_chunk(
     await execute_many(conn, sa.insert(event_table), events)
 
 
+async def ingest_account(
+    conn: AsyncConnection, connector: str, record: AccountRecord, policy: EmailPolicy
+) -> IngestStats:
+    """Write one account read on its own, in the caller's transaction; marks nothing missing."""
+    stats = IngestStats()
+    # A listing of one that is never finished: the bulk path's compare and write, and no
+    # account is ever judged missing from it.
+    listing = Listing(connector=connector, started_at=utcnow())
+    prepared = _prepare_batch([record], policy, stats)
+    if prepared:
+        await _write_chunk(conn, listing, prepared, listing.started_at, stats)
+    _log_rejections(listing, stats)
+    return stats
+
+
 async def begin_listing(db: Database, connector: str) -> Listing:
     """Start a listing and record when it started."""
     listing = Listing(connector=connector, started_at=utcnow())

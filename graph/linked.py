@@ -330,3 +330,15 @@ async def account_emails(conn: AsyncConnection, account_ids: Iterable[int]) -> d
         )
         found.update({row.id: row.email for row in rows})
     return found
+
+
+async def account_person(conn: AsyncConnection, connector: str, external_id: str) -> int | None:
+    """The person one vendor account is linked to, if any."""
+    return (
+        await conn.execute(
+            sa.select(account_table.c.person_id).where(
+                account_table.c.connector == connector,
+                account_table.c.external_id == external_id,
+            )
+        )
+    ).scalar_one_or_none()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -24,6 +25,8 @@ from connectors.registry import VENDORS
 from syncd.values import MAPPED, allowed_problem
 
 SECRET_SCHEMES = ("env:", "file:", "credential:")
+WEBHOOK_HEADER = "X-Syncd-Webhook-Secret"
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 
 
 class ConfigError(Exception):
@@ -77,6 +80,28 @@ class ProvisionConfig(_Strict):
     attributes: dict[str, str] = {}
 
 
+class WebhookConfig(_Strict):
+    """How a vendor's webhooks to this connector prove themselves: a shared secret."""
+
+    secret: str
+    carried_in: Literal["header", "path"] = Field(default="header", alias="in")
+    header: str = WEBHOOK_HEADER
+
+    @field_validator("secret")
+    @classmethod
+    def _reference_only(cls, value: str) -> str:
+        if (problem := secret_reference_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not _HEADER_NAME.fullmatch(value):
+            raise ValueError("must be an HTTP header name (letters, digits, '-'; 1 to 64)")
+        return value
+
+
 class ConnectorConfig(_Strict):
     """One configured vendor instance."""
 
@@ -98,6 +123,7 @@ class ConnectorConfig(_Strict):
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, gt=0)
     # Our role and group names as the vendor's: {"Engineering Manager" = "manager", "*" = "user"}.
     values: dict[str, dict[str, str]] = {}
+    webhook: WebhookConfig | None = None  # the vendor's webhooks, taken as hints
 
     @field_validator("vendor")
     @classmethod
@@ -110,13 +136,7 @@ class ConnectorConfig(_Strict):
     @classmethod
     def _references_only(cls, value: dict[str, str]) -> dict[str, str]:
         for name, reference in value.items():
-            if not reference.startswith(SECRET_SCHEMES):
-                raise KeyProblem(
-                    name,
-                    "must be a reference (env:NAME, file:PATH or credential:NAME), "
-                    "never the secret itself",
-                )
-            if (problem := reference_problem(reference)) is not None:
+            if (problem := secret_reference_problem(reference)) is not None:
                 raise KeyProblem(name, problem)
         return value
 
@@ -162,6 +182,15 @@ class HealthConfig(_Strict):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class WebhooksConfig(_Strict):
+    """The webhook listener: where it listens, how big a body and how many hints it takes."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8444, ge=0, le=65535)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    queue: int = Field(default=1000, ge=1)  # hints waiting per connector; more are dropped
+
+
 class LeaseConfig(_Strict):
     """The writer lease: how long it lasts unrenewed (renewed at a third of that)."""
 
@@ -177,6 +206,7 @@ class Config(_Strict):
     push: PushConfig = PushConfig()
     health: HealthConfig = HealthConfig()
     lease: LeaseConfig = LeaseConfig()
+    webhooks: WebhooksConfig | None = None
     precedence: dict[str, list[str]] = {}
     connectors: dict[str, ConnectorConfig] = {}
 
@@ -191,6 +221,15 @@ class Config(_Strict):
             if not sources:
                 raise ValueError(f"{key!r} needs at least one source")
         return value
+
+    @model_validator(mode="after")
+    def _webhooks_listen(self) -> Config:
+        """Refuse a connector's webhook secret that no listener would ever check."""
+        if self.webhooks is None:
+            for name, item in self.connectors.items():
+                if item.webhook is not None:
+                    raise ValueError(f"connectors.{name}.webhook: needs a [webhooks] table")
+        return self
 
     @model_validator(mode="after")
     def _known_sources(self) -> Config:
@@ -232,6 +271,15 @@ def load_config(path: Path) -> Config:
         raise ConfigError(_describe(exc)) from None
 
 
+def secret_reference_problem(reference: str) -> str | None:
+    """What is wrong with a secret reference (None: it is one)."""
+    if not reference.startswith(SECRET_SCHEMES):
+        return (
+            "must be a reference (env:NAME, file:PATH or credential:NAME), never the secret itself"
+        )
+    return reference_problem(reference)
+
+
 def reference_problem(reference: str) -> str | None:
     """What is wrong with a secret reference that has a known scheme."""
     scheme, _, target = reference.partition(":")
@@ -248,38 +296,42 @@ def resolve_secrets(
     connector: str, references: Mapping[str, str], environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Read each secret from the environment, a file or systemd's credentials directory."""
+    return {
+        name: resolve_secret(f"connectors.{connector}.secrets.{name}", reference, environ)
+        for name, reference in references.items()
+    }
+
+
+def resolve_secret(key: str, reference: str, environ: Mapping[str, str] | None = None) -> str:
+    """Read the secret `reference` names; a ConfigError names `key` if it cannot."""
     env = os.environ if environ is None else environ
-    resolved = {}
-    for name, reference in references.items():
-        key = f"connectors.{connector}.secrets.{name}"
-        if not reference.startswith(SECRET_SCHEMES):
-            raise ConfigError(f"{key}: must be env:NAME, file:PATH or credential:NAME")
-        if (problem := reference_problem(reference)) is not None:
-            raise ConfigError(f"{key}: {problem}")
-        scheme, _, target = reference.partition(":")
-        if scheme == "env":
-            value = env.get(target)
-            if not value:
-                raise ConfigError(f"{key}: environment variable {target} is not set")
+    if not reference.startswith(SECRET_SCHEMES):
+        raise ConfigError(f"{key}: must be env:NAME, file:PATH or credential:NAME")
+    if (problem := reference_problem(reference)) is not None:
+        raise ConfigError(f"{key}: {problem}")
+    scheme, _, target = reference.partition(":")
+    if scheme == "env":
+        value = env.get(target)
+        if not value:
+            raise ConfigError(f"{key}: environment variable {target} is not set")
+    else:
+        if scheme == "credential":
+            directory = env.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                raise ConfigError(f"{key}: $CREDENTIALS_DIRECTORY is not set")
+            file = Path(directory) / target
         else:
-            if scheme == "credential":
-                directory = env.get("CREDENTIALS_DIRECTORY")
-                if not directory:
-                    raise ConfigError(f"{key}: $CREDENTIALS_DIRECTORY is not set")
-                file = Path(directory) / target
-            else:
-                file = Path(target)
-            try:
-                text = file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"{key}: cannot read {file}: {exc.strerror}") from None
-            except UnicodeDecodeError:
-                raise ConfigError(f"{key}: {file} is not UTF-8 text") from None
-            # One line ending closes a file written by an editor or `echo`; it is not the secret.
-            value = text.removesuffix("\n").removesuffix("\r").strip(" \t")
-            if not value:
-                raise ConfigError(f"{key}: {file} is empty")
-        if not value.isprintable():
-            raise ConfigError(f"{key}: the secret contains a line break or a control character")
-        resolved[name] = value
-    return resolved
+            file = Path(target)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read {file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{key}: {file} is not UTF-8 text") from None
+        # One line ending closes a file written by an editor or `echo`; it is not the secret.
+        value = text.removesuffix("\n").removesuffix("\r").strip(" \t")
+        if not value:
+            raise ConfigError(f"{key}: {file} is empty")
+    if not value.isprintable():
+        raise ConfigError(f"{key}: the secret contains a line break or a control character")
+    return value

@@ -21,7 +21,8 @@ from connectors.registry import vendor
 from graph import outbox
 from graph.authority import AuthorityState, authority_state, save_applied, save_refusal
 from graph.emails import normalize_email
-from graph.linked import learned_rates, save_learned_rate, save_listing_problem
+from graph.ingest import ingest_account
+from graph.linked import account_person, learned_rates, save_learned_rate, save_listing_problem
 from graph.people import (
     PeopleStats,
     active_from,
@@ -412,6 +413,36 @@ class Engine:
             pass
         result.seconds = time.monotonic() - started
         return result
+
+    async def refetch(
+        self, name: str, external_id: str | None = None, email: str | None = None
+    ) -> str:
+        """Re-read a hinted account, store it, plan its person; return what happened."""
+        connector = self.connectors[name]
+        try:
+            if external_id is not None:
+                account = await connector.get_account(external_id)
+            elif email is not None and connector.capabilities.email_filter:
+                account = await connector.find_by_email(email)
+            else:
+                return "ignored"  # only a scan of the whole listing could find it
+        except ConnectorError as exc:
+            log.warning("hint.refetch_failed", connector=name, error=type(exc).__name__)
+            return "failed"
+        if account is None:
+            return "not_found"  # a hint never deactivates: the next full listing decides
+        async with self.store.db.write() as conn:
+            stats = await ingest_account(conn, name, account, self.store.policy)
+            if stats.rejected:
+                return "rejected"
+            if not stats.rows_written:
+                return "unchanged"
+            await resolve_in(conn, name)
+            person = await account_person(conn, name, account.external_id)
+            if person is not None:
+                await reconcile(conn, list(self.targets.values()), self.policy, [person])
+        self.committed()
+        return "refetched"
 
     async def replan(self, *, dry_run: bool = False) -> ReconcileResult:
         """Plan every person against every listed connector from the graph as it stands."""

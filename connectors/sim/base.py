@@ -168,6 +168,9 @@ class VendorSimulator(ABC):
         """Return a stored user after an update; the default merges the given fields."""
         return {**stored, **fields, self.id_key: stored[self.id_key]}
 
+    def changed_by_control(self, user: Record, created: bool) -> None:  # noqa: B027
+        """A user was stored through `/_sim/users`; vendors that send webhooks announce it."""
+
     def error_body(self, status: int, message: str, code: str) -> object:
         """Return the vendor's error body; vendors override this with their own shape."""
         return {"error": message}
@@ -457,7 +460,11 @@ class VendorSimulator(ABC):
         users = body.get("users") if isinstance(body, dict) else body
         if not isinstance(users, list) or not all(isinstance(u, dict) for u in users):
             raise web.HTTPBadRequest(text="expected a list of user objects")
-        added = [self.add_user(dict(user)) for user in users]
+        added = []
+        for user in users:
+            known = str(user.get(self.id_key)) in self.users
+            added.append(self.add_user(dict(user)))
+            self.changed_by_control(added[-1], created=not known)
         return json_response({"added": len(added), "ids": [u[self.id_key] for u in added]})
 
     async def _sim_stats(self, request: web.Request) -> web.Response:

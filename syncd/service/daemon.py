@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import signal
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,9 +23,11 @@ from syncd.engine import AUTHORITY_SOURCE, Engine
 from syncd.service import backstop
 from syncd.service.dbwatch import DatabaseWatch
 from syncd.service.health import Check, health_app
+from syncd.service.hints import DROPPED, IGNORED, QUEUED, Hint, HintQueue, work_hints
 from syncd.service.listeners import serve_app
 from syncd.service.metrics import Metrics
 from syncd.service.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from syncd.service.webhooks import webhook_app, webhook_routes
 from syncd.service.writer import writer_lease
 
 log = structlog.get_logger("syncd.service.daemon")
@@ -78,6 +81,9 @@ class Daemon:
         self.health_url: str | None = None
         self.database = DatabaseWatch()
         self.not_recovered: str | None = None  # why shutdown left operations in flight
+        self.hints: dict[str, HintQueue] = {}  # per connector with a webhook
+        self.webhooks_url: str | None = None
+        self._hints_full: set[str] = set()  # connectors whose hint queue is dropping
 
     async def run(self, config: Config) -> int:
         """Start in order (database, health server, connectors), run until a signal."""
@@ -94,7 +100,10 @@ class Daemon:
                 engine.pushers[name].observe = self.metrics.observe_push
                 engine.pushers[name].may_write = writer.valid
             app = health_app(self, self.metrics)
-            async with serve_app(app, config.health.host, config.health.port) as url:
+            async with (
+                serve_app(app, config.health.host, config.health.port) as url,
+                self._webhooks(engine),
+            ):
                 self.health_url = url
                 log.info("daemon.started", health=url, connectors=sorted(engine.connectors))
                 recovered = await engine.recover()
@@ -110,6 +119,55 @@ class Daemon:
             )
         return 0
 
+    @asynccontextmanager
+    async def _webhooks(self, engine: Engine) -> AsyncIterator[None]:
+        """Serve the webhook listener while the daemon runs, if `[webhooks]` is configured."""
+        settings = engine.config.webhooks
+        if settings is None:
+            yield
+            return
+        routes = webhook_routes(engine.config, self.environ)
+        self.hints = {name: HintQueue(settings.queue) for name in routes}
+        app = webhook_app(
+            routes,
+            self._accept_hint,
+            self.metrics.observe_hint,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        async with serve_app(app, settings.host, settings.port, name="webhooks") as url:
+            self.webhooks_url = url
+            log.info("webhooks.listening", url=url, connectors=sorted(routes))
+            yield
+
+    def _accept_hint(self, name: str, hint: Hint | None) -> str:
+        """Queue a webhook's hint for its connector's worker; count what became of it."""
+        queue = self.hints[name]
+        outcome = IGNORED if hint is None else queue.offer(hint)
+        self.metrics.observe_hint(name, outcome)
+        if outcome == QUEUED:
+            self._hints_full.discard(name)
+        elif outcome == DROPPED and name not in self._hints_full:
+            self._hints_full.add(name)  # logged once until a hint fits again
+            log.warning("webhooks.queue_full", connector=name, limit=queue.limit)
+        return outcome
+
+    async def _hint_loop(self, engine: Engine, name: str) -> None:
+        """One connector's hints, one at a time, through its budget (riding out outages)."""
+
+        async def refetch(hint: Hint) -> str:
+            outcome = "failed"
+
+            async def once() -> None:
+                nonlocal outcome
+                outcome = await engine.refetch(name, hint.external_id, hint.email)
+
+            await self.database.ride(f"hints:{name}", once)
+            return outcome
+
+        await work_hints(
+            self.hints[name], refetch, lambda done: self.metrics.observe_hint(name, done)
+        )
+
     def wake_pushers(self) -> None:
         """Every pusher looks at its outbox now, not at its next poll."""
         for event in self._wake.values():
@@ -124,6 +182,8 @@ class Daemon:
                     readers.start_soon(watchdog_loop, self.notifier, interval)
                 if engine.config.authority is not None:
                     readers.start_soon(self._task, "feed", self._feed_loop(engine))
+                for name in self.hints:
+                    readers.start_soon(self._task, f"hints:{name}", self._hint_loop(engine, name))
                 for name in engine.connectors:
                     readers.start_soon(self._task, f"poll:{name}", self._poll_loop(engine, name))
                     writers.start_soon(self._task, f"push:{name}", self._push_loop(engine, name))
@@ -181,9 +241,10 @@ class Daemon:
             log.error("config.reload_failed", error=str(exc))
             return
         if config.connectors != self.engine.config.connectors or (
-            config.database != self.engine.config.database
+            (config.database, config.webhooks)
+            != (self.engine.config.database, self.engine.config.webhooks)
         ):
-            log.warning("config.restart_needed", reason="connectors or database changed")
+            log.warning("config.restart_needed", reason="connectors, database or webhooks changed")
         self.engine.reload(config)
         self._feed_signature = _UNSEEN  # read the feed again, even if unchanged
         log.info("config.reloaded")

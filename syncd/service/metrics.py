@@ -77,6 +77,12 @@ class Metrics:
             "syncd_last_successful_cycle_timestamp_seconds",
             "When the connector last finished a cycle cleanly, in Unix seconds.",
         )
+        self.hints = self._make(
+            Counter,
+            "syncd_webhook_hints",
+            "Webhook hints by what became of them (queued, coalesced, dropped, refetched, ...).",
+            ("connector", "outcome"),
+        )
         self.parked = self._make(
             Gauge,
             "syncd_connector_parked",
@@ -99,6 +105,10 @@ class Metrics:
         self.requests.labels(connector, str(status)).inc()
         if status == 429:
             self.throttled.labels(connector).inc()
+
+    def observe_hint(self, connector: str, outcome: str) -> None:
+        """Count one webhook hint's outcome."""
+        self.hints.labels(connector, outcome).inc()
 
     def observe_listing(self, connector: str, seconds: float) -> None:
         """Record the duration of one full listing."""

@@ -19,6 +19,7 @@ from connectors.sim.base import (
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import ListingStyle, ListingView, NextLinkListing, Record
 from connectors.sim.schema import Field, Schema
+from connectors.sim.webhooks import WebhookSender
 
 # The custom fields this hub's admin configured (read-only through the API).
 HUB_CUSTOM_FIELDS = ("salesforce_id", "region", "language", "time_zone", "persona")
@@ -69,9 +70,23 @@ class InfluitiveSimulator(VendorSimulator):
     users_path = "/members"
     schema = CREATE
 
-    def configure(self, *, org_id: str | None = None) -> None:
-        """Take the platform generation's org id (None: the hub generation)."""
+    def configure(
+        self,
+        *,
+        org_id: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_via: str = "header",
+    ) -> None:
+        """Take the platform generation's org id (None: the hub) and a webhook target."""
         self.org_id = org_id
+        self.webhooks = WebhookSender(webhook_url, webhook_secret, webhook_via)
+
+    def changed_by_control(self, user: Record, created: bool) -> None:
+        """Announce `advocate.created` or `advocate.updated` with the member's id and email."""
+        event = "advocate.created" if created else "advocate.updated"
+        data = {key: user.get(key) for key in ("id", "uuid", "email", "name", "type")}
+        self.webhooks.send(event, data)
 
     def authorized(self, request: web.Request) -> bool:
         """Accept the token (and, on the platform generation, the matching `X_ORG_ID`)."""

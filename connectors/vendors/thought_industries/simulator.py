@@ -28,6 +28,7 @@ from connectors.sim.listing import (
     TokenCursorListing,
 )
 from connectors.sim.schema import Field, Schema
+from connectors.sim.webhooks import WebhookSender
 
 V1 = "/incoming/api/v1"
 V2 = "/incoming/v2"
@@ -85,6 +86,20 @@ class ThoughtIndustriesSimulator(VendorSimulator):
     users_path = f"{V2}/users"
     schema = USER_SCHEMA
     default_retry_after = "seconds"
+
+    def configure(
+        self,
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_via: str = "header",
+    ) -> None:
+        """Take a webhook target (none: no webhooks are sent)."""
+        self.webhooks = WebhookSender(webhook_url, webhook_secret, webhook_via)
+
+    def changed_by_control(self, user: Record, created: bool) -> None:
+        """Announce `user.created` or `user.updated` with the user as the API shows it."""
+        self.webhooks.send("user.created" if created else "user.updated", dict(user))
 
     def reset(self) -> None:
         """Restore the seeded users and restart the simulated clock."""
