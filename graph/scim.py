@@ -1,0 +1,230 @@
+"""SCIM resources an identity provider provisioned: users, their emails, groups, members."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from graph.models import scim_group, scim_group_member, scim_user, scim_user_email, utcnow
+from graph.sql import dumps, loads
+
+
+@dataclass(frozen=True, slots=True)
+class UserEmail:
+    """One address of a SCIM user, as the filters see it."""
+
+    value: str
+    type: str | None = None
+    primary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """A stored SCIM resource: its JSON, version and timestamps."""
+
+    id: str
+    resource: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def _stored(row: Any) -> StoredResource:
+    return StoredResource(
+        row.id, loads(row.resource_json), row.version, row.created_at, row.updated_at
+    )
+
+
+def _table(kind: str) -> sa.Table:
+    return scim_user if kind == "User" else scim_group
+
+
+async def get_resource(conn: AsyncConnection, kind: str, resource_id: str) -> StoredResource | None:
+    """The stored User or Group with this id, or None."""
+    table = _table(kind)
+    row = (await conn.execute(sa.select(table).where(table.c.id == resource_id))).first()
+    return None if row is None else _stored(row)
+
+
+async def list_resources(
+    conn: AsyncConnection,
+    kind: str,
+    where: sa.ColumnElement[bool] | None,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[StoredResource]]:
+    """The total matching `where` and one page of them, in creation order."""
+    table = _table(kind)
+    condition = sa.true() if where is None else where
+    total = (
+        await conn.execute(sa.select(sa.func.count()).select_from(table).where(condition))
+    ).scalar_one()
+    if limit <= 0:
+        return total, []
+    rows = await conn.execute(
+        sa.select(table)
+        .where(condition)
+        .order_by(table.c.created_at, table.c.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return total, [_stored(row) for row in rows]
+
+
+async def user_name_taken(conn: AsyncConnection, user_name: str, but: str | None = None) -> bool:
+    """True when another user holds this userName (compared case-insensitively)."""
+    query = sa.select(scim_user.c.id).where(scim_user.c.user_name_key == user_name.casefold())
+    if but is not None:
+        query = query.where(scim_user.c.id != but)
+    return (await conn.execute(query)).first() is not None
+
+
+async def save_user(
+    conn: AsyncConnection,
+    resource_id: str,
+    resource: Mapping[str, Any],
+    emails: Sequence[UserEmail],
+    *,
+    version: int,
+    created_at: datetime | None = None,
+) -> None:
+    """Insert (version 1) or replace the user and its emails."""
+    now = utcnow()
+    values = {
+        "user_name": resource["userName"],
+        "user_name_key": str(resource["userName"]).casefold(),
+        "external_id": resource.get("externalId"),
+        "display_name": resource.get("displayName"),
+        "active": resource.get("active") is not False,
+        "resource_json": dumps(resource),
+        "version": version,
+        "updated_at": now,
+    }
+    if version == 1:
+        await conn.execute(
+            sa.insert(scim_user).values(id=resource_id, created_at=created_at or now, **values)
+        )
+    else:
+        await conn.execute(sa.update(scim_user).where(scim_user.c.id == resource_id).values(values))
+        await conn.execute(
+            sa.delete(scim_user_email).where(scim_user_email.c.user_id == resource_id)
+        )
+    if emails:
+        await conn.execute(
+            sa.insert(scim_user_email),
+            [
+                {
+                    "user_id": resource_id,
+                    "value": email.value,
+                    "value_key": email.value.casefold(),
+                    "type": email.type,
+                    "is_primary": email.primary,
+                }
+                for email in emails
+            ],
+        )
+
+
+async def link_person(conn: AsyncConnection, resource_id: str, person_id: int | None) -> None:
+    """Record which graph person this SCIM user became."""
+    await conn.execute(
+        sa.update(scim_user).where(scim_user.c.id == resource_id).values(person_id=person_id)
+    )
+
+
+async def save_group(
+    conn: AsyncConnection,
+    resource_id: str,
+    resource: Mapping[str, Any],
+    member_ids: Iterable[str],
+    *,
+    version: int,
+    created_at: datetime | None = None,
+) -> None:
+    """Insert (version 1) or replace the group and its members."""
+    now = utcnow()
+    values = {
+        "display_name": resource["displayName"],
+        "external_id": resource.get("externalId"),
+        "resource_json": dumps(resource),
+        "version": version,
+        "updated_at": now,
+    }
+    if version == 1:
+        await conn.execute(
+            sa.insert(scim_group).values(id=resource_id, created_at=created_at or now, **values)
+        )
+    else:
+        await conn.execute(
+            sa.update(scim_group).where(scim_group.c.id == resource_id).values(values)
+        )
+        await conn.execute(
+            sa.delete(scim_group_member).where(scim_group_member.c.group_id == resource_id)
+        )
+    members = [{"group_id": resource_id, "user_id": user_id} for user_id in sorted(set(member_ids))]
+    if members:
+        await conn.execute(sa.insert(scim_group_member), members)
+
+
+async def delete_resource(conn: AsyncConnection, kind: str, resource_id: str) -> None:
+    """Remove the User or Group with its emails and memberships."""
+    if kind == "User":
+        await conn.execute(
+            sa.delete(scim_user_email).where(scim_user_email.c.user_id == resource_id)
+        )
+        await conn.execute(
+            sa.delete(scim_group_member).where(scim_group_member.c.user_id == resource_id)
+        )
+    else:
+        await conn.execute(
+            sa.delete(scim_group_member).where(scim_group_member.c.group_id == resource_id)
+        )
+    table = _table(kind)
+    await conn.execute(sa.delete(table).where(table.c.id == resource_id))
+
+
+async def existing_users(conn: AsyncConnection, user_ids: Iterable[str]) -> set[str]:
+    """Which of these ids are stored users."""
+    wanted = set(user_ids)
+    if not wanted:
+        return set()
+    rows = await conn.execute(sa.select(scim_user.c.id).where(scim_user.c.id.in_(wanted)))
+    return {row.id for row in rows}
+
+
+async def group_members(conn: AsyncConnection, group_id: str) -> set[str]:
+    """The ids of the users in this group."""
+    rows = await conn.execute(
+        sa.select(scim_group_member.c.user_id).where(scim_group_member.c.group_id == group_id)
+    )
+    return {row.user_id for row in rows}
+
+
+async def group_names(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each user's groups, as sorted displayNames."""
+    wanted = set(user_ids)
+    names: dict[str, list[str]] = {user_id: [] for user_id in wanted}
+    if not wanted:
+        return names
+    rows = await conn.execute(
+        sa.select(scim_group_member.c.user_id, scim_group.c.display_name)
+        .join(scim_group, scim_group.c.id == scim_group_member.c.group_id)
+        .where(scim_group_member.c.user_id.in_(wanted))
+    )
+    for row in rows:
+        names[row.user_id].append(row.display_name)
+    return {user_id: sorted(groups) for user_id, groups in names.items()}
+
+
+async def users_of(conn: AsyncConnection, user_ids: Iterable[str]) -> list[StoredResource]:
+    """The stored users with these ids."""
+    wanted = set(user_ids)
+    if not wanted:
+        return []
+    rows = await conn.execute(sa.select(scim_user).where(scim_user.c.id.in_(wanted)))
+    return [_stored(row) for row in rows]
