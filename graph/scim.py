@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from graph.models import scim_group, scim_group_member, scim_user, scim_user_email, utcnow
+from graph.models import (
+    person_table,
+    scim_group,
+    scim_group_member,
+    scim_user,
+    scim_user_email,
+    utcnow,
+)
 from graph.sql import dumps, loads
 
 
@@ -44,10 +51,15 @@ def _table(kind: str) -> sa.Table:
     return scim_user if kind == "User" else scim_group
 
 
-async def get_resource(conn: AsyncConnection, kind: str, resource_id: str) -> StoredResource | None:
-    """The stored User or Group with this id, or None."""
+async def get_resource(
+    conn: AsyncConnection, kind: str, resource_id: str, *, for_update: bool = False
+) -> StoredResource | None:
+    """The stored User or Group with this id (locked for a write when asked), or None."""
     table = _table(kind)
-    row = (await conn.execute(sa.select(table).where(table.c.id == resource_id))).first()
+    query = sa.select(table).where(table.c.id == resource_id)
+    if for_update:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
     return None if row is None else _stored(row)
 
 
@@ -130,10 +142,18 @@ async def save_user(
         )
 
 
-async def link_person(conn: AsyncConnection, resource_id: str, person_id: int | None) -> None:
-    """Record which graph person this SCIM user became."""
+async def link_people(conn: AsyncConnection, user_ids: Iterable[str]) -> None:
+    """Record which graph person each of these SCIM users became."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return
+    person = (
+        sa.select(person_table.c.id)
+        .where(person_table.c.authority_id == scim_user.c.id)
+        .scalar_subquery()
+    )
     await conn.execute(
-        sa.update(scim_user).where(scim_user.c.id == resource_id).values(person_id=person_id)
+        sa.update(scim_user).where(scim_user.c.id.in_(wanted)).values(person_id=person)
     )
 
 
