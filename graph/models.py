@@ -15,6 +15,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(moment: datetime) -> datetime:
+    """The moment in UTC with its zone (SQLite hands back naive datetimes)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _ts(nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(UTCDateTime, nullable=nullable)
 

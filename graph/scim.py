@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.models import (
+    aware,
+    person_email_table,
     person_table,
     scim_group,
     scim_group_member,
@@ -43,7 +45,7 @@ class StoredResource:
 
 def _stored(row: Any) -> StoredResource:
     return StoredResource(
-        row.id, loads(row.resource_json), row.version, row.created_at, row.updated_at
+        row.id, loads(row.resource_json), row.version, aware(row.created_at), aware(row.updated_at)
     )
 
 
@@ -248,3 +250,21 @@ async def users_of(conn: AsyncConnection, user_ids: Iterable[str]) -> list[Store
         return []
     rows = await conn.execute(sa.select(scim_user).where(scim_user.c.id.in_(wanted)))
     return [_stored(row) for row in rows]
+
+
+async def vacated_authority_id(conn: AsyncConnection, email: str, source: str) -> str | None:
+    """The id of a deleted SCIM user whose deprovisioned person holds this (normalized) email."""
+    row = (
+        await conn.execute(
+            sa.select(person_table.c.authority_id)
+            .join(person_email_table, person_email_table.c.person_id == person_table.c.id)
+            .where(
+                person_email_table.c.email == email,
+                person_table.c.source == source,
+                person_table.c.lifecycle == "deprovisioned",
+                person_table.c.authority_id.is_not(None),
+                ~sa.exists().where(scim_user.c.id == person_table.c.authority_id),
+            )
+        )
+    ).first()
+    return None if row is None else str(row.authority_id)

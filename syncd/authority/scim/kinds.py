@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,8 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import scim
-from syncd.authority.scim.mapping import person_record, user_emails
+from graph.emails import normalize_email
+from syncd.authority.scim.mapping import SOURCE, login_email, person_record, user_emails
 from syncd.authority.scim.protocol import GROUP_MODEL, USER_MODEL, BadRequest
 
 Resource = Mapping[str, Any]
@@ -22,6 +24,10 @@ class Kind(Protocol):
     name: str  # "User" or "Group"
     endpoint: str  # "Users" or "Groups"
     model: Any  # the scim2-models class
+
+    async def new_id(self, conn: AsyncConnection, resource: Resource) -> str:
+        """The id a created resource gets."""
+        ...
 
     async def check(self, conn: AsyncConnection, resource: Resource) -> None:
         """Refuse a resource the graph cannot take (BadRequest)."""
@@ -49,6 +55,11 @@ class Users:
     name: str = "User"
     endpoint: str = "Users"
     model: Any = USER_MODEL
+
+    async def new_id(self, conn: AsyncConnection, resource: Resource) -> str:
+        """A new id, or the deleted user's whose person this one's email names (a rehire)."""
+        email = normalize_email(login_email(resource)).email or ""
+        return await scim.vacated_authority_id(conn, email, SOURCE) or str(uuid.uuid4())
 
     async def check(self, conn: AsyncConnection, resource: Resource) -> None:
         """A userName nobody else holds, and a usable email."""
@@ -91,6 +102,10 @@ class Groups:
     name: str = "Group"
     endpoint: str = "Groups"
     model: Any = GROUP_MODEL
+
+    async def new_id(self, conn: AsyncConnection, resource: Resource) -> str:
+        """A new random id."""
+        return str(uuid.uuid4())
 
     async def check(self, conn: AsyncConnection, resource: Resource) -> None:
         """Every member is a stored user."""

@@ -38,8 +38,9 @@ _PREFERENCE: tuple[Callable[[UserEmail], bool], ...] = (
 )
 
 
-def _login_email(resource: Mapping[str, Any], emails: Sequence[UserEmail]) -> str:
+def login_email(resource: Mapping[str, Any]) -> str:
     """The primary email, else the work one, else the first, else an email-like userName."""
+    emails = user_emails(resource)
     user_name = resource.get("userName")
     chosen = next(
         (email.value for pick in _PREFERENCE for email in emails if pick(email)),
@@ -68,7 +69,7 @@ def person_record(
 ) -> PersonRecord:
     """The authority person a SCIM user is (BadRequest when it has no usable email)."""
     emails = user_emails(resource)
-    login = _login_email(resource, emails)
+    login = login_email(resource)
     name = resource.get("name") or {}
     active = resource.get("active") is not False and not deleted
     return PersonRecord(

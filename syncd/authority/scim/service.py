@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graph import scim
 from graph.db import Database
 from graph.scim import StoredResource
+from syncd.authority.scim import lenient
 from syncd.authority.scim.filters import where_clause
 from syncd.authority.scim.kinds import Kind
 from syncd.authority.scim.mapping import SOURCE, person_record
@@ -139,13 +139,13 @@ class ScimService:
 
     async def create(self, kind: Kind, request: web.Request) -> web.Response:
         """POST a new resource."""
-        payload = await read_json(request)
+        payload = lenient.resource(await read_json(request))
         model = kind.model.model_validate(
             payload, scim_ctx=Context.RESOURCE_CREATION_REQUEST, scim_policy=POLICY
         )
-        model.id = str(uuid.uuid4())
-        resource = _resource(model)
         async with self.db.write() as conn:
+            model.id = await kind.new_id(conn, _resource(model))
+            resource = _resource(model)
             await kind.check(conn, resource)
             await kind.save(conn, resource, 1)
             await self._apply(conn, kind.affected(None, resource))
@@ -156,7 +156,7 @@ class ScimService:
 
     async def replace(self, kind: Kind, request: web.Request) -> web.Response:
         """PUT a whole resource in place of the stored one."""
-        payload = await read_json(request)
+        payload = lenient.resource(await read_json(request))
         model = kind.model.model_validate(
             payload, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST, scim_policy=POLICY
         )
@@ -164,7 +164,7 @@ class ScimService:
 
     async def patch(self, kind: Kind, request: web.Request) -> web.Response:
         """PATCH a resource with add, replace and remove operations."""
-        payload = await read_json(request)
+        payload = lenient.patch(await read_json(request))
         operations = PatchOp[kind.model].model_validate(  # type: ignore[name-defined]
             payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=POLICY
         )
