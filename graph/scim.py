@@ -193,12 +193,34 @@ async def save_group(
         await conn.execute(sa.insert(scim_group_member), members)
 
 
+async def _leave_groups(conn: AsyncConnection, user_id: str) -> None:
+    """Take a deleted user out of the members each of its groups lists (a new group version)."""
+    rows = await conn.execute(
+        sa.select(scim_group)
+        .join(scim_group_member, scim_group_member.c.group_id == scim_group.c.id)
+        .where(scim_group_member.c.user_id == user_id)
+    )
+    for row in rows.all():
+        resource = loads(row.resource_json)
+        resource["members"] = [
+            member for member in resource.get("members") or () if member.get("value") != user_id
+        ]
+        if not resource["members"]:
+            del resource["members"]
+        await conn.execute(
+            sa.update(scim_group)
+            .where(scim_group.c.id == row.id)
+            .values(resource_json=dumps(resource), version=row.version + 1, updated_at=utcnow())
+        )
+
+
 async def delete_resource(conn: AsyncConnection, kind: str, resource_id: str) -> None:
     """Remove the User or Group with its emails and memberships."""
     if kind == "User":
         await conn.execute(
             sa.delete(scim_user_email).where(scim_user_email.c.user_id == resource_id)
         )
+        await _leave_groups(conn, resource_id)
         await conn.execute(
             sa.delete(scim_group_member).where(scim_group_member.c.user_id == resource_id)
         )

@@ -1,0 +1,104 @@
+"""Groups over the live endpoint: membership becomes each member's `groups` attribute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.authority.conftest import GROUP, PATCH, Scim
+
+
+async def groups_of(scim: Scim, email: str) -> Any:
+    """The `groups` attribute of the person with this email."""
+    person = await scim.engine.store.person(email)
+    assert person is not None
+    return person.attributes.get("groups")
+
+
+async def test_group_membership_reaches_the_people(scim: Scim) -> None:
+    ada = await scim.create_user("ada@example.com")
+    bob = await scim.create_user("bob@example.com")
+    cy = await scim.create_user("cy@example.com")
+    status, eng, headers = await scim.call(
+        "POST",
+        "/Groups",
+        {
+            "schemas": [GROUP],
+            "displayName": "Engineering",
+            "externalId": "g-eng",
+            "members": [{"value": ada["id"]}, {"value": bob["id"]}],
+        },
+    )
+    assert status == 201, eng
+    assert headers["ETag"] == 'W/"1"' and eng["meta"]["resourceType"] == "Group"
+    assert await groups_of(scim, "ada@example.com") == ["Engineering"]
+    assert await groups_of(scim, "cy@example.com") == []
+    path = f"/Groups/{eng['id']}"
+
+    # Okta: add one member, remove another by value-path filter.
+    status, patched, _ = await scim.call(
+        "PATCH",
+        path,
+        {
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": cy["id"]}]},
+                {"op": "remove", "path": f'members[value eq "{bob["id"]}"]'},
+            ],
+        },
+    )
+    assert status == 200, patched
+    assert {member["value"] for member in patched["members"]} == {ada["id"], cy["id"]}
+    assert await groups_of(scim, "bob@example.com") == []
+    assert await groups_of(scim, "cy@example.com") == ["Engineering"]
+
+    # Entra: remove a member by value, without a filter in the path.
+    status, patched, _ = await scim.call(
+        "PATCH",
+        path,
+        {
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "Remove", "path": "members", "value": [{"value": cy["id"]}]},
+                {"op": "Replace", "path": "displayName", "value": "Eng"},
+            ],
+        },
+    )
+    assert status == 200, patched
+    assert await groups_of(scim, "cy@example.com") == []
+    assert await groups_of(scim, "ada@example.com") == ["Eng"]
+
+    for text, expected in (
+        ('displayName eq "eng"', 1),
+        ('externalId eq "g-eng"', 1),
+        (f'members.value eq "{ada["id"]}"', 1),
+        (f'members[value eq "{bob["id"]}"]', 0),
+    ):
+        status, listing, _ = await scim.call("GET", f"/Groups?filter={text}")
+        assert status == 200 and listing["totalResults"] == expected, (text, listing)
+
+    status, _, _ = await scim.call("DELETE", path)
+    assert status == 204
+    assert await groups_of(scim, "ada@example.com") == []
+
+
+async def test_group_members_must_be_users(scim: Scim) -> None:
+    status, error, _ = await scim.call(
+        "POST",
+        "/Groups",
+        {"schemas": [GROUP], "displayName": "Ghosts", "members": [{"value": "nobody"}]},
+    )
+    assert (status, error["scimType"]) == (400, "invalidValue")
+    status, listing, _ = await scim.call("GET", "/Groups")
+    assert listing["totalResults"] == 0
+
+
+async def test_deleting_a_user_leaves_its_groups(scim: Scim) -> None:
+    ada = await scim.create_user("ada@example.com")
+    _, group, _ = await scim.call(
+        "POST",
+        "/Groups",
+        {"schemas": [GROUP], "displayName": "Ops", "members": [{"value": ada["id"]}]},
+    )
+    await scim.call("DELETE", f"/Users/{ada['id']}")
+    status, fetched, _ = await scim.call("GET", f"/Groups/{group['id']}")
+    assert status == 200 and not fetched.get("members")
