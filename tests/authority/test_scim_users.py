@@ -164,3 +164,21 @@ async def test_bad_bodies_are_scim_errors(scim: Scim) -> None:
         assert response.status == 413
     status, error, _ = await scim.call("GET", "/Users/no-such-id")
     assert status == 404 and error["status"] == "404"
+
+
+async def test_search_by_post(scim: Scim) -> None:
+    ada = await scim.create_user("ada@example.com", displayName="Ada")
+    await scim.create_user("bob@example.com")
+    request = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'displayName eq "Ada"',
+        "attributes": ["userName"],
+        "count": 10,
+    }
+    for path in ("/Users/.search", "/.search"):
+        status, listing, _ = await scim.call("POST", path, request)
+        assert status == 200, listing
+        assert [item["id"] for item in listing["Resources"]] == [ada["id"]]
+        assert "emails" not in listing["Resources"][0]
+    status, error, _ = await scim.call("POST", "/.search", {**request, "filter": 'title eq "x"'})
+    assert (status, error["scimType"]) == (400, "invalidFilter")

@@ -68,6 +68,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return scim_error(500, "internal error; see the syncd log")
 
 
+def _search(service: ScimService) -> Callable[[list[Kind]], Handler]:
+    def over(kinds: list[Kind]) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await service.search(kinds, request)
+
+        return handle
+
+    return over
+
+
 def _resource_routes(service: ScimService, kind: Kind) -> list[web.RouteDef]:
     def bind(
         method: Callable[[Kind, web.Request], Awaitable[web.Response]],
@@ -78,8 +88,10 @@ def _resource_routes(service: ScimService, kind: Kind) -> list[web.RouteDef]:
         return handle
 
     base = f"{PREFIX}/{kind.endpoint}"
+    search = _search(service)
     return [
-        web.get(base, bind(service.list), allow_head=False),
+        web.get(base, bind(service.query), allow_head=False),
+        web.post(f"{base}/.search", search([kind])),
         web.post(base, bind(service.create)),
         web.get(f"{base}/{{id}}", bind(service.get), allow_head=False),
         web.put(f"{base}/{{id}}", bind(service.replace)),
@@ -97,4 +109,5 @@ def scim_app(db: Database, sink: PeopleSink, token: str, *, actor: str = "idp") 
     for kind in KINDS.values():
         app.add_routes(_resource_routes(service, kind))
     app.add_routes(discovery_routes(PREFIX))
+    app.router.add_post(f"{PREFIX}/.search", _search(service)(list(KINDS.values())))
     return app

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from scim2_models import Context, ListResponse
 
-from syncd.authority.scim.protocol import PROVIDER, BadRequest, respond
+from syncd.authority.scim.protocol import PROVIDER, USER_MODEL, BadRequest, respond
 
 
 def _listing(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -18,6 +18,15 @@ def _listing(items: list[dict[str, Any]]) -> dict[str, Any]:
         "itemsPerPage": len(items),
         "Resources": items,
     }
+
+
+def _require_emails(schema: dict[str, Any]) -> None:
+    """Say in the User schema what syncd needs: an email to make a person of (RFC 7643 §7)."""
+    for attribute in schema["attributes"]:
+        if attribute["name"] == "emails":
+            attribute["required"] = True
+            for sub in attribute.get("subAttributes") or ():
+                sub["required"] = sub["required"] or sub["name"] == "value"
 
 
 def _documents(prefix: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -34,6 +43,8 @@ def _documents(prefix: str) -> dict[str, dict[str, dict[str, Any]]]:
         collections["ResourceTypes"][str(resource_type.id)] = body
     for schema in PROVIDER.schemas:
         body = schema.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+        if schema.id == USER_MODEL.__schema__:
+            _require_emails(body)
         body["meta"] = {"resourceType": "Schema", "location": f"{prefix}/Schemas/{schema.id}"}
         collections["Schemas"][str(schema.id)] = body
     config_body = config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from aiohttp import web
-from scim2_models import Context, ListResponse, PatchOp, ResponseParameters
+from scim2_models import Context, ListResponse, PatchOp, ResponseParameters, SearchRequest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import scim
@@ -41,14 +42,32 @@ def _base_url(request: web.Request) -> str:
     return f"{request.url.origin()}{PREFIX}"
 
 
-def _positive_int(request: web.Request, name: str, default: int) -> int:
-    text = request.query.get(name)
-    if text is None or text == "":
+def _integer(query: Mapping[str, Any], name: str, default: int) -> int:
+    value = query.get(name)
+    if value is None or value == "":
         return default
     try:
-        return int(text)
-    except ValueError:
+        return int(value)
+    except (TypeError, ValueError):
         raise BadRequest(400, f"{name} must be an integer", "invalidValue") from None
+
+
+def _selected(
+    kinds: Sequence[Kind], text: str | None
+) -> list[tuple[Kind, sa.ColumnElement[bool] | None]]:
+    """Each kind with its SQL condition; a kind the filter cannot apply to is left out."""
+    if not text:
+        return [(kind, None) for kind in kinds]
+    selected: list[tuple[Kind, sa.ColumnElement[bool] | None]] = []
+    refusal = None
+    for kind in kinds:
+        try:
+            selected.append((kind, where_clause(kind.name, text)))
+        except BadRequest as exc:
+            refusal = exc
+    if not selected and refusal is not None:
+        raise refusal
+    return selected
 
 
 class ScimService:
@@ -86,19 +105,15 @@ class ScimService:
     def _one(
         self, kind: Kind, stored: StoredResource, request: web.Request, status: int = 200
     ) -> web.Response:
-        body = self.render(kind, stored, request, self._parameters(kind, request))
+        body = self.render(kind, stored, request, self._parameters(kind, request.query))
         headers = {"ETag": etag(stored.version)}
         if status == 201:
             headers["Location"] = body["meta"]["location"]
         return respond(body, status, headers)
 
     @staticmethod
-    def _parameters(kind: Kind, request: web.Request) -> ResponseParameters[Any] | None:
-        raw = {
-            key: request.query[key]
-            for key in ("attributes", "excludedAttributes")
-            if request.query.get(key)
-        }
+    def _parameters(kind: Kind, query: Mapping[str, Any]) -> ResponseParameters[Any] | None:
+        raw = {key: query[key] for key in ("attributes", "excludedAttributes") if query.get(key)}
         if not raw:
             return None
         parameters: ResponseParameters[Any] = ResponseParameters[kind.model].model_validate(  # type: ignore[name-defined]
@@ -116,22 +131,46 @@ class ScimService:
             raise BadRequest(404, f"{kind.name} {request.match_info['id']} not found")
         return self._one(kind, stored, request)
 
-    async def list(self, kind: Kind, request: web.Request) -> web.Response:
+    async def query(self, kind: Kind, request: web.Request) -> web.Response:
         """GET the resources a filter selects, one page of them."""
-        text = request.query.get("filter")
-        where = where_clause(kind.name, text) if text else None
-        start = max(_positive_int(request, "startIndex", 1), 1)
-        count = min(max(_positive_int(request, "count", MAX_RESULTS), 0), MAX_RESULTS)
-        params = self._parameters(kind, request)
+        return await self._search([kind], request, request.query)
+
+    async def search(self, kinds: Sequence[Kind], request: web.Request) -> web.Response:
+        """POST .search: the query in a SearchRequest body (RFC 7644 §3.4.3)."""
+        payload = await read_json(request)
+        SearchRequest.model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
+        query = {
+            key: ",".join(value) if isinstance(value, list) else value
+            for key, value in payload.items()
+            if value is not None
+        }
+        return await self._search(kinds, request, query)
+
+    async def _search(
+        self, kinds: Sequence[Kind], request: web.Request, query: Mapping[str, Any]
+    ) -> web.Response:
+        """One page across the kinds, in order: an attribute a kind lacks matches none of it."""
+        start = max(_integer(query, "startIndex", 1), 1)
+        count = min(max(_integer(query, "count", MAX_RESULTS), 0), MAX_RESULTS)
+        selected = _selected(kinds, query.get("filter"))
+        offset, total = start - 1, 0
+        resources: list[dict[str, Any]] = []
         async with self.db.read() as conn:
-            total, page = await scim.list_resources(conn, kind.name, where, start - 1, count)
+            for kind, where in selected:
+                found, page = await scim.list_resources(
+                    conn, kind.name, where, offset, count - len(resources)
+                )
+                offset = max(offset - found, 0)
+                total += found
+                params = self._parameters(kind, query)
+                resources += [self.render(kind, stored, request, params) for stored in page]
         return respond(
             {
                 "schemas": [ListResponse.__schema__],
                 "totalResults": total,
                 "startIndex": start,
-                "itemsPerPage": len(page),
-                "Resources": [self.render(kind, stored, request, params) for stored in page],
+                "itemsPerPage": len(resources),
+                "Resources": resources,
             }
         )
 
