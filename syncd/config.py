@@ -110,13 +110,7 @@ class ConnectorConfig(_Strict):
     @classmethod
     def _references_only(cls, value: dict[str, str]) -> dict[str, str]:
         for name, reference in value.items():
-            if not reference.startswith(SECRET_SCHEMES):
-                raise KeyProblem(
-                    name,
-                    "must be a reference (env:NAME, file:PATH or credential:NAME), "
-                    "never the secret itself",
-                )
-            if (problem := reference_problem(reference)) is not None:
+            if (problem := secret_reference_problem(reference)) is not None:
                 raise KeyProblem(name, problem)
         return value
 
@@ -162,6 +156,35 @@ class HealthConfig(_Strict):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class ScimConfig(_Strict):
+    """The SCIM 2.0 listener an identity provider provisions people through."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=0, le=65535)
+    token: str  # a secret reference: env:NAME, file:PATH or credential:NAME
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    actor: str = Field(default="idp", min_length=1, max_length=100)
+
+    @field_validator("token")
+    @classmethod
+    def _token_reference(cls, value: str) -> str:
+        if (problem := secret_reference_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ScimConfig:
+        """Both TLS files or neither, and each one exists."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise KeyProblem(missing, "set tls_cert and tls_key together, or neither")
+        for key, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            if path is not None and not path.is_file():
+                raise KeyProblem(key, f"{path} is not a file")
+        return self
+
+
 class LeaseConfig(_Strict):
     """The writer lease: how long it lasts unrenewed (renewed at a third of that)."""
 
@@ -177,6 +200,7 @@ class Config(_Strict):
     push: PushConfig = PushConfig()
     health: HealthConfig = HealthConfig()
     lease: LeaseConfig = LeaseConfig()
+    scim: ScimConfig | None = None
     precedence: dict[str, list[str]] = {}
     connectors: dict[str, ConnectorConfig] = {}
 
@@ -232,6 +256,15 @@ def load_config(path: Path) -> Config:
         raise ConfigError(_describe(exc)) from None
 
 
+def secret_reference_problem(reference: str) -> str | None:
+    """What is wrong with a secret reference in the config, or None."""
+    if not reference.startswith(SECRET_SCHEMES):
+        return (
+            "must be a reference (env:NAME, file:PATH or credential:NAME), never the secret itself"
+        )
+    return reference_problem(reference)
+
+
 def reference_problem(reference: str) -> str | None:
     """What is wrong with a secret reference that has a known scheme."""
     scheme, _, target = reference.partition(":")
@@ -247,39 +280,43 @@ def reference_problem(reference: str) -> str | None:
 def resolve_secrets(
     connector: str, references: Mapping[str, str], environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Read each secret from the environment, a file or systemd's credentials directory."""
+    """Read each of a connector's secrets (see resolve_secret)."""
+    return {
+        name: resolve_secret(f"connectors.{connector}.secrets.{name}", reference, environ)
+        for name, reference in references.items()
+    }
+
+
+def resolve_secret(key: str, reference: str, environ: Mapping[str, str] | None = None) -> str:
+    """Read one secret from the environment, a file or systemd's credentials directory."""
     env = os.environ if environ is None else environ
-    resolved = {}
-    for name, reference in references.items():
-        key = f"connectors.{connector}.secrets.{name}"
-        if not reference.startswith(SECRET_SCHEMES):
-            raise ConfigError(f"{key}: must be env:NAME, file:PATH or credential:NAME")
-        if (problem := reference_problem(reference)) is not None:
-            raise ConfigError(f"{key}: {problem}")
-        scheme, _, target = reference.partition(":")
-        if scheme == "env":
-            value = env.get(target)
-            if not value:
-                raise ConfigError(f"{key}: environment variable {target} is not set")
+    if not reference.startswith(SECRET_SCHEMES):
+        raise ConfigError(f"{key}: must be env:NAME, file:PATH or credential:NAME")
+    if (problem := reference_problem(reference)) is not None:
+        raise ConfigError(f"{key}: {problem}")
+    scheme, _, target = reference.partition(":")
+    if scheme == "env":
+        value = env.get(target)
+        if not value:
+            raise ConfigError(f"{key}: environment variable {target} is not set")
+    else:
+        if scheme == "credential":
+            directory = env.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                raise ConfigError(f"{key}: $CREDENTIALS_DIRECTORY is not set")
+            file = Path(directory) / target
         else:
-            if scheme == "credential":
-                directory = env.get("CREDENTIALS_DIRECTORY")
-                if not directory:
-                    raise ConfigError(f"{key}: $CREDENTIALS_DIRECTORY is not set")
-                file = Path(directory) / target
-            else:
-                file = Path(target)
-            try:
-                text = file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"{key}: cannot read {file}: {exc.strerror}") from None
-            except UnicodeDecodeError:
-                raise ConfigError(f"{key}: {file} is not UTF-8 text") from None
-            # One line ending closes a file written by an editor or `echo`; it is not the secret.
-            value = text.removesuffix("\n").removesuffix("\r").strip(" \t")
-            if not value:
-                raise ConfigError(f"{key}: {file} is empty")
-        if not value.isprintable():
-            raise ConfigError(f"{key}: the secret contains a line break or a control character")
-        resolved[name] = value
-    return resolved
+            file = Path(target)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot read {file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{key}: {file} is not UTF-8 text") from None
+        # One line ending closes a file written by an editor or `echo`; it is not the secret.
+        value = text.removesuffix("\n").removesuffix("\r").strip(" \t")
+        if not value:
+            raise ConfigError(f"{key}: {file} is empty")
+    if not value.isprintable():
+        raise ConfigError(f"{key}: the secret contains a line break or a control character")
+    return value
