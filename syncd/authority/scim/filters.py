@@ -137,7 +137,8 @@ class _Translator:
 
     @staticmethod
     def _exists(multi: Multi, condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
-        return sa.exists(sa.select(1).where(multi.parent == multi.key, condition))
+        # IN, not a correlated EXISTS: SQLite then looks the values up by their index.
+        return multi.key.in_(sa.select(multi.parent).where(condition))
 
     def _leaf(self, node: Comparison | Present) -> sa.ColumnElement[bool]:
         path = node.attr_path
