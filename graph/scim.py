@@ -98,50 +98,62 @@ async def user_name_taken(conn: AsyncConnection, user_name: str, but: str | None
     return (await conn.execute(query)).first() is not None
 
 
+async def _save(
+    conn: AsyncConnection,
+    table: sa.Table,
+    child: sa.Column[str],
+    resource: Mapping[str, Any],
+    values: dict[str, Any],
+    rows: list[dict[str, Any]],
+    *,
+    version: int,
+    created_at: datetime | None,
+) -> StoredResource:
+    """Insert (version 1) or replace a resource's row and its child rows; what is stored."""
+    resource_id = resource["id"]
+    now = utcnow()
+    values |= {"resource_json": dumps(resource), "version": version, "updated_at": now}
+    if version == 1:
+        values |= {"id": resource_id, "created_at": created_at or now}
+        await conn.execute(sa.insert(table).values(values))
+    else:
+        await conn.execute(sa.update(table).where(table.c.id == resource_id).values(values))
+        await conn.execute(sa.delete(child.table).where(child == resource_id))
+    if rows:
+        await conn.execute(sa.insert(child.table), rows)
+    return StoredResource(resource_id, dict(resource), version, created_at or now, now)
+
+
 async def save_user(
     conn: AsyncConnection,
-    resource_id: str,
     resource: Mapping[str, Any],
     emails: Sequence[UserEmail],
     *,
     version: int,
     created_at: datetime | None = None,
-) -> None:
+) -> StoredResource:
     """Insert (version 1) or replace the user and its emails."""
-    now = utcnow()
     values = {
         "user_name": resource["userName"],
         "user_name_key": str(resource["userName"]).casefold(),
         "external_id": resource.get("externalId"),
         "display_name": resource.get("displayName"),
         "active": resource.get("active") is not False,
-        "resource_json": dumps(resource),
-        "version": version,
-        "updated_at": now,
     }
-    if version == 1:
-        await conn.execute(
-            sa.insert(scim_user).values(id=resource_id, created_at=created_at or now, **values)
-        )
-    else:
-        await conn.execute(sa.update(scim_user).where(scim_user.c.id == resource_id).values(values))
-        await conn.execute(
-            sa.delete(scim_user_email).where(scim_user_email.c.user_id == resource_id)
-        )
-    if emails:
-        await conn.execute(
-            sa.insert(scim_user_email),
-            [
-                {
-                    "user_id": resource_id,
-                    "value": email.value,
-                    "value_key": email.value.casefold(),
-                    "type": email.type,
-                    "is_primary": email.primary,
-                }
-                for email in emails
-            ],
-        )
+    rows = [
+        {
+            "user_id": resource["id"],
+            "value": email.value,
+            "value_key": email.value.casefold(),
+            "type": email.type,
+            "is_primary": email.primary,
+        }
+        for email in emails
+    ]
+    return await _save(
+        conn, scim_user, scim_user_email.c.user_id, resource, values, rows,
+        version=version, created_at=created_at,
+    )  # fmt: skip
 
 
 async def link_people(conn: AsyncConnection, user_ids: Iterable[str]) -> None:
@@ -161,36 +173,19 @@ async def link_people(conn: AsyncConnection, user_ids: Iterable[str]) -> None:
 
 async def save_group(
     conn: AsyncConnection,
-    resource_id: str,
     resource: Mapping[str, Any],
-    member_ids: Iterable[str],
+    member_ids: Sequence[str],
     *,
     version: int,
     created_at: datetime | None = None,
-) -> None:
+) -> StoredResource:
     """Insert (version 1) or replace the group and its members."""
-    now = utcnow()
-    values = {
-        "display_name": resource["displayName"],
-        "external_id": resource.get("externalId"),
-        "resource_json": dumps(resource),
-        "version": version,
-        "updated_at": now,
-    }
-    if version == 1:
-        await conn.execute(
-            sa.insert(scim_group).values(id=resource_id, created_at=created_at or now, **values)
-        )
-    else:
-        await conn.execute(
-            sa.update(scim_group).where(scim_group.c.id == resource_id).values(values)
-        )
-        await conn.execute(
-            sa.delete(scim_group_member).where(scim_group_member.c.group_id == resource_id)
-        )
-    members = [{"group_id": resource_id, "user_id": user_id} for user_id in sorted(set(member_ids))]
-    if members:
-        await conn.execute(sa.insert(scim_group_member), members)
+    values = {"display_name": resource["displayName"], "external_id": resource.get("externalId")}
+    rows = [{"group_id": resource["id"], "user_id": user_id} for user_id in sorted(set(member_ids))]
+    return await _save(
+        conn, scim_group, scim_group_member.c.group_id, resource, values, rows,
+        version=version, created_at=created_at,
+    )  # fmt: skip
 
 
 async def _leave_groups(conn: AsyncConnection, user_id: str) -> None:

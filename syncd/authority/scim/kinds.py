@@ -3,58 +3,61 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import scim
 from graph.emails import normalize_email
+from graph.scim import StoredResource
 from syncd.authority.scim.mapping import SOURCE, login_email, person_record, user_emails
 from syncd.authority.scim.protocol import GROUP_MODEL, USER_MODEL, BadRequest
 
 Resource = Mapping[str, Any]
 
 
-class Kind(Protocol):
+class Kind:
     """One SCIM resource type as syncd stores it."""
 
-    name: str  # "User" or "Group"
-    endpoint: str  # "Users" or "Groups"
-    model: Any  # the scim2-models class
+    name: ClassVar[str]  # "User" or "Group"
+    endpoint: ClassVar[str]  # "Users" or "Groups"
+    model: ClassVar[Any]  # the scim2-models class
+    store: ClassVar[Callable[..., Awaitable[StoredResource]]]  # graph.scim's save function
 
     async def new_id(self, conn: AsyncConnection, resource: Resource) -> str:
-        """The id a created resource gets."""
-        ...
+        """The id a created resource gets: a new random one."""
+        return str(uuid.uuid4())
 
     async def check(self, conn: AsyncConnection, resource: Resource) -> None:
         """Refuse a resource the graph cannot take (BadRequest)."""
-        ...
+
+    def children(self, resource: Resource) -> Sequence[Any]:
+        """What the graph keeps in the resource's child table."""
+        return ()
 
     async def save(
-        self,
-        conn: AsyncConnection,
-        resource: Resource,
-        version: int,
-        created_at: datetime | None = None,
-    ) -> None:
-        """Store the resource at this version (1: insert)."""
-        ...
+        self, conn: AsyncConnection, resource: Resource, version: int, created: datetime | None
+    ) -> StoredResource:
+        """Store the resource at this version (1: insert) with its child rows."""
+        store = type(self).store
+        return await store(
+            conn, resource, self.children(resource), version=version, created_at=created
+        )
 
     def affected(self, before: Resource | None, after: Resource | None) -> set[str]:
         """The users whose person record this change alters."""
-        ...
+        raise NotImplementedError
 
 
-@dataclass(slots=True)
-class Users:
+class Users(Kind):
     """SCIM Users: each one is an authority person."""
 
-    name: str = "User"
-    endpoint: str = "Users"
-    model: Any = USER_MODEL
+    name = "User"
+    endpoint = "Users"
+    model = USER_MODEL
+    store = scim.save_user
 
     async def new_id(self, conn: AsyncConnection, resource: Resource) -> str:
         """A new id, or the deleted user's whose person this one's email names (a rehire)."""
@@ -67,22 +70,9 @@ class Users:
             raise BadRequest(409, "userName is already taken", "uniqueness")
         person_record(resource, ())
 
-    async def save(
-        self,
-        conn: AsyncConnection,
-        resource: Resource,
-        version: int,
-        created_at: datetime | None = None,
-    ) -> None:
-        """Store the user and its emails."""
-        await scim.save_user(
-            conn,
-            resource["id"],
-            resource,
-            user_emails(resource),
-            version=version,
-            created_at=created_at,
-        )
+    def children(self, resource: Resource) -> Sequence[Any]:
+        """The user's emails."""
+        return user_emails(resource)
 
     def affected(self, before: Resource | None, after: Resource | None) -> set[str]:
         """The user itself."""
@@ -95,52 +85,33 @@ def member_ids(resource: Resource | None) -> set[str]:
     return {str(member["value"]) for member in members if member.get("value")}
 
 
-@dataclass(slots=True)
-class Groups:
+class Groups(Kind):
     """SCIM Groups: their membership becomes each member's `groups` attribute."""
 
-    name: str = "Group"
-    endpoint: str = "Groups"
-    model: Any = GROUP_MODEL
-
-    async def new_id(self, conn: AsyncConnection, resource: Resource) -> str:
-        """A new random id."""
-        return str(uuid.uuid4())
+    name = "Group"
+    endpoint = "Groups"
+    model = GROUP_MODEL
+    store = scim.save_group
 
     async def check(self, conn: AsyncConnection, resource: Resource) -> None:
         """Every member is a stored user."""
         wanted = member_ids(resource)
         unknown = wanted - await scim.existing_users(conn, wanted)
         if unknown:
+            listed = ", ".join(sorted(unknown)[:5])
             raise BadRequest(
-                400,
-                f"members must be existing Users; unknown: {', '.join(sorted(unknown)[:5])}",
-                "invalidValue",
+                400, f"members must be existing Users; unknown: {listed}", "invalidValue"
             )
 
-    async def save(
-        self,
-        conn: AsyncConnection,
-        resource: Resource,
-        version: int,
-        created_at: datetime | None = None,
-    ) -> None:
-        """Store the group and its members."""
-        await scim.save_group(
-            conn,
-            resource["id"],
-            resource,
-            member_ids(resource),
-            version=version,
-            created_at=created_at,
-        )
+    def children(self, resource: Resource) -> Sequence[Any]:
+        """The ids of the group's members."""
+        return sorted(member_ids(resource))
 
     def affected(self, before: Resource | None, after: Resource | None) -> set[str]:
         """Members who joined or left; every member when the group was renamed or removed."""
         old, new = member_ids(before), member_ids(after)
-        if before is None or after is None or before.get("displayName") != after.get("displayName"):
-            return old | new
-        return old ^ new
+        renamed = (before or {}).get("displayName") != (after or {}).get("displayName")
+        return old | new if before is None or after is None or renamed else old ^ new
 
 
 KINDS: dict[str, Kind] = {"Users": Users(), "Groups": Groups()}

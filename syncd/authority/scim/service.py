@@ -28,14 +28,20 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
-def _check_if_match(request: web.Request, stored: StoredResource) -> None:
+async def _locked(conn: AsyncConnection, kind: Kind, request: web.Request) -> StoredResource:
+    """The resource the request names, locked for the write, if If-Match allows (else 412)."""
+    resource_id = request.match_info["id"]
+    stored = await scim.get_resource(conn, kind.name, resource_id, for_update=True)
+    if stored is None:
+        raise BadRequest(404, f"{kind.name} {resource_id} not found")
     wanted = request.headers.get("If-Match")
     if wanted is None:
-        return
+        return stored
     tags = {tag.strip() for tag in wanted.split(",")}
     current = etag(stored.version)
     if "*" not in tags and current not in tags and current.removeprefix("W/") not in tags:
         raise BadRequest(412, f"the resource is at version {current}", "preconditionFailed")
+    return stored
 
 
 def _base_url(request: web.Request) -> str:
@@ -186,11 +192,9 @@ class ScimService:
             model.id = await kind.new_id(conn, _resource(model))
             resource = _resource(model)
             await kind.check(conn, resource)
-            await kind.save(conn, resource, 1)
+            stored = await kind.save(conn, resource, 1, None)
             await self._apply(conn, kind.affected(None, resource))
-            stored = await scim.get_resource(conn, kind.name, model.id)
         self.sink.committed()
-        assert stored is not None
         return self._one(kind, stored, request, 201)
 
     async def replace(self, kind: Kind, request: web.Request) -> web.Response:
@@ -214,12 +218,8 @@ class ScimService:
         return await self._change(kind, request, patched)
 
     async def _change(self, kind: Kind, request: web.Request, change: Any) -> web.Response:
-        resource_id = request.match_info["id"]
         async with self.db.write() as conn:
-            stored = await scim.get_resource(conn, kind.name, resource_id, for_update=True)
-            if stored is None:
-                raise BadRequest(404, f"{kind.name} {resource_id} not found")
-            _check_if_match(request, stored)
+            stored = await _locked(conn, kind, request)
             original = kind.model.model_validate({**stored.resource, "id": stored.id})
             changed = change(original)
             if changed is not None:
@@ -227,10 +227,9 @@ class ScimService:
                 resource = _resource(changed)
                 if resource != stored.resource:
                     await kind.check(conn, resource)
-                    await kind.save(conn, resource, stored.version + 1, stored.created_at)
-                    await self._apply(conn, kind.affected(stored.resource, resource))
-                    stored = await scim.get_resource(conn, kind.name, resource_id)
-                    assert stored is not None
+                    before = stored.resource
+                    stored = await kind.save(conn, resource, stored.version + 1, stored.created_at)
+                    await self._apply(conn, kind.affected(before, resource))
         self.sink.committed()
         return self._one(kind, stored, request)
 
@@ -238,10 +237,7 @@ class ScimService:
         """DELETE a resource: a user's person is deprovisioned, a group's members leave it."""
         resource_id = request.match_info["id"]
         async with self.db.write() as conn:
-            stored = await scim.get_resource(conn, kind.name, resource_id, for_update=True)
-            if stored is None:
-                raise BadRequest(404, f"{kind.name} {resource_id} not found")
-            _check_if_match(request, stored)
+            stored = await _locked(conn, kind, request)
             affected = kind.affected(stored.resource, None)
             await scim.delete_resource(conn, kind.name, resource_id)
             gone = {resource_id: stored.resource} if kind.name == "User" else {}
