@@ -98,41 +98,9 @@ async def user_name_taken(conn: AsyncConnection, user_name: str, but: str | None
     return (await conn.execute(query)).first() is not None
 
 
-async def _save(
-    conn: AsyncConnection,
-    table: sa.Table,
-    child: sa.Column[str],
-    resource: Mapping[str, Any],
-    values: dict[str, Any],
-    rows: list[dict[str, Any]],
-    *,
-    version: int,
-    created_at: datetime | None,
-) -> StoredResource:
-    """Insert (version 1) or replace a resource's row and its child rows; what is stored."""
-    resource_id = resource["id"]
-    now = utcnow()
-    values |= {"resource_json": dumps(resource), "version": version, "updated_at": now}
-    if version == 1:
-        values |= {"id": resource_id, "created_at": created_at or now}
-        await conn.execute(sa.insert(table).values(values))
-    else:
-        await conn.execute(sa.update(table).where(table.c.id == resource_id).values(values))
-        await conn.execute(sa.delete(child.table).where(child == resource_id))
-    if rows:
-        await conn.execute(sa.insert(child.table), rows)
-    return StoredResource(resource_id, dict(resource), version, created_at or now, now)
-
-
-async def save_user(
-    conn: AsyncConnection,
-    resource: Mapping[str, Any],
-    emails: Sequence[UserEmail],
-    *,
-    version: int,
-    created_at: datetime | None = None,
-) -> StoredResource:
-    """Insert (version 1) or replace the user and its emails."""
+def _user_rows(
+    resource: Mapping[str, Any], emails: Sequence[UserEmail]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     values = {
         "user_name": resource["userName"],
         "user_name_key": str(resource["userName"]).casefold(),
@@ -150,10 +118,45 @@ async def save_user(
         }
         for email in emails
     ]
-    return await _save(
-        conn, scim_user, scim_user_email.c.user_id, resource, values, rows,
-        version=version, created_at=created_at,
-    )  # fmt: skip
+    return values, rows
+
+
+def _group_rows(
+    resource: Mapping[str, Any], member_ids: Sequence[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    values = {"display_name": resource["displayName"], "external_id": resource.get("externalId")}
+    rows = [{"group_id": resource["id"], "user_id": user_id} for user_id in sorted(set(member_ids))]
+    return values, rows
+
+
+async def save_resource(
+    conn: AsyncConnection,
+    kind: str,
+    resource: Mapping[str, Any],
+    children: Sequence[Any],
+    *,
+    version: int,
+    created_at: datetime | None = None,
+) -> StoredResource:
+    """Insert (version 1) or replace a User with its emails, or a Group with its member ids."""
+    if kind == "User":
+        table, child = scim_user, scim_user_email.c.user_id
+        values, rows = _user_rows(resource, children)
+    else:
+        table, child = scim_group, scim_group_member.c.group_id
+        values, rows = _group_rows(resource, children)
+    resource_id = resource["id"]
+    now = utcnow()
+    values |= {"resource_json": dumps(resource), "version": version, "updated_at": now}
+    if version == 1:
+        values |= {"id": resource_id, "created_at": created_at or now}
+        await conn.execute(sa.insert(table).values(values))
+    else:
+        await conn.execute(sa.update(table).where(table.c.id == resource_id).values(values))
+        await conn.execute(sa.delete(child.table).where(child == resource_id))
+    if rows:
+        await conn.execute(sa.insert(child.table), rows)
+    return StoredResource(resource_id, dict(resource), version, created_at or now, now)
 
 
 async def link_people(conn: AsyncConnection, user_ids: Iterable[str]) -> None:
@@ -169,23 +172,6 @@ async def link_people(conn: AsyncConnection, user_ids: Iterable[str]) -> None:
     await conn.execute(
         sa.update(scim_user).where(scim_user.c.id.in_(wanted)).values(person_id=person)
     )
-
-
-async def save_group(
-    conn: AsyncConnection,
-    resource: Mapping[str, Any],
-    member_ids: Sequence[str],
-    *,
-    version: int,
-    created_at: datetime | None = None,
-) -> StoredResource:
-    """Insert (version 1) or replace the group and its members."""
-    values = {"display_name": resource["displayName"], "external_id": resource.get("externalId")}
-    rows = [{"group_id": resource["id"], "user_id": user_id} for user_id in sorted(set(member_ids))]
-    return await _save(
-        conn, scim_group, scim_group_member.c.group_id, resource, values, rows,
-        version=version, created_at=created_at,
-    )  # fmt: skip
 
 
 async def _leave_groups(conn: AsyncConnection, user_id: str) -> None:

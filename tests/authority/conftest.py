@@ -45,20 +45,33 @@ class Scim:
             return response.status, payload, response.headers
 
     async def create_user(self, user_name: str, **fields: Any) -> dict[str, Any]:
-        """POST a user with a work email equal to its userName; its body."""
-        body = {
-            "schemas": [USER],
-            "userName": user_name,
-            "emails": [{"value": user_name, "type": "work", "primary": True}],
-            **fields,
-        }
-        status, created, _ = await self.call("POST", "/Users", body)
+        """POST a user (see user_body); its body."""
+        status, created, _ = await self.call("POST", "/Users", user_body(user_name, **fields))
         assert status == 201, created
         return dict(created)
 
+    async def patch(self, path: str, *operations: dict[str, Any]) -> tuple[int, Any]:
+        """PATCH these operations; the status and body."""
+        status, answer, _ = await self.call("PATCH", path, ops(*operations))
+        return status, answer
+
+    async def search(self, endpoint: str, text: str) -> tuple[int, Any]:
+        """GET /Users or /Groups with this filter; the status and body."""
+        async with self.session.get(
+            f"{self.url}/{endpoint}",
+            params={"filter": text},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+
+def ops(*operations: dict[str, Any]) -> dict[str, Any]:
+    """A PatchOp body."""
+    return {"schemas": [PATCH], "Operations": list(operations)}
+
 
 def user_body(user_name: str, **fields: Any) -> dict[str, Any]:
-    """A minimal valid User payload."""
+    """A User payload whose work email is its userName, with more fields."""
     return {
         "schemas": [USER],
         "userName": user_name,

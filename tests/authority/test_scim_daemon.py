@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +12,7 @@ import pytest
 
 from syncd.config import ConfigError, load_config
 from tests.authority.conftest import user_body
-from tests.syncd.processes import start_syncd, stop
+from tests.syncd.processes import start_syncd, stop, stop_gracefully
 from tests.syncd.test_daemon import free_port
 
 SECRET = "scim-daemon-secret-4b1d"
@@ -69,16 +67,11 @@ def test_an_unset_token_exits_78(tmp_path: Path) -> None:
         f'[database]\nurl = "sqlite:///{tmp_path / "db"}"\n\n[health]\nport = {free_port()}\n\n'
         f'[scim]\nport = {free_port()}\ntoken = "env:SYNCD_TEST_NO_SUCH_TOKEN"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "syncd.cli.main", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 78, result.stderr
-    assert "scim.token: environment variable SYNCD_TEST_NO_SUCH_TOKEN is not set" in result.stderr
-    assert "Traceback" not in result.stderr
+    process = start_syncd("run", config)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 78, stderr
+    assert "scim.token: environment variable SYNCD_TEST_NO_SUCH_TOKEN is not set" in stderr
+    assert "Traceback" not in stderr
 
 
 async def test_syncd_run_serves_scim_over_tls(tmp_path: Path) -> None:
@@ -112,11 +105,9 @@ async def test_syncd_run_serves_scim_over_tls(tmp_path: Path) -> None:
                 f"{base}/Users", json=user_body("ada@example.com"), headers=headers, ssl=trusted
             ) as response:
                 assert response.status == 201, await response.text()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-    finally:
+    except BaseException:
         stop(process)
-    log.seek(0)
-    output = log.read()
+        raise
+    output = stop_gracefully(process, log)
     assert "scim.listening" in output and f"https://127.0.0.1:{port}/scim/v2" in output
     assert SECRET not in output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from tests.authority.conftest import ENTERPRISE, GROUP, PATCH, USER, Scim
+from tests.authority.conftest import ENTERPRISE, GROUP, USER, Scim
 
 CORE_AND_ENTERPRISE = [USER, ENTERPRISE]
 
@@ -48,18 +48,10 @@ async def test_okta_lifecycle(scim: Scim) -> None:
     assert (status, error["scimType"]) == (409, "uniqueness")
 
     path = f"/Users/{created['id']}"
-    status, body, _ = await scim.call(
-        "PATCH",
-        path,
-        {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]},
-    )
+    status, body = await scim.patch(path, {"op": "replace", "value": {"active": False}})
     assert (status, body["active"]) == (200, False)
     assert (await person(scim, "test.user@example.com")).lifecycle == "deprovisioned"
-    status, body, _ = await scim.call(
-        "PATCH",
-        path,
-        {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": True}}]},
-    )
+    status, body = await scim.patch(path, {"op": "replace", "value": {"active": True}})
     assert (await person(scim, "test.user@example.com")).lifecycle == "active"
 
     # Okta's older integrations PUT the whole user to deactivate.
@@ -103,40 +95,28 @@ async def test_entra_lifecycle(scim: Scim) -> None:
     assert found.attributes["manager"] == "26118915-6090-4610"
     path = f"/Users/{created['id']}"
 
-    status, body, _ = await scim.call(
-        "PATCH",
+    status, body = await scim.patch(
         path,
         {
-            "schemas": [PATCH],
-            "Operations": [
-                {
-                    "op": "Replace",
-                    "path": 'emails[type eq "work"].value',
-                    "value": "updatedEmail@microsoft.com",
-                },
-                {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
-            ],
+            "op": "Replace",
+            "path": 'emails[type eq "work"].value',
+            "value": "updatedEmail@microsoft.com",
         },
+        {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
     )
     assert status == 200, body
     found = await person(scim, "updatedemail@microsoft.com")
     assert found.family_name == "updatedFamilyName"
 
-    status, body, _ = await scim.call(
-        "PATCH",
+    status, body = await scim.patch(
         path,
         {
-            "schemas": [PATCH],
-            "Operations": [
-                {
-                    "op": "Add",
-                    "value": {
-                        "name.givenName": "Grace",
-                        f"{ENTERPRISE}:department": "Navy",
-                        "title": "Rear Admiral",
-                    },
-                }
-            ],
+            "op": "Add",
+            "value": {
+                "name.givenName": "Grace",
+                f"{ENTERPRISE}:department": "Navy",
+                "title": "Rear Admiral",
+            },
         },
     )
     assert status == 200, body
@@ -144,18 +124,12 @@ async def test_entra_lifecycle(scim: Scim) -> None:
     assert (found.given_name, found.attributes["department"]) == ("Grace", "Navy")
     assert found.attributes["title"] == "Rear Admiral"
 
-    status, body, _ = await scim.call(
-        "PATCH",
+    status, body = await scim.patch(
         path,
         {
-            "schemas": [PATCH],
-            "Operations": [
-                {
-                    "op": "Add",
-                    "path": f"{ENTERPRISE}:manager",
-                    "value": "2819c223-7f76-453a-919d-ab1234567891",
-                }
-            ],
+            "op": "Add",
+            "path": f"{ENTERPRISE}:manager",
+            "value": "2819c223-7f76-453a-919d-ab1234567891",
         },
     )
     assert status == 200, body
@@ -163,14 +137,7 @@ async def test_entra_lifecycle(scim: Scim) -> None:
     assert found.attributes["manager"] == "2819c223-7f76-453a-919d-ab1234567891"
 
     # Disable with the string "False", then delete.
-    status, body, _ = await scim.call(
-        "PATCH",
-        path,
-        {
-            "schemas": [PATCH],
-            "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
-        },
-    )
+    status, body = await scim.patch(path, {"op": "Replace", "path": "active", "value": "False"})
     assert (status, body["active"]) == (200, False)
     assert (await person(scim, "updatedemail@microsoft.com")).lifecycle == "deprovisioned"
     status, listing, _ = await scim.call("GET", by_user_name(upn))
@@ -210,18 +177,10 @@ async def test_entra_groups(scim: Scim) -> None:
     assert status == 201, group
     path = f"/Groups/{group['id']}"
     member = [{"$ref": None, "value": user["id"]}]
-    status, body, _ = await scim.call(
-        "PATCH",
-        path,
-        {"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": member}]},
-    )
+    status, body = await scim.patch(path, {"op": "Add", "path": "members", "value": member})
     assert status == 200, body
     assert (await person(scim, "dev@contoso.com")).attributes["groups"] == ["Developers"]
-    status, body, _ = await scim.call(
-        "PATCH",
-        path,
-        {"schemas": [PATCH], "Operations": [{"op": "Remove", "path": "members", "value": member}]},
-    )
+    status, body = await scim.patch(path, {"op": "Remove", "path": "members", "value": member})
     assert status == 200, body
     assert (await person(scim, "dev@contoso.com")).attributes["groups"] == []
 

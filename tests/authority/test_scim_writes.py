@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from tests.authority.conftest import ENTERPRISE, PATCH, Scim, user_body
-
-
-def ops(*operations: dict[str, object]) -> dict[str, object]:
-    """A PatchOp body."""
-    return {"schemas": [PATCH], "Operations": list(operations)}
+from tests.authority.conftest import ENTERPRISE, Scim, ops, user_body
 
 
 async def test_patch_bumps_the_version_and_updates_the_person(scim: Scim) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,10 +21,10 @@ Resource = Mapping[str, Any]
 class Kind:
     """One SCIM resource type as syncd stores it."""
 
-    name: ClassVar[str]  # "User" or "Group"
-    endpoint: ClassVar[str]  # "Users" or "Groups"
-    model: ClassVar[Any]  # the scim2-models class
-    store: ClassVar[Callable[..., Awaitable[StoredResource]]]  # graph.scim's save function
+    def __init__(self, name: str, model: Any) -> None:
+        self.name = name  # "User" or "Group"
+        self.endpoint = f"{name}s"
+        self.model = model  # the scim2-models class
 
     async def new_id(self, conn: AsyncConnection, resource: Resource) -> str:
         """The id a created resource gets: a new random one."""
@@ -41,9 +41,8 @@ class Kind:
         self, conn: AsyncConnection, resource: Resource, version: int, created: datetime | None
     ) -> StoredResource:
         """Store the resource at this version (1: insert) with its child rows."""
-        store = type(self).store
-        return await store(
-            conn, resource, self.children(resource), version=version, created_at=created
+        return await scim.save_resource(
+            conn, self.name, resource, self.children(resource), version=version, created_at=created
         )
 
     def affected(self, before: Resource | None, after: Resource | None) -> set[str]:
@@ -53,11 +52,6 @@ class Kind:
 
 class Users(Kind):
     """SCIM Users: each one is an authority person."""
-
-    name = "User"
-    endpoint = "Users"
-    model = USER_MODEL
-    store = scim.save_user
 
     async def new_id(self, conn: AsyncConnection, resource: Resource) -> str:
         """A new id, or the deleted user's whose person this one's email names (a rehire)."""
@@ -88,11 +82,6 @@ def member_ids(resource: Resource | None) -> set[str]:
 class Groups(Kind):
     """SCIM Groups: their membership becomes each member's `groups` attribute."""
 
-    name = "Group"
-    endpoint = "Groups"
-    model = GROUP_MODEL
-    store = scim.save_group
-
     async def check(self, conn: AsyncConnection, resource: Resource) -> None:
         """Every member is a stored user."""
         wanted = member_ids(resource)
@@ -114,4 +103,7 @@ class Groups(Kind):
         return old | new if before is None or after is None or renamed else old ^ new
 
 
-KINDS: dict[str, Kind] = {"Users": Users(), "Groups": Groups()}
+KINDS: dict[str, Kind] = {
+    "Users": Users("User", USER_MODEL),
+    "Groups": Groups("Group", GROUP_MODEL),
+}
