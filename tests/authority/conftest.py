@@ -50,6 +50,11 @@ class Scim:
         assert status == 201, created
         return dict(created)
 
+    async def post(self, endpoint: str, **fields: Any) -> tuple[int, Any]:
+        """POST a resource made of these fields; the status and body."""
+        status, answer, _ = await self.call("POST", endpoint, fields)
+        return status, answer
+
     async def patch(self, path: str, *operations: dict[str, Any]) -> tuple[int, Any]:
         """PATCH these operations; the status and body."""
         status, answer, _ = await self.call("PATCH", path, ops(*operations))

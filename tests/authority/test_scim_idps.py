@@ -148,15 +148,12 @@ async def test_entra_lifecycle(scim: Scim) -> None:
 
 
 async def test_entra_string_booleans_on_create(scim: Scim) -> None:
-    status, created, _ = await scim.call(
-        "POST",
+    status, created = await scim.post(
         "/Users",
-        {
-            "schemas": [USER],
-            "userName": "ann@contoso.com",
-            "active": "False",
-            "emails": [{"primary": "True", "type": "work", "value": "ann@contoso.com"}],
-        },
+        schemas=[USER],
+        userName="ann@contoso.com",
+        active="False",
+        emails=[{"primary": "True", "type": "work", "value": "ann@contoso.com"}],
     )
     assert (status, created["active"], created["emails"][0]["primary"]) == (201, False, True)
     assert (await person(scim, "ann@contoso.com")).lifecycle == "deprovisioned"
@@ -186,20 +183,17 @@ async def test_entra_groups(scim: Scim) -> None:
 
 
 async def test_google_and_onelogin_primary_email(scim: Scim) -> None:
-    status, created, _ = await scim.call(
-        "POST",
+    status, created = await scim.post(
         "/Users",
-        {
-            "schemas": [USER],
-            "userName": "jdoe",
-            "name": {"givenName": "Jane", "familyName": "Doe"},
-            "emails": [
-                {"value": "jane.personal@gmail.com", "type": "home"},
-                {"value": "jdoe@example.com", "primary": True},
-                {"value": "jane@example.com", "type": "work"},
-            ],
-            "active": True,
-        },
+        schemas=[USER],
+        userName="jdoe",
+        name={"givenName": "Jane", "familyName": "Doe"},
+        emails=[
+            {"value": "jane.personal@gmail.com", "type": "home"},
+            {"value": "jdoe@example.com", "primary": True},
+            {"value": "jane@example.com", "type": "work"},
+        ],
+        active=True,
     )
     assert status == 201, created
     found = await person(scim, "jdoe@example.com")
