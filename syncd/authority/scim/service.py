@@ -44,8 +44,8 @@ async def _locked(conn: AsyncConnection, kind: Kind, request: web.Request) -> St
     return stored
 
 
-def _base_url(request: web.Request) -> str:
-    return f"{request.url.origin()}{PREFIX}"
+def _location(kind: Kind, stored: StoredResource, request: web.Request) -> str:
+    return f"{request.url.origin()}{PREFIX}/{kind.endpoint}/{stored.id}"
 
 
 def _integer(query: Mapping[str, Any], name: str, default: int) -> int:
@@ -100,7 +100,7 @@ class ScimService:
             "created": stored.created_at.isoformat(),
             "lastModified": stored.updated_at.isoformat(),
             "version": etag(stored.version),
-            "location": f"{_base_url(request)}/{kind.endpoint}/{stored.id}",
+            "location": _location(kind, stored, request),
         }
         model = kind.model.model_validate(data)
         dumped: dict[str, Any] = model.model_dump(
@@ -114,7 +114,7 @@ class ScimService:
         body = self.render(kind, stored, request, self._parameters(kind, request.query))
         headers = {"ETag": etag(stored.version)}
         if status == 201:
-            headers["Location"] = body["meta"]["location"]
+            headers["Location"] = _location(kind, stored, request)
         return respond(body, status, headers)
 
     @staticmethod
