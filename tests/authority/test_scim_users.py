@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import orjson
 
 from tests.authority.conftest import ENTERPRISE, TOKEN, USER, Scim, user_body
 
@@ -156,8 +157,16 @@ async def test_bad_bodies_are_scim_errors(scim: Scim) -> None:
         f"{scim.url}/Users", data=b"x" * (2 * 1024 * 1024), headers=headers
     ) as response:
         assert response.status == 413
+    for kind, expected in (("text/plain", 415), ("application/json; charset=utf-8", 201)):
+        body = orjson.dumps(user_body(f"{kind[:4]}@example.com"))
+        async with scim.session.post(
+            f"{scim.url}/Users", data=body, headers={**headers, "Content-Type": kind}
+        ) as response:
+            assert response.status == expected, await response.text()
     status, error, _ = await scim.call("GET", "/Users/no-such-id")
     assert status == 404 and error["status"] == "404"
+    status, error, _ = await scim.call("DELETE", "/Users")
+    assert status == 405 and error["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
 
 
 async def test_search_by_post(scim: Scim) -> None:

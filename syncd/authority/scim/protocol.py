@@ -130,8 +130,8 @@ class BadRequest(Exception):
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object, bounded in size, string length and depth."""
-    kind = request.content_type
-    if request.body_exists and kind and not kind.endswith("json"):
+    kind = request.content_type  # application/octet-stream when the header is missing
+    if "Content-Type" in request.headers and not kind.endswith("json"):
         raise BadRequest(415, f"send {MEDIA_TYPE} or application/json, not {kind}")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise BadRequest(413, f"the body is larger than {MAX_BODY} bytes")
