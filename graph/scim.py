@@ -20,7 +20,7 @@ from graph.models import (
     scim_user_email,
     utcnow,
 )
-from graph.sql import dumps, loads
+from graph.sql import IN_CHUNK, chunks, dumps, loads
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,17 +161,15 @@ async def save_resource(
 
 async def link_people(conn: AsyncConnection, user_ids: Iterable[str]) -> None:
     """Record which graph person each of these SCIM users became."""
-    wanted = sorted(set(user_ids))
-    if not wanted:
-        return
     person = (
         sa.select(person_table.c.id)
         .where(person_table.c.authority_id == scim_user.c.id)
         .scalar_subquery()
     )
-    await conn.execute(
-        sa.update(scim_user).where(scim_user.c.id.in_(wanted)).values(person_id=person)
-    )
+    for chunk in chunks(sorted(set(user_ids)), IN_CHUNK):
+        await conn.execute(
+            sa.update(scim_user).where(scim_user.c.id.in_(chunk)).values(person_id=person)
+        )
 
 
 async def _leave_groups(conn: AsyncConnection, user_id: str) -> None:
@@ -213,45 +211,37 @@ async def delete_resource(conn: AsyncConnection, kind: str, resource_id: str) ->
     await conn.execute(sa.delete(table).where(table.c.id == resource_id))
 
 
+async def _in_chunks(
+    conn: AsyncConnection, query: sa.Select[Any], column: sa.Column[str], ids: Iterable[str]
+) -> list[Any]:
+    """The rows of `query` whose column is one of these ids, a bounded IN list at a time."""
+    rows: list[Any] = []
+    for chunk in chunks(sorted(set(ids)), IN_CHUNK):
+        rows += (await conn.execute(query.where(column.in_(chunk)))).all()
+    return rows
+
+
 async def existing_users(conn: AsyncConnection, user_ids: Iterable[str]) -> set[str]:
     """Which of these ids are stored users."""
-    wanted = set(user_ids)
-    if not wanted:
-        return set()
-    rows = await conn.execute(sa.select(scim_user.c.id).where(scim_user.c.id.in_(wanted)))
+    rows = await _in_chunks(conn, sa.select(scim_user.c.id), scim_user.c.id, user_ids)
     return {row.id for row in rows}
-
-
-async def group_members(conn: AsyncConnection, group_id: str) -> set[str]:
-    """The ids of the users in this group."""
-    rows = await conn.execute(
-        sa.select(scim_group_member.c.user_id).where(scim_group_member.c.group_id == group_id)
-    )
-    return {row.user_id for row in rows}
 
 
 async def group_names(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, list[str]]:
     """Each user's groups, as sorted displayNames."""
     wanted = set(user_ids)
     names: dict[str, list[str]] = {user_id: [] for user_id in wanted}
-    if not wanted:
-        return names
-    rows = await conn.execute(
-        sa.select(scim_group_member.c.user_id, scim_group.c.display_name)
-        .join(scim_group, scim_group.c.id == scim_group_member.c.group_id)
-        .where(scim_group_member.c.user_id.in_(wanted))
+    query = sa.select(scim_group_member.c.user_id, scim_group.c.display_name).join(
+        scim_group, scim_group.c.id == scim_group_member.c.group_id
     )
-    for row in rows:
+    for row in await _in_chunks(conn, query, scim_group_member.c.user_id, wanted):
         names[row.user_id].append(row.display_name)
     return {user_id: sorted(groups) for user_id, groups in names.items()}
 
 
 async def users_of(conn: AsyncConnection, user_ids: Iterable[str]) -> list[StoredResource]:
     """The stored users with these ids."""
-    wanted = set(user_ids)
-    if not wanted:
-        return []
-    rows = await conn.execute(sa.select(scim_user).where(scim_user.c.id.in_(wanted)))
+    rows = await _in_chunks(conn, sa.select(scim_user), scim_user.c.id, user_ids)
     return [_stored(row) for row in rows]
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.authority.conftest import GROUP, Scim
+from graph.scim import save_resource
+from graph.sql import IN_CHUNK
+from syncd.authority.scim.mapping import user_emails
+from tests.authority.conftest import GROUP, Scim, user_body
 
 
 async def groups_of(scim: Scim, email: str) -> Any:
@@ -90,3 +93,18 @@ async def test_deleting_a_user_leaves_its_groups(scim: Scim) -> None:
     await scim.call("DELETE", f"/Users/{ada['id']}")
     status, fetched, _ = await scim.call("GET", f"/Groups/{group['id']}")
     assert status == 200 and not fetched.get("members")
+
+
+async def test_a_group_larger_than_one_in_list(scim: Scim) -> None:
+    count = IN_CHUNK + 500
+    async with scim.engine.store.db.write() as conn:
+        for index in range(count):
+            resource = {"id": f"u{index}", **user_body(f"user{index}@example.com")}
+            await save_resource(conn, "User", resource, user_emails(resource), version=1)
+    members = [{"value": f"u{index}"} for index in range(count)]
+    status, group = await scim.post("/Groups", schemas=[GROUP], displayName="All", members=members)
+    assert status == 201, group
+    assert len(group["members"]) == count
+    assert await groups_of(scim, f"user{count - 1}@example.com") == ["All"]
+    status, listing = await scim.search("Groups", f'members.value eq "u{count - 1}"')
+    assert listing["totalResults"] == 1
