@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -13,6 +14,11 @@ UTCDateTime = sa.DateTime(timezone=True)
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+def aware(moment: datetime) -> datetime:
+    """The moment in UTC with its zone (SQLite hands back naive datetimes)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _ts(nullable: bool = False) -> sa.Column[datetime]:
@@ -238,3 +244,59 @@ conflict_table = _table(Conflict)
 connector_state_table = _table(ConnectorState)
 authority_state_table = _table(AuthorityState)
 lease_table = _table(Lease)
+
+# SCIM resources an identity provider provisioned (graph.scim reads and writes them).
+
+
+def _scim_resource(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    """A SCIM resource's table: its id, own columns, stored JSON, version and timestamps."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(), primary_key=True),
+        *columns,
+        sa.Column("external_id", sa.String(), index=True),
+        sa.Column("resource_json", sa.Text(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+
+
+def _owned_by(name: str, owner: str, *, key: bool = False, index: bool = True) -> sa.Column[str]:
+    """A column naming the SCIM resource a row belongs to; the row goes with it."""
+    owner_id = sa.ForeignKey(f"{owner}.id", ondelete="CASCADE")
+    return sa.Column(name, sa.String(), owner_id, primary_key=key, nullable=False, index=index)
+
+
+scim_user = _scim_resource(
+    "scim_user",
+    sa.Column("person_id", sa.Integer(), sa.ForeignKey("person.id", ondelete="SET NULL")),
+    sa.Column("user_name", sa.String(), nullable=False),
+    sa.Column("user_name_key", sa.String(), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(), index=True),
+    sa.Column("active", sa.Boolean(), nullable=False, index=True),
+)
+
+scim_user_email = sa.Table(
+    "scim_user_email",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    _owned_by("user_id", "scim_user"),
+    sa.Column("value", sa.String(), nullable=False),
+    sa.Column("value_key", sa.String(), nullable=False, index=True),
+    sa.Column("type", sa.String()),
+    sa.Column("is_primary", sa.Boolean(), nullable=False),
+)
+
+scim_group = _scim_resource(
+    "scim_group",
+    sa.Column("display_name", sa.String(), nullable=False, index=True),
+)
+
+scim_group_member = sa.Table(
+    "scim_group_member",
+    metadata,
+    _owned_by("group_id", "scim_group", key=True, index=False),
+    _owned_by("user_id", "scim_user", key=True),
+)

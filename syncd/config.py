@@ -191,6 +191,35 @@ class WebhooksConfig(_Strict):
     queue: int = Field(default=1000, ge=1)  # hints waiting per connector; more are dropped
 
 
+class ScimConfig(_Strict):
+    """The SCIM 2.0 listener an identity provider provisions people through."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=0, le=65535)
+    token: str  # a secret reference: env:NAME, file:PATH or credential:NAME
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    actor: str = Field(default="idp", min_length=1, max_length=100)
+
+    @field_validator("token")
+    @classmethod
+    def _token_reference(cls, value: str) -> str:
+        if (problem := secret_reference_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ScimConfig:
+        """Both TLS files or neither, and each one exists."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            missing = "tls_key" if self.tls_key is None else "tls_cert"
+            raise KeyProblem(missing, "set tls_cert and tls_key together, or neither")
+        for key, path in (("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+            if path is not None and not path.is_file():
+                raise KeyProblem(key, f"{path} is not a file")
+        return self
+
+
 class LeaseConfig(_Strict):
     """The writer lease: how long it lasts unrenewed (renewed at a third of that)."""
 
@@ -207,6 +236,7 @@ class Config(_Strict):
     health: HealthConfig = HealthConfig()
     lease: LeaseConfig = LeaseConfig()
     webhooks: WebhooksConfig | None = None
+    scim: ScimConfig | None = None
     precedence: dict[str, list[str]] = {}
     connectors: dict[str, ConnectorConfig] = {}
 

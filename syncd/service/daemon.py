@@ -17,6 +17,7 @@ import structlog
 from graph import outbox
 from graph.authority import authority_state, authority_view
 from graph.models import utcnow
+from syncd.authority.scim.listener import scim_listener
 from syncd.boundary import EX_TEMPFAIL, Failure
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import AUTHORITY_SOURCE, Engine
@@ -103,6 +104,7 @@ class Daemon:
             async with (
                 serve_app(app, config.health.host, config.health.port) as url,
                 self._webhooks(engine),
+                scim_listener(config.scim, engine.store.db, engine, self.environ),
             ):
                 self.health_url = url
                 log.info("daemon.started", health=url, connectors=sorted(engine.connectors))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -52,3 +53,14 @@ class Processes:
         process = start_syncd(command, config, *args, **options)  # type: ignore[arg-type]
         self.started.append(process)
         return process
+
+
+def stop_gracefully(process: subprocess.Popen[str], log: IO[str]) -> str:
+    """SIGTERM the process, which must exit 0 within 10 s; what it wrote to its log."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(timeout=10) == 0
+    finally:
+        stop(process)
+    log.seek(0)
+    return log.read()
