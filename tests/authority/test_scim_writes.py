@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import pytest
+
 from tests.authority.conftest import ENTERPRISE, Scim, ops, user_body
 
 
@@ -148,3 +152,20 @@ async def test_a_person_the_graph_refuses_rolls_the_write_back(scim: Scim) -> No
     assert listing["totalResults"] == 0
     person = await scim.engine.store.person("ada@example.com")
     assert person is not None and person.authority_id == ada["id"]
+
+
+async def test_a_locked_database_is_503_with_retry_after(scim: Scim, db_url: str) -> None:
+    """A graph locked past its busy timeout answers 503 + Retry-After, so the IdP retries."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the lock is taken with sqlite3 on the SQLite file")
+    blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=30, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        status, body, headers = await scim.call("POST", "/Users", user_body("busy@corp.example"))
+    finally:
+        blocker.close()
+    assert status == 503, body
+    assert headers["Retry-After"] == "2"
+    assert "busy" in body["detail"] and "sqlite" not in body["detail"].lower()
+    status, _, _ = await scim.call("POST", "/Users", user_body("busy@corp.example"))
+    assert status == 201

@@ -12,7 +12,7 @@ from aiohttp.typedefs import Middleware
 from pydantic import ValidationError
 from scim2_models import SCIMException
 
-from graph.db import Database
+from graph.db import Database, transient_fault
 from syncd.authority.scim.discovery import discovery_routes
 from syncd.authority.scim.kinds import KINDS, Kind
 from syncd.authority.scim.protocol import (
@@ -63,7 +63,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return scim_error(404, f"no endpoint at {request.path}")
     except web.HTTPException as exc:
         return scim_error(exc.status, exc.reason)
-    except Exception:
+    except Exception as exc:
+        if (fault := transient_fault(exc)) is not None:
+            # The IdP retries a 503 that says when: the graph is busy or briefly unreachable.
+            log.warning("scim.database_busy", reason=fault)
+            response = scim_error(503, f"the database is busy ({fault}); retry shortly")
+            response.headers["Retry-After"] = "2"
+            return response
         log.exception("scim.error", method=request.method, path=request.path)
         return scim_error(500, "internal error; see the syncd log")
 
