@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.audit import SYNCD
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.models import (
@@ -26,6 +27,14 @@ p = person_table
 pe = person_email_table
 PEOPLE_CHUNK = 1_000
 _FIELDS = ("given_name", "family_name", "display_name", "lifecycle")
+DEPROVISIONED_EVENT = "person.deprovisioned"
+
+
+def lifecycle_event(old: str, new: str) -> str:
+    """The audit kind of a person's change: a move to deprovisioned is a leaver, as for the feed."""
+    if new == "deprovisioned" and old != "deprovisioned":
+        return DEPROVISIONED_EVENT
+    return "person.updated"
 
 
 @dataclass
@@ -109,6 +118,7 @@ async def _upsert_chunk(
     source: str,
     stats: PeopleStats,
     untouched: Collection[int],
+    actor: str,
 ) -> None:
     now = utcnow()
     all_emails = {email for item in batch for email, _ in item.emails}
@@ -242,6 +252,7 @@ async def _upsert_chunk(
                     None,
                     {"email": item.primary, "lifecycle": item.record.lifecycle},
                     "person",
+                    actor=actor,
                     person_id=person_id,
                 )
             )
@@ -250,7 +261,7 @@ async def _upsert_chunk(
     stats.present.update(matched)
     if matched:
         await _update_matched(
-            conn, matched, owner, source, now, stats, events, conflicts, new_emails
+            conn, matched, owner, (source, actor), now, stats, events, conflicts, new_emails
         )
 
     await execute_many(conn, sa.insert(pe), new_emails)
@@ -279,7 +290,7 @@ async def _update_matched(
     conn: AsyncConnection,
     matched: dict[int, _Clean],
     owner: dict[str, int],
-    source: str,
+    origin: tuple[str, str],  # (source, actor)
     now: datetime,
     stats: PeopleStats,
     events: list[dict[str, Any]],
@@ -289,6 +300,7 @@ async def _update_matched(
     current = {
         row.id: row for row in await conn.execute(sa.select(p).where(p.c.id.in_(list(matched))))
     }
+    source, actor = origin
     updates: list[dict[str, Any]] = []
     primary_moves: list[dict[str, Any]] = []
     for person_id, item in matched.items():
@@ -341,12 +353,13 @@ async def _update_matched(
         events.append(
             event_row(
                 source,
-                "person.updated",
+                lifecycle_event(row.lifecycle, item.record.lifecycle),
                 person_id,
                 now,
                 before,
                 after,
                 "person",
+                actor=actor,
                 person_id=person_id,
             )
         )
@@ -379,10 +392,12 @@ async def upsert_people(
     records: Iterable[PersonRecord],
     source: str,
     policy: EmailPolicy = DEFAULT_POLICY,
+    *,
+    actor: str = SYNCD,
 ) -> PeopleStats:
     """Create or update people; an email another person holds becomes a conflict."""
     async with db.write() as conn:
-        return await upsert_people_in(conn, records, source, policy)
+        return await upsert_people_in(conn, records, source, policy, actor=actor)
 
 
 async def upsert_people_in(
@@ -391,14 +406,19 @@ async def upsert_people_in(
     source: str,
     policy: EmailPolicy = DEFAULT_POLICY,
     untouched: Collection[int] = frozenset(),
+    *,
+    actor: str = SYNCD,
 ) -> PeopleStats:
-    """Upsert people inside the caller's transaction; `untouched` people are never changed."""
+    """Upsert people inside the caller's transaction (`actor` in the audit trail).
+
+    `untouched` people are never changed.
+    """
     stats = PeopleStats()
     for batch in chunks(enumerate(records, start=1), PEOPLE_CHUNK):
         stats.received += len(batch)
         cleaned = [item for line, record in batch if (item := _clean(line, record, policy, stats))]
         if cleaned:
-            await _upsert_chunk(conn, cleaned, source, stats, untouched)
+            await _upsert_chunk(conn, cleaned, source, stats, untouched, actor)
     return stats
 
 
@@ -410,7 +430,9 @@ async def active_from(conn: AsyncConnection, source: str) -> set[int]:
     return set(rows.scalars())
 
 
-async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: str) -> int:
+async def deprovision(
+    conn: AsyncConnection, person_ids: Iterable[int], source: str, *, actor: str = SYNCD
+) -> int:
     """Mark people deprovisioned (they left the authority), one version up each."""
     ids = sorted(person_ids)
     now = utcnow()
@@ -426,12 +448,13 @@ async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: 
         [
             event_row(
                 source,
-                "person.deprovisioned",
+                DEPROVISIONED_EVENT,
                 person_id,
                 now,
                 None,
                 None,
                 "person",
+                actor=actor,
                 person_id=person_id,
             )
             for person_id in ids

@@ -67,6 +67,8 @@ class GuardConfig(_Strict):
     max_deactivations: int = Field(default=10, ge=0)
     max_deactivation_share: float = Field(default=0.05, ge=0, le=1)
     max_email_changes: int = Field(default=10, ge=0)
+    # Seconds over which the leavers an authority other than the HR file sends are counted.
+    deprovision_window: float = Field(default=3600, gt=0)
 
 
 class ProvisionConfig(_Strict):

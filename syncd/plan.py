@@ -216,6 +216,7 @@ class Guard:
     max_share: float = 0.05
     allowance: int = 1  # so a single leaver at a small vendor is never held
     max_email_changes: int = 10
+    deprovision_window: float = 3600.0  # seconds over which an authority's leavers are counted
 
     def holds(self, deactivations: int, accounts: int) -> bool:
         """True when this many deactivations need an operator's approval."""
