@@ -21,6 +21,16 @@ from graph.models import (
     utcnow,
 )
 from graph.records import LIFECYCLES, PersonRecord
+from graph.shared import (
+    deprovision_views,
+    described_active,
+    ids_of,
+    linked_ids,
+    record_view,
+    shared_attributes_json,
+    strictest,
+    views_of,
+)
 from graph.sql import IN_CHUNK, chunks, dumps, event_row, execute_many, insert_for, loads
 
 p = person_table
@@ -124,13 +134,15 @@ async def _upsert_chunk(
     all_emails = {email for item in batch for email, _ in item.emails}
     owner: dict[str, int] = {}
     authority_of: dict[int, str | None] = {}
+    ids: dict[int, dict[str, str | None]] = {}  # each authority's id for the email's holder
     for row in await conn.execute(
-        sa.select(pe.c.email, pe.c.person_id, p.c.authority_id)
+        sa.select(pe.c.email, pe.c.person_id, p.c.authority_id, p.c.source, p.c.attributes_json)
         .join(p, p.c.id == pe.c.person_id)
         .where(pe.c.email.in_(all_emails))
     ):
         owner[row.email] = row.person_id
         authority_of[row.person_id] = row.authority_id
+        ids[row.person_id] = ids_of(row)
     authority_ids = [item.record.authority_id for item in batch if item.record.authority_id]
     by_authority = {
         row.authority_id: row.id
@@ -138,6 +150,9 @@ async def _upsert_chunk(
             sa.select(p.c.id, p.c.authority_id).where(p.c.authority_id.in_(authority_ids))
         )
     }
+    by_authority.update(
+        await linked_ids(conn, source, {aid for aid in authority_ids if aid not in by_authority})
+    )
 
     creates: list[_Clean] = []
     claims: dict[object, list[tuple[_Clean, bool]]] = {}  # target -> (record, by employee id)
@@ -149,7 +164,9 @@ async def _upsert_chunk(
         holder = owner.get(item.primary)
         if person_id is None and holder is not None:
             known_as = authority_of.get(holder)
-            if known_as is not None and known_as != aid:
+            # Another authority's person: this one links to them (graph/shared.py).
+            joins = bool(aid) and source not in ids[holder]
+            if known_as is not None and known_as != aid and not joins:
                 # The address belongs to someone the authority knows under another id (or
                 # the row has none): never take that person over.
                 stats.present.add(holder)
@@ -305,13 +322,21 @@ async def _update_matched(
     primary_moves: list[dict[str, Any]] = []
     for person_id, item in matched.items():
         row = current[person_id]
+        wanted = {name: getattr(item.record, name) for name in _FIELDS}
+        attributes_json, authority_id = item.attributes_json, item.record.authority_id
+        views = views_of(row)
+        if source not in views or len(views) > 1:  # two authorities describe this person
+            views[source] = record_view(item.record)
+            wanted["lifecycle"] = strictest(views)
+            attributes_json = shared_attributes_json(item.record.attributes, views)
+            authority_id = row.authority_id  # the first authority's; the others' are in views
         before: dict[str, object] = {}
         after: dict[str, object] = {}
-        for name in _FIELDS:
-            if getattr(row, name) != getattr(item.record, name):
-                before[name], after[name] = getattr(row, name), getattr(item.record, name)
-        if row.attributes_json != item.attributes_json:
-            old, new = loads(row.attributes_json), loads(item.attributes_json)
+        for name, value in wanted.items():
+            if getattr(row, name) != value:
+                before[name], after[name] = getattr(row, name), value
+        if row.attributes_json != attributes_json:
+            old, new = loads(row.attributes_json), loads(attributes_json)
             changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
             before["attributes"] = {key: old.get(key) for key in changed}
             after["attributes"] = {key: new.get(key) for key in changed}
@@ -329,31 +354,25 @@ async def _update_matched(
             before["primary_email"], after["primary_email"] = primary, item.primary
             primary = item.primary
             primary_moves.append({"pid": person_id, "primary": primary})
-        if item.record.authority_id and row.authority_id != item.record.authority_id:
-            before["authority_id"], after["authority_id"] = (
-                row.authority_id,
-                item.record.authority_id,
-            )
+        if authority_id and row.authority_id != authority_id:
+            before["authority_id"], after["authority_id"] = row.authority_id, authority_id
         if not before:
             stats.unchanged += 1
             continue
         updates.append(
             {
                 "pid": person_id,
-                "authority_id": item.record.authority_id or row.authority_id,
+                "authority_id": authority_id or row.authority_id,
                 "primary_email": primary,
-                "given_name": item.record.given_name,
-                "family_name": item.record.family_name,
-                "display_name": item.record.display_name,
-                "lifecycle": item.record.lifecycle,
-                "attributes_json": item.attributes_json,
+                **wanted,
+                "attributes_json": attributes_json,
                 "version": row.version + 1,
             }
         )
         events.append(
             event_row(
                 source,
-                lifecycle_event(row.lifecycle, item.record.lifecycle),
+                lifecycle_event(row.lifecycle, wanted["lifecycle"]),
                 person_id,
                 now,
                 before,
@@ -424,10 +443,7 @@ async def upsert_people_in(
 
 async def active_from(conn: AsyncConnection, source: str) -> set[int]:
     """The people an authority last described as not deprovisioned."""
-    rows = await conn.execute(
-        sa.select(p.c.id).where(p.c.source == source, p.c.lifecycle != "deprovisioned")
-    )
-    return set(rows.scalars())
+    return await described_active(conn, source)
 
 
 async def deprovision(
@@ -440,8 +456,11 @@ async def deprovision(
         await conn.execute(
             sa.update(p)
             .where(p.c.id.in_(batch), p.c.lifecycle != "deprovisioned")
-            .values(lifecycle="deprovisioned", version=p.c.version + 1, updated_at=now)
+            .values(
+                lifecycle="deprovisioned", version=p.c.version + 1, updated_at=now, source=source
+            )
         )
+    await deprovision_views(conn, ids, source)
     await execute_many(
         conn,
         sa.insert(event_table),

@@ -196,13 +196,16 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _known_sources(self) -> Config:
-        known = {"authority", *self.connectors}
+        from syncd.plan import AUTHORITY, AUTHORITY_SOURCES
+
+        known = {AUTHORITY, *AUTHORITY_SOURCES, *self.connectors}
         for key, sources in self.precedence.items():
             unknown = [source for source in sources if source not in known]
             if unknown:
                 raise ValueError(
                     f"precedence.{key}: unknown source(s) {', '.join(unknown)} "
-                    "(use 'authority' or a connector name)"
+                    f"(use 'authority', {', '.join(map(repr, AUTHORITY_SOURCES))} "
+                    "or a connector name)"
                 )
         return self
 

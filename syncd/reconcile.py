@@ -13,6 +13,7 @@ from graph import linked
 from graph.authority import active_people, deprovisioned_since, deprovisions_approved_at
 from graph.models import utcnow
 from graph.outbox import OperationSpec, dead_create_generations, enqueue, held_for
+from graph.shared import split
 from graph.sql import dumps
 from syncd.plan import Account, Guard, Person, Precedence, Target, plan_person, removal
 
@@ -32,8 +33,8 @@ class ReconcileResult:
 
 
 def to_person(row: linked.PersonRow) -> Person:
-    """The planner's view of a person: authority attributes plus names."""
-    attributes: dict[str, object] = dict(row.attributes)
+    """The planner's view of a person: authority attributes plus names, and each authority's."""
+    attributes, sources = split(row.attributes, row.source)
     for key, value in row.names.items():
         if value is not None:
             attributes[key] = value
@@ -41,7 +42,9 @@ def to_person(row: linked.PersonRow) -> Person:
         names = [row.names.get("given_name"), row.names.get("family_name")]
         if any(names):
             attributes["display_name"] = " ".join(name for name in names if name)
-    return Person(row.id, row.email, row.lifecycle, row.version, attributes, row.authority_id)
+    return Person(
+        row.id, row.email, row.lifecycle, row.version, attributes, row.authority_id, sources
+    )
 
 
 def to_accounts(row: linked.PersonRow) -> dict[str, Account]:

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from graph.models import event_table, operation_table
+from graph.models import event_table, operation_table, person_table
 from graph.people import PeopleStats
 from graph.records import PersonRecord
 from syncd.cli.commands import run_release, run_status
@@ -22,7 +22,17 @@ from syncd.config import Config
 from syncd.engine import Engine
 from syncd.reconcile import HELD_AUTHORITY_MASS_DEPROVISION
 from syncd.service.daemon import ConnectorHealth, Daemon
-from tests.syncd.test_engine import ENV, VENDOR_NAMES, World, by_email, world  # noqa: F401
+from tests.syncd.test_engine import (  # noqa: F401
+    ENV,
+    PEOPLE,
+    VENDOR_NAMES,
+    World,
+    by_email,
+    cycle,
+    person,
+    world,
+    write_feed,
+)
 
 IDP = "idp"
 DEACTIVATING = tuple(name for name in VENDOR_NAMES if name != "userflow")  # it cannot
@@ -207,3 +217,71 @@ async def test_leavers_within_the_guard_or_spread_past_the_window_are_not_held(
         assert await held(engine) == []
         for name in DEACTIVATING:
             assert not any(active_at(world, name, index) for index in range(4)), name
+
+
+async def lifecycle_of(engine: Engine, index: int) -> list[str]:
+    """Every person row holding person `index`'s email, by lifecycle (one row, or a bug)."""
+    p = person_table
+    async with engine.store.db.read() as conn:
+        rows = await conn.execute(
+            sa.select(p.c.lifecycle).where(p.c.primary_email == f"person{index}@corp.example")
+        )
+        return list(rows.scalars())
+
+
+def titles(world: World, index: int) -> dict[str, object]:
+    """Person `index`'s title at every vendor that keeps one."""
+    found = {}
+    for name in VENDOR_NAMES:
+        title = world.title(name, by_email(world, name)[f"person{index}@corp.example"])
+        if title is not None:
+            found[name] = title
+    return found
+
+
+async def test_the_hr_file_and_the_idp_share_a_person_with_precedence_per_attribute(
+    world: World, db_url: str
+) -> None:
+    config = world.config(db_url).model_copy(update={"precedence": {"title": ["hr", "scim"]}})
+    async with Engine.open(config, environ=ENV) as engine:
+        await cycle(engine)
+        assert set(titles(world, 1).values()) == {"Engineer"}
+        stats = await scim(engine, [record(1, title="Staff"), record(2, title="Lead")])
+        assert stats.rejected == 0 and stats.created == 0
+        assert await lifecycle_of(engine, 1) == ["active"]
+        await push_all(engine)
+        assert set(titles(world, 1).values()) == {"Engineer"}  # the HR file's, first
+
+        engine.reload(config.model_copy(update={"precedence": {"title": ["scim", "hr"]}}))
+        await engine.replan()
+        await push_all(engine)
+        assert set(titles(world, 1).values()) == {"Staff"}  # now the IdP's
+        assert len(titles(world, 1)) >= 2
+
+        # The IdP deprovisions: that wins over the HR file still listing them as active.
+        await leave(engine, 1)
+        write_feed(world.feed, [person(i, title="Manager") for i in range(PEOPLE)])
+        await engine.apply_feed()
+        assert await lifecycle_of(engine, 1) == ["deprovisioned"]
+        for name in DEACTIVATING:
+            assert not active_at(world, name, 1), name
+        # Only the authority that deprovisioned can bring them back.
+        await scim(engine, [record(1, title="Staff")])
+        assert await lifecycle_of(engine, 1) == ["active"]
+
+        # And the other way round: the HR file ends person 2, the IdP still says active.
+        rows = [person(i, title="Manager") for i in range(PEOPLE)]
+        rows[2] = person(2, title="Manager", status="terminated")
+        write_feed(world.feed, rows)
+        await engine.apply_feed()
+        await scim(engine, [record(2, title="Principal")])
+        assert await lifecycle_of(engine, 2) == ["deprovisioned"]
+        await push_all(engine)
+        for name in DEACTIVATING:
+            assert not active_at(world, name, 2), name
+
+        # Leaving the HR file also ends an HR person the IdP last wrote.
+        write_feed(world.feed, [person(i, title="Manager") for i in range(PEOPLE) if i != 1])
+        feed = await engine.apply_feed()
+        assert feed.refused is None and feed.deprovisioned == 1
+        assert await lifecycle_of(engine, 1) == ["deprovisioned"]
