@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import anyio
-import structlog
 
 from bench.database import bench_database
-from bench.propagate import DOMAIN, SETUP_RATE, VENDORS, employee_id, hr_row, push_all, sim_person
+from bench.propagate import (
+    DOMAIN,
+    SETUP_RATE,
+    VENDORS,
+    employee_id,
+    hr_row,
+    parse_common,
+    push_all,
+    sim_person,
+)
 from connectors.sim.fleet import Fleet, simulator_fleet
 from graph.records import PersonRecord
 from syncd.cli.simfleet import fleet_config, fleet_environ
@@ -178,16 +184,9 @@ async def run(
 def main() -> None:
     """Parse arguments, run the benchmark, print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=20.0)
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--database", default="syncd_bench_authority", help="PostgreSQL only")
-    args = parser.parse_args()
-    structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-    )
+    args = parse_common(parser, users=5_000)
     with tempfile.TemporaryDirectory(prefix="syncd-authority-leaver-") as workdir:
         figures = anyio.run(
             run, args.users, args.runs, args.rate, args.backend, args.database, Path(workdir)

@@ -22,6 +22,7 @@ from graph.models import (
 )
 from graph.records import LIFECYCLES, PersonRecord
 from graph.shared import (
+    SOURCES_KEY,
     deprovision_views,
     described_active,
     ids_of,
@@ -102,6 +103,9 @@ def _clean(
         elif all(normalized.email != known for known, _ in emails):
             emails.append((normalized.email, alias))
             loose[normalized.email] = normalized.loose_key or normalized.email
+    if SOURCES_KEY in record.attributes:
+        reject(f"the attribute {SOURCES_KEY} is reserved")
+        return None
     try:
         attributes_json = dumps(dict(record.attributes))
     except TypeError as exc:
@@ -483,13 +487,15 @@ async def deprovision(
 
 
 async def people_named(
-    conn: AsyncConnection, authority_ids: Iterable[str], emails: Iterable[str]
+    conn: AsyncConnection, authority_ids: Iterable[str], emails: Iterable[str], source: str
 ) -> set[int]:
-    """The people an employee id or a (normalized) email names."""
+    """The people `source`'s id (an employee id) or a (normalized) email names."""
     found: set[int] = set()
-    for batch in chunks(sorted(set(authority_ids)), IN_CHUNK):
+    ids = set(authority_ids)
+    for batch in chunks(sorted(ids), IN_CHUNK):
         rows = await conn.execute(sa.select(p.c.id).where(p.c.authority_id.in_(batch)))
         found.update(rows.scalars())
+    found.update((await linked_ids(conn, source, ids)).values())
     for batch in chunks(sorted(set(emails)), IN_CHUNK):
         rows = await conn.execute(sa.select(pe.c.person_id).where(pe.c.email.in_(batch)))
         found.update(rows.scalars())

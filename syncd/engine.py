@@ -272,6 +272,7 @@ class Engine:
                 for error in feed.errors
                 if error.email and (email := normalize_email(error.email, self.store.policy).email)
             ],
+            AUTHORITY_SOURCE,
         )
         before = await active_from(conn, AUTHORITY_SOURCE)
         stats = await upsert_people_in(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +23,11 @@ from syncd.config import Config
 from syncd.engine import Engine
 from syncd.reconcile import HELD_AUTHORITY_MASS_DEPROVISION
 from syncd.service.daemon import ConnectorHealth, Daemon
-from tests.syncd.test_engine import (  # noqa: F401
-    ENV,
-    PEOPLE,
-    VENDOR_NAMES,
-    World,
-    by_email,
-    cycle,
-    person,
-    world,
-    write_feed,
-)
+from tests.syncd import test_engine as base
+from tests.syncd.test_engine import World, by_email, world  # noqa: F401  (a fixture, by name)
 
 IDP = "idp"
-DEACTIVATING = tuple(name for name in VENDOR_NAMES if name != "userflow")  # it cannot
+DEACTIVATING = tuple(name for name in base.VENDOR_NAMES if name != "userflow")  # it cannot
 
 
 def record(index: int, lifecycle: str = "active", **attributes: object) -> PersonRecord:
@@ -64,9 +56,17 @@ async def push_all(engine: Engine) -> None:
         await engine.push(name)
 
 
-def configured(world: World, db_url: str, **guard: Any) -> Config:
-    """The world's deployment with these guard settings."""
-    return world.config(db_url, **guard)
+def guarded(world: World, db_url: str, allowed: int, **guard: Any) -> Config:
+    """The world's deployment, its guard allowing this many deactivations (any share)."""
+    return world.config(db_url, max_deactivations=allowed, max_deactivation_share=1.0, **guard)
+
+
+@asynccontextmanager
+async def provisioned(config: Config, people: int) -> AsyncIterator[Engine]:
+    """An engine on `config` whose IdP has provisioned `people` people at every vendor."""
+    async with Engine.open(config, environ=base.ENV) as engine:
+        await provision(engine, people)
+        yield engine
 
 
 async def provision(engine: Engine, people: int) -> None:
@@ -110,9 +110,8 @@ def daemon_on(engine: Engine) -> Daemon:
 async def test_an_idp_hire_and_leaver_reach_every_vendor_with_the_idp_as_actor(
     world: World, db_url: str
 ) -> None:
-    async with Engine.open(configured(world, db_url), environ=ENV) as engine:
-        await provision(engine, 3)
-        for name in VENDOR_NAMES:
+    async with provisioned(world.config(db_url), 3) as engine:
+        for name in base.VENDOR_NAMES:
             assert {f"person{i}@corp.example" for i in range(3)} <= set(by_email(world, name))
 
         await leave(engine, 1)
@@ -137,9 +136,8 @@ async def test_an_idp_hire_and_leaver_reach_every_vendor_with_the_idp_as_actor(
 async def test_a_burst_of_leavers_is_held_flagged_and_released_by_approve(
     world: World, db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = configured(world, db_url, max_deactivations=2, max_deactivation_share=1.0)
-    async with Engine.open(config, environ=ENV) as engine:
-        await provision(engine, 8)
+    config = guarded(world, db_url, 2)
+    async with provisioned(config, 8) as engine:
         daemon = daemon_on(engine)
         assert (await daemon.readiness())["deprovisions"].ok
 
@@ -185,11 +183,10 @@ async def test_a_burst_of_leavers_is_held_flagged_and_released_by_approve(
 
 
 async def test_a_rejected_burst_is_never_sent_and_the_guard_stays_armed(
-    world: World, db_url: str, capsys: pytest.CaptureFixture[str]
+    world: World, db_url: str
 ) -> None:
-    config = configured(world, db_url, max_deactivations=1, max_deactivation_share=1.0)
-    async with Engine.open(config, environ=ENV) as engine:
-        await provision(engine, 4)
+    config = guarded(world, db_url, 1)
+    async with provisioned(config, 4) as engine:
         await leave(engine, 0, 1)
         common = {"authority": False, "connector": None, "ids": None, "person": None}
         await run_release(config, argparse.Namespace(command="reject", json=True, **common))
@@ -205,11 +202,7 @@ async def test_a_rejected_burst_is_never_sent_and_the_guard_stays_armed(
 async def test_leavers_within_the_guard_or_spread_past_the_window_are_not_held(
     world: World, db_url: str
 ) -> None:
-    config = configured(
-        world, db_url, max_deactivations=2, max_deactivation_share=1.0, deprovision_window=1.0
-    )
-    async with Engine.open(config, environ=ENV) as engine:
-        await provision(engine, 6)
+    async with provisioned(guarded(world, db_url, 2, deprovision_window=1.0), 6) as engine:
         await leave(engine, 0, 1)
         assert await held(engine) == []
         await anyio.sleep(1.2)  # the window moves on: those two no longer count
@@ -232,7 +225,7 @@ async def lifecycle_of(engine: Engine, index: int) -> list[str]:
 def titles(world: World, index: int) -> dict[str, object]:
     """Person `index`'s title at every vendor that keeps one."""
     found = {}
-    for name in VENDOR_NAMES:
+    for name in base.VENDOR_NAMES:
         title = world.title(name, by_email(world, name)[f"person{index}@corp.example"])
         if title is not None:
             found[name] = title
@@ -243,8 +236,8 @@ async def test_the_hr_file_and_the_idp_share_a_person_with_precedence_per_attrib
     world: World, db_url: str
 ) -> None:
     config = world.config(db_url).model_copy(update={"precedence": {"title": ["hr", "scim"]}})
-    async with Engine.open(config, environ=ENV) as engine:
-        await cycle(engine)
+    async with Engine.open(config, environ=base.ENV) as engine:
+        await base.cycle(engine)
         assert set(titles(world, 1).values()) == {"Engineer"}
         stats = await scim(engine, [record(1, title="Staff"), record(2, title="Lead")])
         assert stats.rejected == 0 and stats.created == 0
@@ -260,7 +253,7 @@ async def test_the_hr_file_and_the_idp_share_a_person_with_precedence_per_attrib
 
         # The IdP deprovisions: that wins over the HR file still listing them as active.
         await leave(engine, 1)
-        write_feed(world.feed, [person(i, title="Manager") for i in range(PEOPLE)])
+        base.write_feed(world.feed, [base.person(i, title="Manager") for i in range(base.PEOPLE)])
         await engine.apply_feed()
         assert await lifecycle_of(engine, 1) == ["deprovisioned"]
         for name in DEACTIVATING:
@@ -270,9 +263,9 @@ async def test_the_hr_file_and_the_idp_share_a_person_with_precedence_per_attrib
         assert await lifecycle_of(engine, 1) == ["active"]
 
         # And the other way round: the HR file ends person 2, the IdP still says active.
-        rows = [person(i, title="Manager") for i in range(PEOPLE)]
-        rows[2] = person(2, title="Manager", status="terminated")
-        write_feed(world.feed, rows)
+        rows = [base.person(i, title="Manager") for i in range(base.PEOPLE)]
+        rows[2] = base.person(2, title="Manager", status="terminated")
+        base.write_feed(world.feed, rows)
         await engine.apply_feed()
         await scim(engine, [record(2, title="Principal")])
         assert await lifecycle_of(engine, 2) == ["deprovisioned"]
@@ -281,7 +274,9 @@ async def test_the_hr_file_and_the_idp_share_a_person_with_precedence_per_attrib
             assert not active_at(world, name, 2), name
 
         # Leaving the HR file also ends an HR person the IdP last wrote.
-        write_feed(world.feed, [person(i, title="Manager") for i in range(PEOPLE) if i != 1])
+        base.write_feed(
+            world.feed, [base.person(i, title="Manager") for i in range(base.PEOPLE) if i != 1]
+        )
         feed = await engine.apply_feed()
         assert feed.refused is None and feed.deprovisioned == 1
         assert await lifecycle_of(engine, 1) == ["deprovisioned"]
