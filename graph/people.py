@@ -415,12 +415,10 @@ async def upsert_people(
     records: Iterable[PersonRecord],
     source: str,
     policy: EmailPolicy = DEFAULT_POLICY,
-    *,
-    actor: str = SYNCD,
 ) -> PeopleStats:
     """Create or update people; an email another person holds becomes a conflict."""
     async with db.write() as conn:
-        return await upsert_people_in(conn, records, source, policy, actor=actor)
+        return await upsert_people_in(conn, records, source, policy)
 
 
 async def upsert_people_in(
@@ -450,9 +448,7 @@ async def active_from(conn: AsyncConnection, source: str) -> set[int]:
     return await described_active(conn, source)
 
 
-async def deprovision(
-    conn: AsyncConnection, person_ids: Iterable[int], source: str, *, actor: str = SYNCD
-) -> int:
+async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: str) -> int:
     """Mark people deprovisioned (they left the authority), one version up each."""
     ids = sorted(person_ids)
     now = utcnow()
@@ -477,7 +473,6 @@ async def deprovision(
                 None,
                 None,
                 "person",
-                actor=actor,
                 person_id=person_id,
             )
             for person_id in ids
