@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 import sqlalchemy as sa
@@ -23,6 +24,8 @@ from syncd.config import Config
 from syncd.engine import Engine
 from syncd.reconcile import HELD_AUTHORITY_MASS_DEPROVISION
 from syncd.service.daemon import ConnectorHealth, Daemon
+from syncd.service.health import health_app
+from syncd.service.listeners import serve_app
 from tests.syncd import test_engine as base
 from tests.syncd.test_engine import World, by_email, world  # noqa: F401  (a fixture, by name)
 
@@ -154,12 +157,19 @@ async def test_a_burst_of_leavers_is_held_flagged_and_released_by_approve(
         events = [entry["event"] for entry in logs]
         assert events.count("authority.mass_deprovision_held") == 1
 
-        check = (await daemon.readiness())["deprovisions"]
-        assert not check.ok
-        assert check.reason.startswith(
+        async with (
+            serve_app(health_app(daemon, daemon.metrics)) as url,
+            aiohttp.ClientSession() as client,
+        ):
+            async with client.get(f"{url}/readyz") as response:
+                assert response.status == 503
+                check = (await response.json())["checks"]["deprovisions"]
+            async with client.get(f"{url}/status") as response:
+                live = (await response.json())["deprovisions"]
+        assert not check["ok"]
+        assert check["reason"].startswith(
             f"12 vendor deactivations held: {HELD_AUTHORITY_MASS_DEPROVISION}"
         )
-        live: Any = (await daemon.status())["deprovisions"]
         assert live["held_operations"] == 12
         assert live["reason"] == HELD_AUTHORITY_MASS_DEPROVISION
         capsys.readouterr()
