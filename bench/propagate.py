@@ -338,11 +338,9 @@ async def run(users: int, size: int, rate: float, backend: str, workdir: Path) -
     }
 
 
-def main() -> None:
-    """Parse arguments, run the benchmark, print one JSON object."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=1_000)
+def parse_common(parser: argparse.ArgumentParser, users: int) -> argparse.Namespace:
+    """Add the options every propagation benchmark takes, parse, and send logs to stderr."""
+    parser.add_argument("--users", type=int, default=users)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
@@ -351,6 +349,14 @@ def main() -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
     )
+    return args
+
+
+def main() -> None:
+    """Parse arguments, run the benchmark, print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=1_000)
+    args = parse_common(parser, users=10_000)
     with tempfile.TemporaryDirectory(prefix="syncd-propagate-") as workdir:
         figures = anyio.run(run, args.users, args.batch, args.rate, args.backend, Path(workdir))
     print(json.dumps(figures, indent=2))

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.audit import SYNCD, record_operator_action
-from graph.models import authority_state_table, utcnow
+from graph.models import authority_state_table, event_table, person_table, utcnow
 from graph.sql import insert_for
 
 a = authority_state_table
+e = event_table
+p = person_table
 
 
 @dataclass(frozen=True)
@@ -124,3 +127,52 @@ def authority_view(state: AuthorityState) -> dict[str, object]:
         "applied_digest": state.applied_digest and state.applied_digest[:12],
         "applied_at": state.applied_at,
     }
+
+
+DEPROVISIONS_SUBJECT = "deprovisions"  # the audit subject of an approved burst of leavers
+_APPROVE_DEPROVISIONS = "approve_deprovisions"
+
+
+async def deprovisioned_since(
+    conn: AsyncConnection, since: datetime, exempt: Collection[str]
+) -> set[int]:
+    """People an authority other than the `exempt` ones deprovisioned after `since`."""
+    rows = await conn.execute(
+        sa.select(p.c.id).where(
+            p.c.lifecycle == "deprovisioned",
+            p.c.updated_at > since,
+            p.c.source.not_in(sorted(exempt)),
+        )
+    )
+    return set(rows.scalars())
+
+
+async def active_people(conn: AsyncConnection) -> int:
+    """How many people are not deprovisioned."""
+    count = await conn.scalar(
+        sa.select(sa.func.count()).select_from(p).where(p.c.lifecycle != "deprovisioned")
+    )
+    return int(count or 0)
+
+
+async def deprovisions_approved_at(conn: AsyncConnection) -> datetime | None:
+    """When an operator last approved a burst of deprovisions, if ever."""
+    at = await conn.scalar(
+        sa.select(sa.func.max(e.c.at)).where(
+            e.c.subject == DEPROVISIONS_SUBJECT, e.c.kind == f"operator.{_APPROVE_DEPROVISIONS}"
+        )
+    )
+    if isinstance(at, datetime) and at.tzinfo is None:  # SQLite hands back naive UTC
+        return at.replace(tzinfo=UTC)
+    return at if isinstance(at, datetime) else None
+
+
+async def approve_deprovisions(conn: AsyncConnection, actor: str, operations: int) -> None:
+    """Record that `actor` approved a burst of deprovisions (its held operations released)."""
+    await record_operator_action(
+        conn,
+        actor,
+        _APPROVE_DEPROVISIONS,
+        subject=DEPROVISIONS_SUBJECT,
+        new={"operations": operations},
+    )

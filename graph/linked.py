@@ -55,6 +55,7 @@ class PersonRow:
     names: dict[str, str | None]
     attributes: dict[str, Any]
     accounts: dict[str, LinkedAccount] = field(default_factory=dict)
+    source: str = ""  # the authority that last wrote the person
 
 
 def _account(row: Any) -> LinkedAccount:
@@ -101,6 +102,7 @@ async def people_with_accounts(
                     "display_name": row.display_name,
                 },
                 attributes=loads(row.attributes_json) or {},
+                source=row.source,
             )
             for row in await conn.execute(sa.select(p).where(p.c.id.in_(ids)).order_by(p.c.id))
         }

@@ -389,6 +389,14 @@ async def held_reasons(db: Database) -> dict[str, dict[str, int]]:
         return found
 
 
+async def held_for(conn: AsyncConnection, reason: str) -> int:
+    """How many operations are held for this reason, at every connector."""
+    count = await conn.scalar(
+        sa.select(sa.func.count()).where(o.c.state == "held", o.c.last_error == reason)
+    )
+    return int(count or 0)
+
+
 async def counts_by_state(db: Database) -> dict[tuple[str, str], int]:
     """How many operations each connector has in each state."""
     async with db.read() as conn:

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.audit import SYNCD
 from graph.db import Database
 from graph.emails import DEFAULT_POLICY, EmailPolicy, normalize_email
 from graph.models import (
@@ -20,12 +21,31 @@ from graph.models import (
     utcnow,
 )
 from graph.records import LIFECYCLES, PersonRecord
+from graph.shared import (
+    SOURCES_KEY,
+    deprovision_views,
+    described_active,
+    ids_of,
+    linked_ids,
+    record_view,
+    shared_attributes_json,
+    strictest,
+    views_of,
+)
 from graph.sql import IN_CHUNK, chunks, dumps, event_row, execute_many, insert_for, loads
 
 p = person_table
 pe = person_email_table
 PEOPLE_CHUNK = 1_000
 _FIELDS = ("given_name", "family_name", "display_name", "lifecycle")
+DEPROVISIONED_EVENT = "person.deprovisioned"
+
+
+def lifecycle_event(old: str, new: str) -> str:
+    """The audit kind of a person's change: a move to deprovisioned is a leaver, as for the feed."""
+    if new == "deprovisioned" and old != "deprovisioned":
+        return DEPROVISIONED_EVENT
+    return "person.updated"
 
 
 @dataclass
@@ -83,6 +103,9 @@ def _clean(
         elif all(normalized.email != known for known, _ in emails):
             emails.append((normalized.email, alias))
             loose[normalized.email] = normalized.loose_key or normalized.email
+    if SOURCES_KEY in record.attributes:
+        reject(f"the attribute {SOURCES_KEY} is reserved")
+        return None
     try:
         attributes_json = dumps(dict(record.attributes))
     except TypeError as exc:
@@ -109,18 +132,21 @@ async def _upsert_chunk(
     source: str,
     stats: PeopleStats,
     untouched: Collection[int],
+    actor: str,
 ) -> None:
     now = utcnow()
     all_emails = {email for item in batch for email, _ in item.emails}
     owner: dict[str, int] = {}
     authority_of: dict[int, str | None] = {}
+    ids: dict[int, dict[str, str | None]] = {}  # each authority's id for the email's holder
     for row in await conn.execute(
-        sa.select(pe.c.email, pe.c.person_id, p.c.authority_id)
+        sa.select(pe.c.email, pe.c.person_id, p.c.authority_id, p.c.source, p.c.attributes_json)
         .join(p, p.c.id == pe.c.person_id)
         .where(pe.c.email.in_(all_emails))
     ):
         owner[row.email] = row.person_id
         authority_of[row.person_id] = row.authority_id
+        ids[row.person_id] = ids_of(row)
     authority_ids = [item.record.authority_id for item in batch if item.record.authority_id]
     by_authority = {
         row.authority_id: row.id
@@ -128,6 +154,9 @@ async def _upsert_chunk(
             sa.select(p.c.id, p.c.authority_id).where(p.c.authority_id.in_(authority_ids))
         )
     }
+    by_authority.update(
+        await linked_ids(conn, source, {aid for aid in authority_ids if aid not in by_authority})
+    )
 
     creates: list[_Clean] = []
     claims: dict[object, list[tuple[_Clean, bool]]] = {}  # target -> (record, by employee id)
@@ -139,7 +168,9 @@ async def _upsert_chunk(
         holder = owner.get(item.primary)
         if person_id is None and holder is not None:
             known_as = authority_of.get(holder)
-            if known_as is not None and known_as != aid:
+            # Another authority's person: this one links to them (graph/shared.py).
+            joins = bool(aid) and source not in ids[holder]
+            if known_as is not None and known_as != aid and not joins:
                 # The address belongs to someone the authority knows under another id (or
                 # the row has none): never take that person over.
                 stats.present.add(holder)
@@ -242,6 +273,7 @@ async def _upsert_chunk(
                     None,
                     {"email": item.primary, "lifecycle": item.record.lifecycle},
                     "person",
+                    actor=actor,
                     person_id=person_id,
                 )
             )
@@ -250,7 +282,7 @@ async def _upsert_chunk(
     stats.present.update(matched)
     if matched:
         await _update_matched(
-            conn, matched, owner, source, now, stats, events, conflicts, new_emails
+            conn, matched, owner, (source, actor), now, stats, events, conflicts, new_emails
         )
 
     await execute_many(conn, sa.insert(pe), new_emails)
@@ -279,7 +311,7 @@ async def _update_matched(
     conn: AsyncConnection,
     matched: dict[int, _Clean],
     owner: dict[str, int],
-    source: str,
+    origin: tuple[str, str],  # (source, actor)
     now: datetime,
     stats: PeopleStats,
     events: list[dict[str, Any]],
@@ -289,17 +321,26 @@ async def _update_matched(
     current = {
         row.id: row for row in await conn.execute(sa.select(p).where(p.c.id.in_(list(matched))))
     }
+    source, actor = origin
     updates: list[dict[str, Any]] = []
     primary_moves: list[dict[str, Any]] = []
     for person_id, item in matched.items():
         row = current[person_id]
+        wanted = {name: getattr(item.record, name) for name in _FIELDS}
+        attributes_json, authority_id = item.attributes_json, item.record.authority_id
+        views = views_of(row)
+        if source not in views or len(views) > 1:  # two authorities describe this person
+            views[source] = record_view(item.record)
+            wanted["lifecycle"] = strictest(views)
+            attributes_json = shared_attributes_json(item.record.attributes, views)
+            authority_id = row.authority_id  # the first authority's; the others' are in views
         before: dict[str, object] = {}
         after: dict[str, object] = {}
-        for name in _FIELDS:
-            if getattr(row, name) != getattr(item.record, name):
-                before[name], after[name] = getattr(row, name), getattr(item.record, name)
-        if row.attributes_json != item.attributes_json:
-            old, new = loads(row.attributes_json), loads(item.attributes_json)
+        for name, value in wanted.items():
+            if getattr(row, name) != value:
+                before[name], after[name] = getattr(row, name), value
+        if row.attributes_json != attributes_json:
+            old, new = loads(row.attributes_json), loads(attributes_json)
             changed = sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
             before["attributes"] = {key: old.get(key) for key in changed}
             after["attributes"] = {key: new.get(key) for key in changed}
@@ -317,36 +358,31 @@ async def _update_matched(
             before["primary_email"], after["primary_email"] = primary, item.primary
             primary = item.primary
             primary_moves.append({"pid": person_id, "primary": primary})
-        if item.record.authority_id and row.authority_id != item.record.authority_id:
-            before["authority_id"], after["authority_id"] = (
-                row.authority_id,
-                item.record.authority_id,
-            )
+        if authority_id and row.authority_id != authority_id:
+            before["authority_id"], after["authority_id"] = row.authority_id, authority_id
         if not before:
             stats.unchanged += 1
             continue
         updates.append(
             {
                 "pid": person_id,
-                "authority_id": item.record.authority_id or row.authority_id,
+                "authority_id": authority_id or row.authority_id,
                 "primary_email": primary,
-                "given_name": item.record.given_name,
-                "family_name": item.record.family_name,
-                "display_name": item.record.display_name,
-                "lifecycle": item.record.lifecycle,
-                "attributes_json": item.attributes_json,
+                **wanted,
+                "attributes_json": attributes_json,
                 "version": row.version + 1,
             }
         )
         events.append(
             event_row(
                 source,
-                "person.updated",
+                lifecycle_event(row.lifecycle, wanted["lifecycle"]),
                 person_id,
                 now,
                 before,
                 after,
                 "person",
+                actor=actor,
                 person_id=person_id,
             )
         )
@@ -391,23 +427,25 @@ async def upsert_people_in(
     source: str,
     policy: EmailPolicy = DEFAULT_POLICY,
     untouched: Collection[int] = frozenset(),
+    *,
+    actor: str = SYNCD,
 ) -> PeopleStats:
-    """Upsert people inside the caller's transaction; `untouched` people are never changed."""
+    """Upsert people inside the caller's transaction (`actor` in the audit trail).
+
+    `untouched` people are never changed.
+    """
     stats = PeopleStats()
     for batch in chunks(enumerate(records, start=1), PEOPLE_CHUNK):
         stats.received += len(batch)
         cleaned = [item for line, record in batch if (item := _clean(line, record, policy, stats))]
         if cleaned:
-            await _upsert_chunk(conn, cleaned, source, stats, untouched)
+            await _upsert_chunk(conn, cleaned, source, stats, untouched, actor)
     return stats
 
 
 async def active_from(conn: AsyncConnection, source: str) -> set[int]:
     """The people an authority last described as not deprovisioned."""
-    rows = await conn.execute(
-        sa.select(p.c.id).where(p.c.source == source, p.c.lifecycle != "deprovisioned")
-    )
-    return set(rows.scalars())
+    return await described_active(conn, source)
 
 
 async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: str) -> int:
@@ -418,15 +456,18 @@ async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: 
         await conn.execute(
             sa.update(p)
             .where(p.c.id.in_(batch), p.c.lifecycle != "deprovisioned")
-            .values(lifecycle="deprovisioned", version=p.c.version + 1, updated_at=now)
+            .values(
+                lifecycle="deprovisioned", version=p.c.version + 1, updated_at=now, source=source
+            )
         )
+    await deprovision_views(conn, ids, source)
     await execute_many(
         conn,
         sa.insert(event_table),
         [
             event_row(
                 source,
-                "person.deprovisioned",
+                DEPROVISIONED_EVENT,
                 person_id,
                 now,
                 None,
@@ -441,13 +482,15 @@ async def deprovision(conn: AsyncConnection, person_ids: Iterable[int], source: 
 
 
 async def people_named(
-    conn: AsyncConnection, authority_ids: Iterable[str], emails: Iterable[str]
+    conn: AsyncConnection, authority_ids: Iterable[str], emails: Iterable[str], source: str
 ) -> set[int]:
-    """The people an employee id or a (normalized) email names."""
+    """The people `source`'s id (an employee id) or a (normalized) email names."""
     found: set[int] = set()
-    for batch in chunks(sorted(set(authority_ids)), IN_CHUNK):
+    ids = set(authority_ids)
+    for batch in chunks(sorted(ids), IN_CHUNK):
         rows = await conn.execute(sa.select(p.c.id).where(p.c.authority_id.in_(batch)))
         found.update(rows.scalars())
+    found.update((await linked_ids(conn, source, ids)).values())
     for batch in chunks(sorted(set(emails)), IN_CHUNK):
         rows = await conn.execute(sa.select(pe.c.person_id).where(pe.c.email.in_(batch)))
         found.update(rows.scalars())

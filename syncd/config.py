@@ -70,6 +70,8 @@ class GuardConfig(_Strict):
     max_deactivations: int = Field(default=10, ge=0)
     max_deactivation_share: float = Field(default=0.05, ge=0, le=1)
     max_email_changes: int = Field(default=10, ge=0)
+    # Seconds over which the leavers an authority other than the HR file sends are counted.
+    deprovision_window: float = Field(default=3600, gt=0)
 
 
 class ProvisionConfig(_Strict):
@@ -263,13 +265,16 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _known_sources(self) -> Config:
-        known = {"authority", *self.connectors}
+        from syncd.plan import AUTHORITY, AUTHORITY_SOURCES
+
+        known = {AUTHORITY, *AUTHORITY_SOURCES, *self.connectors}
         for key, sources in self.precedence.items():
             unknown = [source for source in sources if source not in known]
             if unknown:
                 raise ValueError(
                     f"precedence.{key}: unknown source(s) {', '.join(unknown)} "
-                    "(use 'authority' or a connector name)"
+                    f"(use 'authority', {', '.join(map(repr, AUTHORITY_SOURCES))} "
+                    "or a connector name)"
                 )
         return self
 

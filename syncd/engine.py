@@ -176,6 +176,7 @@ class Engine:
             max_count=config.guard.max_deactivations,
             max_share=config.guard.max_deactivation_share,
             max_email_changes=config.guard.max_email_changes,
+            deprovision_window=config.guard.deprovision_window,
         )
         self.policy = Policy(
             guard=guard,
@@ -183,6 +184,7 @@ class Engine:
             deactivate_orphans=frozenset(
                 name for name, item in config.connectors.items() if item.deactivate_orphans
             ),
+            file_sources=frozenset({AUTHORITY_SOURCE}),
             replan_delay=config.push.max_delay,
         )
         self.targets = {
@@ -271,6 +273,7 @@ class Engine:
                 for error in feed.errors
                 if error.email and (email := normalize_email(error.email, self.store.policy).email)
             ],
+            AUTHORITY_SOURCE,
         )
         before = await active_from(conn, AUTHORITY_SOURCE)
         stats = await upsert_people_in(
@@ -354,8 +357,11 @@ class Engine:
     async def apply_people(
         self, conn: AsyncConnection, records: Sequence[PersonRecord], source: str, actor: str
     ) -> PeopleStats:
-        """Upsert one authority's people and plan what changed, in the caller's transaction."""
-        stats = await upsert_people_in(conn, records, source, self.store.policy)
+        """Upsert one authority's people and plan what changed, in the caller's transaction.
+
+        A leaver is a record whose lifecycle is deprovisioned; `actor` is in the audit trail.
+        """
+        stats = await upsert_people_in(conn, records, source, self.store.policy, actor=actor)
         if stats.changed:
             await reconcile(conn, list(self.targets.values()), self.policy, stats.changed)
         return stats

@@ -14,7 +14,8 @@ from syncd.values import ValueMap
 CANONICAL = tuple(name for name in CANONICAL_ATTRIBUTES if name != "active")
 
 
-AUTHORITY = "authority"
+AUTHORITY = "authority"  # whichever authority last wrote the person
+AUTHORITY_SOURCES = ("hr", "scim")  # one authority by name, in a deployment that has both
 Precedence = Mapping[str, Sequence[str]]
 # Writes that give access or move a login: only for a trusted link to a provisioned person.
 ESCALATING = frozenset({"role", "groups", "email"})
@@ -35,6 +36,8 @@ class Person:
     version: int
     attributes: Mapping[str, object]
     authority_id: str | None = None
+    # Each authority's own attributes (and names), by source ("hr", "scim"), for precedence.
+    sources: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +95,10 @@ def desired_attributes(
     wanted: dict[str, object] = {}
     for key in CANONICAL:
         for source in precedence.get(key, (AUTHORITY,)):
-            if source == AUTHORITY:
-                if key in person.attributes:
-                    wanted[key] = person.attributes[key]
+            if source == AUTHORITY or source in AUTHORITY_SOURCES:
+                said = person.attributes if source == AUTHORITY else person.sources.get(source, {})
+                if key in said:
+                    wanted[key] = said[key]
                     break
                 continue
             account = accounts.get(source)
@@ -216,6 +220,7 @@ class Guard:
     max_share: float = 0.05
     allowance: int = 1  # so a single leaver at a small vendor is never held
     max_email_changes: int = 10
+    deprovision_window: float = 3600.0  # seconds over which an authority's leavers are counted
 
     def holds(self, deactivations: int, accounts: int) -> bool:
         """True when this many deactivations need an operator's approval."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph import linked
-from graph.outbox import OperationSpec, dead_create_generations, enqueue
+from graph.authority import active_people, deprovisioned_since, deprovisions_approved_at
+from graph.models import utcnow
+from graph.outbox import OperationSpec, dead_create_generations, enqueue, held_for
+from graph.shared import split
 from graph.sql import dumps
 from syncd.plan import Account, Guard, Person, Precedence, Target, plan_person, removal
 
@@ -29,8 +33,8 @@ class ReconcileResult:
 
 
 def to_person(row: linked.PersonRow) -> Person:
-    """The planner's view of a person: authority attributes plus names."""
-    attributes: dict[str, object] = dict(row.attributes)
+    """The planner's view of a person: authority attributes plus names, and each authority's."""
+    attributes, sources = split(row.attributes, row.source)
     for key, value in row.names.items():
         if value is not None:
             attributes[key] = value
@@ -38,7 +42,9 @@ def to_person(row: linked.PersonRow) -> Person:
         names = [row.names.get("given_name"), row.names.get("family_name")]
         if any(names):
             attributes["display_name"] = " ".join(name for name in names if name)
-    return Person(row.id, row.email, row.lifecycle, row.version, attributes, row.authority_id)
+    return Person(
+        row.id, row.email, row.lifecycle, row.version, attributes, row.authority_id, sources
+    )
 
 
 def to_accounts(row: linked.PersonRow) -> dict[str, Account]:
@@ -56,6 +62,8 @@ class Policy:
     guard: Guard = field(default_factory=Guard)
     precedence: Precedence = field(default_factory=dict)
     deactivate_orphans: frozenset[str] = frozenset()
+    # Authorities whose leavers the window guard does not count (the HR file has its own).
+    file_sources: frozenset[str] = frozenset()
     replan_delay: float = 300.0  # a dead create's next generation waits this, doubled each time
 
 
@@ -91,6 +99,7 @@ HELD_EMAIL_CHANGES = "more login email changes than the guard allows"
 HELD_NEW_DOMAIN = "login email moves to a domain the authority never used"
 HELD_CONFLICT = "leaver's account is in a conflict"
 HELD_UNLINKED = "leaver's account is not linked to them"
+HELD_AUTHORITY_MASS_DEPROVISION = "the authority deprovisioned more people than the guard allows"
 
 
 def risk(spec: OperationSpec) -> str | None:
@@ -134,6 +143,44 @@ async def guard_holds(
                 if spec.person_id in new_domain:
                     held[spec.idempotency_key] = HELD_NEW_DOMAIN
     return held
+
+
+async def burst_holds(
+    conn: AsyncConnection, policy: Policy, specs: Sequence[OperationSpec]
+) -> dict[str, str]:
+    """Hold the removals of people deprovisioned in a burst past the guard, by idempotency key.
+
+    The burst is counted from the graph over the guard's window, so it holds across calls,
+    restarts and replicas; an operator's approval covers one window after it, and counting
+    starts afresh once that window is over.
+    """
+    removals = [spec for spec in specs if spec.op in REMOVALS and spec.person_id is not None]
+    if not removals:
+        return {}
+    window = timedelta(seconds=policy.guard.deprovision_window)
+    since = utcnow() - window
+    if (approved := await deprovisions_approved_at(conn)) is not None:
+        since = max(since, approved + window)
+    burst = await deprovisioned_since(conn, since, policy.file_sources)
+    if not burst or not policy.guard.holds(len(burst), await active_people(conn) + len(burst)):
+        return {}
+    return {
+        spec.idempotency_key: HELD_AUTHORITY_MASS_DEPROVISION
+        for spec in removals
+        if spec.person_id in burst
+    }
+
+
+def mass_deprovision_view(
+    reasons: Mapping[str, Mapping[str, int]], window: float
+) -> dict[str, object]:
+    """The window guard for an operator: vendor deactivations it holds, from held reasons."""
+    held = sum(item.get(HELD_AUTHORITY_MASS_DEPROVISION, 0) for item in reasons.values())
+    return {
+        "held_operations": held,
+        "reason": HELD_AUTHORITY_MASS_DEPROVISION if held else None,
+        "window_seconds": window,
+    }
 
 
 async def reconcile(
@@ -198,8 +245,10 @@ async def reconcile(
                                 key_basis=f"orphan:{orphan.payload_hash}",
                             )
                         )
-    # The guard weighs what would go out unapproved; what is already held is not at stake.
+    # The guards weigh what would go out unapproved; what is already held is not at stake.
     free = [spec for spec in planned if spec.idempotency_key not in reasons]
+    reasons.update(burst := await burst_holds(conn, policy, free))
+    free = [spec for spec in free if spec.idempotency_key not in burst]
     reasons.update(await guard_holds(conn, policy.guard, free))
     # Routine writes first, then removals: the order they are queued in.
     result.operations = sorted(planned, key=lambda spec: spec.op in REMOVALS)
@@ -208,6 +257,7 @@ async def reconcile(
     result.queued += await enqueue(
         conn, [spec for spec in result.operations if spec.idempotency_key not in reasons]
     )
+    burst_began = bool(burst) and not await held_for(conn, HELD_AUTHORITY_MASS_DEPROVISION)
     waiting: dict[tuple[str, str], list[OperationSpec]] = {}
     for spec in result.operations:
         if (held := reasons.get(spec.idempotency_key)) is not None:
@@ -224,6 +274,12 @@ async def reconcile(
                 reason=reason,
                 hint="syncd approve or syncd reject",
             )
+    if burst_began and await held_for(conn, HELD_AUTHORITY_MASS_DEPROVISION):
+        log.warning(
+            "authority.mass_deprovision_held",
+            window=policy.guard.deprovision_window,
+            hint="syncd approve or syncd reject",
+        )
     return result
 
 

@@ -33,6 +33,7 @@ from syncd.cli.audit import operator
 from syncd.cli.ops import released_text, released_view, run_ops
 from syncd.config import Config, load_config
 from syncd.engine import AUTHORITY_SOURCE, CREDENTIALS_REJECTED, Engine
+from syncd.reconcile import mass_deprovision_view
 from syncd.service import backstop
 from syncd.service.writer import writer_lease
 
@@ -359,7 +360,8 @@ async def run_status(config: Config, args: argparse.Namespace) -> int:
         authority.update(
             file=feed and str(feed), people=await queries.people_by_lifecycle(store.db)
         )
-        return {"authority": authority, "connectors": connectors}
+        deprovisions = mass_deprovision_view(reasons, config.guard.deprovision_window)
+        return {"authority": authority, "deprovisions": deprovisions, "connectors": connectors}
 
     data = await _with_store(config, gather)
     emit(args, data, lambda d: views.status_text(d, utcnow()))

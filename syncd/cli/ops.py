@@ -10,6 +10,7 @@ from typing import Any
 
 from connectors.core.redaction import redact_value
 from graph import oplog, outbox
+from graph.authority import approve_deprovisions
 from graph.db import Database
 from graph.emails import normalize_email
 from graph.models import utcnow
@@ -18,6 +19,7 @@ from syncd.boundary import EX_FAILURE, EX_OK, EX_TEMPFAIL, UsageError
 from syncd.cli import views
 from syncd.cli.audit import operator
 from syncd.config import Config
+from syncd.reconcile import HELD_AUTHORITY_MASS_DEPROVISION
 
 _ERROR_WIDTH = 100
 
@@ -198,6 +200,7 @@ async def released_view(
         if normalized.email is None:
             raise UsageError(f"{args.command}: {args.person!r} is not an email address")
         person_ids = await oplog.person_ids_for(store.db, normalized.email)
+    burst = await _held_burst(store.db)
     changed = await outbox.release_held(
         store.db,
         approve=approve,
@@ -206,6 +209,10 @@ async def released_view(
         ids=args.ids,
         person_ids=person_ids,
     )
+    if approve and (released := burst - await _held_burst(store.db)) > 0:
+        # Later leavers of the same burst are not held again (docs/safety.md).
+        async with store.db.write() as conn:
+            await approve_deprovisions(conn, operator(), released)
     emails = await oplog.primary_emails_of(store.db, [c.person_id for c in changed if c.person_id])
     counts: dict[str, dict[str, int]] = {}
     for item in changed:
@@ -217,6 +224,12 @@ async def released_view(
         "by_connector": counts,
         "emails": sorted({emails[c.person_id] for c in changed if c.person_id in emails}),
     }
+
+
+async def _held_burst(db: Database) -> int:
+    """How many vendor deactivations the authority window guard holds."""
+    async with db.read() as conn:
+        return await outbox.held_for(conn, HELD_AUTHORITY_MASS_DEPROVISION)
 
 
 def released_text(data: dict[str, Any], verb: str) -> str:

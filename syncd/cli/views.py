@@ -160,6 +160,12 @@ def status_text(data: Mapping[str, Any], now: datetime) -> str:
     if notes:
         blocks.append("\n".join(notes))
     blocks.append(authority_line(data["authority"], now))
+    held = data.get("deprovisions", {}).get("held_operations")
+    if held:
+        blocks.append(
+            f"deprovisions: HELD {held} vendor deactivations: {data['deprovisions']['reason']}"
+            "  (syncd approve or syncd reject)"
+        )
     return "\n\n".join(blocks)
 
 

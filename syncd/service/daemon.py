@@ -21,6 +21,7 @@ from syncd.authority.scim.listener import scim_listener
 from syncd.boundary import EX_TEMPFAIL, Failure
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import AUTHORITY_SOURCE, Engine
+from syncd.reconcile import mass_deprovision_view
 from syncd.service import backstop
 from syncd.service.dbwatch import DatabaseWatch
 from syncd.service.health import Check, health_app
@@ -365,6 +366,7 @@ class Daemon:
             checks["database"] = Check(False, f"unavailable: {outage}")
         if self.engine.config.authority is not None:
             checks["authority"] = await self._authority_check()
+        checks["deprovisions"] = await self._deprovisions_check()
         now = utcnow()
         for name, health in self.health.items():
             settings = self.engine.config.connectors[name]
@@ -389,6 +391,21 @@ class Daemon:
         if state.refused_reason is not None:
             return Check(False, f"feed refused: {state.refused_reason}")
         return Check(True, "feed applied" if state.applied_digest else "no feed applied yet")
+
+    async def _deprovisions_check(self) -> Check:
+        assert self.engine is not None
+        try:
+            reasons = await outbox.held_reasons(self.engine.store.db)
+        except Exception as exc:  # the database check names the failure
+            return Check(False, f"error: {type(exc).__name__}")
+        view = mass_deprovision_view(reasons, self.engine.config.guard.deprovision_window)
+        if view["held_operations"]:
+            return Check(
+                False,
+                f"{view['held_operations']} vendor deactivations held: {view['reason']} "
+                "(syncd approve or syncd reject)",
+            )
+        return Check(True, "none held")
 
     async def status(self) -> dict[str, object]:
         """Per connector: health, last success, outbox, held and why, conflicts (no emails)."""
@@ -422,7 +439,14 @@ class Daemon:
             }
         async with self.engine.store.db.read() as conn:
             authority = authority_view(await authority_state(conn, AUTHORITY_SOURCE))
-        return {"summary": self._summary(), "authority": authority, "connectors": connectors}
+        return {
+            "summary": self._summary(),
+            "authority": authority,
+            "deprovisions": mass_deprovision_view(
+                reasons, self.engine.config.guard.deprovision_window
+            ),
+            "connectors": connectors,
+        }
 
     async def refresh_metrics(self) -> None:
         """Bring the graph gauges up to date."""

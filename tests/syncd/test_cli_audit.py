@@ -57,13 +57,15 @@ async def test_history_shows_a_hire_a_title_change_a_leaver_and_who_linked(
         ("person.created", None),
         ("operation.create", "done"),
         ("person.updated", None),
+        ("person.deprovisioned", None),
         ("operation.update", "done"),
         ("operation.deactivate", "done"),
         ("account.unlinked", None),
         ("account.linked_manually", None),
     ]:
         assert step in steps, steps
-    title, leaver = (event for event in events if event["kind"] == "person.updated")
+    (title,) = (event for event in events if event["kind"] == "person.updated")
+    (leaver,) = (event for event in events if event["kind"] == "person.deprovisioned")
     assert title["old"]["attributes"] == {"title": "Engineer"}
     assert title["new"]["attributes"] == {"title": "Director"}
     assert leaver["new"]["lifecycle"] == "deprovisioned"
