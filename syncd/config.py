@@ -7,9 +7,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -40,6 +41,16 @@ class KeyProblem(ValueError):
         super().__init__(f"{key}: {problem}")
         self.key = key
         self.problem = problem
+
+
+def _secret_reference(value: str) -> str:
+    if (problem := secret_reference_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+# Every secret in the config: a reference (env:NAME, file:PATH or credential:NAME), never a value.
+SecretReference = Annotated[str, AfterValidator(_secret_reference)]
 
 
 class _Strict(BaseModel):
@@ -85,16 +96,9 @@ class ProvisionConfig(_Strict):
 class WebhookConfig(_Strict):
     """How a vendor's webhooks to this connector prove themselves: a shared secret."""
 
-    secret: str
+    secret: SecretReference
     carried_in: Literal["header", "path"] = Field(default="header", alias="in")
     header: str = WEBHOOK_HEADER
-
-    @field_validator("secret")
-    @classmethod
-    def _reference_only(cls, value: str) -> str:
-        if (problem := secret_reference_problem(value)) is not None:
-            raise ValueError(problem)
-        return value
 
     @field_validator("header")
     @classmethod
@@ -114,7 +118,7 @@ class ConnectorConfig(_Strict):
     burst: int = Field(default=2, ge=1)
     poll_interval: float = Field(default=300.0, gt=0)
     allow_delete: bool = False
-    secrets: dict[str, str] = {}
+    secrets: dict[str, SecretReference] = {}
     settings: dict[str, Any] = {}
     provision: ProvisionConfig = ProvisionConfig()
     deactivate_orphans: bool = False
@@ -132,14 +136,6 @@ class ConnectorConfig(_Strict):
     def _known_vendor(cls, value: str) -> str:
         if value not in VENDORS:
             raise ValueError(f"unknown vendor {value!r} (known: {', '.join(sorted(VENDORS))})")
-        return value
-
-    @field_validator("secrets")
-    @classmethod
-    def _references_only(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, reference in value.items():
-            if (problem := secret_reference_problem(reference)) is not None:
-                raise KeyProblem(name, problem)
         return value
 
     @model_validator(mode="after")
@@ -198,17 +194,10 @@ class ScimConfig(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8443, ge=0, le=65535)
-    token: str  # a secret reference: env:NAME, file:PATH or credential:NAME
+    token: SecretReference
     tls_cert: Path | None = None
     tls_key: Path | None = None
     actor: str = Field(default="idp", min_length=1, max_length=100)
-
-    @field_validator("token")
-    @classmethod
-    def _token_reference(cls, value: str) -> str:
-        if (problem := secret_reference_problem(value)) is not None:
-            raise ValueError(problem)
-        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ScimConfig:
