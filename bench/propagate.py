@@ -496,21 +496,27 @@ async def hr_figures(
     }
 
 
-def main() -> None:
-    """Parse arguments, run the benchmark, print one JSON object."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--batch", type=int, default=1_000)
+def parse_common(parser: argparse.ArgumentParser, users: int) -> argparse.Namespace:
+    """Add the options every propagation benchmark takes, parse, and send logs to stderr."""
+    parser.add_argument("--users", type=int, default=users)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--authority", choices=("hr", "scim"), default="hr")
-    parser.add_argument("--database-name", default="syncd_bench_propagate")  # dropped, recreated
     args = parser.parse_args()
     # Keep stdout for the JSON; the engine's warnings go to stderr.
     structlog.configure(
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
     )
+    return args
+
+
+def main() -> None:
+    """Parse arguments, run the benchmark, print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--authority", choices=("hr", "scim"), default="hr")
+    parser.add_argument("--database-name", default="syncd_bench_propagate")  # dropped, recreated
+    args = parse_common(parser, users=10_000)
     with tempfile.TemporaryDirectory(prefix="syncd-propagate-") as workdir:
         figures = anyio.run(
             run,
