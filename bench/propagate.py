@@ -11,6 +11,13 @@ records, one engine cycle links them and leaves nothing to do, then:
   over the floor the vendors' rate limits set (the most requests any vendor needs over its
   rate). Each simulator enforces `--rate` requests per second and each connector is
   configured with the same rate.
+
+With `--authority scim` the people are SCIM users an IdP provisioned (bulk-loaded through
+the graph), and a running daemon (`Daemon`, polls an hour apart) serves the SCIM listener:
+
+* `scim_leaver_seconds`: an HTTP `PATCH /scim/v2/Users/{id}` with `active: false`; from
+  sending it until the last vendor simulator shows the account deactivated (the simulators'
+  state read in-process every 5 ms).
 """
 
 from __future__ import annotations
@@ -28,23 +35,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import structlog
 
 from bench.database import bench_database
 from connectors.sim.base import SimPerson
 from connectors.sim.fleet import Fleet, simulator_fleet
+from graph import scim
+from syncd.authority.scim.mapping import ENTERPRISE, SOURCE, person_record, user_emails
 from syncd.cli.simfleet import fleet_config, fleet_environ
 from syncd.config import Config
 from syncd.engine import Engine, FeedResult
 from syncd.push import PushStats
+from syncd.service.daemon import Daemon
 
 FIELDS = ["employee_id", "email", "given_name", "family_name", "title", "status"]
 DOMAIN = "corp.example"
 SETUP_RATE = 100_000.0  # client rate while seeding and linking; the simulators are unlimited
 LEAVER_RUNS = 3
+SCIM_LEAVER_RUNS = 7
 BATCH_GOAL = 1.10
 LEAVER_GOAL = 1.0
+SCIM_TOKEN_VARIABLE = "SYNCD_BENCH_SCIM_TOKEN"
+SCIM_TOKEN = "bench-scim-token"  # loopback only
+SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+WATCH_INTERVAL = 0.005  # how often the simulators' state is read while a leaver propagates
+WATCH_LIMIT = 30.0  # a leaver not everywhere by then is reported as such
+DAEMON_POLL = 3600.0  # the daemon's listings: its first one only, during the measurement
 
 VENDORS = ("influitive", "thought_industries", "partnerize", "userflow", "appxite")
 
@@ -92,6 +111,22 @@ def sim_person(index: int) -> SimPerson:
     )
 
 
+def scim_user(index: int) -> dict[str, Any]:
+    """Person `index` as the IdP provisioned them: a SCIM User resource with its id."""
+    row = hr_row(index)
+    return {
+        "schemas": [SCIM_USER, ENTERPRISE],
+        "id": f"00000000-0000-4000-8000-{index:012d}",
+        "externalId": row["employee_id"],
+        "userName": row["email"],
+        "name": {"givenName": row["given_name"], "familyName": row["family_name"]},
+        "emails": [{"value": row["email"], "type": "work", "primary": True}],
+        "title": row["title"],
+        "active": True,
+        ENTERPRISE: {"employeeNumber": row["employee_id"]},
+    }
+
+
 # -- the world -------------------------------------------------------------------------------
 
 
@@ -104,22 +139,43 @@ class World:
     db_url: str
     ids: dict[str, list[str]] = field(default_factory=dict)
 
+    authority: str = "hr"
+
     def config(
-        self, rate: float, *, guard: dict[str, Any] | None = None, missing_share: float = 0.1
+        self,
+        rate: float,
+        *,
+        guard: dict[str, Any] | None = None,
+        missing_share: float = 0.1,
+        poll_interval: float = 300.0,
     ) -> Config:
-        """The deployment's config at this client rate."""
-        document = {
+        """The deployment's config at this client rate: the HR file, or a SCIM listener."""
+        document: dict[str, Any] = {
             "database": {"url": self.db_url},
-            "authority": {"hr_feed": str(self.feed), "max_missing_share": missing_share},
             "guard": guard or {},
             "push": {"base_delay": 0.05, "max_delay": 1.0},
+            "health": {"port": 0},
         }
-        return fleet_config(self.fleet, document, rate=rate, provision={"domains": [DOMAIN]})
+        if self.authority == "scim":
+            document["scim"] = {"port": 0, "token": f"env:{SCIM_TOKEN_VARIABLE}"}
+        else:
+            document["authority"] = {"hr_feed": str(self.feed), "max_missing_share": missing_share}
+        return fleet_config(
+            self.fleet,
+            document,
+            rate=rate,
+            poll_interval=poll_interval,
+            provision={"domains": [DOMAIN]},
+        )
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment that holds the simulators' secrets."""
-        return fleet_environ(self.fleet)
+        """The environment that holds the simulators' secrets and the SCIM token."""
+        return fleet_environ(self.fleet) | {SCIM_TOKEN_VARIABLE: SCIM_TOKEN}
+
+    def deactivated_at(self, index: int) -> list[str]:
+        """The vendors where person `index` is no longer active."""
+        return [name for name in self.fleet if self.active_count(name, [index]) == 0]
 
     def seed(self, users: int) -> None:
         """Store every person's account at every vendor, straight into the simulators."""
@@ -156,19 +212,38 @@ async def push_all(engine: Engine) -> dict[str, PushStats]:
     return results
 
 
+async def provision_scim(engine: Engine, users: int) -> int:
+    """Store every person as the SCIM user the IdP provisioned, with their graph person."""
+    resources = [scim_user(index) for index in range(users)]
+    async with engine.store.db.write() as conn:
+        for resource in resources:
+            await scim.save_resource(conn, "User", resource, user_emails(resource), version=1)
+        records = [person_record(resource, ()) for resource in resources]
+        stats = await engine.apply_people(conn, records, SOURCE, "bench")
+        await scim.link_people(conn, [resource["id"] for resource in resources])
+    return stats.created
+
+
+async def provision(world: World, engine: Engine, users: int) -> int:
+    """Bring the people into the graph through the world's authority; how many were created."""
+    if world.authority == "scim":
+        return await provision_scim(engine, users)
+    write_feed(world.feed, range(users))
+    return (await engine.apply_feed()).created
+
+
 async def settle(world: World, users: int, rate: float) -> dict[str, object]:
     """Seed the vendors and run one full cycle so the graph is linked; report what it did."""
     started = time.perf_counter()
     world.seed(users)
     seeded = time.perf_counter() - started
-    write_feed(world.feed, range(users))
     world.limit(None)
     guard = {"max_deactivations": 100_000, "max_deactivation_share": 1.0}
     started = time.perf_counter()
     queued: dict[str, int] = {}
     async with Engine.open(world.config(SETUP_RATE, guard=guard), environ=world.env) as engine:
         await engine.recover()
-        feed = await engine.apply_feed()
+        created = await provision(world, engine, users)
         for name in engine.connectors:
             result = await engine.list_connector(name)
             if not result.complete:
@@ -181,7 +256,7 @@ async def settle(world: World, users: int, rate: float) -> dict[str, object]:
     return {
         "seed_seconds": round(seeded, 2),
         "cycle_seconds": round(time.perf_counter() - started, 2),
-        "people_created": feed.created,
+        "people_created": created,
         "queued_by_listing": queued,
         "pushed": {name: stats.done for name, stats in pushed.items()},
         "left_after_cycle": replan.queued,
@@ -233,7 +308,7 @@ async def remove(world: World, engine: Engine, remaining: list[int]) -> Removal:
 async def leaver(world: World, engine: Engine, present: list[int], who: int) -> dict[str, object]:
     """Remove one person from the feed; time the feed and the pushes until all vendors answer."""
     run = await remove(world, engine, [i for i in present if i != who])
-    deactivated = [name for name in world.fleet if world.active_count(name, [who]) == 0]
+    deactivated = world.deactivated_at(who)
     return {
         "person": who,
         "seconds": round(run.seconds, 3),
@@ -247,6 +322,60 @@ async def leaver(world: World, engine: Engine, present: list[int], who: int) -> 
         "push_done": sum(stats.done for stats in run.pushed.values()),
         "push_retried": sum(stats.retried for stats in run.pushed.values()),
     }
+
+
+async def scim_leaver(
+    world: World, session: aiohttp.ClientSession, url: str, who: int
+) -> dict[str, object]:
+    """PATCH one SCIM user inactive; time the answer and until every vendor that can deactivates."""
+    body = {"schemas": [SCIM_PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    want = len(world.fleet) - 1  # Userflow has no deactivate
+    await anyio.sleep(1.0)  # the rate budgets refill: the run starts idle
+    started = time.perf_counter()
+    async with session.patch(f"{url}/Users/{scim_user(who)['id']}", json=body) as response:
+        if response.status != 200:
+            raise RuntimeError(f"PATCH answered {response.status}: {await response.text()}")
+    answered = time.perf_counter() - started
+    with anyio.move_on_after(WATCH_LIMIT):
+        while len(world.deactivated_at(who)) < want:  # noqa: ASYNC110  (simulator state)
+            await anyio.sleep(WATCH_INTERVAL)
+    return {
+        "person": who,
+        "seconds": round(time.perf_counter() - started, 3),
+        "patch_answered_seconds": round(answered, 3),
+        "vendors": len(world.deactivated_at(who)),
+    }
+
+
+async def daemon_ready(daemon: Daemon) -> str:
+    """Wait until the daemon serves SCIM and each connector has listed once; the SCIM URL."""
+    while daemon.scim_url is None or any(  # noqa: ASYNC110  (set by the daemon's tasks)
+        health.last_success is None for health in daemon.health.values()
+    ):
+        await anyio.sleep(0.1)
+    return daemon.scim_url
+
+
+async def scim_leavers(
+    world: World, rate: float, leavers: list[int], workdir: Path
+) -> list[dict[str, object]]:
+    """Run the daemon with its SCIM listener and send each leaver's PATCH in turn."""
+    daemon = Daemon(workdir / "syncd.toml", world.env)
+    config = world.config(rate, poll_interval=DAEMON_POLL)
+    runs: list[dict[str, object]] = []
+
+    async def measure() -> None:
+        url = await daemon_ready(daemon)
+        headers = {"Authorization": f"Bearer {SCIM_TOKEN}"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            for who in leavers:
+                runs.append(await scim_leaver(world, session, url, who))
+        daemon.stop()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(measure)
+        await daemon.run(config)
+    return runs
 
 
 async def batch(
@@ -288,40 +417,70 @@ async def batch(
     }
 
 
-async def run(users: int, size: int, rate: float, backend: str, workdir: Path) -> dict[str, object]:
+async def run(
+    users: int, size: int, rate: float, backend: str, workdir: Path, authority: str, database: str
+) -> dict[str, object]:
     """Set up the world, measure, and return the figures."""
-    if size + LEAVER_RUNS > users:
+    if authority == "hr" and size + LEAVER_RUNS > users:
         raise SystemExit("--batch plus the single leavers must not exceed --users")
-    db_url = await bench_database(
-        backend, workdir, "syncd_bench_propagate", "SYNCD_TEST_POSTGRES_URL"
-    )
+    db_url = await bench_database(backend, workdir, database, "SYNCD_TEST_POSTGRES_URL")
+    runs = SCIM_LEAVER_RUNS if authority == "scim" else LEAVER_RUNS
+    singles = [users - 1 - n * (users // (runs + 1)) for n in range(runs)]
     async with simulator_fleet(VENDORS) as fleet:
-        world = World(fleet, workdir / "hr.csv", db_url)
+        world = World(fleet, workdir / "hr.csv", db_url, authority=authority)
         setup = await settle(world, users, rate)
-
         world.limit(rate)
-        present = list(range(users))
-        singles = [users - 1 - n * (users // (LEAVER_RUNS + 1)) for n in range(LEAVER_RUNS)]
-        runs = []
-        async with Engine.open(world.config(rate), environ=world.env) as engine:
-            for who in singles:
-                runs.append(await leaver(world, engine, present, who))
-                present.remove(who)
+        if authority == "scim":
+            runs = await scim_leavers(world, rate, singles, workdir)
+            figures = scim_figures(runs)
+        else:
+            figures = await hr_figures(world, users, size, rate, singles)
+    return {
+        "backend": backend,
+        "authority": authority,
+        "users": users,
+        "vendors": len(VENDORS),
+        "rate": rate,
+        **figures,
+        "setup": setup,
+    }
 
-        leavers = [i for i in present if i % (len(present) // size or 1) == 0][:size]
-        guard = {"max_deactivations": 100_000, "max_deactivation_share": 1.0}
-        config = world.config(rate, guard=guard, missing_share=1.0)
-        async with Engine.open(config, environ=world.env) as engine:
-            mass = await batch(world, engine, present, leavers, rate)
+
+def scim_figures(runs: list[dict[str, object]]) -> dict[str, object]:
+    """The SCIM leavers' median and goal."""
+    median = statistics.median(float(str(item["seconds"])) for item in runs)
+    answered = statistics.median(float(str(item["patch_answered_seconds"])) for item in runs)
+    return {
+        "scim_leaver_seconds": round(median, 3),
+        "scim_patch_answered_seconds": round(answered, 3),
+        "vendors_deactivated": min(int(str(item["vendors"])) for item in runs),
+        "goals_met": {"scim_leaver_seconds": median < LEAVER_GOAL},
+        "goals": {"scim_leaver_seconds": f"< {LEAVER_GOAL:g}"},
+        "scim_leaver_runs": runs,
+    }
+
+
+async def hr_figures(
+    world: World, users: int, size: int, rate: float, singles: list[int]
+) -> dict[str, object]:
+    """HR-file leavers one at a time, then a batch of `size`."""
+    present = list(range(users))
+    runs = []
+    async with Engine.open(world.config(rate), environ=world.env) as engine:
+        for who in singles:
+            runs.append(await leaver(world, engine, present, who))
+            present.remove(who)
+
+    leavers = [i for i in present if i % (len(present) // size or 1) == 0][:size]
+    guard = {"max_deactivations": 100_000, "max_deactivation_share": 1.0}
+    config = world.config(rate, guard=guard, missing_share=1.0)
+    async with Engine.open(config, environ=world.env) as engine:
+        mass = await batch(world, engine, present, leavers, rate)
 
     seconds = [float(str(item["seconds"])) for item in runs]
     median = statistics.median(seconds)
     ratio = mass["batch_ratio"]
     return {
-        "backend": backend,
-        "users": users,
-        "vendors": len(VENDORS),
-        "rate": rate,
         "leaver_seconds": round(median, 3),
         "vendors_deactivated": min(int(str(item["vendors_deactivated"])) for item in runs),
         "batch_seconds": mass["batch_seconds"],
@@ -334,31 +493,35 @@ async def run(users: int, size: int, rate: float, backend: str, workdir: Path) -
         "goals": {"leaver_seconds": f"< {LEAVER_GOAL:g}", "batch_ratio": f"<= {BATCH_GOAL:g}"},
         "leaver_runs": runs,
         "batch": mass,
-        "setup": setup,
     }
 
 
-def parse_common(parser: argparse.ArgumentParser, users: int) -> argparse.Namespace:
-    """Add the options every propagation benchmark takes, parse, and send logs to stderr."""
-    parser.add_argument("--users", type=int, default=users)
+def main() -> None:
+    """Parse arguments, run the benchmark, print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--authority", choices=("hr", "scim"), default="hr")
+    parser.add_argument("--database-name", default="syncd_bench_propagate")  # dropped, recreated
     args = parser.parse_args()
     # Keep stdout for the JSON; the engine's warnings go to stderr.
     structlog.configure(
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
     )
-    return args
-
-
-def main() -> None:
-    """Parse arguments, run the benchmark, print one JSON object."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=1_000)
-    args = parse_common(parser, users=10_000)
     with tempfile.TemporaryDirectory(prefix="syncd-propagate-") as workdir:
-        figures = anyio.run(run, args.users, args.batch, args.rate, args.backend, Path(workdir))
+        figures = anyio.run(
+            run,
+            args.users,
+            args.batch,
+            args.rate,
+            args.backend,
+            Path(workdir),
+            args.authority,
+            args.database_name,
+        )
     print(json.dumps(figures, indent=2))
 
 

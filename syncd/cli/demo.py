@@ -1,4 +1,4 @@
-"""`syncd demo`: five simulated vendors, an HR file and the daemon on SQLite, telling a story."""
+"""`syncd demo`: five simulated vendors, an HR file, an IdP over SCIM and the daemon, a story."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import anyio
 
 from connectors.sim.fleet import Fleet, simulator_fleet
+from syncd.cli.demo_idp import BEARER_VARIABLE, IdentityProvider, scim_table, token_environ
 from syncd.cli.simfleet import fleet_config, fleet_environ
 from syncd.config import Config
 from syncd.service.daemon import Daemon
@@ -34,11 +36,11 @@ class Story:
         self.staff: dict[int, dict[str, str]] = {}
         self.next_id = 1
 
-    def hire(self, title: str = "Engineer") -> dict[str, str]:
-        """Add one person to the HR file."""
+    def newcomer(self, title: str = "Engineer") -> dict[str, str]:
+        """The next new person, as an HR row."""
         number = self.next_id
         self.next_id += 1
-        self.staff[number] = {
+        return {
             "employee_id": f"E{number:04d}",
             "email": f"person{number}@{DOMAIN}",
             "given_name": f"Person{number}",
@@ -46,7 +48,12 @@ class Story:
             "title": title,
             "status": "active",
         }
-        return self.staff[number]
+
+    def hire(self) -> dict[str, str]:
+        """Add the next new person to the HR file."""
+        person = self.newcomer()
+        self.staff[self.next_id - 1] = person
+        return person
 
     def write(self) -> None:
         """Write the HR export the daemon watches."""
@@ -79,42 +86,52 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def play(story: Story, daemon: Daemon, cycles: int | None) -> None:
-    """Hire, change a title, let someone go, break a vendor and mend it; round after round."""
-    while daemon.health_url is None:  # noqa: ASYNC110  (set by the daemon's startup)
+async def play(story: Story, daemon: Daemon, token: str, cycles: int | None) -> None:
+    """Wait for the daemon, tell the story round after round, then stop the daemon."""
+    while daemon.health_url is None or daemon.scim_url is None:  # noqa: ASYNC110  (startup)
         await anyio.sleep(0.1)
     say(f"health endpoint: {daemon.health_url}/readyz  /status  /metrics  /livez")
+    say(f"SCIM endpoint: {daemon.scim_url} (bearer token: random, from env:{BEARER_VARIABLE})")
     await story.until("starting staff provisioned at", story.staff[1]["email"], lambda *_: True, 5)
-    round_number = 0
-    while cycles is None or round_number < cycles:
-        round_number += 1
-        say(f"round {round_number}")
-        hire = story.hire()
-        story.write()
-        say(f"- hire: {hire['email']} joins")
-        await story.until("account created at", hire["email"], lambda *_: True, 5)
-
-        hire["title"] = "Staff Engineer"
-        story.write()
-        say(f"- title change: {hire['email']} is now Staff Engineer")
-        await story.until(
-            "title updated at", hire["email"], lambda _n, title, _a: title == "Staff Engineer", 3
-        )
-
-        leaver_id = min(story.staff)
-        leaver = story.staff.pop(leaver_id)
-        story.write()
-        say(f"- leaver: {leaver['email']} leaves (Userflow cannot deactivate: reported)")
-        await story.until("deactivated at", leaver["email"], lambda name, _t, active: not active, 4)
-
-        sim = story.fleet["partnerize"].simulator
-        sim.settings.faults.server_error_share = 1.0
-        say("- outage: partnerize answers 503 to everything (/readyz turns 503)")
-        await anyio.sleep(4)
-        sim.settings.faults.server_error_share = 0.0
-        say("  partnerize is back; its next poll recovers (/readyz turns 200)")
-        await anyio.sleep(2)
+    async with aiohttp.ClientSession() as session:
+        idp = IdentityProvider(daemon.scim_url, token, session)
+        round_number = 0
+        while cycles is None or round_number < cycles:
+            round_number += 1
+            say(f"round {round_number}")
+            await play_round(story, idp)
     daemon.stop()
+
+
+async def play_round(story: Story, idp: IdentityProvider) -> None:
+    """The IdP hires, retitles and lets go over SCIM; the HR file loses one; a vendor fails."""
+    hire = story.newcomer()
+    user_id, sent = await idp.create(hire)
+    say(f"- hire: {hire['email']} joins through SCIM\n  the IdP sent: {sent}")
+    await story.until("account created at", hire["email"], lambda *_: True, 5)
+
+    sent = await idp.replace(user_id, {"title": "Staff Engineer"})
+    say(f"- title change: {hire['email']} is now Staff Engineer\n  the IdP sent: {sent}")
+    await story.until(
+        "title updated at", hire["email"], lambda _n, title, _a: title == "Staff Engineer", 3
+    )
+
+    leaver = story.staff.pop(min(story.staff))
+    story.write()
+    say(f"- leaver: {leaver['email']} leaves the HR file (Userflow cannot deactivate: reported)")
+    await story.until("deactivated at", leaver["email"], lambda name, _t, active: not active, 4)
+
+    sent = await idp.replace(user_id, {"active": False})
+    say(f"- leaver: the IdP deactivates {hire['email']}\n  the IdP sent: {sent}")
+    await story.until("deactivated at", hire["email"], lambda name, _t, active: not active, 4)
+
+    sim = story.fleet["partnerize"].simulator
+    sim.settings.faults.server_error_share = 1.0
+    say("- outage: partnerize answers 503 to everything (/readyz turns 503)")
+    await anyio.sleep(4)
+    sim.settings.faults.server_error_share = 0.0
+    say("  partnerize is back; its next poll recovers (/readyz turns 200)")
+    await anyio.sleep(2)
 
 
 def demo_config(root: Path, fleet: Fleet, port: int) -> Config:
@@ -124,6 +141,7 @@ def demo_config(root: Path, fleet: Fleet, port: int) -> Config:
         "authority": {"hr_feed": str(root / "hr.csv"), "poll_interval": 0.5},
         "health": {"port": port},
         "push": {"base_delay": 0.2, "max_delay": 2.0},
+        "scim": scim_table(),
     }
     return fleet_config(
         fleet,
@@ -146,9 +164,10 @@ async def run_demo(cycles: int | None, port: int) -> int:
             story.write()
             say(f"5 vendor simulators up; HR file {story.feed} with {STARTING_STAFF} people")
             config = demo_config(root, fleet, port)
-            daemon = Daemon(root / "syncd.toml", fleet_environ(fleet))
+            environ = fleet_environ(fleet) | token_environ()
+            daemon = Daemon(root / "syncd.toml", environ)
             async with anyio.create_task_group() as group:
-                group.start_soon(play, story, daemon, cycles)
+                group.start_soon(play, story, daemon, environ[BEARER_VARIABLE], cycles)
                 await daemon.run(config)
                 group.cancel_scope.cancel()
     say("demo finished")

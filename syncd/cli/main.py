@@ -178,7 +178,9 @@ def _add_engine_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     _config_option(run)
     _common(run, log_level="info")
     run.set_defaults(handler=_run)
-    demo = commands.add_parser("demo", help="five simulated vendors, an HR file and the daemon")
+    demo = commands.add_parser(
+        "demo", help="five simulated vendors, an HR file, an IdP over SCIM and the daemon"
+    )
     _common(demo)
     demo.add_argument("--cycles", type=_count, help="story rounds to play (default: until Ctrl-C)")
     demo.add_argument(

@@ -85,6 +85,7 @@ class Daemon:
         self.not_recovered: str | None = None  # why shutdown left operations in flight
         self.hints: dict[str, HintQueue] = {}  # per connector with a webhook
         self.webhooks_url: str | None = None
+        self.scim_url: str | None = None  # the SCIM listener's base URL while it serves
         self._hints_full: set[str] = set()  # connectors whose hint queue is dropping
 
     async def run(self, config: Config) -> int:
@@ -105,9 +106,9 @@ class Daemon:
             async with (
                 serve_app(app, config.health.host, config.health.port) as url,
                 self._webhooks(engine),
-                scim_listener(config.scim, engine.store.db, engine, self.environ),
+                scim_listener(config.scim, engine.store.db, engine, self.environ) as scim_url,
             ):
-                self.health_url = url
+                self.health_url, self.scim_url = url, scim_url
                 log.info("daemon.started", health=url, connectors=sorted(engine.connectors))
                 recovered = await engine.recover()
                 if recovered:
