@@ -93,7 +93,7 @@ async def test_the_readme_idp_walkthrough_serves_scim_with_its_token(tmp_path: P
     credentials.mkdir()
     make_token, check = readme_blocks(IDP_SECTION, "sh")
     shell(make_token, credentials)
-    token = (credentials / "scim_token").read_text().strip()
+    token = (credentials / "scim_listener_token").read_text().strip()
     assert re.fullmatch("[0-9a-f]{64}", token)
 
     port, health = free_port(), free_port()
