@@ -200,15 +200,13 @@ _CREATED_EVENTS = """INSERT INTO event (at, source, kind, subject, subject_id, a
   FROM account WHERE id IN ({ids})"""
 
 
-# What the account table holds of a listing's keys; the ids come as a list or as staged rows.
+# What the account table holds of a listing's keys; the ids come as a list or one array.
 _EXISTING = """SELECT id, external_id, payload_hash, missing_since FROM account
   WHERE connector = ? AND external_id IN ({ids})"""
-_EXISTING_STAGED = """SELECT a.id, a.external_id, a.payload_hash, a.missing_since
-  FROM ingest_key k JOIN account a ON a.connector = $1 AND a.external_id = k.external_id"""
+_EXISTING_ARRAY = """SELECT id, external_id, payload_hash, missing_since FROM account
+  WHERE connector = $1 AND external_id = ANY($2::varchar[])"""
 
-# PostgreSQL: binary COPY into per-transaction tables, then one merge (graph.bulk.Bulk.copy).
-_STAGE_KEYS = """DROP TABLE IF EXISTS pg_temp.ingest_key;
-  CREATE TEMPORARY TABLE ingest_key (external_id VARCHAR) ON COMMIT DROP"""
+# PostgreSQL: binary COPY into a per-transaction table, then one merge (graph.bulk.Bulk.copy).
 _STAGE_ROWS = """DROP TABLE IF EXISTS pg_temp.ingest_row;
   CREATE TEMPORARY TABLE ingest_row (external_id VARCHAR, email_raw VARCHAR, email VARCHAR,
   email_error VARCHAR, email_loose VARCHAR, status VARCHAR, attributes_json VARCHAR,
@@ -248,13 +246,11 @@ class _Stored:
         )
         self.take(listing, prepared, existing, stats, skip)
 
-    async def sort_staged(
+    async def sort_all(
         self, bulk: Bulk, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
     ) -> None:
-        """`sort` for every key of `prepared`, the keys sent by COPY (PostgreSQL)."""
-        await bulk.execute(_STAGE_KEYS)
-        await bulk.copy("ingest_key", [(key,) for key in prepared])
-        existing = await bulk.fetch(_EXISTING_STAGED, [listing.connector])
+        """`sort` for every key of `prepared` at once, the keys as one array (PostgreSQL)."""
+        existing = await bulk.fetch(_EXISTING_ARRAY, [listing.connector, list(prepared)])
         self.take(listing, prepared, existing, stats)
 
     def take(
@@ -428,11 +424,11 @@ async def _copy_chunk(
     now: datetime,
     stats: IngestStats,
 ) -> None:
-    """`_write_chunk` for PostgreSQL: keys and rows go in by COPY, new and changed in one merge."""
+    """`_write_chunk` for PostgreSQL: new and changed rows go in by COPY and one merge."""
     bulk = await Bulk.on(conn)
     listing.listed += len(prepared)
     stored = _Stored()
-    await stored.sort_staged(bulk, listing, prepared, stats)
+    await stored.sort_all(bulk, listing, prepared, stats)
     new_items = [item for key, item in prepared.items() if key not in stored.known]
     changed = stored.changed
     if not new_items and not changed:
