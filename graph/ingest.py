@@ -397,54 +397,56 @@ async def _finish_chunk(
     await execute_many(conn, sa.insert(event_table), events)
 
 
+async def _merge(
+    conn: AsyncConnection,
+    bulk: Bulk,
+    connector: str,
+    new_items: list[Prepared],
+    stored: _Stored,
+    now: datetime,
+    stats: IngestStats,
+) -> tuple[list[object], list[dict[str, Any]]]:
+    """Write new and changed rows by COPY and one merge: ids created, `account.updated` events."""
+    changed = stored.changed
+    # The old values are read before the merge overwrites them.
+    events = await _updated_events(conn, connector, changed, now) if changed else []
+    await bulk.execute(_STAGE_ROWS)
+    await bulk.copy("ingest_row", [_content(item) for item in (*new_items, *changed.values())])
+    written = await bulk.fetch(_MERGE, [connector, bulk.time(now), list(changed)])
+    stats.updated += len(changed)
+    stored.changed = {}
+    created = [account_id for account_id, external_id in written if external_id not in stored.known]
+    return created, events
+
+
 async def _write_chunk(
     conn: AsyncConnection,
     listing: Listing,
     prepared: dict[str, Prepared],
     now: datetime,
     stats: IngestStats,
+    *,
+    copy: bool = False,
 ) -> None:
-    bulk = await Bulk.on(conn)
-    keys = list(prepared)
-    listing.listed += len(keys)
-    stored = _Stored()
-    await stored.sort(bulk, listing, prepared, keys, stats)
-    new_items = [item for key, item in prepared.items() if key not in stored.known]
-    if new_items:
-        at = bulk.time(now)
-        created = await _insert(bulk, listing.connector, new_items, at)
-        await _created(bulk, listing, prepared, new_items, created, at, stored, stats)
-    await _finish_chunk(conn, listing, stored, now, stats, [])
+    """Compare a chunk with the stored accounts, write the new and changed, log their events.
 
-
-async def _copy_chunk(
-    conn: AsyncConnection,
-    listing: Listing,
-    prepared: dict[str, Prepared],
-    now: datetime,
-    stats: IngestStats,
-) -> None:
-    """`_write_chunk` for PostgreSQL: new and changed rows go in by COPY and one merge."""
+    With `copy` (PostgreSQL) every key is looked up at once and the rows go in by `_merge`.
+    """
     bulk = await Bulk.on(conn)
     listing.listed += len(prepared)
     stored = _Stored()
-    await stored.sort_all(bulk, listing, prepared, stats)
+    if copy:
+        await stored.sort_all(bulk, listing, prepared, stats)
+    else:
+        await stored.sort(bulk, listing, prepared, list(prepared), stats)
     new_items = [item for key, item in prepared.items() if key not in stored.known]
-    changed = stored.changed
-    if not new_items and not changed:
-        await _finish_chunk(conn, listing, stored, now, stats, [])
-        return
-    # The old values are read before the merge overwrites them.
-    events = await _updated_events(conn, listing.connector, changed, now) if changed else []
     at = bulk.time(now)
-    await bulk.execute(_STAGE_ROWS)
-    await bulk.copy("ingest_row", [_content(item) for item in (*new_items, *changed.values())])
-    written = await bulk.fetch(_MERGE, [listing.connector, at, list(changed)])
-    stats.updated += len(changed)
-    stored.changed = {}
-    created: list[object] = [
-        account_id for account_id, external_id in written if external_id not in stored.known
-    ]
+    events: list[dict[str, Any]] = []
+    created: list[object] = []
+    if copy and (new_items or stored.changed):
+        created, events = await _merge(conn, bulk, listing.connector, new_items, stored, now, stats)
+    elif new_items:
+        created = await _insert(bulk, listing.connector, new_items, at)
     if new_items:
         await _created(bulk, listing, prepared, new_items, created, at, stored, stats)
     await _finish_chunk(conn, listing, stored, now, stats, events)
@@ -479,7 +481,7 @@ async def _write(
     now = utcnow()
     async with db.write() as conn:
         if not db.is_sqlite:
-            await _copy_chunk(conn, listing, prepared, now, stats)
+            await _write_chunk(conn, listing, prepared, now, stats, copy=True)
             return
         for keys in chunks(prepared, IN_CHUNK):
             await _write_chunk(conn, listing, {key: prepared[key] for key in keys}, now, stats)
