@@ -6,7 +6,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,19 +43,53 @@ class RowError:
     email: str | None = None  # normalized, when the row's email is valid
 
 
+Row = Mapping[object, object]
+ROW_FORMAT = "1"  # part of every row hash: change it when a row would be read differently
+
+
 @dataclass
 class Feed:
-    """The valid people in a feed (with their lines), the invalid rows, and its digest."""
+    """The valid people in a feed (with their lines), the invalid rows, and its digest.
+
+    A row whose hash was `known` is not parsed: it is `kept` (by hash, with its line) until
+    `admit` parses it.
+    """
 
     people: list[PersonRecord] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the line of each person
+    hashes: list[str] = field(default_factory=list)  # the row hash of each person
+    kept: dict[str, tuple[int, Row]] = field(default_factory=dict)
     digest: str = ""  # sha256 of the file's bytes: the feed version
 
     @property
     def rows(self) -> int:
         """Every data row, valid or not."""
-        return len(self.people) + len(self.errors)
+        return len(self.people) + len(self.errors) + len(self.kept)
+
+    def take(self, line: int, row: Row, row_hash: str) -> None:
+        """Parse one row into a person, or an error."""
+        if "_error" in row:
+            self.errors.append(_row_error(line, str(row["_error"]), row))
+            return
+        try:
+            self.people.append(_person(row))
+        except ValueError as exc:
+            self.errors.append(_row_error(line, str(exc), row))
+            return
+        self.lines.append(line)
+        self.hashes.append(row_hash)
+
+    def admit(self, hashes: Iterable[str]) -> None:
+        """Parse these kept rows after all, keeping the people in the file's order."""
+        for row_hash in list(hashes):
+            if (kept := self.kept.pop(row_hash, None)) is not None:
+                self.take(*kept, row_hash)
+        order = sorted(range(len(self.people)), key=self.lines.__getitem__)
+        self.people = [self.people[index] for index in order]
+        self.lines = [self.lines[index] for index in order]
+        self.hashes = [self.hashes[index] for index in order]
+        self.errors.sort(key=lambda error: error.line)
 
 
 def _text(row: Mapping[object, object], key: str) -> str | None:
@@ -165,19 +199,25 @@ def _decode(path: Path, data: bytes) -> str:
         raise FeedError(f"{path}: not UTF-8 at line {line}, byte offset {exc.start}") from None
 
 
-def read_feed(path: Path) -> Feed:
-    """Read every row; invalid rows are reported by line with the keys they carry."""
+def row_hash(salt: str, row: Row) -> str:
+    """The hash of one row's keys and values (`salt` says how it is read)."""
+    text = "\x1f".join(f"{key}\x1e{value}" for key, value in row.items())
+    return hashlib.blake2b(f"{ROW_FORMAT}\x1d{salt}\x1d{text}".encode(), digest_size=16).hexdigest()
+
+
+def read_feed(path: Path, known: Collection[str] = frozenset(), salt: str = "") -> Feed:
+    """Read every row; invalid rows are reported by line with the keys they carry.
+
+    A valid-looking row whose hash is in `known` is kept unparsed (once: a repeat is parsed).
+    """
     data = _read_bytes(path)
     text = _decode(path, data)
     feed = Feed(digest=hashlib.sha256(data).hexdigest())
     rows = _jsonl_rows(text) if path.suffix in (".jsonl", ".ndjson") else _csv_rows(path, text)
     for line, row in rows:
-        if "_error" in row:
-            feed.errors.append(_row_error(line, str(row["_error"]), row))
-            continue
-        try:
-            feed.people.append(_person(row))
-            feed.lines.append(line)
-        except ValueError as exc:
-            feed.errors.append(_row_error(line, str(exc), row))
+        digest = row_hash(salt, row)
+        if digest in known and digest not in feed.kept and "_error" not in row:
+            feed.kept[digest] = (line, row)
+        else:
+            feed.take(line, row, digest)
     return feed
