@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from syncd.authority.hrfeed import read_feed, row_hash
+from syncd.authority.hrfeed import read_feed
 from syncd.engine import Engine
 from tests.syncd import test_engine
 from tests.syncd.test_engine import ENV, PEOPLE, World, person, write_feed
@@ -22,15 +22,15 @@ async def scalar(engine: Engine, sql: str) -> object:
 
 def test_a_known_row_is_kept_unparsed_once_and_admitted_in_order(tmp_path: Path) -> None:
     path = tmp_path / "hr.csv"
-    rows = [person(0), person(1), person(2), person(1)]
-    write_feed(path, rows)
-    hashes = [row_hash("salt", row) for row in rows]
+    write_feed(path, [person(0), person(1), person(2), person(1)])
+    hashes = read_feed(path, salt="salt").hashes
     assert hashes[1] == hashes[3] and len(set(hashes)) == 3
     feed = read_feed(path, {hashes[0], hashes[1]}, "salt")
-    assert set(feed.kept) == {hashes[0], hashes[1]}
+    assert feed.kept == {hashes[0]: 2, hashes[1]: 3}
     assert feed.lines == [4, 5] and feed.rows == 4  # the repeat of row 1 is parsed
     feed.admit([hashes[0]])
     assert feed.lines == [2, 4, 5] and feed.hashes == [hashes[0], hashes[2], hashes[1]]
+    assert feed.people[0].authority_id == "E000"
     assert read_feed(path, {hashes[0]}, "other salt").kept == {}
 
 
