@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import anyio
-import structlog
 
 from bench.database import bench_database
-from bench.propagate import SETUP_RATE, VENDORS, World, settle
+from bench.propagate import (
+    SETUP_RATE,
+    VENDORS,
+    World,
+    database_options,
+    each_connector,
+    settle,
+    warnings_to_stderr,
+)
 from connectors.sim.fleet import simulator_fleet
 from syncd.engine import Engine, ListingResult
 
@@ -36,15 +41,7 @@ GOAL = 1.2
 
 async def cycle(engine: Engine) -> dict[str, ListingResult]:
     """List every connector concurrently, each followed by the engine's planning."""
-    results: dict[str, ListingResult] = {}
-
-    async def one(name: str) -> None:
-        results[name] = await engine.list_connector(name)
-
-    async with anyio.create_task_group() as group:
-        for name in engine.connectors:
-            group.start_soon(one, name)
-    return results
+    return await each_connector(engine, engine.list_connector)
 
 
 async def run(
@@ -87,14 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=float, default=5.0)
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--database-name", default="syncd_bench_cycle")  # dropped, recreated
+    database_options(parser, "syncd_bench_cycle")
     args = parser.parse_args()
-    # Keep stdout for the JSON; the engine's warnings go to stderr.
-    structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-    )
+    warnings_to_stderr()
     with tempfile.TemporaryDirectory(prefix="syncd-cycle-") as workdir:
         figures = anyio.run(
             run, args.people, args.latency_ms, args.backend, Path(workdir), args.database_name
