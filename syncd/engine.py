@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +24,14 @@ from graph.authority import AuthorityState, authority_state, save_applied, save_
 from graph.authority_rows import current_rows, row_hashes, save_rows
 from graph.emails import normalize_email
 from graph.ingest import ingest_account
-from graph.linked import account_person, learned_rates, save_learned_rate, save_listing_problem
+from graph.linked import (
+    account_person,
+    learned_rates,
+    people_touched,
+    save_learned_rate,
+    save_listing_problem,
+)
+from graph.outbox import dead_create_generations
 from graph.people import (
     PeopleStats,
     active_from,
@@ -159,6 +167,9 @@ class Engine:
         self.store = store
         self.connectors = dict(connectors)
         self.on_commit: Callable[[], None] = lambda: None  # the daemon wakes its pushers here
+        # Per connector, when its last complete listing began: the next plans only who changed
+        # since. A connector without one (start, reload, incomplete listing) plans everyone.
+        self.planned_since: dict[str, datetime] = {}
         self.reload(config)
         retry = RetryPolicy(
             max_attempts=config.push.max_attempts,
@@ -173,6 +184,7 @@ class Engine:
     def reload(self, config: Config) -> None:
         """Take up the settings that can change while running: authority, guards, rules."""
         self.config = config
+        self.planned_since.clear()  # rules may have changed: everyone is planned again
         guard = Guard(
             max_count=config.guard.max_deactivations,
             max_share=config.guard.max_deactivation_share,
@@ -442,18 +454,30 @@ class Engine:
         async with self.store.db.write() as conn:
             problem = None if result.complete else result.error or "listing incomplete"
             await save_listing_problem(conn, name, problem)
+        since = self.planned_since.pop(name, None)
         try:
             async with self.store.db.write() as conn:
                 await resolve_in(conn, name)
+                scope = None if since is None else await self._touched(conn, name, since)
                 result.plan = await reconcile(
-                    conn, [self.targets[name]], self.policy, dry_run=dry_run
+                    conn, [self.targets[name]], self.policy, scope, orphans=True, dry_run=dry_run
                 )
                 if dry_run:
                     raise Rollback
         except Rollback:
             pass
+        if result.complete and not dry_run:
+            self.planned_since[name] = listing.started_at
+        elif since is not None and dry_run:
+            self.planned_since[name] = since
         result.seconds = time.monotonic() - started
         return result
+
+    async def _touched(self, conn: AsyncConnection, name: str, since: datetime) -> set[int]:
+        """Who a listing must plan: people its changes touched, and those whose create died."""
+        touched = await people_touched(conn, name, since)
+        touched.update(person for _, person in await dead_create_generations(conn, [name]))
+        return touched
 
     async def refetch(
         self, name: str, external_id: str | None = None, email: str | None = None
