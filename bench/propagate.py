@@ -30,10 +30,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio
@@ -65,6 +65,7 @@ WATCH_INTERVAL = 0.005  # how often the simulators' state is read while a leaver
 WATCH_LIMIT = 30.0  # a leaver not everywhere by then is reported as such
 DAEMON_POLL = 3600.0  # the daemon's listings: its first one only, during the measurement
 
+T = TypeVar("T")
 VENDORS = ("influitive", "thought_industries", "partnerize", "userflow", "appxite")
 
 
@@ -199,17 +200,22 @@ class World:
         }
 
 
-async def push_all(engine: Engine) -> dict[str, PushStats]:
-    """Drain every connector's outbox concurrently."""
-    results: dict[str, PushStats] = {}
+async def each_connector(engine: Engine, work: Callable[[str], Awaitable[T]]) -> dict[str, T]:
+    """Run `work` for every connector concurrently; its results by connector name."""
+    results: dict[str, T] = {}
 
     async def one(name: str) -> None:
-        results[name] = await engine.push(name)
+        results[name] = await work(name)
 
     async with anyio.create_task_group() as group:
         for name in engine.connectors:
             group.start_soon(one, name)
     return results
+
+
+async def push_all(engine: Engine) -> dict[str, PushStats]:
+    """Drain every connector's outbox concurrently."""
+    return await each_connector(engine, engine.push)
 
 
 async def provision_scim(engine: Engine, users: int) -> int:
@@ -496,21 +502,30 @@ async def hr_figures(
     }
 
 
+def database_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """Add --backend and --database-name (a PostgreSQL database dropped and recreated)."""
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--database-name", default=name)
+
+
+def warnings_to_stderr() -> None:
+    """Keep stdout for the JSON; the engine's warnings go to stderr."""
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
+
+
 def main() -> None:
     """Parse arguments, run the benchmark, print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=20.0)
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--authority", choices=("hr", "scim"), default="hr")
-    parser.add_argument("--database-name", default="syncd_bench_propagate")  # dropped, recreated
+    database_options(parser, "syncd_bench_propagate")
     args = parser.parse_args()
-    # Keep stdout for the JSON; the engine's warnings go to stderr.
-    structlog.configure(
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-    )
+    warnings_to_stderr()
     with tempfile.TemporaryDirectory(prefix="syncd-propagate-") as workdir:
         figures = anyio.run(
             run,

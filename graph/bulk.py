@@ -59,6 +59,11 @@ class Bulk:
             async with self._driver.execute(sql, params):
                 pass
 
+    async def copy(self, table: str, rows: Sequence[Sequence[object]]) -> None:
+        """Binary COPY of `rows` into every column of `table` (PostgreSQL only)."""
+        if rows:
+            await self._driver.copy_records_to_table(table, records=rows)
+
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query as tuples."""
         if self._postgres:

@@ -15,7 +15,10 @@ def checked_external_id(value: object) -> str:
         raise ValueError("external id is empty, '.' or '..'")
     if len(text) > MAX_EXTERNAL_ID:
         raise ValueError(f"external id is longer than {MAX_EXTERNAL_ID} characters")
-    if any(ch in _FORBIDDEN or unicodedata.category(ch).startswith("C") for ch in text):
+    if not _FORBIDDEN.isdisjoint(text) or (
+        not (text.isascii() and text.isprintable())
+        and any(unicodedata.category(ch).startswith("C") for ch in text)
+    ):
         raise ValueError("external id contains '/', '\\\\', '?', '#', '%' or a control character")
     return text
 

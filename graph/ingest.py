@@ -199,8 +199,28 @@ _CREATED_EVENTS = """INSERT INTO event (at, source, kind, subject, subject_id, a
   SELECT ?, connector, 'account.created', 'account', id, 'syncd', connector
   FROM account WHERE id IN ({ids})"""
 
+
+# What the account table holds of a listing's keys; the ids come as a list or one array.
 _EXISTING = """SELECT id, external_id, payload_hash, missing_since FROM account
   WHERE connector = ? AND external_id IN ({ids})"""
+_EXISTING_ARRAY = """SELECT id, external_id, payload_hash, missing_since FROM account
+  WHERE connector = $1 AND external_id = ANY($2::varchar[])"""
+
+# PostgreSQL: binary COPY into a per-transaction table, then one merge (graph.bulk.Bulk.copy).
+_STAGE_ROWS = """DROP TABLE IF EXISTS pg_temp.ingest_row;
+  CREATE TEMPORARY TABLE ingest_row (external_id VARCHAR, email_raw VARCHAR, email VARCHAR,
+  email_error VARCHAR, email_loose VARCHAR, status VARCHAR, attributes_json VARCHAR,
+  raw_json VARCHAR, payload_hash VARCHAR) ON COMMIT DROP"""
+_MERGE = """INSERT INTO account (connector, external_id, email_raw, email, email_error,
+  email_loose, status, attributes_json, raw_json, payload_hash, first_seen, changed_at)
+  SELECT $1, r.*, $2, $2 FROM ingest_row r
+  ON CONFLICT (connector, external_id) DO UPDATE SET email_raw = excluded.email_raw,
+  email = excluded.email, email_error = excluded.email_error,
+  email_loose = excluded.email_loose, status = excluded.status,
+  attributes_json = excluded.attributes_json, raw_json = excluded.raw_json,
+  payload_hash = excluded.payload_hash, changed_at = excluded.changed_at, missing_since = NULL
+  WHERE account.id = ANY($3::integer[]) AND account.payload_hash <> excluded.payload_hash
+  RETURNING id, external_id"""
 
 
 @dataclass
@@ -224,6 +244,24 @@ class _Stored:
         existing = await bulk.fetch(
             _EXISTING.format(ids=placeholders(len(keys))), [listing.connector, *keys]
         )
+        self.take(listing, prepared, existing, stats, skip)
+
+    async def sort_all(
+        self, bulk: Bulk, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
+    ) -> None:
+        """`sort` for every key of `prepared` at once, the keys as one array (PostgreSQL)."""
+        existing = await bulk.fetch(_EXISTING_ARRAY, [listing.connector, list(prepared)])
+        self.take(listing, prepared, existing, stats)
+
+    def take(
+        self,
+        listing: Listing,
+        prepared: dict[str, Prepared],
+        existing: Iterable[tuple[Any, ...]],
+        stats: IngestStats,
+        skip: Collection[object] = (),
+    ) -> None:
+        """Sort stored rows (id, external id, hash, missing since) and mark them seen."""
         for account_id, external_id, payload_hash, missing_since in existing:
             if account_id in skip:
                 continue
@@ -238,77 +276,85 @@ class _Stored:
                 stats.unchanged += 1
 
 
-async def _write_chunk(
-    conn: AsyncConnection,
+def _content(item: Prepared) -> tuple[object, ...]:
+    """The account columns a record sets, in the order of `_STAGE_ROWS`."""
+    return (
+        item.external_id,
+        item.email_raw,
+        item.email,
+        item.email_error,
+        item.email_loose,
+        item.status,
+        item.attributes_json,
+        item.raw_json,
+        item.payload_hash,
+    )
+
+
+async def _insert(bulk: Bulk, connector: str, items: list[Prepared], at: object) -> list[object]:
+    """Ids of the new accounts stored (one that another writer stored first is left out)."""
+    created: list[object] = []
+    for batch in chunks(items, INSERT_ROWS):
+        rows = await bulk.fetch(
+            _INSERT_ACCOUNTS.format(rows=", ".join([_ACCOUNT_ROW] * len(batch))),
+            [value for item in batch for value in (connector, *_content(item), at, at)],
+        )
+        created.extend(row[0] for row in rows)
+    return created
+
+
+async def _created(
+    bulk: Bulk,
     listing: Listing,
     prepared: dict[str, Prepared],
-    now: datetime,
+    new_items: list[Prepared],
+    created: list[object],
+    at: object,
+    stored: _Stored,
     stats: IngestStats,
 ) -> None:
-    bulk = await Bulk.on(conn)
-    keys = list(prepared)
-    listing.listed += len(keys)
-    stored = _Stored()
-    await stored.sort(bulk, listing, prepared, keys, stats)
-    changed_ids, reappeared = stored.changed, stored.reappeared
-    events: list[dict[str, Any]] = []
-    new_items = [item for key, item in prepared.items() if key not in stored.known]
-    if new_items:
-        at = bulk.time(now)
-        created: list[object] = []
-        for batch in chunks(new_items, INSERT_ROWS):
-            rows = await bulk.fetch(
-                _INSERT_ACCOUNTS.format(rows=", ".join([_ACCOUNT_ROW] * len(batch))),
-                [
-                    value
-                    for item in batch
-                    for value in (
-                        listing.connector,
-                        item.external_id,
-                        item.email_raw,
-                        item.email,
-                        item.email_error,
-                        item.email_loose,
-                        item.status,
-                        item.attributes_json,
-                        item.raw_json,
-                        item.payload_hash,
-                        at,
-                        at,
-                    )
-                ],
-            )
-            created.extend(row[0] for row in rows)
-        for ids in chunks(created, IN_CHUNK):
-            await bulk.execute(_CREATED_EVENTS.format(ids=placeholders(len(ids))), [at, *ids])
-        stats.inserted += len(created)
-        listing.inserted += len(created)
-        if len(created) < len(new_items):
-            # Another writer (the pusher) stored some first: they are known accounts now.
-            lost = [item.external_id for item in new_items]
-            await stored.sort(bulk, listing, prepared, lost, stats, skip=set(created))
+    """Record the accounts created; sort those another writer (the pusher) stored first."""
+    for ids in chunks(created, IN_CHUNK):
+        await bulk.execute(_CREATED_EVENTS.format(ids=placeholders(len(ids))), [at, *ids])
+    stats.inserted += len(created)
+    listing.inserted += len(created)
+    if len(created) < len(new_items):
+        lost = [item.external_id for item in new_items]
+        await stored.sort(bulk, listing, prepared, lost, stats, skip=set(created))
 
+
+async def _updated_events(
+    conn: AsyncConnection, connector: str, changed: Mapping[int, Prepared], now: datetime
+) -> list[dict[str, Any]]:
+    """An `account.updated` event for each changed account, from its stored values."""
+    old_rows = (
+        await conn.execute(
+            sa.select(a.c.id, a.c.email_raw, a.c.status, a.c.attributes_json, a.c.raw_json).where(
+                a.c.id.in_(list(changed))
+            )
+        )
+    ).all()
+    events = []
+    for old in old_rows:
+        before, after = _changes(old, changed[old.id])
+        events.append(
+            event_row(connector, "account.updated", old.id, now, before, after, connector=connector)
+        )
+    return events
+
+
+async def _finish_chunk(
+    conn: AsyncConnection,
+    listing: Listing,
+    stored: _Stored,
+    now: datetime,
+    stats: IngestStats,
+    events: list[dict[str, Any]],
+) -> None:
+    """Update the changed accounts, clear the reappeared ones, and log every event."""
+    changed_ids, reappeared = stored.changed, stored.reappeared
     if changed_ids:
-        old_rows = (
-            await conn.execute(
-                sa.select(
-                    a.c.id, a.c.email_raw, a.c.status, a.c.attributes_json, a.c.raw_json
-                ).where(a.c.id.in_(list(changed_ids)))
-            )
-        ).all()
-        for old in old_rows:
-            before, after = _changes(old, changed_ids[old.id])
-            events.append(
-                event_row(
-                    listing.connector,
-                    "account.updated",
-                    old.id,
-                    now,
-                    before,
-                    after,
-                    connector=listing.connector,
-                )
-            )
+        events.extend(await _updated_events(conn, listing.connector, changed_ids, now))
         await conn.execute(
             sa.update(a)
             .where(a.c.id == sa.bindparam("account_id"))
@@ -351,6 +397,61 @@ async def _write_chunk(
     await execute_many(conn, sa.insert(event_table), events)
 
 
+async def _merge(
+    conn: AsyncConnection,
+    bulk: Bulk,
+    connector: str,
+    new_items: list[Prepared],
+    stored: _Stored,
+    now: datetime,
+    stats: IngestStats,
+) -> tuple[list[object], list[dict[str, Any]]]:
+    """Write new and changed rows by COPY and one merge: ids created, `account.updated` events."""
+    changed = stored.changed
+    # The old values are read before the merge overwrites them.
+    events = await _updated_events(conn, connector, changed, now) if changed else []
+    await bulk.execute(_STAGE_ROWS)
+    await bulk.copy("ingest_row", [_content(item) for item in (*new_items, *changed.values())])
+    written = await bulk.fetch(_MERGE, [connector, bulk.time(now), list(changed)])
+    stats.updated += len(changed)
+    stored.changed = {}
+    created = [account_id for account_id, external_id in written if external_id not in stored.known]
+    return created, events
+
+
+async def _write_chunk(
+    conn: AsyncConnection,
+    listing: Listing,
+    prepared: dict[str, Prepared],
+    now: datetime,
+    stats: IngestStats,
+    *,
+    copy: bool = False,
+) -> None:
+    """Compare a chunk with the stored accounts, write the new and changed, log their events.
+
+    With `copy` (PostgreSQL) every key is looked up at once and the rows go in by `_merge`.
+    """
+    bulk = await Bulk.on(conn)
+    listing.listed += len(prepared)
+    stored = _Stored()
+    if copy:
+        await stored.sort_all(bulk, listing, prepared, stats)
+    else:
+        await stored.sort(bulk, listing, prepared, list(prepared), stats)
+    new_items = [item for key, item in prepared.items() if key not in stored.known]
+    at = bulk.time(now)
+    events: list[dict[str, Any]] = []
+    created: list[object] = []
+    if copy and (new_items or stored.changed):
+        created, events = await _merge(conn, bulk, listing.connector, new_items, stored, now, stats)
+    elif new_items:
+        created = await _insert(bulk, listing.connector, new_items, at)
+    if new_items:
+        await _created(bulk, listing, prepared, new_items, created, at, stored, stats)
+    await _finish_chunk(conn, listing, stored, now, stats, events)
+
+
 async def ingest_account(
     conn: AsyncConnection, connector: str, record: AccountRecord, policy: EmailPolicy
 ) -> IngestStats:
@@ -379,6 +480,9 @@ async def _write(
 ) -> None:
     now = utcnow()
     async with db.write() as conn:
+        if not db.is_sqlite:
+            await _write_chunk(conn, listing, prepared, now, stats, copy=True)
+            return
         for keys in chunks(prepared, IN_CHUNK):
             await _write_chunk(conn, listing, {key: prepared[key] for key in keys}, now, stats)
 

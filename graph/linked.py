@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -344,3 +345,23 @@ async def account_person(conn: AsyncConnection, connector: str, external_id: str
             )
         )
     ).scalar_one_or_none()
+
+
+async def people_touched(conn: AsyncConnection, connector: str, since: datetime) -> set[int]:
+    """People whose accounts at the connector were written, went missing or were (un)linked since.
+
+    An unlinked account counts for the people its email names: a leaver's stray account,
+    or the person an operator unlinked it from.
+    """
+    touched = (
+        a.c.connector == connector,
+        sa.or_(a.c.changed_at >= since, a.c.missing_since >= since, a.c.linked_at >= since),
+    )
+    linked = sa.select(a.c.person_id).where(*touched, a.c.person_id.is_not(None))
+    by_email = (
+        sa.select(pe.c.person_id)
+        .join(a, a.c.email == pe.c.email)
+        .where(*touched, a.c.person_id.is_(None))
+    )
+    rows = await conn.execute(sa.union(linked, by_email))
+    return {int(row[0]) for row in rows}

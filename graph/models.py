@@ -300,3 +300,14 @@ scim_group_member = sa.Table(
     _owned_by("group_id", "scim_group", key=True, index=False),
     _owned_by("user_id", "scim_user", key=True),
 )
+
+# The authority rows last applied: a row whose hash is here, for a person still at this version,
+# is what the graph already holds (syncd/authority/hrfeed.py reads only the others).
+authority_row_table = sa.Table(
+    "authority_row",
+    metadata,
+    sa.Column("source", sa.String(), primary_key=True),
+    sa.Column("row_hash", sa.String(), primary_key=True),
+    sa.Column("person_id", sa.Integer(), sa.ForeignKey("person.id", ondelete="CASCADE")),
+    sa.Column("version", sa.Integer(), nullable=False),
+)

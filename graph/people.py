@@ -63,6 +63,7 @@ class PeopleStats:
     present: set[int] = field(default_factory=set)  # every person the records named
     changed: set[int] = field(default_factory=set)  # people created or updated
     claimed: set[int] = field(default_factory=set)  # people a record changed or kept
+    applied: dict[int, int] = field(default_factory=dict)  # record -> the person it describes
 
     def reject(self, line: int, reason: str) -> None:
         """Count a record that was not applied, with the reason."""
@@ -215,6 +216,7 @@ async def _upsert_chunk(
         item = winners[0]
         if isinstance(target, int):
             matched[target] = item
+            stats.applied[item.line] = target
             continue
         if item.primary in claimed_here:
             stats.reject(item.line, "email repeated in this feed")
@@ -253,6 +255,7 @@ async def _upsert_chunk(
         stats.changed.update(created.values())
         for item in creates:
             person_id = created[item.primary]
+            stats.applied[item.line] = person_id
             for email, raw in item.emails:
                 if email in owner:
                     conflicts.append(

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -20,9 +21,17 @@ from connectors.core.session import open_session
 from connectors.registry import vendor
 from graph import outbox
 from graph.authority import AuthorityState, authority_state, save_applied, save_refusal
+from graph.authority_rows import current_rows, row_hashes, save_rows
 from graph.emails import normalize_email
 from graph.ingest import ingest_account
-from graph.linked import account_person, learned_rates, save_learned_rate, save_listing_problem
+from graph.linked import (
+    account_person,
+    learned_rates,
+    people_touched,
+    save_learned_rate,
+    save_listing_problem,
+)
+from graph.outbox import dead_create_generations
 from graph.people import (
     PeopleStats,
     active_from,
@@ -158,6 +167,9 @@ class Engine:
         self.store = store
         self.connectors = dict(connectors)
         self.on_commit: Callable[[], None] = lambda: None  # the daemon wakes its pushers here
+        # Per connector, when its last complete listing began: the next plans only who changed
+        # since. A connector without one (start, reload, incomplete listing) plans everyone.
+        self.planned_since: dict[str, datetime] = {}
         self.reload(config)
         retry = RetryPolicy(
             max_attempts=config.push.max_attempts,
@@ -172,6 +184,7 @@ class Engine:
     def reload(self, config: Config) -> None:
         """Take up the settings that can change while running: authority, guards, rules."""
         self.config = config
+        self.planned_since.clear()  # rules may have changed: everyone is planned again
         guard = Guard(
             max_count=config.guard.max_deactivations,
             max_share=config.guard.max_deactivation_share,
@@ -235,8 +248,10 @@ class Engine:
             if self.config.authority is None:
                 return FeedResult()
             path = self.config.authority.hr_feed
+        async with self.store.db.read() as conn:
+            known = await row_hashes(conn, AUTHORITY_SOURCE)
         try:
-            feed = await anyio.to_thread.run_sync(read_feed, path)
+            feed = await anyio.to_thread.run_sync(read_feed, path, known, repr(self.store.policy))
         except FeedChanging:
             log.info("authority.changing")
             return FeedResult(changing=True)
@@ -246,7 +261,9 @@ class Engine:
                 await self._refuse(result.refused or "", None, None)
             return result
         result = FeedResult(
-            people=len(feed.people), skipped_rows=len(feed.errors), digest=feed.digest
+            people=len(feed.people) + len(feed.kept),
+            skipped_rows=len(feed.errors),
+            digest=feed.digest,
         )
         for error in feed.errors:
             log.warning("authority.row_skipped", line=error.line, reason=error.message)
@@ -275,6 +292,7 @@ class Engine:
             ],
             AUTHORITY_SOURCE,
         )
+        kept, stale = await self._kept_rows(conn, feed, untouched)
         before = await active_from(conn, AUTHORITY_SOURCE)
         stats = await upsert_people_in(
             conn, feed.people, AUTHORITY_SOURCE, self.store.policy, untouched
@@ -283,7 +301,7 @@ class Engine:
         result.rejected_rows = stats.rejected
         for record, reason in stats.rejected_records:
             log.warning("authority.row_rejected", line=feed.lines[record - 1], reason=reason)
-        present = stats.present | untouched
+        present = stats.present | untouched | set(kept.values())
         absent = before - present
         invalid = self.invalid_refusal(feed.rows, result.skipped_rows + result.rejected_rows)
         refusal = invalid or self._feed_refusal(len(absent), len(before), len(present))
@@ -315,6 +333,35 @@ class Engine:
             if state.refused_reason is not None:
                 log.info("authority.refusal_cleared", digest=feed.digest[:12])
             await save_applied(conn, AUTHORITY_SOURCE, feed.digest)
+        applied = {feed.hashes[record - 1]: pid for record, pid in stats.applied.items()}
+        await save_rows(conn, AUTHORITY_SOURCE, stale - applied.keys(), applied)
+
+    async def _kept_rows(
+        self, conn: AsyncConnection, feed: Feed, untouched: set[int]
+    ) -> tuple[dict[str, int], set[str]]:
+        """The feed's unchanged rows (hash to person) that need no applying; the stored rest.
+
+        A kept row is applied after all when its person changed since (another version), an
+        invalid row names them, or another row of this feed could be theirs: then every row is,
+        so the feed applies exactly as a full read would.
+        """
+        current, stale = await current_rows(conn, AUTHORITY_SOURCE)
+        feed.admit([h for h in feed.kept if current.get(h) in untouched or h not in current])
+        kept = {h: current[h] for h in feed.kept}
+        named = await people_named(
+            conn,
+            [person.authority_id for person in feed.people if person.authority_id],
+            [
+                email
+                for person in feed.people
+                if (email := normalize_email(person.email, self.store.policy).email)
+            ],
+            AUTHORITY_SOURCE,
+        )
+        if named & set(kept.values()):
+            feed.admit(list(feed.kept))
+            kept = {}
+        return kept, stale | (current.keys() - kept.keys())
 
     async def _refuse(self, reason: str, digest: str | None, count: int | None) -> None:
         """Persist a refusal of the whole feed (nothing of it was applied)."""
@@ -407,18 +454,30 @@ class Engine:
         async with self.store.db.write() as conn:
             problem = None if result.complete else result.error or "listing incomplete"
             await save_listing_problem(conn, name, problem)
+        since = self.planned_since.pop(name, None)
         try:
             async with self.store.db.write() as conn:
                 await resolve_in(conn, name)
+                scope = None if since is None else await self._touched(conn, name, since)
                 result.plan = await reconcile(
-                    conn, [self.targets[name]], self.policy, dry_run=dry_run
+                    conn, [self.targets[name]], self.policy, scope, orphans=True, dry_run=dry_run
                 )
                 if dry_run:
                     raise Rollback
         except Rollback:
             pass
+        if result.complete and not dry_run:
+            self.planned_since[name] = listing.started_at
+        elif since is not None and dry_run:
+            self.planned_since[name] = since
         result.seconds = time.monotonic() - started
         return result
+
+    async def _touched(self, conn: AsyncConnection, name: str, since: datetime) -> set[int]:
+        """Who a listing must plan: people its changes touched, and those whose create died."""
+        touched = await people_touched(conn, name, since)
+        touched.update(person for _, person in await dead_create_generations(conn, [name]))
+        return touched
 
     async def refetch(
         self, name: str, external_id: str | None = None, email: str | None = None

@@ -189,9 +189,13 @@ async def reconcile(
     policy: Policy,
     person_ids: Collection[int] | None = None,
     *,
+    orphans: bool | None = None,
     dry_run: bool = False,
 ) -> ReconcileResult:
-    """Queue what the plan says, in the caller's transaction; hold what the guards hold."""
+    """Queue what the plan says, in the caller's transaction; hold what the guards hold.
+
+    Orphans are planned when `orphans` says so, by default only when planning everyone.
+    """
     result = ReconcileResult()
     ready = await targets_ready(conn, targets)
     if not ready:
@@ -231,7 +235,7 @@ async def reconcile(
                 keep(replanned(spec, generation, policy.replan_delay))
             result.unsupported.extend(plan.unsupported)
     await _leavers(conn, ready, person_ids, planned, keep, reasons, result)
-    if person_ids is None:
+    if person_ids is None if orphans is None else orphans:
         for target in ready:
             if target.connector in policy.deactivate_orphans and target.can_deactivate:
                 for orphan in await linked.live_orphans(conn, target.connector):

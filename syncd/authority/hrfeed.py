@@ -6,8 +6,9 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from graph.emails import normalize_email
@@ -43,19 +44,60 @@ class RowError:
     email: str | None = None  # normalized, when the row's email is valid
 
 
+Row = Mapping[object, object]
+# Each reader yields (line, the row's text to hash, how to make the row): a row whose hash is
+# known is never made.
+Rows = Iterator[tuple[int, str, Callable[[], Row]]]
+ROW_FORMAT = "1"  # part of every row hash: change it when a row would be read differently
+
+
 @dataclass
 class Feed:
-    """The valid people in a feed (with their lines), the invalid rows, and its digest."""
+    """The valid people in a feed (with their lines), the invalid rows, and its digest.
+
+    A row whose hash was `known` is not parsed: it is `kept` (by hash, with its line) until
+    `admit` parses it.
+    """
 
     people: list[PersonRecord] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the line of each person
+    hashes: list[str] = field(default_factory=list)  # the row hash of each person
+    kept: dict[str, int] = field(default_factory=dict)  # row hash -> line (ints: no GC work)
+    reread: Callable[[], Rows] = field(default=lambda: iter(()))  # the rows again, to admit
     digest: str = ""  # sha256 of the file's bytes: the feed version
 
     @property
     def rows(self) -> int:
         """Every data row, valid or not."""
-        return len(self.people) + len(self.errors)
+        return len(self.people) + len(self.errors) + len(self.kept)
+
+    def take(self, line: int, row: Row, row_hash: str) -> None:
+        """Parse one row into a person, or an error."""
+        if "_error" in row:
+            self.errors.append(_row_error(line, str(row["_error"]), row))
+            return
+        try:
+            self.people.append(_person(row))
+        except ValueError as exc:
+            self.errors.append(_row_error(line, str(exc), row))
+            return
+        self.lines.append(line)
+        self.hashes.append(row_hash)
+
+    def admit(self, hashes: Iterable[str]) -> None:
+        """Parse these kept rows after all, keeping the people in the file's order."""
+        wanted = {self.kept.pop(h): h for h in list(hashes) if h in self.kept}
+        if not wanted:
+            return
+        for line, _, make in self.reread():
+            if line in wanted:
+                self.take(line, make(), wanted[line])
+        order = sorted(range(len(self.people)), key=self.lines.__getitem__)
+        self.people = [self.people[index] for index in order]
+        self.lines = [self.lines[index] for index in order]
+        self.hashes = [self.hashes[index] for index in order]
+        self.errors.sort(key=lambda error: error.line)
 
 
 def _text(row: Mapping[object, object], key: str) -> str | None:
@@ -105,36 +147,49 @@ def _row_error(line: int, message: str, row: Mapping[object, object]) -> RowErro
     return RowError(line, message, _text(row, "employee_id"), normalized)
 
 
-def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, Mapping[object, object]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+SEPARATOR = "\x1f"
+COLUMNS_ERROR = "the row does not have the columns the header names"
+
+
+def _csv_row(fieldnames: list[str], values: list[str]) -> Row:
+    row: dict[object, object] = dict(zip(fieldnames, values, strict=False))
+    if len(values) != len(fieldnames):
+        row["_error"] = COLUMNS_ERROR
+    return row
+
+
+def _csv_rows(path: Path, text: str) -> Rows:
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        fieldnames = reader.fieldnames
+        fieldnames = next(reader, [])
     except csv.Error as exc:
         raise FeedError(f"{path}: line 1: {exc}") from None
-    if not fieldnames or "email" not in fieldnames:
+    if "email" not in fieldnames:
         raise FeedError(f"{path}: the header must name an 'email' column")
+    header = repr(fieldnames)
     try:
-        for row in reader:
-            if None in row or None in row.values():
-                # csv puts surplus fields under None and fills missing ones with None.
-                error = "the row does not have the columns the header names"
-                yield reader.line_num, {**row, "_error": error}
-            else:
-                yield reader.line_num, row
+        for values in reader:
+            if values:
+                joined = SEPARATOR.join(values)
+                if joined.count(SEPARATOR) != len(values) - 1:  # a value holds the separator
+                    joined = repr(values)
+                yield reader.line_num, header + joined, partial(_csv_row, fieldnames, values)
     except csv.Error as exc:
         raise FeedError(f"{path}: line {reader.line_num}: {exc}") from None
 
 
-def _jsonl_rows(text: str) -> Iterator[tuple[int, Mapping[object, object]]]:
+def _json_row(line: str) -> Row:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {"_error": f"not JSON: {exc.msg}"}
+    return row if isinstance(row, dict) else {"_error": "not a JSON object"}
+
+
+def _jsonl_rows(text: str) -> Rows:
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, {"_error": f"not JSON: {exc.msg}"}
-            continue
-        yield number, row if isinstance(row, dict) else {"_error": "not a JSON object"}
+        if line.strip():
+            yield number, line, partial(_json_row, line)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -165,19 +220,25 @@ def _decode(path: Path, data: bytes) -> str:
         raise FeedError(f"{path}: not UTF-8 at line {line}, byte offset {exc.start}") from None
 
 
-def read_feed(path: Path) -> Feed:
-    """Read every row; invalid rows are reported by line with the keys they carry."""
+def row_hash(salt: str, text: str) -> str:
+    """The hash of one row's text (`salt` says how it is read)."""
+    return hashlib.blake2b(f"{ROW_FORMAT}\x1d{salt}\x1d{text}".encode(), digest_size=16).hexdigest()
+
+
+def read_feed(path: Path, known: Collection[str] = frozenset(), salt: str = "") -> Feed:
+    """Read every row; invalid rows are reported by line with the keys they carry.
+
+    A row whose hash is in `known` is kept unparsed (once: a repeat is parsed).
+    """
     data = _read_bytes(path)
     text = _decode(path, data)
     feed = Feed(digest=hashlib.sha256(data).hexdigest())
-    rows = _jsonl_rows(text) if path.suffix in (".jsonl", ".ndjson") else _csv_rows(path, text)
-    for line, row in rows:
-        if "_error" in row:
-            feed.errors.append(_row_error(line, str(row["_error"]), row))
-            continue
-        try:
-            feed.people.append(_person(row))
-            feed.lines.append(line)
-        except ValueError as exc:
-            feed.errors.append(_row_error(line, str(exc), row))
+    jsonl = path.suffix in (".jsonl", ".ndjson")
+    feed.reread = partial(_jsonl_rows, text) if jsonl else partial(_csv_rows, path, text)
+    for line, row_text, make in feed.reread():
+        digest = row_hash(salt, row_text)
+        if digest in known and digest not in feed.kept:
+            feed.kept[digest] = line
+        else:
+            feed.take(line, make(), digest)
     return feed

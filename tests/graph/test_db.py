@@ -19,7 +19,7 @@ from graph.db import DatabaseError, async_url, display_url, open_database
 from graph.models import metadata
 from syncd.cli.main import main
 
-HEAD = "0008"  # the newest migration
+HEAD = "0009"  # the newest migration
 
 
 async def test_opening_a_sqlite_file_creates_and_upgrades_it(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from graph.store import GraphStore
 from graph.writeback import record_account
@@ -162,3 +163,49 @@ async def test_a_vendor_answer_with_an_unusable_id_is_not_recorded(store: GraphS
         with pytest.raises(ValueError, match="external id"):
             await record_account(conn, "acme", Rec("..", "a@example.com"), person_id=None)
     assert await scalar(store, "SELECT COUNT(*) FROM account") == 0
+
+
+async def test_one_batch_of_every_kind_writes_only_what_changed(store: GraphStore) -> None:
+    kept = [Rec(str(i), f"u{i}@example.com", attributes={"title": "x"}) for i in range(6)]
+    await full_listing(store, "acme", kept)
+    await full_listing(store, "acme", kept[1:])  # "0" goes missing
+    changed_at = await scalar(store, "SELECT changed_at FROM account WHERE external_id = '5'")
+    events = await scalar(store, "SELECT count(*) FROM event")
+    listing = await store.begin_listing("acme")
+    stats = await store.ingest(
+        listing,
+        [
+            kept[0],  # comes back
+            Rec("1", "u1@example.com", attributes={"title": "y"}),  # attribute change
+            Rec("2", "new2@example.com", attributes={"title": "x"}),  # email change
+            Rec("3", "u3@example.com", status="suspended", attributes={"title": "x"}),
+            kept[4],
+            kept[5],
+            Rec("6", "u6@example.com"),  # new
+            Rec("7", "u7@example.com", attributes={"x": {1}}),  # rejected
+        ],
+    )
+    assert (stats.received, stats.inserted, stats.updated) == (8, 1, 4)
+    assert (stats.unchanged, stats.rejected) == (2, 1)
+    assert len(listing.seen_known) == 6 and listing.listed == 7
+    assert await scalar(store, "SELECT count(*) FROM event") == events + 5
+    async with store.db.read() as conn:
+        diffs = set(
+            (await conn.execute(sa.text("SELECT kind, old_json, new_json FROM event"))).all()
+        )
+    assert ("account.updated", '{"title":"x"}', '{"title":"y"}') in diffs
+    assert (
+        "account.updated",
+        '{"email":"u2@example.com"}',
+        '{"email":"new2@example.com"}',
+    ) in diffs
+    assert ("account.updated", '{"status":"active"}', '{"status":"suspended"}') in diffs
+    assert await scalar(store, "SELECT email FROM account WHERE external_id = '2'") == (
+        "new2@example.com"
+    )
+    assert await scalar(store, "SELECT count(*) FROM account WHERE missing_since IS NULL") == 7
+    assert await scalar(store, "SELECT count(*) FROM account") == 7
+    assert (
+        await scalar(store, "SELECT changed_at FROM account WHERE external_id = '5'") == changed_at
+    )
+    assert (await store.finish_listing(listing, complete=True)).marked_missing == 0
