@@ -147,11 +147,11 @@ async def append(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> in
         top = (await bulk.fetch("SELECT coalesce(max(id), 0) FROM event"))[0][0]
         ids = list(range(top + 1, top + 1 + len(rows)))
     # The values as the driver will return them, so the hash covers exactly what is stored.
-    times = {row["at"]: bulk.time(row["at"]) for row in rows}
-    stored = [
-        {**row, "id": key, "seq": None, "at": times[row["at"]]}
-        for row, key in zip(rows, ids, strict=True)
-    ]
+    stored, at, stored_at = [], None, None
+    for row, key in zip(rows, ids, strict=True):
+        if row["at"] is not at:  # a batch shares one time object
+            at, stored_at = row["at"], bulk.time(row["at"])
+        stored.append({**row, "id": key, "seq": None, "at": stored_at})
     last = await bulk.fetch(
         "SELECT seq, hash FROM event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
     )
