@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from graph.bulk import Bulk
 from graph.models import account_table, event_table, operation_table, person_email_table, utcnow
-from graph.sql import dumps, event_row, loads
+from graph.sql import event_row, loads
 
 e = event_table
 GENESIS = "0" * 64  # the previous hash of the first event
@@ -50,18 +52,33 @@ def _canonical(value: object) -> object:
     return value
 
 
+_content = operator.itemgetter(*CONTENT)
+
+
+def _digest(content: dict[str, object], prev_hash: str) -> str:
+    """sha256 over the previous hash and the content as canonical JSON (`graph.sql.dumps`)."""
+    text = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(prev_hash.encode() + b"\n" + text).hexdigest()
+
+
 def event_hash(row: Mapping[Any, Any], prev_hash: str) -> str:
     """sha256 over the previous hash and the event's canonical content."""
-    content = dumps({name: _canonical(row[name]) for name in CONTENT})
-    return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
+    return _digest({name: _canonical(row[name]) for name in CONTENT}, prev_hash)
 
 
 def chain(rows: Iterable[Mapping[Any, Any]], seq: int, prev_hash: str) -> list[dict[str, Any]]:
     """Links for unsealed rows (in id order) after the event numbered `seq` with `prev_hash`."""
     links: list[dict[str, Any]] = []
+    times: dict[object, object] = {}  # a batch of events shares a handful of times
     for row in rows:
         seq += 1
-        digest = event_hash({**row, "seq": seq}, prev_hash)
+        content = dict(zip(CONTENT, _content(row), strict=True))
+        content["seq"] = seq
+        at = content["at"]
+        if at not in times:
+            times[at] = _canonical(at)
+        content["at"] = times[at]
+        digest = _digest(content, prev_hash)
         links.append({"event_id": row["id"], "seq": seq, "hash": digest, "prev_hash": prev_hash})
         prev_hash = digest
     return links
@@ -104,6 +121,50 @@ async def seal(conn: AsyncConnection) -> int:
     else:
         await bulk.executemany(_SEAL, list(zip(*columns, strict=True)))
     return len(links)
+
+
+_APPENDED = (*CONTENT, "hash", "prev_hash")
+_VALUES = ", ".join("?" * len(_APPENDED))
+_INSERT = f"INSERT INTO event ({', '.join(_APPENDED)}) VALUES ({_VALUES})"  # noqa: S608 (constants)
+_NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('event', 'id')) FROM generate_series(1, ?)"
+
+
+async def append(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert events (`graph.sql.event_row`) already chained onto the end of the trail.
+
+    No read-back, no update at commit: the end of the chain is held as `seal` holds it
+    (SQLite's write lock; PostgreSQL's advisory lock, taken before the end is read).
+    """
+    if not rows:
+        return 0
+    bulk = await Bulk.on(conn)
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
+        ids = [row[0] for row in await bulk.fetch(_NEXT_IDS, [len(rows)])]
+    else:
+        # The writer holds SQLite's write lock: these are the ids SQLite would give.
+        top = (await bulk.fetch("SELECT coalesce(max(id), 0) FROM event"))[0][0]
+        ids = list(range(top + 1, top + 1 + len(rows)))
+    # The values as the driver will return them, so the hash covers exactly what is stored.
+    stored, at, stored_at = [], None, None
+    for row, key in zip(rows, ids, strict=True):
+        if row["at"] is not at:  # a batch shares one time object
+            at, stored_at = row["at"], bulk.time(row["at"])
+        stored.append({**row, "id": key, "seq": None, "at": stored_at})
+    last = await bulk.fetch(
+        "SELECT seq, hash FROM event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+    )
+    links = chain(stored, *last[0]) if last else chain(stored, 0, GENESIS)
+    records = []
+    for row, link in zip(stored, links, strict=True):
+        row["seq"] = link["seq"]
+        records.append((*_content(row), link["hash"], link["prev_hash"]))
+    if postgres:
+        await bulk.copy("event", records, columns=_APPENDED)
+    else:
+        await bulk.executemany(_INSERT, records)
+    return len(records)
 
 
 @dataclass(frozen=True)

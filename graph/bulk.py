@@ -59,10 +59,12 @@ class Bulk:
             async with self._driver.execute(sql, params):
                 pass
 
-    async def copy(self, table: str, rows: Sequence[Sequence[object]]) -> None:
-        """Binary COPY of `rows` into every column of `table` (PostgreSQL only)."""
+    async def copy(
+        self, table: str, rows: Sequence[Sequence[object]], columns: Sequence[str] | None = None
+    ) -> None:
+        """Binary COPY of `rows` into `columns` (default every column) of `table` (PostgreSQL)."""
         if rows:
-            await self._driver.copy_records_to_table(table, records=rows)
+            await self._driver.copy_records_to_table(table, records=rows, columns=columns)
 
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query as tuples."""

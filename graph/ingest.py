@@ -14,6 +14,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.audit import append
 from graph.bounds import bounded_json, cap_string, check_email_length, raw_rest_json
 from graph.bulk import Bulk, placeholders
 from graph.db import Database
@@ -195,11 +196,6 @@ _ACCOUNT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Rows per multi-row INSERT: 12 parameters each, well under both drivers' limits.
 INSERT_ROWS = 1_000
 
-_CREATED_EVENTS = """INSERT INTO event (at, source, kind, subject, subject_id, actor, connector)
-  SELECT ?, connector, 'account.created', 'account', id, 'syncd', connector
-  FROM account WHERE id IN ({ids})"""
-
-
 # What the account table holds of a listing's keys; the ids come as a list or one array.
 _EXISTING = """SELECT id, external_id, payload_hash, missing_since FROM account
   WHERE connector = ? AND external_id IN ({ids})"""
@@ -291,9 +287,9 @@ def _content(item: Prepared) -> tuple[object, ...]:
     )
 
 
-async def _insert(bulk: Bulk, connector: str, items: list[Prepared], at: object) -> list[object]:
+async def _insert(bulk: Bulk, connector: str, items: list[Prepared], at: object) -> list[int]:
     """Ids of the new accounts stored (one that another writer stored first is left out)."""
-    created: list[object] = []
+    created: list[int] = []
     for batch in chunks(items, INSERT_ROWS):
         rows = await bulk.fetch(
             _INSERT_ACCOUNTS.format(rows=", ".join([_ACCOUNT_ROW] * len(batch))),
@@ -308,19 +304,22 @@ async def _created(
     listing: Listing,
     prepared: dict[str, Prepared],
     new_items: list[Prepared],
-    created: list[object],
-    at: object,
+    created: list[int],
+    now: datetime,
     stored: _Stored,
     stats: IngestStats,
-) -> None:
-    """Record the accounts created; sort those another writer (the pusher) stored first."""
-    for ids in chunks(created, IN_CHUNK):
-        await bulk.execute(_CREATED_EVENTS.format(ids=placeholders(len(ids))), [at, *ids])
+) -> list[dict[str, Any]]:
+    """Events for the accounts created; sort those another writer (the pusher) stored first."""
+    connector = listing.connector
     stats.inserted += len(created)
     listing.inserted += len(created)
     if len(created) < len(new_items):
         lost = [item.external_id for item in new_items]
         await stored.sort(bulk, listing, prepared, lost, stats, skip=set(created))
+    return [
+        event_row(connector, "account.created", account_id, now, None, None, connector=connector)
+        for account_id in created
+    ]
 
 
 async def _updated_events(
@@ -350,8 +349,8 @@ async def _finish_chunk(
     now: datetime,
     stats: IngestStats,
     events: list[dict[str, Any]],
-) -> None:
-    """Update the changed accounts, clear the reappeared ones, and log every event."""
+) -> list[dict[str, Any]]:
+    """Update the changed accounts, clear the reappeared ones; every event of the chunk."""
     changed_ids, reappeared = stored.changed, stored.reappeared
     if changed_ids:
         events.extend(await _updated_events(conn, listing.connector, changed_ids, now))
@@ -394,7 +393,7 @@ async def _finish_chunk(
             for account_id in reappeared
         )
         stats.updated += len(reappeared)
-    await execute_many(conn, sa.insert(event_table), events)
+    return events
 
 
 async def _merge(
@@ -405,7 +404,7 @@ async def _merge(
     stored: _Stored,
     now: datetime,
     stats: IngestStats,
-) -> tuple[list[object], list[dict[str, Any]]]:
+) -> tuple[list[int], list[dict[str, Any]]]:
     """Write new and changed rows by COPY and one merge: ids created, `account.updated` events."""
     changed = stored.changed
     # The old values are read before the merge overwrites them.
@@ -427,8 +426,8 @@ async def _write_chunk(
     stats: IngestStats,
     *,
     copy: bool = False,
-) -> None:
-    """Compare a chunk with the stored accounts, write the new and changed, log their events.
+) -> list[dict[str, Any]]:
+    """Compare a chunk with the stored accounts, write the new and changed; their events.
 
     With `copy` (PostgreSQL) every key is looked up at once and the rows go in by `_merge`.
     """
@@ -440,16 +439,17 @@ async def _write_chunk(
     else:
         await stored.sort(bulk, listing, prepared, list(prepared), stats)
     new_items = [item for key, item in prepared.items() if key not in stored.known]
-    at = bulk.time(now)
-    events: list[dict[str, Any]] = []
-    created: list[object] = []
+    connector = listing.connector
+    updated: list[dict[str, Any]] = []
+    created: list[int] = []
     if copy and (new_items or stored.changed):
-        created, events = await _merge(conn, bulk, listing.connector, new_items, stored, now, stats)
+        created, updated = await _merge(conn, bulk, connector, new_items, stored, now, stats)
     elif new_items:
-        created = await _insert(bulk, listing.connector, new_items, at)
+        created = await _insert(bulk, connector, new_items, bulk.time(now))
+    events = []
     if new_items:
-        await _created(bulk, listing, prepared, new_items, created, at, stored, stats)
-    await _finish_chunk(conn, listing, stored, now, stats, events)
+        events = await _created(bulk, listing, prepared, new_items, created, now, stored, stats)
+    return await _finish_chunk(conn, listing, stored, now, stats, [*events, *updated])
 
 
 async def ingest_account(
@@ -462,7 +462,9 @@ async def ingest_account(
     listing = Listing(connector=connector, started_at=utcnow())
     prepared = _prepare_batch([record], policy, stats)
     if prepared:
-        await _write_chunk(conn, listing, prepared, listing.started_at, stats)
+        events = await _write_chunk(conn, listing, prepared, listing.started_at, stats)
+        # The caller's transaction goes on: its events are chained when it commits.
+        await execute_many(conn, sa.insert(event_table), events)
     _log_rejections(listing, stats)
     return stats
 
@@ -481,10 +483,14 @@ async def _write(
     now = utcnow()
     async with db.write() as conn:
         if not db.is_sqlite:
-            await _write_chunk(conn, listing, prepared, now, stats, copy=True)
-            return
-        for keys in chunks(prepared, IN_CHUNK):
-            await _write_chunk(conn, listing, {key: prepared[key] for key in keys}, now, stats)
+            events = await _write_chunk(conn, listing, prepared, now, stats, copy=True)
+        else:
+            events = []
+            for keys in chunks(prepared, IN_CHUNK):
+                chunk = {key: prepared[key] for key in keys}
+                events.extend(await _write_chunk(conn, listing, chunk, now, stats))
+        # Last in the transaction: it holds the end of the audit chain until commit.
+        await append(conn, events)
 
 
 def _log_rejections(listing: Listing, stats: IngestStats) -> None:

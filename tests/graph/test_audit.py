@@ -14,6 +14,7 @@ from graph.db import async_url
 from graph.models import event_table
 from graph.store import GraphStore
 from tests.conftest import opened_store
+from tests.graph.helpers import Rec
 from tests.graph.test_db import to
 
 
@@ -96,3 +97,27 @@ async def test_the_migration_chains_the_events_recorded_before_it(db_url: str) -
             result = await verify(conn)
     assert [seq for _, seq, _, _ in chain] == [1, 2]
     assert result.events == 2 and result.broken is None
+
+
+async def _listing(store: GraphStore, batches: int) -> None:
+    listing = await store.begin_listing("acme")
+    for batch in range(batches):
+        records = [Rec(f"{batch}-{i}", f"u{batch}-{i}@example.com") for i in range(50)]
+        await store.ingest(listing, records)
+    await store.ingest(listing, [Rec("0-0", "changed@example.com")])
+
+
+async def test_ingest_chains_its_events_as_it_writes_them_beside_other_writers(
+    db_url: str,
+) -> None:
+    async with opened_store(db_url) as first, opened_store(db_url) as second:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_listing, first, 10)
+            group.start_soon(_actions, second, 15, "bob")
+        chain = await _chain(first)
+        async with first.db.read() as conn:
+            result = await verify(conn)
+            kinds = (await conn.execute(sa.select(event_table.c.kind))).scalars().all()
+    assert sorted(set(kinds)) == ["account.created", "account.updated", "operator.cancel"]
+    assert [seq for _, seq, _, _ in chain] == list(range(1, 500 + 1 + 15 + 1))
+    assert result.events == 516 and result.broken is None
