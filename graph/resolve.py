@@ -114,9 +114,25 @@ SELECT (SELECT count(*) FROM linked) AS linked, (SELECT count(*) FROM second) AS
 # Unlinked, live accounts whose loose form matches a person's but that cannot link by
 # themselves: look-alikes, and plain addresses that match no one strictly but fold onto
 # someone (`strasse@` beside a person `straße@`). An operator settles them with `syncd link`.
-# `x` is the strict match, looked for only for a plain address; an anti-join rather than
-# `OR NOT EXISTS`, which PostgreSQL runs as a subplan estimated dear enough to JIT-compile.
 _LOOKALIKE_CONFLICTS = """
+INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
+                      created_at)
+SELECT DISTINCT 'lookalike:' || a.id || ':' || pe.person_id, 'lookalike', a.connector,
+       COALESCE(a.email, a.email_raw), pe.person_id, a.id, '{{}}', 'open', :now
+FROM account a
+JOIN person_email pe ON pe.email_loose = COALESCE(a.email_loose, a.email)
+WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL {scope}
+  AND (
+    a.email_loose IS NOT NULL
+    OR NOT EXISTS (SELECT 1 FROM person_email x WHERE x.email = a.email)
+  )
+ON CONFLICT (key) DO NOTHING
+"""
+
+# The same on PostgreSQL, with the strict match `x` looked for only for a plain address: an
+# anti-join rather than `OR NOT EXISTS`, which it runs as a subplan estimated dear enough to
+# JIT-compile. (SQLite is quicker with the subquery: it skips the loose lookup of a match.)
+_LOOKALIKE_CONFLICTS_POSTGRES = """
 INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
                       created_at)
 SELECT DISTINCT 'lookalike:' || a.id || ':' || pe.person_id, 'lookalike', a.connector,
@@ -238,10 +254,11 @@ async def resolve_in(conn: AsyncConnection, connector: str | None = None) -> Res
         "connector": connector,
         "since": await _last_pass(conn, connector),
     }
-    link = _link_postgres if conn.dialect.name == "postgresql" else _link_sqlite
+    postgres = conn.dialect.name == "postgresql"
+    lookalikes = _LOOKALIKE_CONFLICTS_POSTGRES if postgres else _LOOKALIKE_CONFLICTS
     async with _without_jit(conn):
-        await link(conn, params, stats)
-        stats.new_conflicts += await _run(conn, _LOOKALIKE_CONFLICTS, params)
+        await (_link_postgres if postgres else _link_sqlite)(conn, params, stats)
+        stats.new_conflicts += await _run(conn, lookalikes, params)
         stats.new_conflicts += await _run(conn, _DRIFT_CONFLICTS, params)
     if connector is not None:
         await conn.execute(
