@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from graph.audit import verify
 from graph.records import PersonRecord
+from graph.resolve import resolve_in
 from graph.store import GraphStore
 from graph.writeback import link
 from tests.graph.helpers import Rec, full_listing, scalar
@@ -55,6 +58,51 @@ async def test_two_accounts_for_one_person_in_one_vendor_is_a_conflict(store: Gr
         for x in ("1", "2")
     }
     assert await store.orphans() == []  # waiting on a conflict is not being an orphan
+
+
+async def test_links_and_conflicts_in_one_pass_record_one_event_per_link(
+    store: GraphStore,
+) -> None:
+    await store.upsert_people(
+        [
+            PersonRecord(email="ann@example.com"),
+            PersonRecord(email="bob@example.com", aliases=["b2@example.com"]),
+        ],
+        "hr",
+    )
+    records = [Rec("1", "ann@example.com"), Rec("2", "bob@example.com"), Rec("3", "b2@example.com")]
+    await full_listing(store, "acme", records)
+    stats = await store.resolve("acme")
+    assert (stats.linked, stats.new_conflicts) == (1, 2)
+    ann = await scalar(store, "SELECT id FROM person WHERE primary_email = 'ann@example.com'")
+    account = await scalar(store, "SELECT id FROM account WHERE external_id = '1'")
+    async with store.db.read() as conn:
+        events = (
+            await conn.execute(
+                sa.text(
+                    "SELECT subject_id, connector, person_id, new_json FROM event"
+                    " WHERE kind = 'account.linked'"
+                )
+            )
+        ).all()
+        assert (await verify(conn)).broken is None
+    assert [tuple(row) for row in events] == [
+        (account, "acme", ann, f'{{"person_id":{ann},"method":"email"}}')
+    ]
+    assert {c.account_id for c in await store.conflicts()} == {
+        await scalar(store, "SELECT id FROM account WHERE external_id = :x", x=x) for x in "23"
+    }
+
+
+async def test_resolution_gives_the_transaction_its_jit_setting_back(store: GraphStore) -> None:
+    if store.db.is_sqlite:
+        pytest.skip("PostgreSQL only")
+    await store.upsert_people([PersonRecord(email="ann@example.com")], "hr")
+    await full_listing(store, "acme", [Rec("1", "ann@example.com")])
+    async with store.db.write() as conn:
+        await conn.execute(sa.text("SET LOCAL jit = on"))
+        assert (await resolve_in(conn, "acme")).linked == 1
+        assert (await conn.execute(sa.text("SHOW jit"))).scalar() == "on"
 
 
 async def test_account_for_a_person_who_already_has_one_there_is_a_conflict(
