@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from graph.audit import seal
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+WRITER_QUEUE_TIMEOUT = 900.0  # seconds a SQLite write transaction waits for its turn
 # SQLite's primary result codes for "another connection holds the lock".
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 # PostgreSQL SQLSTATEs of faults that pass: by class (connection exception, insufficient
@@ -181,6 +182,10 @@ def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
         hide_parameters=True,
         pool_size=1 if writer else 4,
         max_overflow=0,
+        # The one writer connection is a queue inside this process: every holder is one of
+        # our own transactions and ends, so waiting for it long beats failing a listing that
+        # queued behind a large plan (which at 100,000 people takes more than 30 s).
+        pool_timeout=WRITER_QUEUE_TIMEOUT if writer else 30,
     )
     event.listen(engine.sync_engine, "connect", _tune_sqlite)
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"

@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, create_engine, text
 
-from graph.db import DatabaseError, async_url, display_url, open_database
+from graph.db import WRITER_QUEUE_TIMEOUT, DatabaseError, async_url, display_url, open_database
 from graph.models import metadata
 from syncd.cli.main import main
 
@@ -30,6 +30,27 @@ async def test_opening_a_sqlite_file_creates_and_upgrades_it(tmp_path: Path) -> 
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
+
+
+async def test_a_sqlite_write_waits_for_its_turn_behind_a_long_one(tmp_path: Path) -> None:
+    db = await open_database(f"sqlite:///{tmp_path / 'graph.db'}")
+    try:
+        # A queued writer must not fail after the pool's usual 30 s while a big plan commits.
+        assert db.writer.sync_engine.pool.timeout() == WRITER_QUEUE_TIMEOUT  # type: ignore[attr-defined]
+        waited = anyio.Event()
+
+        async def second() -> None:
+            async with db.write() as other:
+                await other.execute(text("SELECT 1"))
+            waited.set()
+
+        async with anyio.create_task_group() as group, db.write():
+            group.start_soon(second)
+            await anyio.sleep(0.5)
+            assert not waited.is_set()  # the one writer connection is held
+        assert waited.is_set()  # and the queued write ran once it was free
+    finally:
+        await db.close()
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:
