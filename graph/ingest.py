@@ -281,22 +281,16 @@ async def _set_aside_unchanged(
 ) -> dict[str, Prepared]:
     """Mark the batch's unchanged accounts seen, compared in a read; return the rest.
 
-    A read waits for no writer, so listings of unchanged pages never queue on each other or
-    on the pushers; only new, changed and reappeared records go on to a write transaction
-    (which compares them again).
+    SQLite has one writer: a read waits for none, so listings of unchanged pages never queue
+    on each other, on plans or on the pushers; only new, changed and reappeared records go
+    on to a write transaction (which compares them again).
     """
+    existing: list[tuple[Any, ...]] = []
     async with db.read() as conn:
         bulk = await Bulk.on(conn)
-        if db.is_sqlite:
-            existing = [
-                row
-                for keys in chunks(prepared, IN_CHUNK)
-                for row in await bulk.fetch(
-                    _EXISTING.format(ids=placeholders(len(keys))), [listing.connector, *keys]
-                )
-            ]
-        else:
-            existing = await bulk.fetch(_EXISTING_ARRAY, [listing.connector, list(prepared)])
+        for keys in chunks(prepared, IN_CHUNK):
+            sql = _EXISTING.format(ids=placeholders(len(keys)))
+            existing.extend(await bulk.fetch(sql, [listing.connector, *keys]))
     rest = dict(prepared)
     for account_id, external_id, payload_hash, missing_since in existing:
         if missing_since is None and payload_hash == prepared[external_id].payload_hash:
@@ -510,9 +504,10 @@ async def begin_listing(db: Database, connector: str) -> Listing:
 async def _write(
     db: Database, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
 ) -> None:
-    prepared = await _set_aside_unchanged(db, listing, prepared, stats)
-    if not prepared:
-        return
+    if db.is_sqlite:
+        prepared = await _set_aside_unchanged(db, listing, prepared, stats)
+        if not prepared:
+            return
     now = utcnow()
     async with db.write() as conn:
         if not db.is_sqlite:
