@@ -26,6 +26,7 @@ import multiprocessing
 import resource
 import tempfile
 import time
+from contextlib import suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -64,8 +65,9 @@ async def serve_world(
         for sim in fleet.simulators.values():
             sim.settings.update({"rate": None, "burst": None, "latency_ms": latency_ms})
         pipe.send((world.config(SETUP_RATE), world.env, setup))
-        while await anyio.to_thread.run_sync(pipe.recv) == "traffic":
-            pipe.send(world.traffic())
+        with suppress(EOFError):  # the parent closed its end: it stopped, maybe on an error
+            while await anyio.to_thread.run_sync(pipe.recv) == "traffic":
+                pipe.send(world.traffic())
 
 
 def world_process(
@@ -102,8 +104,8 @@ async def run(
             results = await cycle(engine)
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             after = await traffic(pipe)
-        pipe.send("stop")
     finally:
+        pipe.close()  # the child stops serving, also when this process failed
         await anyio.to_thread.run_sync(child.join)
     pages = {name: after[name][0] - before[name][0] for name in after}
     bound = max(pages.values()) * latency_ms / 1000
