@@ -272,6 +272,32 @@ class _Stored:
                 stats.unchanged += 1
 
 
+async def _set_aside_unchanged(
+    db: Database, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
+) -> dict[str, Prepared]:
+    """Mark the batch's unchanged accounts seen, compared in a read; return the rest.
+
+    SQLite has one writer: a read waits for none, so listings of unchanged pages never queue
+    on each other, on plans or on the pushers; only new, changed and reappeared records go
+    on to a write transaction (which compares them again).
+    """
+    existing: list[tuple[Any, ...]] = []
+    async with db.read() as conn:
+        bulk = await Bulk.on(conn)
+        for keys in chunks(prepared, IN_CHUNK):
+            sql = _EXISTING.format(ids=placeholders(len(keys)))
+            existing.extend(await bulk.fetch(sql, [listing.connector, *keys]))
+    rest = dict(prepared)
+    for account_id, external_id, payload_hash, missing_since in existing:
+        if missing_since is None and payload_hash == prepared[external_id].payload_hash:
+            listing.seen_known.add(account_id)
+            del rest[external_id]
+    unchanged = len(prepared) - len(rest)
+    listing.listed += unchanged
+    stats.unchanged += unchanged
+    return rest
+
+
 def _content(item: Prepared) -> tuple[object, ...]:
     """The account columns a record sets, in the order of `_STAGE_ROWS`."""
     return (
@@ -480,6 +506,10 @@ async def begin_listing(db: Database, connector: str) -> Listing:
 async def _write(
     db: Database, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
 ) -> None:
+    if db.is_sqlite:
+        prepared = await _set_aside_unchanged(db, listing, prepared, stats)
+        if not prepared:
+            return
     now = utcnow()
     async with db.write() as conn:
         if not db.is_sqlite:
