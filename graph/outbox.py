@@ -123,6 +123,20 @@ async def enqueue(
     return new
 
 
+def _due(connector: str, now: datetime, limit: int) -> sa.Select[Any]:
+    """The ids of a connector's next due operations, most urgent first."""
+    return (
+        sa.select(o.c.id)
+        .where(
+            o.c.connector == connector,
+            o.c.state == "pending",
+            sa.or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
+        )
+        .order_by(OP_ORDER, o.c.id)
+        .limit(limit)
+    )
+
+
 async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperation]:
     """Take the next due operations of a connector, marking them in flight.
 
@@ -130,20 +144,16 @@ async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperatio
     (two processes, or two pushers) never get the same operation.
     """
     now = utcnow()
+    # Most wakes find nothing due: a read costs no write lock (SQLite's single writer).
+    async with db.read() as conn:
+        if (await conn.execute(_due(connector, now, 1))).first() is None:
+            return []
     async with db.write() as conn:
         ids = (
             (
                 await conn.execute(
-                    sa.select(o.c.id)
-                    .where(
-                        o.c.connector == connector,
-                        o.c.state == "pending",
-                        sa.or_(o.c.next_attempt_at.is_(None), o.c.next_attempt_at <= now),
-                    )
-                    .order_by(OP_ORDER, o.c.id)
-                    .limit(limit)
                     # PostgreSQL: skip rows another claimer holds (SQLite has one writer).
-                    .with_for_update(skip_locked=True)
+                    _due(connector, now, limit).with_for_update(skip_locked=True)
                 )
             )
             .scalars()
