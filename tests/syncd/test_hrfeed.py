@@ -123,3 +123,20 @@ def test_an_empty_or_latin1_file_is_refused_naming_line_and_offset(tmp_path: Pat
     offset = len(HEADER) + len("E1,jos")
     with pytest.raises(FeedError, match=f"not UTF-8 at line 2, byte offset {offset}"):
         read_feed(path)
+
+
+def test_a_file_without_quotes_reads_as_the_csv_module_reads_it(tmp_path: Path) -> None:
+    rows = (
+        "E1,ann@example.com,Ann,Lee,,,,active,\n\n  \n"
+        "E2,bob@example.com,Bob\nE3,c@example.com,,,,,,,,x\n"
+    )
+    plain = read_feed(export(tmp_path, HEADER + rows, "plain.csv"), salt="s")
+    # One quoted value sends the same rows through the csv module.
+    quoted = read_feed(export(tmp_path, HEADER + rows + 'E4,"d@example.com"\n', "q.csv"), salt="s")
+    assert plain.hashes == quoted.hashes[: len(plain.hashes)]
+    assert plain.lines == quoted.lines[: len(plain.lines)] == [2]
+    assert plain.people == quoted.people[: len(plain.people)]
+    assert plain.errors == quoted.errors[: len(plain.errors)]
+    assert [error.line for error in plain.errors] == [4, 5, 6]
+    again = read_feed(export(tmp_path, HEADER + rows, "again.csv"), set(plain.hashes), "s")
+    assert (again.kept, again.people) == (dict(zip(plain.hashes, plain.lines, strict=True)), [])
