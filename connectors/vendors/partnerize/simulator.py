@@ -306,6 +306,8 @@ class PartnerizeSimulator(VendorSimulator):
             return
         if not isinstance(email, str) or "@" not in email:
             raise VendorError(400, "email is not valid", "invalid")
+        if uid is not None and _same_email(self.users[uid].get("email"), email):
+            return  # a user keeping their own email cannot take another's: no scan of every user
         holder = next(
             (other for other in self.users.values() if _same_email(other.get("email"), email)),
             None,

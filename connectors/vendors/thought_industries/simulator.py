@@ -242,7 +242,8 @@ class ThoughtIndustriesSimulator(VendorSimulator):
         fields = self.unwrap(await self._body(request))
         self.check(fields, creating=False)
         email = str(fields["email"]).casefold()
-        if any(
+        # A user keeping their own email cannot take another's: no scan of every user.
+        if email != str(stored.get("email", "")).casefold() and any(
             str(u.get("email", "")).casefold() == email and u["id"] != stored["id"]
             for u in self.users.values()
         ):
