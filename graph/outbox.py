@@ -137,23 +137,26 @@ def _due(connector: str, now: datetime, limit: int) -> sa.Select[Any]:
     )
 
 
-async def claim(db: Database, connector: str, limit: int) -> list[QueuedOperation]:
-    """Take the next due operations of a connector, marking them in flight.
+async def claim(
+    db: Database, connector: str, limit: int, *, due: datetime | None = None
+) -> list[QueuedOperation]:
+    """Take the next operations of a connector due by `due` (now), marking them in flight.
 
     Only rows this call moved from pending to in flight are returned, so two claimers
     (two processes, or two pushers) never get the same operation.
     """
     now = utcnow()
+    due = now if due is None else min(due, now)
     # Most wakes find nothing due: a read costs no write lock (SQLite's single writer).
     async with db.read() as conn:
-        if (await conn.execute(_due(connector, now, 1))).first() is None:
+        if (await conn.execute(_due(connector, due, 1))).first() is None:
             return []
     async with db.write() as conn:
         ids = (
             (
                 await conn.execute(
                     # PostgreSQL: skip rows another claimer holds (SQLite has one writer).
-                    _due(connector, now, limit).with_for_update(skip_locked=True)
+                    _due(connector, due, limit).with_for_update(skip_locked=True)
                 )
             )
             .scalars()

@@ -12,6 +12,7 @@ from datetime import timedelta
 import anyio
 import sqlalchemy as sa
 import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from connectors.core.base import Connector
 from connectors.core.errors import (
@@ -148,10 +149,32 @@ class Pusher:
     async def drain(self, stop: anyio.Event | None = None) -> PushStats:
         """Push every due operation; stop early on rejected credentials or when told to."""
         stats = PushStats()
+        # Workers take operations one at a time, so the next batch is claimed while the
+        # last of this one is still at the vendor: the rate budget never waits on a claim.
+        send, receive = anyio.create_memory_object_stream[QueuedOperation]()
+        async with anyio.create_task_group() as group:
+            for _ in range(self.concurrency):
+                group.start_soon(self._work, receive.clone(), stats)
+            receive.close()
+            async with send:
+                await self._claim_all(send, stats, stop)
+        return stats
+
+    async def _claim_all(
+        self,
+        send: MemoryObjectSendStream[QueuedOperation],
+        stats: PushStats,
+        stop: anyio.Event | None,
+    ) -> None:
+        """Claim batches and hand their operations to the workers until none is due.
+
+        Only operations due when the drain began: one that fails meanwhile waits for the next.
+        """
+        began = utcnow()
         while not stats.auth_failed and not (stop is not None and stop.is_set()):
             if not self.may_write():
                 break
-            ops = await claim(self.db, self.connector.name, self.batch)
+            ops = await claim(self.db, self.connector.name, self.batch, due=began)
             if not ops:
                 break
             creates = [
@@ -164,19 +187,15 @@ class Pusher:
                 await self._invite(creates, stats)
             else:
                 rest = ops
-            await self._push_all(rest, stats)
-        return stats
+            for op in rest:
+                await send.send(op)
 
-    async def _push_all(self, ops: list[QueuedOperation], stats: PushStats) -> None:
-        limiter = anyio.Semaphore(self.concurrency)
-
-        async def one(op: QueuedOperation) -> None:
-            async with limiter:
+    async def _work(
+        self, receive: MemoryObjectReceiveStream[QueuedOperation], stats: PushStats
+    ) -> None:
+        async with receive:
+            async for op in receive:
                 await self._push(op, stats)
-
-        async with anyio.create_task_group() as group:
-            for op in ops:
-                group.start_soon(one, op)
 
     async def _push(self, op: QueuedOperation, stats: PushStats) -> None:
         if not self.may_write():
