@@ -16,6 +16,8 @@ after a listing (resolve, plan).
   engine's process (the simulators' process is not counted).
 * `cpu_seconds`: the CPU the engine's process used in that cycle (all its threads): on a
   shared machine a steadier figure than the wall time.
+* `simulator_cpu_seconds`: the CPU the simulators' process used meanwhile: near the wall
+  time, the vendors (one Python process for all five) and not the engine set the pace.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ async def serve_world(
         pipe.send((world.config(SETUP_RATE), world.env, setup))
         with suppress(EOFError):  # the parent closed its end: it stopped, maybe on an error
             while await anyio.to_thread.run_sync(pipe.recv) == "traffic":
-                pipe.send(world.traffic())
+                pipe.send((world.traffic(), time.process_time()))
 
 
 def world_process(
@@ -77,10 +79,10 @@ def world_process(
     anyio.run(serve_world, pipe, people, latency_ms, backend, workdir, database)
 
 
-async def traffic(pipe: Connection) -> dict[str, tuple[int, int]]:
-    """Every vendor's (requests answered, 429s) so far, from the simulators' process."""
+async def traffic(pipe: Connection) -> tuple[dict[str, tuple[int, int]], float]:
+    """Every vendor's (requests answered, 429s) so far, and the simulators' process CPU."""
     pipe.send("traffic")
-    answer: dict[str, tuple[int, int]] = await anyio.to_thread.run_sync(pipe.recv)
+    answer: tuple[dict[str, tuple[int, int]], float] = await anyio.to_thread.run_sync(pipe.recv)
     return answer
 
 
@@ -99,11 +101,11 @@ async def run(
         config, environ, setup = await anyio.to_thread.run_sync(pipe.recv)
         async with Engine.open(config, environ=environ) as engine:
             await cycle(engine)  # the daemon's first poll after a start
-            before = await traffic(pipe)
+            before, sim_cpu = await traffic(pipe)
             started, cpu = time.perf_counter(), time.process_time()
             results = await cycle(engine)
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            after = await traffic(pipe)
+            after, sim_cpu_after = await traffic(pipe)
     finally:
         pipe.close()  # the child stops serving, also when this process failed
         await anyio.to_thread.run_sync(child.join)
@@ -115,6 +117,7 @@ async def run(
         "no_change_seconds": round(elapsed, 3),
         "page_bound_seconds": round(bound, 3),
         "cpu_seconds": round(cpu, 3),
+        "simulator_cpu_seconds": round(sim_cpu_after - sim_cpu, 3),
         "no_change_ratio": round(elapsed / bound, 3) if bound else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "goal_ratio": GOAL,
