@@ -85,7 +85,8 @@ def chain(rows: Iterable[Mapping[Any, Any]], seq: int, prev_hash: str) -> list[d
 
 
 # The chained columns as the driver returns them, so a hash covers exactly what is stored.
-_SELECT = f"SELECT {', '.join(CONTENT)}, hash, prev_hash FROM event"  # noqa: S608 (constants)
+_STORED = (*CONTENT, "hash", "prev_hash")  # an event's columns: its content and its link
+_SELECT = f"SELECT {', '.join(_STORED)} FROM event"  # noqa: S608 (constants)
 _SEAL = "UPDATE event SET seq = ?, hash = ?, prev_hash = ? WHERE id = ?"
 _SEAL_ARRAYS = """UPDATE event SET seq = v.seq, hash = v.hash, prev_hash = v.prev_hash
   FROM unnest(?::integer[], ?::varchar[], ?::varchar[], ?::integer[]) AS v(seq, hash, prev_hash, id)
@@ -93,10 +94,24 @@ _SEAL_ARRAYS = """UPDATE event SET seq = v.seq, hash = v.hash, prev_hash = v.pre
 
 
 async def _fetch(bulk: Bulk, where: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
-    names = (*CONTENT, "hash", "prev_hash")
     return [
-        dict(zip(names, row, strict=True)) for row in await bulk.fetch(f"{_SELECT} {where}", params)
+        dict(zip(_STORED, row, strict=True))
+        for row in await bulk.fetch(f"{_SELECT} {where}", params)
     ]
+
+
+async def _hold_end(conn: AsyncConnection) -> None:
+    """Hold the end of the chain until commit (SQLite's writer holds its write lock already)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
+
+
+async def _chained(bulk: Bulk, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Links for `rows` after the last event of the chain (held with `_hold_end`)."""
+    last = await bulk.fetch(
+        "SELECT seq, hash FROM event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+    )
+    return chain(rows, *last[0]) if last else chain(rows, 0, GENESIS)
 
 
 async def seal(conn: AsyncConnection) -> int:
@@ -109,12 +124,8 @@ async def seal(conn: AsyncConnection) -> int:
     rows = await _fetch(bulk, "WHERE seq IS NULL ORDER BY id")
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
-    last = await bulk.fetch(
-        "SELECT seq, hash FROM event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
-    )
-    links = chain(rows, *last[0]) if last else chain(rows, 0, GENESIS)
+    await _hold_end(conn)
+    links = await _chained(bulk, rows)
     columns = [[link[name] for link in links] for name in ("seq", "hash", "prev_hash", "event_id")]
     if conn.dialect.name == "postgresql":
         await bulk.execute(_SEAL_ARRAYS, columns)  # one statement: row by row costs a round trip
@@ -123,9 +134,7 @@ async def seal(conn: AsyncConnection) -> int:
     return len(links)
 
 
-_APPENDED = (*CONTENT, "hash", "prev_hash")
-_VALUES = ", ".join("?" * len(_APPENDED))
-_INSERT = f"INSERT INTO event ({', '.join(_APPENDED)}) VALUES ({_VALUES})"  # noqa: S608 (constants)
+_INSERT = f"INSERT INTO event ({', '.join(_STORED)}) VALUES ({', '.join('?' * len(_STORED))})"  # noqa: S608 (constants)
 _NEXT_IDS = "SELECT nextval(pg_get_serial_sequence('event', 'id')) FROM generate_series(1, ?)"
 
 
@@ -139,8 +148,8 @@ async def append(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> in
         return 0
     bulk = await Bulk.on(conn)
     postgres = conn.dialect.name == "postgresql"
+    await _hold_end(conn)
     if postgres:
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK)))
         ids = [row[0] for row in await bulk.fetch(_NEXT_IDS, [len(rows)])]
     else:
         # The writer holds SQLite's write lock: these are the ids SQLite would give.
@@ -152,16 +161,13 @@ async def append(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> in
         if row["at"] is not at:  # a batch shares one time object
             at, stored_at = row["at"], bulk.time(row["at"])
         stored.append({**row, "id": key, "seq": None, "at": stored_at})
-    last = await bulk.fetch(
-        "SELECT seq, hash FROM event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
-    )
-    links = chain(stored, *last[0]) if last else chain(stored, 0, GENESIS)
+    links = await _chained(bulk, stored)
     records = []
     for row, link in zip(stored, links, strict=True):
         row["seq"] = link["seq"]
         records.append((*_content(row), link["hash"], link["prev_hash"]))
     if postgres:
-        await bulk.copy("event", records, columns=_APPENDED)
+        await bulk.copy("event", records, columns=_STORED)
     else:
         await bulk.executemany(_INSERT, records)
     return len(records)

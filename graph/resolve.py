@@ -111,16 +111,22 @@ second AS (
 SELECT (SELECT count(*) FROM linked) AS linked, (SELECT count(*) FROM second) AS conflicts
 """
 
-# Unlinked, live accounts whose loose form matches a person's but that cannot link by
-# themselves: look-alikes, and plain addresses that match no one strictly but fold onto
-# someone (`strasse@` beside a person `straße@`). An operator settles them with `syncd link`.
-_LOOKALIKE_CONFLICTS = """
+# The head of both look-alike statements below: who would link by loose form, and to whom.
+_LOOKALIKES = """
 INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
                       created_at)
 SELECT DISTINCT 'lookalike:' || a.id || ':' || pe.person_id, 'lookalike', a.connector,
        COALESCE(a.email, a.email_raw), pe.person_id, a.id, '{{}}', 'open', :now
 FROM account a
 JOIN person_email pe ON pe.email_loose = COALESCE(a.email_loose, a.email)
+"""
+
+# Unlinked, live accounts whose loose form matches a person's but that cannot link by
+# themselves: look-alikes, and plain addresses that match no one strictly but fold onto
+# someone (`strasse@` beside a person `straße@`). An operator settles them with `syncd link`.
+_LOOKALIKE_CONFLICTS = (
+    _LOOKALIKES
+    + """
 WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL {scope}
   AND (
     a.email_loose IS NOT NULL
@@ -128,22 +134,20 @@ WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL 
   )
 ON CONFLICT (key) DO NOTHING
 """
+)
 
 # The same on PostgreSQL, with the strict match `x` looked for only for a plain address: an
 # anti-join rather than `OR NOT EXISTS`, which it runs as a subplan estimated dear enough to
 # JIT-compile. (SQLite is quicker with the subquery: it skips the loose lookup of a match.)
-_LOOKALIKE_CONFLICTS_POSTGRES = """
-INSERT INTO conflict (key, kind, connector, email, person_id, account_id, detail_json, state,
-                      created_at)
-SELECT DISTINCT 'lookalike:' || a.id || ':' || pe.person_id, 'lookalike', a.connector,
-       COALESCE(a.email, a.email_raw), pe.person_id, a.id, '{{}}', 'open', :now
-FROM account a
-JOIN person_email pe ON pe.email_loose = COALESCE(a.email_loose, a.email)
+_LOOKALIKE_CONFLICTS_POSTGRES = (
+    _LOOKALIKES
+    + """
 LEFT JOIN person_email x ON x.email = a.email AND a.email_loose IS NULL
 WHERE a.person_id IS NULL AND a.link_method IS NULL AND a.missing_since IS NULL {scope}
   AND x.id IS NULL
 ON CONFLICT (key) DO NOTHING
 """
+)
 
 # A linked account whose vendor-side email is no longer one of its person's emails. Only
 # accounts changed since the last pass (`{since}`) can have drifted: people never lose an
