@@ -4,10 +4,10 @@ Five simulated vendors (`--latency-ms` per request, no rate limit) each hold an 
 for every person in the HR feed. The simulators run in a child process, as remote vendors
 would, so that serving pages costs the measured process nothing; the child also sets the
 world up (seeds the vendors, runs one cycle that links everything and pushes what it
-planned). The benchmark's own process then opens a fresh engine, lists everything once as
-a daemon's first poll would, and times one cycle in which nothing changed: every connector
-listed concurrently, as the daemon's pollers do, each followed by what the engine does
-after a listing (resolve, plan).
+planned). The benchmark's own process then opens a fresh engine, plans everyone once and
+lists everything once, as a daemon's start and first poll would, and times one cycle in
+which nothing changed: every connector listed concurrently, as the daemon's pollers do,
+each followed by what the engine does after a listing (resolve, plan).
 
 * `no_change_seconds`: the wall time of that cycle.
 * `page_bound_seconds`: what its pages alone cost: the most pages any connector listed
@@ -18,6 +18,9 @@ after a listing (resolve, plan).
   shared machine a steadier figure than the wall time.
 * `simulator_cpu_seconds`: the CPU the simulators' process used meanwhile: near the wall
   time, the vendors (one Python process for all five) and not the engine set the pace.
+* `start_pass_seconds`: the daemon's full pass at its start (everyone against every
+  connector, once); `first_poll_seconds`: the cycle after it (listings plan only who
+  changed since the pass).
 """
 
 from __future__ import annotations
@@ -100,7 +103,11 @@ async def run(
     try:
         config, environ, setup = await anyio.to_thread.run_sync(pipe.recv)
         async with Engine.open(config, environ=environ) as engine:
+            started_pass = time.perf_counter()
+            await engine.replan(start=True)  # what a daemon does at its start
+            start_pass = time.perf_counter() - started_pass
             await cycle(engine)  # the daemon's first poll after a start
+            first_poll = time.perf_counter() - started_pass - start_pass
             before, sim_cpu = await traffic(pipe)
             started, cpu = time.perf_counter(), time.process_time()
             results = await cycle(engine)
@@ -119,6 +126,8 @@ async def run(
         "cpu_seconds": round(cpu, 3),
         "simulator_cpu_seconds": round(sim_cpu_after - sim_cpu, 3),
         "no_change_ratio": round(elapsed / bound, 3) if bound else None,
+        "start_pass_seconds": round(start_pass, 3),
+        "first_poll_seconds": round(first_poll, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "goal_ratio": GOAL,
         "pages": pages,

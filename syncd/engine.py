@@ -27,10 +27,12 @@ from graph.ingest import ingest_account
 from graph.linked import (
     account_person,
     learned_rates,
+    listing_state,
     people_touched,
     save_learned_rate,
     save_listing_problem,
 )
+from graph.models import utcnow
 from graph.outbox import dead_create_generations
 from graph.people import (
     PeopleStats,
@@ -167,8 +169,9 @@ class Engine:
         self.store = store
         self.connectors = dict(connectors)
         self.on_commit: Callable[[], None] = lambda: None  # the daemon wakes its pushers here
-        # Per connector, when its last complete listing began: the next plans only who changed
-        # since. A connector without one (start, reload, incomplete listing) plans everyone.
+        # Per connector, when its last complete listing (or the start's full pass) began: the
+        # next listing plans only who changed since. Without one (incomplete listing, a
+        # connector never listed at the start) a listing plans everyone for its connector.
         self.planned_since: dict[str, datetime] = {}
         self.reload(config)
         retry = RetryPolicy(
@@ -183,8 +186,9 @@ class Engine:
 
     def reload(self, config: Config) -> None:
         """Take up the settings that can change while running: authority, guards, rules."""
+        # What each connector planned stays valid: the rules' effect on everyone comes from
+        # the one full pass (`replan`) the caller runs after a reload.
         self.config = config
-        self.planned_since.clear()  # rules may have changed: everyone is planned again
         guard = Guard(
             max_count=config.guard.max_deactivations,
             max_share=config.guard.max_deactivation_share,
@@ -455,23 +459,47 @@ class Engine:
             problem = None if result.complete else result.error or "listing incomplete"
             await save_listing_problem(conn, name, problem)
         since = self.planned_since.pop(name, None)
-        try:
-            async with self.store.db.write() as conn:
-                await resolve_in(conn, name)
-                scope = None if since is None else await self._touched(conn, name, since)
-                result.plan = await reconcile(
-                    conn, [self.targets[name]], self.policy, scope, orphans=True, dry_run=dry_run
-                )
-                if dry_run:
-                    raise Rollback
-        except Rollback:
-            pass
+        result.plan = await self._plan([name], since, dry_run=dry_run)
         if result.complete and not dry_run:
             self.planned_since[name] = listing.started_at
         elif since is not None and dry_run:
             self.planned_since[name] = since
         result.seconds = time.monotonic() - started
         return result
+
+    async def _plan(
+        self, names: Sequence[str], since: datetime | None, *, dry_run: bool = False
+    ) -> ReconcileResult:
+        """Resolve the connectors' new accounts, then plan who changed since `since` (None: all).
+
+        Only one connector is planned from `since`. Planning everyone reads first, then
+        holds the writer only to queue for the people with something to queue.
+        """
+        targets = [self.targets[name] for name in names]
+        result = ReconcileResult()
+        try:
+            async with self.store.db.write() as conn:
+                for name in names:
+                    await resolve_in(conn, name)
+                if since is not None or dry_run:
+                    scope = None if since is None else await self._touched(conn, names[0], since)
+                    result = await reconcile(
+                        conn, targets, self.policy, scope, orphans=True, dry_run=dry_run
+                    )
+                    if dry_run:
+                        raise Rollback
+                    return result
+        except Rollback:
+            return result
+        async with self.store.db.read() as conn:
+            preview = await reconcile(conn, targets, self.policy, orphans=True, dry_run=True)
+        if not preview.operations:
+            return preview
+        # The guards count what this pass would queue: everyone with an operation is in it.
+        people = {spec.person_id for spec in preview.operations if spec.person_id is not None}
+        orphans = len(people) < len(preview.operations)  # an orphan has no person
+        async with self.store.db.write() as conn:
+            return await reconcile(conn, targets, self.policy, people, orphans=orphans)
 
     async def _touched(self, conn: AsyncConnection, name: str, since: datetime) -> set[int]:
         """Who a listing must plan: people its changes touched, and those whose create died."""
@@ -509,20 +537,22 @@ class Engine:
         self.committed()
         return "refetched"
 
-    async def replan(self, *, dry_run: bool = False) -> ReconcileResult:
-        """Plan every person against every listed connector from the graph as it stands."""
-        result = ReconcileResult()
-        try:
-            async with self.store.db.write() as conn:
-                for name in self.targets:
-                    await resolve_in(conn, name)
-                result = await reconcile(
-                    conn, list(self.targets.values()), self.policy, dry_run=dry_run
-                )
-                if dry_run:
-                    raise Rollback
-        except Rollback:
-            pass
+    async def replan(
+        self, *, dry_run: bool = False, start: bool = False, names: Sequence[str] | None = None
+    ) -> ReconcileResult:
+        """Plan every person against every listed connector (or those named) in one pass.
+
+        At a `start`, each connector whose last listing was complete then plans only who
+        changed since this pass; nothing else may list or plan while it runs.
+        """
+        names = list(self.targets) if names is None else list(names)
+        began = utcnow()
+        async with self.store.db.read() as conn:
+            complete = [name for name in names if (await listing_state(conn, name)).complete]
+        result = await self._plan(names, None, dry_run=dry_run)
+        if start and not dry_run:
+            for name in complete:
+                self.planned_since.setdefault(name, began)
         return result
 
     async def save_learned_rate(self, name: str) -> None:

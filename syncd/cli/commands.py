@@ -143,6 +143,9 @@ async def _cycle(engine: Engine, names: list[str], summary: dict[str, Any]) -> N
         "digest": feed.digest and feed.digest[:12],
     }
     summary["recovered_in_flight"] = recovered
+    # Everyone is planned once from the graph; each listing then plans only who it changed.
+    full = await engine.replan(start=True, names=names)
+    summary["full_pass"] = {"queued": full.queued, "held": sum(full.held.values())}
 
     async def one(name: str) -> None:
         _progress(f"listing {name} ...")
@@ -197,6 +200,8 @@ def _once_text(summary: dict[str, Any]) -> str:
         + (f" (REFUSED: {feed['refused']})" if feed["refused"] else "")
         + (" (the file is being written: not applied, try again)" if feed["changing"] else "")
     ]
+    full = summary["full_pass"]
+    lines.append(f"everyone planned from the graph: queued {full['queued']}, held {full['held']}")
     for name, item in sorted(summary["connectors"].items()):
         state = "ok" if item["listing_complete"] else f"INCOMPLETE ({item['error']})"
         lines.append(
@@ -208,7 +213,12 @@ def _once_text(summary: dict[str, Any]) -> str:
 
 
 async def run_plan(config: Config, args: argparse.Namespace) -> int:
-    """What a cycle would queue from the feed and the graph's last listings; writes nothing."""
+    """What a cycle would queue from the feed and the graph's last listings; writes nothing.
+
+    With `--all`, plan everyone against every connector from the graph and queue it.
+    """
+    if args.all:
+        return await _plan_everyone(config, args)
     async with Engine.open(config) as engine:
         feed = await engine.apply_feed(dry_run=True)
         graph = await engine.replan(dry_run=True)
@@ -223,21 +233,7 @@ async def run_plan(config: Config, args: argparse.Namespace) -> int:
             for spec, _ in [*feed.plan.waiting, *graph.waiting]
             if spec.idempotency_key in waiting
         )
-        async with engine.store.db.read() as conn:
-            states = await outbox.states_by_key(conn, specs) | waiting
-            people = await primary_emails(
-                conn, [s.person_id for s in specs.values() if s.person_id]
-            )
-            accounts = await account_emails(
-                conn, [s.account_id for s in specs.values() if s.person_id is None and s.account_id]
-            )
-    operations = []
-    for key, spec in specs.items():
-        view = _spec_view(spec)
-        email = people.get(spec.person_id or 0) or accounts.get(spec.account_id or 0)
-        view["email"] = email
-        view["state"] = states.get(key, "new")
-        operations.append(view)
+        operations = await _operation_views(engine, specs, waiting)
     data = {
         "operations": operations,
         "unsupported": sorted(set(feed.plan.unsupported + graph.unsupported)),
@@ -251,14 +247,60 @@ async def run_plan(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _plan_everyone(config: Config, args: argparse.Namespace) -> int:
+    """Plan everyone against every listed connector in one pass and queue it, guarded."""
+    async with Engine.open(config) as engine:
+        result = await engine.replan()
+        specs = {spec.idempotency_key: spec for spec in result.operations}
+        operations = await _operation_views(engine, specs, {})
+    data = {
+        "operations": operations,
+        "queued": result.queued,
+        "held": sum(result.held.values()),
+        "unsupported": sorted(set(result.unsupported)),
+    }
+    emit(args, data, _plan_all_text)
+    return EXIT_OK
+
+
+async def _operation_views(
+    engine: Engine, specs: dict[str, outbox.OperationSpec], waiting: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Each operation for an operator: its person's or account's email and outbox state."""
+    async with engine.store.db.read() as conn:
+        states = await outbox.states_by_key(conn, specs) | waiting
+        people = await primary_emails(conn, [s.person_id for s in specs.values() if s.person_id])
+        accounts = await account_emails(
+            conn, [s.account_id for s in specs.values() if s.person_id is None and s.account_id]
+        )
+    operations = []
+    for key, spec in specs.items():
+        view = _spec_view(spec)
+        view["email"] = people.get(spec.person_id or 0) or accounts.get(spec.account_id or 0)
+        view["state"] = states.get(key, "new")
+        operations.append(view)
+    return operations
+
+
+def _operation_line(op: dict[str, Any]) -> str:
+    return (
+        f"{op['op']:<10} {op['connector']:<20} {op['email'] or '(no email)'} "
+        f"{','.join(op['attributes'])}"
+    )
+
+
+def _plan_all_text(data: dict[str, Any]) -> str:
+    lines = [f"{_operation_line(op)}  ({op['state']})" for op in data["operations"]]
+    lines.append(f"{data['queued']} operation(s) queued, {data['held']} of them held by a guard")
+    lines.extend(f"not possible: {item}" for item in data["unsupported"])
+    return "\n".join(lines)
+
+
 def _plan_text(data: dict[str, Any]) -> str:
     lines = []
     for op in data["operations"]:
         state = "" if op["state"] == "new" else f"  (already in the outbox: {op['state']})"
-        lines.append(
-            f"{op['op']:<10} {op['connector']:<20} {op['email'] or '(no email)'} "
-            f"{','.join(op['attributes'])}{state}"
-        )
+        lines.append(f"{_operation_line(op)}{state}")
     new = sum(1 for op in data["operations"] if op["state"] == "new")
     lines.append(f"{new} operation(s) would be queued")
     if known := len(data["operations"]) - new:

@@ -189,7 +189,12 @@ def _add_engine_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     demo.set_defaults(handler=_demo)
     once = command("once", "run one full cycle of every connector")
     once.add_argument("--connector", help="only this connector's listing and push")
-    command("plan", "show what a cycle would queue, writing nothing outward")
+    plan = command("plan", "show what a cycle would queue, writing nothing outward")
+    plan.add_argument(
+        "--all",
+        action="store_true",
+        help="plan everyone against every connector now and queue it (guards apply)",
+    )
     for name, verb in (("approve", "release"), ("reject", "drop")):
         held = command(name, f"{verb} operations a guard held")
         held.add_argument("--connector", help="only this connector's")

@@ -87,6 +87,8 @@ class Daemon:
         self.webhooks_url: str | None = None
         self.scim_url: str | None = None  # the SCIM listener's base URL while it serves
         self._hints_full: set[str] = set()  # connectors whose hint queue is dropping
+        self._planned = anyio.Event()  # the start's full pass is done: pollers may list
+        self._replan_wanted = anyio.Event()  # a reload asks for another full pass
 
     async def run(self, config: Config) -> int:
         """Start in order (database, health server, connectors), run until a signal."""
@@ -188,6 +190,7 @@ class Daemon:
                     readers.start_soon(self._task, "feed", self._feed_loop(engine))
                 for name in self.hints:
                     readers.start_soon(self._task, f"hints:{name}", self._hint_loop(engine, name))
+                readers.start_soon(self._task, "replan", self._replan_loop(engine))
                 for name in engine.connectors:
                     readers.start_soon(self._task, f"poll:{name}", self._poll_loop(engine, name))
                     writers.start_soon(self._task, f"push:{name}", self._push_loop(engine, name))
@@ -250,6 +253,7 @@ class Daemon:
         ):
             log.warning("config.restart_needed", reason="connectors, database or webhooks changed")
         self.engine.reload(config)
+        self._replan_wanted.set()  # the new rules apply to everyone, not only who changes next
         self._feed_signature = _UNSEEN  # read the feed again, even if unchanged
         log.info("config.reloaded")
 
@@ -292,7 +296,26 @@ class Daemon:
             state = await authority_state(conn, AUTHORITY_SOURCE)
         return state.refused_digest == self._refused_digest == state.approved_digest
 
+    async def _replan_loop(self, engine: Engine) -> None:
+        """Plan everyone once at the start, then once after every reload."""
+        try:
+            await self.database.ride("replan", lambda: self._replan(engine, start=True))
+        finally:
+            self._planned.set()
+        while True:
+            await self._replan_wanted.wait()
+            self._replan_wanted = anyio.Event()
+            await self.database.ride("replan", lambda: self._replan(engine))
+
+    async def _replan(self, engine: Engine, *, start: bool = False) -> None:
+        """One full pass over everyone; wake the pushers for what it queued."""
+        result = await engine.replan(start=start)
+        log.info("plan.everyone", queued=result.queued, held=sum(result.held.values()))
+        self.wake_pushers()
+
     async def _poll_loop(self, engine: Engine, name: str) -> None:
+        # Listings plan only who they change, from the start's full pass on.
+        await self._planned.wait()
         while True:
             await self.database.ride(f"poll:{name}", lambda: self._poll_once(engine, name))
             interval = engine.config.connectors[name].poll_interval

@@ -87,3 +87,29 @@ async def test_refused_feeds_show_and_a_shrink_is_approved_by_version(tmp_path: 
         assert "(already in the outbox: dead)" in plan_text and "person " not in plan_text
         again = await syncd("approve", "--authority", "--config", str(config))
         assert again.returncode == 1 and "no refused feed to approve" in again.stderr
+
+
+async def test_plan_all_queues_everyone_once_and_writes_nothing_outward(tmp_path: Path) -> None:
+    async with serving("influitive") as (sim, url):
+        feed = tmp_path / "hr.csv"
+        write_feed(feed, [person(i) for i in range(PEOPLE)])
+        config = tmp_path / "syncd.toml"
+        provisioning = config_text(tmp_path / "g.db", feed, {"influitive": url}, free_port())
+        config.write_text(provisioning.replace('["corp.example"]', '["elsewhere.example"]'))
+        args = ("--config", str(config), "--json")
+        once = await syncd("once", *args)
+        assert once.returncode == 0, once.stderr
+        assert len(sim.users) == 0
+        config.write_text(provisioning)  # a new rule: nobody and nothing else changed
+
+        planned = await syncd("plan", "--all", *args)
+        assert planned.returncode == 0, planned.stderr
+        data = json.loads(planned.stdout)
+        assert data["queued"] == PEOPLE and data["held"] == 0
+        assert {(op["op"], op["state"]) for op in data["operations"]} == {("create", "pending")}
+        assert len(sim.users) == 0  # queued for the pushers, not sent
+        again = await syncd("plan", "--all", "--config", str(config))
+        assert again.returncode == 0 and "0 operation(s) queued" in again.stdout
+        once = await syncd("once", *args)
+        assert once.returncode == 0, once.stderr
+        assert len(sim.users) == PEOPLE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from connectors.sim.base import SimPerson
 from graph.records import PersonRecord
 from syncd.engine import Engine
@@ -42,11 +44,68 @@ async def test_an_unchanged_listing_plans_nobody_a_replan_plans_everyone(
             spec.person_id for spec in replan.operations if spec.op == "update"
         }
         assert len({spec.connector for spec in replan.operations}) >= 3
-        # A reload forgets what was listed: the next listing plans everyone for its target.
+        # A reload keeps what each connector planned: the full pass after it plans everyone.
+        planned = dict(engine.planned_since)
         engine.reload(engine.config)
+        assert engine.planned_since == planned
         again = await engine.list_connector("influitive", dry_run=True)
-        assert [spec.op for spec in again.plan.operations] == ["update"]
-        assert engine.planned_since == {}
+        assert again.plan.operations == []
+
+
+async def test_a_start_plans_everyone_in_one_pass_then_listings_plan_only_changes(
+    world: World, db_url: str
+) -> None:
+    config = world.config(db_url)
+    async with Engine.open(config, environ=ENV) as engine:
+        await settled(engine)
+        await engine.store.upsert_people([graph_record(3, "Principal")], "hr")
+    async with Engine.open(config, environ=ENV) as engine:
+        full = await engine.replan(start=True)
+        updates = [(spec.connector, spec.op) for spec in full.operations]
+        assert len(updates) == len(set(updates)) >= 3
+        assert {op for _, op in updates} == {"update"} and full.queued == len(updates)
+        assert {spec.person_id for spec in full.operations} == {full.operations[0].person_id}
+        assert set(engine.planned_since) == set(engine.connectors)
+        for name in engine.connectors:
+            result = await engine.list_connector(name)
+            assert result.complete and result.plan.operations == [], name
+
+
+async def test_after_an_incomplete_listing_a_start_leaves_that_connector_to_plan_everyone(
+    world: World, db_url: str
+) -> None:
+    config = world.config(db_url)
+    async with Engine.open(config, environ=ENV) as engine:
+        await settled(engine)
+        world.sims["userflow"].settings.faults.unauthorized = True
+        assert not (await engine.list_connector("userflow")).complete
+        world.sims["userflow"].settings.faults.unauthorized = False
+        await engine.store.upsert_people([graph_record(3, "Principal")], "hr")
+    async with Engine.open(config, environ=ENV) as engine:
+        full = await engine.replan(start=True)
+        # Without a complete listing it may not create or deactivate, but it still updates.
+        assert "userflow" in {spec.connector for spec in full.operations}
+        assert "userflow" not in engine.planned_since
+        assert set(engine.planned_since) == set(engine.connectors) - {"userflow"}
+
+
+async def test_a_full_pass_holds_removals_past_the_guard_counted_over_everyone(
+    world: World, db_url: str
+) -> None:
+    config = world.config(db_url, max_deactivations=3, max_deactivation_share=0.9)
+    async with Engine.open(config, environ=ENV) as engine:
+        await settled(engine)
+        leavers = [
+            replace(graph_record(index, "Engineer"), lifecycle="deprovisioned")
+            for index in range(5)
+        ]
+        await engine.store.upsert_people(leavers, "hr")
+        full = await engine.replan()
+        removals = [spec for spec in full.operations if spec.op in ("deactivate", "delete")]
+        removing = {spec.connector for spec in removals}
+        assert len(removing) >= 3 and len(removals) == 5 * len(removing)
+        # No batch of the pass went out on its own: every removal waits for an operator.
+        assert full.held == dict.fromkeys(removing, 5)
 
 
 async def test_a_changed_account_is_planned_and_only_its_person(world: World, db_url: str) -> None:
