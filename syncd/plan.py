@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from connectors.core.records import CANONICAL_ATTRIBUTES
-from graph.emails import normalize_email
+from graph.emails import Normalized, normalize_email
 from graph.outbox import OperationSpec
 from syncd.values import ValueMap
 
@@ -111,6 +112,16 @@ def desired_attributes(
     return wanted
 
 
+@lru_cache(maxsize=65_536)
+def _normalized_text(text: str) -> Normalized:
+    return normalize_email(text)
+
+
+def _normalized(value: object) -> Normalized:
+    """An address normalized; a person's is compared with each vendor's, so text is kept."""
+    return _normalized_text(value) if isinstance(value, str) else normalize_email(value)
+
+
 def same_value(key: str, wanted: object, held: object) -> bool:
     """Whether a vendor's value already says what the person's value says."""
     if not _has_value(wanted) or not _has_value(held):
@@ -119,7 +130,10 @@ def same_value(key: str, wanted: object, held: object) -> bool:
         return sorted(map(str, wanted)) == sorted(map(str, held))
     if key == "email":
         # Same strict key, and a look-alike only where the person's own address is one.
-        mine, theirs = normalize_email(wanted), normalize_email(held)
+        mine = _normalized(wanted)
+        if held == wanted:
+            return mine.ok
+        theirs = _normalized(held)
         return mine.ok and mine.email == theirs.email and mine.lookalike == theirs.lookalike
     return wanted == held or str(wanted).strip() == str(held).strip()
 
