@@ -147,18 +147,24 @@ def _create_sqlite_file(path: Path) -> None:
     os.close(descriptor)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+# Page cache per connection, in KiB: the writer's holds what bulk writes touch; readers
+# (four) share the operating system's file cache, so a large one each only adds memory.
+WRITER_CACHE_KIB = 65_536
+READER_CACHE_KIB = 8_192
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, cache_kib: int = WRITER_CACHE_KIB) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
     cursor.close()
 
 
-def _tune_sqlite(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_pragmas(dbapi_connection, record)
+def _tune_sqlite(dbapi_connection: Any, record: Any, cache_kib: int) -> None:
+    _sqlite_pragmas(dbapi_connection, record, cache_kib)
     # Let SQLAlchemy's begin event emit BEGIN itself, so writers can take the lock up front.
     dbapi_connection.isolation_level = None
 
@@ -187,7 +193,10 @@ def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
         # queued behind a large plan (which at 100,000 people takes more than 30 s).
         pool_timeout=WRITER_QUEUE_TIMEOUT if writer else 30,
     )
-    event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    cache_kib = WRITER_CACHE_KIB if writer else READER_CACHE_KIB
+    event.listen(
+        engine.sync_engine, "connect", lambda conn, record: _tune_sqlite(conn, record, cache_kib)
+    )
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
     event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql(begin))
     return engine
@@ -297,7 +306,11 @@ async def upgrade_database(url: str) -> None:
         _create_sqlite_file(Path(target.database))
         # Every migration in one transaction (the driver would commit before each DDL
         # statement itself): a process killed midway leaves the schema as it was.
-        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            lambda conn, record: _tune_sqlite(conn, record, WRITER_CACHE_KIB),
+        )
         event.listen(engine.sync_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
     try:
         with ExitStack() as stack:

@@ -26,7 +26,7 @@ from graph.sql import IN_CHUNK, chunks, event_row, execute_many, insert_for, loa
 
 log = structlog.get_logger("graph.ingest")
 
-WRITE_BATCH = 5_000
+WRITE_BATCH = 2_000
 ANALYZE_AFTER = 10_000
 Pages = AsyncIterable[Iterable[AccountRecord]] | Iterable[Iterable[AccountRecord]]
 
