@@ -46,6 +46,7 @@ from graph.records import PersonRecord
 from graph.resolve import resolve_in
 from graph.store import GraphStore
 from syncd.authority.hrfeed import Feed, FeedChanging, FeedError, read_feed
+from syncd.collector import tune_collector
 from syncd.config import Config, ConfigError, ConnectorConfig, ProvisionConfig, resolve_secrets
 from syncd.plan import Guard, Person, Target
 from syncd.push import Pusher, PushStats, RetryPolicy
@@ -238,7 +239,9 @@ class Engine:
                     name: build_connector(name, item, session, secrets[name], learned.get(name))
                     for name, item in config.connectors.items()
                 }
-                yield cls(config, store, connectors)
+                engine = cls(config, store, connectors)
+                tune_collector()
+                yield engine
         finally:
             # Closing must finish even when the command was cancelled (SIGTERM, Ctrl-C).
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
