@@ -190,12 +190,15 @@ def _plain_rows(fieldnames: list[str], header: str, lines: list[str]) -> Rows:
     for number in range(1, len(lines)):
         line = lines[number]
         if line:
-            values = line.split(",")
             yield (
                 number + 1,
                 header + line.replace(",", SEPARATOR),
-                partial(_csv_row, fieldnames, values),
+                partial(_plain_row, fieldnames, line),
             )
+
+
+def _plain_row(fieldnames: list[str], line: str) -> Row:
+    return _csv_row(fieldnames, line.split(","))  # split only when made: most rows are kept
 
 
 def _json_row(line: str) -> Row:
@@ -240,9 +243,16 @@ def _decode(path: Path, data: bytes) -> str:
         raise FeedError(f"{path}: not UTF-8 at line {line}, byte offset {exc.start}") from None
 
 
-def row_hash(salt: str, text: str) -> str:
+def row_hasher(salt: str) -> Callable[[str], str]:
     """The hash of one row's text (`salt` says how it is read)."""
-    return hashlib.blake2b(f"{ROW_FORMAT}\x1d{salt}\x1d{text}".encode(), digest_size=16).hexdigest()
+    salted = hashlib.blake2b(f"{ROW_FORMAT}\x1d{salt}\x1d".encode(), digest_size=16)
+
+    def row_hash(text: str) -> str:
+        digest = salted.copy()  # the salt is hashed once, not once a row
+        digest.update(text.encode())
+        return digest.hexdigest()
+
+    return row_hash
 
 
 def read_feed(path: Path, known: Collection[str] = frozenset(), salt: str = "") -> Feed:
@@ -255,8 +265,9 @@ def read_feed(path: Path, known: Collection[str] = frozenset(), salt: str = "") 
     feed = Feed(digest=hashlib.sha256(data).hexdigest())
     jsonl = path.suffix in (".jsonl", ".ndjson")
     feed.reread = partial(_jsonl_rows, text) if jsonl else partial(_csv_rows, path, text)
+    row_hash = row_hasher(salt)
     for line, row_text, make in feed.reread():
-        digest = row_hash(salt, row_text)
+        digest = row_hash(row_text)
         if digest in known and digest not in feed.kept:
             feed.kept[digest] = line
         else:
