@@ -130,8 +130,20 @@ def _plain(mapping: Mapping[str, object]) -> dict[str, object]:
     return mapping if type(mapping) is dict else dict(mapping)
 
 
-def prepare(record: AccountRecord, policy: EmailPolicy) -> Prepared:
-    """Normalize a record's email and hash its content (all of it, before any bound)."""
+@dataclass(frozen=True, slots=True)
+class Hashed:
+    """A record checked and hashed: all a listing needs to find it unchanged."""
+
+    external_id: str
+    email_raw: str | None
+    status: str
+    attributes: Mapping[str, object]
+    raw: Mapping[str, object]
+    payload_hash: str
+
+
+def hashed(record: AccountRecord) -> Hashed:
+    """Check a record's id and bounds and hash its content (all of it, before any bound)."""
     # One serialization for the hash; the stored JSON is made only for rows that are written.
     attributes, raw = _plain(record.attributes), _plain(record.raw)
     content = orjson.dumps(
@@ -139,13 +151,9 @@ def prepare(record: AccountRecord, policy: EmailPolicy) -> Prepared:
     )
     external_id = checked_external_id(record.external_id)
     check_email_length(record.email)
-    normalized = normalize_email(record.email, policy) if record.email is not None else None
-    return Prepared(
+    return Hashed(
         external_id=external_id,
         email_raw=record.email,
-        email=normalized.email if normalized else None,
-        email_error=normalized.error if normalized else None,
-        email_loose=normalized.loose if normalized else None,
         status=cap_string(record.status),
         attributes=attributes,
         raw=raw,
@@ -153,21 +161,54 @@ def prepare(record: AccountRecord, policy: EmailPolicy) -> Prepared:
     )
 
 
-def _prepare_batch(
+def finish(item: Hashed, policy: EmailPolicy) -> Prepared:
+    """Normalize a hashed record's email: the record ready to store."""
+    email = item.email_raw
+    normalized = normalize_email(email, policy) if email is not None else None
+    return Prepared(
+        external_id=item.external_id,
+        email_raw=email,
+        email=normalized.email if normalized else None,
+        email_error=normalized.error if normalized else None,
+        email_loose=normalized.loose if normalized else None,
+        status=item.status,
+        attributes=item.attributes,
+        raw=item.raw,
+        payload_hash=item.payload_hash,
+    )
+
+
+def prepare(record: AccountRecord, policy: EmailPolicy) -> Prepared:
+    """Normalize a record's email and hash its content (all of it, before any bound)."""
+    return finish(hashed(record), policy)
+
+
+def _hash_batch(
     records: Iterable[AccountRecord], policy: EmailPolicy, stats: IngestStats
-) -> dict[str, Prepared]:
-    prepared: dict[str, Prepared] = {}
+) -> dict[str, Hashed]:
+    """Check and hash a batch; a record that cannot be stored is counted and left out."""
+    batch: dict[str, Hashed] = {}
     for record in records:
         stats.received += 1
         try:
-            item = prepare(record, policy)
+            item = hashed(record)
         except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
             stats.rejected += 1
             stats.rejections.append(f"{shown_id(getattr(record, 'external_id', '?'))}: {exc}")
             continue
-        if item.email_error is not None:
-            stats.invalid_emails += 1
-        prepared[item.external_id] = item  # a repeated id in one batch: the last one wins
+        replaced = batch.get(item.external_id)
+        if replaced is not None:  # a repeated id in one batch: the last one wins
+            stats.invalid_emails += finish(replaced, policy).email_error is not None
+        batch[item.external_id] = item
+    return batch
+
+
+def _finish_batch(
+    batch: Mapping[str, Hashed], policy: EmailPolicy, stats: IngestStats
+) -> dict[str, Prepared]:
+    """Prepare the records to write; count their invalid emails."""
+    prepared = {key: finish(item, policy) for key, item in batch.items()}
+    stats.invalid_emails += sum(item.email_error is not None for item in prepared.values())
     return prepared
 
 
@@ -197,10 +238,10 @@ _ACCOUNT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_ROWS = 1_000
 
 # What the account table holds of a listing's keys; the ids come as a list or one array.
-_EXISTING = """SELECT id, external_id, payload_hash, missing_since FROM account
-  WHERE connector = ? AND external_id IN ({ids})"""
-_EXISTING_ARRAY = """SELECT id, external_id, payload_hash, missing_since FROM account
-  WHERE connector = $1 AND external_id = ANY($2::varchar[])"""
+_EXISTING = """SELECT id, external_id, payload_hash, missing_since, email_error IS NOT NULL
+  FROM account WHERE connector = ? AND external_id IN ({ids})"""
+_EXISTING_ARRAY = """SELECT id, external_id, payload_hash, missing_since,
+  email_error IS NOT NULL FROM account WHERE connector = $1 AND external_id = ANY($2::varchar[])"""
 
 # PostgreSQL: binary COPY into a per-transaction table, then one merge (graph.bulk.Bulk.copy).
 _STAGE_ROWS = """DROP TABLE IF EXISTS pg_temp.ingest_row;
@@ -219,19 +260,24 @@ _MERGE = """INSERT INTO account (connector, external_id, email_raw, email, email
   RETURNING id, external_id"""
 
 
+_Keyed = Mapping[str, Hashed | Prepared]  # a chunk's records by external id
+
+
 @dataclass
 class _Stored:
     """A chunk's accounts that the graph already holds, by what the listing does with them."""
 
     known: set[str] = field(default_factory=set)
-    changed: dict[int, Prepared] = field(default_factory=dict)
+    changed: dict[int, str] = field(default_factory=dict)  # account id: the record's key
     reappeared: list[int] = field(default_factory=list)
+    # Stored with the record's hash and an invalid email: the record's email is invalid too.
+    same_invalid: int = 0
 
     async def sort(
         self,
         bulk: Bulk,
         listing: Listing,
-        prepared: dict[str, Prepared],
+        items: _Keyed,
         keys: list[str],
         stats: IngestStats,
         skip: Collection[object] = (),
@@ -240,41 +286,46 @@ class _Stored:
         existing = await bulk.fetch(
             _EXISTING.format(ids=placeholders(len(keys))), [listing.connector, *keys]
         )
-        self.take(listing, prepared, existing, stats, skip)
+        self.take(listing, items, existing, stats, skip)
 
     async def sort_all(
-        self, bulk: Bulk, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
+        self, bulk: Bulk, listing: Listing, items: _Keyed, stats: IngestStats
     ) -> None:
-        """`sort` for every key of `prepared` at once, the keys as one array (PostgreSQL)."""
-        existing = await bulk.fetch(_EXISTING_ARRAY, [listing.connector, list(prepared)])
-        self.take(listing, prepared, existing, stats)
+        """`sort` for every key of `items` at once, the keys as one array (PostgreSQL)."""
+        existing = await bulk.fetch(_EXISTING_ARRAY, [listing.connector, list(items)])
+        self.take(listing, items, existing, stats)
 
     def take(
         self,
         listing: Listing,
-        prepared: dict[str, Prepared],
+        items: _Keyed,
         existing: Iterable[tuple[Any, ...]],
         stats: IngestStats,
         skip: Collection[object] = (),
     ) -> None:
-        """Sort stored rows (id, external id, hash, missing since) and mark them seen."""
-        for account_id, external_id, payload_hash, missing_since in existing:
+        """Sort stored rows (id, external id, hash, missing since, invalid) and mark them seen."""
+        for account_id, external_id, payload_hash, missing_since, invalid in existing:
             if account_id in skip:
                 continue
             self.known.add(external_id)
             listing.seen_known.add(account_id)
-            item = prepared[external_id]
-            if payload_hash != item.payload_hash:
-                self.changed[account_id] = item
-            elif missing_since is not None:
+            if payload_hash != items[external_id].payload_hash:
+                self.changed[account_id] = external_id
+                continue
+            self.same_invalid += bool(invalid)
+            if missing_since is not None:
                 self.reappeared.append(account_id)
             else:
                 stats.unchanged += 1
 
+    def rows(self, prepared: Mapping[str, Prepared]) -> dict[int, Prepared]:
+        """The changed accounts' records, by account id."""
+        return {account_id: prepared[key] for account_id, key in self.changed.items()}
+
 
 async def _set_aside_unchanged(
-    db: Database, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
-) -> dict[str, Prepared]:
+    db: Database, listing: Listing, batch: dict[str, Hashed], stats: IngestStats
+) -> dict[str, Hashed]:
     """Mark the batch's unchanged accounts seen, compared in a read; return the rest.
 
     SQLite has one writer: a read waits for none, so listings of unchanged pages never queue
@@ -284,15 +335,16 @@ async def _set_aside_unchanged(
     existing: list[tuple[Any, ...]] = []
     async with db.read() as conn:
         bulk = await Bulk.on(conn)
-        for keys in chunks(prepared, IN_CHUNK):
+        for keys in chunks(batch, IN_CHUNK):
             sql = _EXISTING.format(ids=placeholders(len(keys)))
             existing.extend(await bulk.fetch(sql, [listing.connector, *keys]))
-    rest = dict(prepared)
-    for account_id, external_id, payload_hash, missing_since in existing:
-        if missing_since is None and payload_hash == prepared[external_id].payload_hash:
+    rest = dict(batch)
+    for account_id, external_id, payload_hash, missing_since, invalid in existing:
+        if missing_since is None and payload_hash == batch[external_id].payload_hash:
             listing.seen_known.add(account_id)
+            stats.invalid_emails += bool(invalid)
             del rest[external_id]
-    unchanged = len(prepared) - len(rest)
+    unchanged = len(batch) - len(rest)
     listing.listed += unchanged
     stats.unchanged += unchanged
     return rest
@@ -372,12 +424,13 @@ async def _finish_chunk(
     conn: AsyncConnection,
     listing: Listing,
     stored: _Stored,
+    prepared: Mapping[str, Prepared],
     now: datetime,
     stats: IngestStats,
     events: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """Update the changed accounts, clear the reappeared ones; every event of the chunk."""
-    changed_ids, reappeared = stored.changed, stored.reappeared
+    changed_ids, reappeared = stored.rows(prepared), stored.reappeared
     if changed_ids:
         events.extend(await _updated_events(conn, listing.connector, changed_ids, now))
         await conn.execute(
@@ -428,11 +481,12 @@ async def _merge(
     connector: str,
     new_items: list[Prepared],
     stored: _Stored,
+    prepared: Mapping[str, Prepared],
     now: datetime,
     stats: IngestStats,
 ) -> tuple[list[int], list[dict[str, Any]]]:
     """Write new and changed rows by COPY and one merge: ids created, `account.updated` events."""
-    changed = stored.changed
+    changed = stored.rows(prepared)
     # The old values are read before the merge overwrites them.
     events = await _updated_events(conn, connector, changed, now) if changed else []
     await bulk.execute(_STAGE_ROWS)
@@ -447,7 +501,8 @@ async def _merge(
 async def _write_chunk(
     conn: AsyncConnection,
     listing: Listing,
-    prepared: dict[str, Prepared],
+    batch: Mapping[str, Hashed],
+    policy: EmailPolicy,
     now: datetime,
     stats: IngestStats,
     *,
@@ -455,27 +510,34 @@ async def _write_chunk(
 ) -> list[dict[str, Any]]:
     """Compare a chunk with the stored accounts, write the new and changed; their events.
 
-    With `copy` (PostgreSQL) every key is looked up at once and the rows go in by `_merge`.
+    Only the records to write are prepared (their emails normalized). With `copy`
+    (PostgreSQL) every key is looked up at once and the rows go in by `_merge`.
     """
     bulk = await Bulk.on(conn)
-    listing.listed += len(prepared)
+    listing.listed += len(batch)
     stored = _Stored()
     if copy:
-        await stored.sort_all(bulk, listing, prepared, stats)
+        await stored.sort_all(bulk, listing, batch, stats)
     else:
-        await stored.sort(bulk, listing, prepared, list(prepared), stats)
+        await stored.sort(bulk, listing, batch, list(batch), stats)
+    stats.invalid_emails += stored.same_invalid
+    changed = set(stored.changed.values())
+    to_write = {k: item for k, item in batch.items() if k not in stored.known or k in changed}
+    prepared = _finish_batch(to_write, policy, stats)
     new_items = [item for key, item in prepared.items() if key not in stored.known]
     connector = listing.connector
     updated: list[dict[str, Any]] = []
     created: list[int] = []
     if copy and (new_items or stored.changed):
-        created, updated = await _merge(conn, bulk, connector, new_items, stored, now, stats)
+        created, updated = await _merge(
+            conn, bulk, connector, new_items, stored, prepared, now, stats
+        )
     elif new_items:
         created = await _insert(bulk, connector, new_items, bulk.time(now))
     events = []
     if new_items:
         events = await _created(bulk, listing, prepared, new_items, created, now, stored, stats)
-    return await _finish_chunk(conn, listing, stored, now, stats, [*events, *updated])
+    return await _finish_chunk(conn, listing, stored, prepared, now, stats, [*events, *updated])
 
 
 async def ingest_account(
@@ -486,9 +548,9 @@ async def ingest_account(
     # A listing of one that is never finished: the bulk path's compare and write, and no
     # account is ever judged missing from it.
     listing = Listing(connector=connector, started_at=utcnow())
-    prepared = _prepare_batch([record], policy, stats)
-    if prepared:
-        events = await _write_chunk(conn, listing, prepared, listing.started_at, stats)
+    batch = _hash_batch([record], policy, stats)
+    if batch:
+        events = await _write_chunk(conn, listing, batch, policy, listing.started_at, stats)
         # The caller's transaction goes on: its events are chained when it commits.
         await execute_many(conn, sa.insert(event_table), events)
     _log_rejections(listing, stats)
@@ -504,21 +566,25 @@ async def begin_listing(db: Database, connector: str) -> Listing:
 
 
 async def _write(
-    db: Database, listing: Listing, prepared: dict[str, Prepared], stats: IngestStats
+    db: Database,
+    listing: Listing,
+    batch: dict[str, Hashed],
+    policy: EmailPolicy,
+    stats: IngestStats,
 ) -> None:
     if db.is_sqlite:
-        prepared = await _set_aside_unchanged(db, listing, prepared, stats)
-        if not prepared:
+        batch = await _set_aside_unchanged(db, listing, batch, stats)
+        if not batch:
             return
     now = utcnow()
     async with db.write() as conn:
         if not db.is_sqlite:
-            events = await _write_chunk(conn, listing, prepared, now, stats, copy=True)
+            events = await _write_chunk(conn, listing, batch, policy, now, stats, copy=True)
         else:
             events = []
-            for keys in chunks(prepared, IN_CHUNK):
-                chunk = {key: prepared[key] for key in keys}
-                events.extend(await _write_chunk(conn, listing, chunk, now, stats))
+            for keys in chunks(batch, IN_CHUNK):
+                chunk = {key: batch[key] for key in keys}
+                events.extend(await _write_chunk(conn, listing, chunk, policy, now, stats))
         # Last in the transaction: it holds the end of the audit chain until commit.
         await append(conn, events)
 
@@ -541,7 +607,7 @@ async def ingest(
 ) -> IngestStats:
     """Write one batch of a listing: new rows inserted, changed rows updated, events logged."""
     stats = IngestStats()
-    await _write(db, listing, _prepare_batch(records, policy, stats), stats)
+    await _write(db, listing, _hash_batch(records, policy, stats), policy, stats)
     listing.pages += 1
     _log_rejections(listing, stats)
     return stats
@@ -574,18 +640,18 @@ async def ingest_pages(
 ) -> IngestStats:
     """Ingest page after page, preparing the next page while the last one is written."""
     stats = IngestStats()
-    send, receive = anyio.create_memory_object_stream[dict[str, Prepared]](1)
+    send, receive = anyio.create_memory_object_stream[dict[str, Hashed]](1)
 
     async def writer() -> None:
         async with receive:
-            async for prepared in receive:
-                await _write(db, listing, prepared, stats)
+            async for batch in receive:
+                await _write(db, listing, batch, policy, stats)
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(writer)
         async with send:
             async for batch in _batches(listing, pages, WRITE_BATCH):
-                await send.send(_prepare_batch(batch, policy, stats))
+                await send.send(_hash_batch(batch, policy, stats))
     _log_rejections(listing, stats)
     return stats
 

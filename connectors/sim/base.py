@@ -9,7 +9,7 @@ import random
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import ClassVar
@@ -26,6 +26,7 @@ from connectors.sim.ratelimit import TokenBucket
 from connectors.sim.schema import Schema
 from connectors.sim.settings import SettingsError, SimSettings
 from connectors.sim.stats import SimStats
+from connectors.sim.users import Select, Users
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -114,7 +115,7 @@ class VendorSimulator(ABC):
             rate=self.default_rate, retry_after=self.default_retry_after
         )
         self._initial_settings = copy.deepcopy(self.settings)
-        self.users: MutableMapping[str, Record] = {}
+        self.users: MutableMapping[str, Record] = Users(self.id_key)
         self.configure(**options)
         self.reset()
 
@@ -392,8 +393,17 @@ class VendorSimulator(ABC):
 
     async def handle_list(self, request: web.Request) -> web.Response:
         """List users in the vendor's pagination style."""
-        view = ListingView(list(self.users.values()), self.id_key, self.settings.faults)
-        return json_response(self.listing.respond(request, view))
+        return json_response(self.listing.respond(request, self.listing_view()))
+
+    def listing_view(self, key: Hashable = (), select: Select = list) -> ListingView:
+        """Return what a listing request sees: the users `select` keeps, in its order.
+
+        The selection is built once per `key` until the users change; `key` names what
+        `select` depends on besides the users.
+        """
+        if not isinstance(self.users, Users):
+            raise TypeError(f"{self.vendor} keeps its users elsewhere and lists them itself")
+        return ListingView(self.users.listed(key, select), self.settings.faults)
 
     async def handle_get(self, request: web.Request) -> web.Response:
         """Return one user or 404."""

@@ -6,6 +6,7 @@ import base64
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -16,39 +17,51 @@ from connectors.sim.settings import Faults
 Record = dict[str, object]
 
 
+class Listed:
+    """Users in listing order, each id's position found once, when a cursor first needs it."""
+
+    def __init__(self, users: Sequence[Record], id_key: str) -> None:
+        self.users = users
+        self.id_key = id_key
+
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """Return the position just after each id (its first user's, as a scan would find)."""
+        positions: dict[str, int] = {}
+        for index, user in enumerate(self.users, start=1):
+            positions.setdefault(str(user.get(self.id_key)), index)
+        return positions
+
+
 class ListingView:
     """The users one listing request sees, with the repeat-page and truncate faults applied."""
 
-    def __init__(self, users: Sequence[Record], id_key: str, faults: Faults) -> None:
-        self._users = users
-        self._id_key = id_key
+    def __init__(self, listed: Listed, faults: Faults) -> None:
+        self._listed = listed
         self._faults = faults
 
     @property
     def total(self) -> int:
         """Return how many users the vendor holds (what it reports, even when truncating)."""
-        return len(self._users)
+        return len(self._listed.users)
 
     def page(self, start: int, size: int) -> list[Record]:
         """Return up to `size` users from position `start`."""
         repeat = self._faults.repeat_page
         if repeat is not None and size > 0 and start // size == repeat + 1:
             start -= size
-        visible = self._users
+        end = start + size
         if self._faults.truncate_after is not None:
-            visible = visible[: self._faults.truncate_after]
-        return list(visible[start : start + size])
+            end = min(end, self._faults.truncate_after)
+        return list(self._listed.users[start:end])
 
     def record_id(self, record: Record) -> str:
         """Return a user's id as a string."""
-        return str(record.get(self._id_key))
+        return str(record.get(self._listed.id_key))
 
     def position_after(self, record_id: str) -> int | None:
         """Return the position just after the user with this id, or None if unknown."""
-        for index, user in enumerate(self._users):
-            if str(user.get(self._id_key)) == record_id:
-                return index + 1
-        return None
+        return self._listed.positions.get(record_id)
 
 
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:

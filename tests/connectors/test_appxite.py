@@ -128,10 +128,19 @@ async def test_customer_scope_lists_only_its_users(
         paths=AppXitePaths(list_users=list_users),
         page_size=7,
     )
+
+    def expected() -> list[str]:
+        return [i for i, u in simulator.users.items() if u["OrganizationIds"] == ["customer-03"]]
+
     ids = [account.external_id async for account in connector.list_accounts()]
-    expected = [i for i, u in simulator.users.items() if u["OrganizationIds"] == ["customer-03"]]
-    assert ids == expected
+    assert ids == expected()
     assert 7 < len(ids) < 300
+    # The kept customer listing follows a user who joins and one who leaves.
+    joining = next(i for i, u in simulator.users.items() if u["OrganizationIds"] != ["customer-03"])
+    simulator.users[joining] = {**simulator.users[joining], "OrganizationIds": ["customer-03"]}
+    simulator.users[ids[0]] = {**simulator.users[ids[0]], "OrganizationIds": ["customer-01"]}
+    again = [account.external_id async for account in connector.list_accounts()]
+    assert again == expected() and joining in again and ids[0] not in again
 
 
 async def test_bulk_invite_batches_calls_and_users_start_as_new(

@@ -145,6 +145,24 @@ async def test_full_listing_over_several_pages(
         assert answered(member, 200) >= 2  # it took more than one page
 
 
+async def test_a_listing_after_changes_shows_them(
+    session: aiohttp.ClientSession, vendor_name: str
+) -> None:
+    async with running(vendor_name, users=SEVERAL_PAGES) as member:
+        connector = connect(session, member)
+        assert_lists_every_user(member, await listed(connector))
+        sim = member.simulator
+        first, *_, gone, last = list(sim.users)
+        renamed = sim.user_for(person(1, f"renamed@{DOMAIN}"))
+        sim.users[last] = {**renamed, sim.id_key: sim.users[last][sim.id_key]}
+        del sim.users[gone]
+        added = str(sim.add_user(sim.user_for(person(2)))[sim.id_key])
+        accounts = await listed(connector)
+        assert_lists_every_user(member, accounts)  # the renamed email too
+        ids = {account.external_id for account in accounts}
+        assert {first, last, added} <= ids and gone not in ids
+
+
 @pytest.mark.parametrize("users", [0, WHOLE_PAGES])
 async def test_listing_ends_on_an_empty_vendor_and_on_a_full_last_page(
     session: aiohttp.ClientSession, vendor_name: str, users: int

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from graph.emails import DEFAULT_POLICY
+from graph.ingest import hashed, prepare
 from graph.store import GraphStore
 from graph.writeback import record_account
 from tests.graph.helpers import Rec, full_listing, scalar
@@ -209,3 +211,49 @@ async def test_one_batch_of_every_kind_writes_only_what_changed(store: GraphStor
         await scalar(store, "SELECT changed_at FROM account WHERE external_id = '5'") == changed_at
     )
     assert (await store.finish_listing(listing, complete=True)).marked_missing == 0
+
+
+def test_the_content_hash_of_a_known_record_is_pinned() -> None:
+    # Stored hashes must keep matching: a different digest would rewrite every account.
+    record = Rec(
+        "42",
+        "Ada@Corp.Example",
+        attributes={"title": "Engineer", "given_name": "Ada"},
+        raw={"id": 42, "x": [1, "b"], "name": "Ada Lövelace"},
+    )
+    assert prepare(record, DEFAULT_POLICY).payload_hash == "35b38e22536f850ce920b032ec020332"
+    assert hashed(record).payload_hash == "35b38e22536f850ce920b032ec020332"
+
+
+async def test_an_unchanged_listing_is_counted_as_the_first_was(store: GraphStore) -> None:
+    records = [
+        Rec("1", "not an email"),
+        Rec("2", "b@example.com", attributes={"x": {1, 2}}),  # a set is not JSON
+        Rec("3", None),
+        Rec("4", "bad@@example.com"),  # replaced by the next record, its email still counted
+        Rec("4", "d@example.com"),
+        Rec("5", "e@example.com", status="suspended"),
+        Rec("..", "dots@example.com"),  # an id that cannot name one account
+        Rec("6", "x" * 400 + "@example.com"),  # too long to be real
+    ]
+    counts = []
+    for ingest in ("ingest", "ingest", "ingest_pages"):
+        listing = await store.begin_listing("acme")
+        if ingest == "ingest":
+            stats = await store.ingest(listing, records)
+        else:
+            stats = await store.ingest_pages(listing, [records[:3], records[3:]])
+        await store.finish_listing(listing, complete=True)
+        counts.append(
+            (
+                stats.received,
+                stats.rejected,
+                stats.invalid_emails,
+                stats.inserted + stats.unchanged,
+                [line.split(":")[0] for line in stats.rejections],
+                len(listing.seen_known) + listing.inserted,
+                listing.listed,
+            )
+        )
+    assert counts[0] == (8, 3, 2, 4, ["2", "..", "6"], 4, 4)
+    assert counts[1] == counts[0] == counts[2]

@@ -259,9 +259,7 @@ class AppXiteSimulator(VendorSimulator):
 
     async def handle_list(self, request: web.Request) -> web.Response:
         """List the users of one platform or customer, a page at a time."""
-        users = self._scoped(request)
-        view = ListingView(users, self.id_key, self.settings.faults)
-        return json_response(self.listing.respond(request, view))
+        return json_response(self.listing.respond(request, self._scoped(request)))
 
     async def handle_invite(self, request: web.Request) -> web.Response:
         """Invite a batch of users to organizations; each starts as New."""
@@ -336,7 +334,7 @@ class AppXiteSimulator(VendorSimulator):
 
     # -- rules -----------------------------------------------------------------------------
 
-    def _scoped(self, request: web.Request) -> list[Record]:
+    def _scoped(self, request: web.Request) -> ListingView:
         """Return the users of the platform or customer the request names; 400/404 otherwise."""
         scope = request.match_info.get("scope")
         if scope is not None:
@@ -347,9 +345,12 @@ class AppXiteSimulator(VendorSimulator):
                 raise VendorError(400, "give exactly one of platformId or customerId")
             kind, scope = named[0].removesuffix("Id"), request.query[named[0]]
         if kind == "platform" and scope == self.platform_id:
-            return list(self.users.values())
+            return self.listing_view()
         if kind == "customer" and scope in self.customer_ids:
-            return [u for u in self.users.values() if _member(u, scope)]
+            customer = scope
+            return self.listing_view(
+                ("customer", customer), lambda users: [u for u in users if _member(u, customer)]
+            )
         raise VendorError(404, "unknown scope")
 
     def _emails(self) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections.abc import Iterable
 from typing import ClassVar
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from connectors.sim.base import (
     json_response,
 )
 from connectors.sim.errors import VendorError
-from connectors.sim.listing import ListingStyle, ListingView, NextLinkListing, Record
+from connectors.sim.listing import ListingStyle, NextLinkListing, Record
 from connectors.sim.schema import Field, Schema
 from connectors.sim.webhooks import WebhookSender
 
@@ -169,24 +170,19 @@ class InfluitiveSimulator(VendorSimulator):
 
     async def handle_list(self, request: web.Request) -> web.Response:
         """List members; `q[status]=all` includes locked ones, `q[FIELD]=V` filters (inferred)."""
-        users = list(self.users.values())
+        filters: list[tuple[str, str]] = []
         for key, value in request.query.items():
             match = _FILTER.match(key)
             if match is None:
                 continue
             field = match.group(1)
-            if field == "status":
-                if value not in ("all", "active", "locked"):
-                    raise VendorError(400, "q[status] must be all, active or locked", "invalid")
-                if value != "all":
-                    users = [
-                        u for u in users if (u.get("locked_at") is None) == (value == "active")
-                    ]
-            else:
-                users = [u for u in users if str(u.get(field)) == value]
+            if field == "status" and value not in ("all", "active", "locked"):
+                raise VendorError(400, "q[status] must be all, active or locked", "invalid")
+            filters.append((field, value))
         if "q[status]" not in request.query:
-            users = [u for u in users if u.get("locked_at") is None]
-        view = ListingView(users, self.id_key, self.settings.faults)
+            filters.append(("status", "active"))
+        kept = tuple(filters)
+        view = self.listing_view(kept, lambda users: _filtered(users, kept))
         return json_response(self.listing.respond(request, view))
 
     async def handle_lookup(self, request: web.Request) -> web.Response:
@@ -302,6 +298,17 @@ class InfluitiveSimulator(VendorSimulator):
         if user is None:
             raise VendorError(404, "not found", "not_found")
         return user
+
+
+def _filtered(users: Iterable[Record], filters: tuple[tuple[str, str], ...]) -> list[Record]:
+    """Return the members every filter keeps: `status` by lock, any other field by its text."""
+    kept = list(users)
+    for field, value in filters:
+        if field != "status":
+            kept = [u for u in kept if str(u.get(field)) == value]
+        elif value != "all":
+            kept = [u for u in kept if (u.get("locked_at") is None) == (value == "active")]
+    return kept
 
 
 def _split(name: object) -> dict[str, object]:

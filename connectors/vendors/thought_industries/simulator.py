@@ -22,7 +22,6 @@ from connectors.sim.base import (
 from connectors.sim.errors import VendorError
 from connectors.sim.listing import (
     ListingStyle,
-    ListingView,
     PageTotalListing,
     Record,
     TokenCursorListing,
@@ -210,15 +209,17 @@ class ThoughtIndustriesSimulator(VendorSimulator):
 
     async def handle_list(self, request: web.Request) -> web.Response:
         """List users: v2 by cursor; v1 by page, where `email` filters (case-insensitive)."""
-        users = list(self.users.values())
         if is_v2(request):
-            view = ListingView(users, self.id_key, self.settings.faults)
-            return json_response(self.listing.respond(request, view))
+            return json_response(self.listing.respond(request, self.listing_view()))
         email = request.query.get("email")
-        if email is not None:
+        if email is None:
+            view = self.listing_view()
+        else:
             wanted = email.strip().casefold()
-            users = [u for u in users if str(u.get("email", "")).casefold() == wanted]
-        view = ListingView(users, self.id_key, self.settings.faults)
+            view = self.listing_view(
+                ("email", wanted),
+                lambda users: [u for u in users if str(u.get("email", "")).casefold() == wanted],
+            )
         return json_response(self.v1_listing.respond(request, view))
 
     async def handle_get(self, request: web.Request) -> web.Response:

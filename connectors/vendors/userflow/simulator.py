@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import ClassVar, Literal
 from urllib.parse import urlencode
@@ -65,6 +66,20 @@ def _email(user: Record) -> str | None:
     attributes = user.get("attributes")
     email = attributes.get("email") if isinstance(attributes, dict) else None
     return email if isinstance(email, str) else None
+
+
+def _selected(
+    users: Iterable[Record], email: str | None, keys: tuple[str, ...], descending: bool
+) -> list[Record]:
+    """Return the users with this email (all if None), ordered by `keys` if there are any."""
+    kept = list(users)
+    if email is not None:
+        kept = [u for u in kept if (_email(u) or "").casefold() == email.casefold()]
+    if not keys:
+        return kept
+    return sorted(
+        kept, key=lambda user: [_sort_key(_field(user, key)) for key in keys], reverse=descending
+    )
 
 
 def _group(raw: object) -> Record:
@@ -211,12 +226,7 @@ class UserflowSimulator(VendorSimulator):
         if cursor is not None and cursor not in self.users:
             message = f"starting_after: User with id {cursor!r} not found"
             raise VendorError(400, message, "invalid_params")
-        users = list(self.users.values())
-        email = request.query.get("email")
-        if email is not None:
-            users = [u for u in users if (_email(u) or "").casefold() == email.casefold()]
-        users = self._ordered(request, users)
-        body = self.listing.respond(request, ListingView(users, self.id_key, self.settings.faults))
+        body = self.listing.respond(request, self._ordered(request))
         if not isinstance(body, dict):
             raise VendorError(500, "internal server error", "internal_error")
         records = body["data"]
@@ -278,23 +288,19 @@ class UserflowSimulator(VendorSimulator):
             raise VendorError(400, f"cannot expand {unknown}", "invalid_params")
         return asked
 
-    def _ordered(self, request: web.Request, users: list[Record]) -> list[Record]:
-        """Order users by `order_by` (nulls last); a null on the cursor record is a 500."""
-        keys = request.query.getall("order_by", []) + request.query.getall("order_by[]", [])
+    def _ordered(self, request: web.Request) -> ListingView:
+        """Filter by `email`, order by `order_by` (nulls last); a null on the cursor is a 500."""
+        email = request.query.get("email")
+        keys = tuple(request.query.getall("order_by", []) + request.query.getall("order_by[]", []))
         sort = request.query.get("sort", "asc")
         if sort not in ("asc", "desc"):
             raise VendorError(400, "sort must be asc or desc", "invalid_params")
-        if not keys:
-            return users
-        ordered = sorted(
-            users,
-            key=lambda user: [_sort_key(_field(user, key)) for key in keys],
-            reverse=sort == "desc",
-        )
         cursor = self.users.get(request.query.get("starting_after", ""))
-        if cursor is not None and any(_field(cursor, key) is None for key in keys):
+        if keys and cursor is not None and any(_field(cursor, key) is None for key in keys):
             raise VendorError(500, "internal server error", "internal_error")
-        return ordered
+        return self.listing_view(
+            (email, keys, sort), lambda users: _selected(users, email, keys, sort == "desc")
+        )
 
     def _expanded(self, user: Record, expand: set[str]) -> Record:
         """Return a listed user with only the expansions asked for."""
