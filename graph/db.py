@@ -153,7 +153,7 @@ WRITER_CACHE_KIB = 65_536
 READER_CACHE_KIB = 8_192
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any, cache_kib: int = WRITER_CACHE_KIB) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, cache_kib: int) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -475,8 +475,8 @@ class Engine:
     ) -> ReconcileResult:
         """Resolve the connectors' new accounts, then plan who changed since `since` (None: all).
 
-        Only one connector is planned from `since`. Planning everyone reads first, then
-        holds the writer only to queue for the people with something to queue.
+        Planning everyone reads first, then holds the writer only to queue for the people
+        with something to queue.
         """
         targets = [self.targets[name] for name in names]
         result = ReconcileResult()
@@ -485,7 +485,11 @@ class Engine:
                 for name in names:
                     await resolve_in(conn, name)
                 if since is not None or dry_run:
-                    scope = None if since is None else await self._touched(conn, names[0], since)
+                    scope = None
+                    if since is not None:
+                        scope = set()
+                        for name in names:
+                            scope |= await self._touched(conn, name, since)
                     result = await reconcile(
                         conn, targets, self.policy, scope, orphans=True, dry_run=dry_run
                     )
