@@ -18,6 +18,10 @@ each followed by what the engine does after a listing (resolve, plan).
   shared machine a steadier figure than the wall time.
 * `simulator_cpu_seconds`: the CPU the simulators' process used meanwhile: near the wall
   time, the vendors (one Python process for all five) and not the engine set the pace.
+* `listing_only_seconds`: the same listings again, every connector's pages fetched and
+  mapped concurrently with nothing stored or planned: the floor the HTTP round trips set
+  (at 5 ms a bare aiohttp client already needs about 1.2 x the latency per page on one
+  machine), so `over_listing_ratio`, the cycle over it, is what the engine itself adds.
 * `start_pass_seconds`: the daemon's full pass at its start (everyone against every
   connector, once); `first_poll_seconds`: the cycle after it (listings plan only who
   changed since the pass).
@@ -31,7 +35,7 @@ import multiprocessing
 import resource
 import tempfile
 import time
-from contextlib import suppress
+from contextlib import aclosing, suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -56,6 +60,21 @@ GOAL = 1.2
 async def cycle(engine: Engine) -> dict[str, ListingResult]:
     """List every connector concurrently, each followed by the engine's planning."""
     return await each_connector(engine, engine.list_connector)
+
+
+async def listing_only(engine: Engine) -> float:
+    """List every connector concurrently, storing nothing; return the wall time."""
+
+    async def drain(name: str) -> None:
+        async with aclosing(engine.connectors[name].list_pages()) as pages:
+            async for _ in pages:
+                pass
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tasks:
+        for name in engine.connectors:
+            tasks.start_soon(drain, name)
+    return time.perf_counter() - started
 
 
 async def serve_world(
@@ -113,6 +132,7 @@ async def run(
             results = await cycle(engine)
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             after, sim_cpu_after = await traffic(pipe)
+            floor = await listing_only(engine)
     finally:
         pipe.close()  # the child stops serving, also when this process failed
         await anyio.to_thread.run_sync(child.join)
@@ -126,6 +146,8 @@ async def run(
         "cpu_seconds": round(cpu, 3),
         "simulator_cpu_seconds": round(sim_cpu_after - sim_cpu, 3),
         "no_change_ratio": round(elapsed / bound, 3) if bound else None,
+        "listing_only_seconds": round(floor, 3),
+        "over_listing_ratio": round(elapsed / floor, 3),
         "start_pass_seconds": round(start_pass, 3),
         "first_poll_seconds": round(first_poll, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

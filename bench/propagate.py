@@ -437,8 +437,7 @@ async def run(
         setup = await settle(world, users, rate)
         world.limit(rate)
         if authority == "scim":
-            runs = await scim_leavers(world, rate, singles, workdir)
-            figures = scim_figures(runs)
+            figures = scim_figures(await scim_leavers(world, rate, singles, workdir))
         else:
             figures = await hr_figures(world, users, size, rate, singles)
     return {
