@@ -7,29 +7,31 @@ from collections.abc import Collection, Mapping
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from graph.bulk import Bulk
 from graph.models import authority_row_table, person_table
 from graph.sql import IN_CHUNK, chunks, insert_for
 
 r = authority_row_table
 p = person_table
 
+# Read through the driver: these return a row for every person the authority describes.
+_HASHES = "SELECT row_hash FROM authority_row WHERE source = ?"
+_CURRENT = """SELECT r.row_hash, r.person_id, r.version = p.version
+  FROM authority_row AS r LEFT JOIN person AS p ON p.id = r.person_id WHERE r.source = ?"""
+
 
 async def row_hashes(conn: AsyncConnection, source: str) -> set[str]:
     """Every row hash stored for `source`."""
-    rows = await conn.execute(sa.select(r.c.row_hash).where(r.c.source == source))
-    return set(rows.scalars())
+    bulk = await Bulk.on(conn)
+    return {row_hash for (row_hash,) in await bulk.fetch(_HASHES, [source])}
 
 
 async def current_rows(conn: AsyncConnection, source: str) -> tuple[dict[str, int], set[str]]:
     """Hashes whose person is still at the version the row left them (to that person); the rest."""
     current: dict[str, int] = {}
     stale: set[str] = set()
-    rows = await conn.execute(
-        sa.select(r.c.row_hash, r.c.person_id, r.c.version == p.c.version)
-        .select_from(r.outerjoin(p, p.c.id == r.c.person_id))
-        .where(r.c.source == source)
-    )
-    for row_hash, person_id, same in rows:
+    bulk = await Bulk.on(conn)
+    for row_hash, person_id, same in await bulk.fetch(_CURRENT, [source]):
         if same and person_id is not None:
             current[row_hash] = person_id
         else:
