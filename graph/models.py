@@ -76,6 +76,20 @@ class Account(SQLModel, table=True):
             sqlite_where=sa.text("email_loose IS NOT NULL"),
             postgresql_where=sa.text("email_loose IS NOT NULL"),
         ),
+        # Partial, for a leaver's unlinked accounts: few are unlinked once resolution ran.
+        sa.Index(
+            "ix_account_unlinked_email",
+            "email",
+            sqlite_where=sa.text("person_id IS NULL"),
+            postgresql_where=sa.text("person_id IS NULL"),
+        ),
+        # Partial, so a connector's live accounts are counted as all of them less these few.
+        sa.Index(
+            "ix_account_missing",
+            "connector",
+            sqlite_where=sa.text("missing_since IS NOT NULL"),
+            postgresql_where=sa.text("missing_since IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -310,4 +324,6 @@ authority_row_table = sa.Table(
     sa.Column("row_hash", sa.String(), primary_key=True),
     sa.Column("person_id", sa.Integer(), sa.ForeignKey("person.id", ondelete="CASCADE")),
     sa.Column("version", sa.Integer(), nullable=False),
+    # Covering: a feed reads every row of its source, and this reads them from the index alone.
+    sa.Index("ix_authority_row_current", "source", "row_hash", "person_id", "version"),
 )
