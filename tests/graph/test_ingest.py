@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from graph.emails import DEFAULT_POLICY
 from graph.ingest import hashed, prepare
+from graph.linked import live_account_count
 from graph.store import GraphStore
 from graph.writeback import record_account
 from tests.graph.helpers import Rec, full_listing, scalar
@@ -97,6 +98,11 @@ async def test_complete_listing_marks_unseen_accounts_missing(store: GraphStore)
     )
     assert await scalar(store, "SELECT count(*) FROM event WHERE kind = 'account.missing'") == 1
     assert await scalar(store, "SELECT listing_complete FROM connector_state") in (True, 1)
+    await full_listing(store, "other", [Rec(str(i), f"u{i}@example.com") for i in range(3)])
+    async with store.db.read() as conn:  # what the removal guard weighs a removal against
+        assert await live_account_count(conn, "acme") == 9
+        assert await live_account_count(conn, "other") == 3
+        assert await live_account_count(conn, "nobody") == 0
 
 
 async def test_incomplete_listing_marks_nothing(store: GraphStore) -> None:
