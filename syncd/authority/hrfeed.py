@@ -150,7 +150,7 @@ def _row_error(line: int, message: str, row: Mapping[object, object]) -> RowErro
 
 SEPARATOR = "\x1f"
 # Any of these and a line is not simply its values joined by commas: the csv module reads it.
-_PLAIN = re.compile('["\\r\\x00\\x1f]')
+_NOT_PLAIN = re.compile('["\\x00\\x1f]')
 COLUMNS_ERROR = "the row does not have the columns the header names"
 
 
@@ -170,7 +170,7 @@ def _csv_rows(path: Path, text: str) -> Rows:
     if "email" not in fieldnames:
         raise FeedError(f"{path}: the header must name an 'email' column")
     header = repr(fieldnames)
-    lines = None if _PLAIN.search(text) else text.split("\n")
+    lines = _plain_lines(text)
     if lines is not None and max(map(len, lines)) <= csv.field_size_limit():
         yield from _plain_rows(fieldnames, header, lines)
         return
@@ -183,6 +183,17 @@ def _csv_rows(path: Path, text: str) -> Rows:
                 yield reader.line_num, header + joined, partial(_csv_row, fieldnames, values)
     except csv.Error as exc:
         raise FeedError(f"{path}: line {reader.line_num}: {exc}") from None
+
+
+def _plain_lines(text: str) -> list[str] | None:
+    """The lines if csv would read each as its values split at commas, else None."""
+    if _NOT_PLAIN.search(text):
+        return None
+    if "\r" in text:  # CRLF ends (spreadsheet exports) are plain; a lone CR ends a csv line
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return None
+    return text.split("\n")
 
 
 def _plain_rows(fieldnames: list[str], header: str, lines: list[str]) -> Rows:

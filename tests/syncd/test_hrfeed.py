@@ -20,6 +20,13 @@ def export(tmp_path: Path, text: str, name: str = "hr.csv") -> Path:
     return path
 
 
+def export_bytes(tmp_path: Path, text: str, name: str) -> Path:
+    """Write an export byte for byte (no newline translation); return its path."""
+    path = tmp_path / name
+    path.write_bytes(text.encode())
+    return path
+
+
 def test_csv_rows_become_people(tmp_path: Path) -> None:
     path = export(
         tmp_path,
@@ -140,3 +147,20 @@ def test_a_file_without_quotes_reads_as_the_csv_module_reads_it(tmp_path: Path) 
     assert [error.line for error in plain.errors] == [4, 5, 6]
     again = read_feed(export(tmp_path, HEADER + rows, "again.csv"), set(plain.hashes), "s")
     assert (again.kept, again.people) == (dict(zip(plain.hashes, plain.lines, strict=True)), [])
+
+
+def test_crlf_line_ends_read_as_the_csv_module_reads_them(tmp_path: Path) -> None:
+    rows = "E1,ann@example.com,Ann,Lee,,,,active,\n\n  \nE2,bob@example.com,Bob\nE3,c@x.com\n"
+    lf = read_feed(export(tmp_path, HEADER + rows, "lf.csv"), salt="s")
+    crlf_text = (HEADER + rows).replace("\n", "\r\n")
+    crlf = read_feed(export_bytes(tmp_path, crlf_text, "crlf.csv"), salt="s")
+    quoted = read_feed(
+        export_bytes(tmp_path, crlf_text + 'E4,"d@example.com"\r\n', "q.csv"), salt="s"
+    )
+    assert crlf.hashes == lf.hashes == quoted.hashes[: len(lf.hashes)]
+    assert crlf.lines == lf.lines == quoted.lines[: len(lf.lines)]
+    assert crlf.people == lf.people and [e.line for e in crlf.errors] == [4, 5, 6]
+    # A carriage return that does not end a line is a line end to csv: the csv module reads it.
+    lone_cr = HEADER + "E1,a@example.com,,,,,,active,\rE2,b@example.com,,,,,,active,\n"
+    lone = read_feed(export_bytes(tmp_path, lone_cr, "cr.csv"))
+    assert [person.email for person in lone.people] == ["a@example.com", "b@example.com"]
