@@ -57,39 +57,24 @@ class PersonEmail(SQLModel, table=True):
     added_at: datetime = Field(sa_column=_ts())
 
 
+def _partial_index(name: str, column: str, where: str) -> sa.Index:
+    """An index of only the rows `where` holds, on both databases."""
+    return sa.Index(name, column, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
 class Account(SQLModel, table=True):
     """One vendor account as last listed, and its link to a person."""
 
     __table_args__ = (
         sa.UniqueConstraint("connector", "external_id", name="uq_account_connector_external_id"),
-        # Partial: most accounts arrive unlinked, and they need no entry in this index.
-        sa.Index(
-            "ix_account_person_id",
-            "person_id",
-            sqlite_where=sa.text("person_id IS NOT NULL"),
-            postgresql_where=sa.text("person_id IS NOT NULL"),
-        ),
-        # Partial: only look-alike addresses have a loose form stored.
-        sa.Index(
-            "ix_account_email_loose",
-            "email_loose",
-            sqlite_where=sa.text("email_loose IS NOT NULL"),
-            postgresql_where=sa.text("email_loose IS NOT NULL"),
-        ),
-        # Partial, for a leaver's unlinked accounts: few are unlinked once resolution ran.
-        sa.Index(
-            "ix_account_unlinked_email",
-            "email",
-            sqlite_where=sa.text("person_id IS NULL"),
-            postgresql_where=sa.text("person_id IS NULL"),
-        ),
-        # Partial, so a connector's live accounts are counted as all of them less these few.
-        sa.Index(
-            "ix_account_missing",
-            "connector",
-            sqlite_where=sa.text("missing_since IS NOT NULL"),
-            postgresql_where=sa.text("missing_since IS NOT NULL"),
-        ),
+        # Most accounts arrive unlinked, and they need no entry in this index.
+        _partial_index("ix_account_person_id", "person_id", "person_id IS NOT NULL"),
+        # Only look-alike addresses have a loose form stored.
+        _partial_index("ix_account_email_loose", "email_loose", "email_loose IS NOT NULL"),
+        # A leaver's unlinked accounts by email: few are unlinked once resolution ran.
+        _partial_index("ix_account_unlinked_email", "email", "person_id IS NULL"),
+        # A connector's live accounts are counted as all of them less these few.
+        _partial_index("ix_account_missing", "connector", "missing_since IS NOT NULL"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
