@@ -88,6 +88,10 @@ def chain(rows: Iterable[Mapping[Any, Any]], seq: int, prev_hash: str) -> list[d
 _STORED = (*CONTENT, "hash", "prev_hash")  # an event's columns: its content and its link
 _SELECT = f"SELECT {', '.join(_STORED)} FROM event"  # noqa: S608 (constants)
 _SEAL = "UPDATE event SET seq = ?, hash = ?, prev_hash = ? WHERE id = ?"
+# After the last id sealed, not from the start: rows sealed before stay behind (PostgreSQL
+# would walk their old versions again on every batch until a vacuum).
+_UNSEALED = "WHERE id > ? AND seq IS NULL ORDER BY id LIMIT ?"
+SEAL_BATCH = 5_000
 _SEAL_ARRAYS = """UPDATE event SET seq = v.seq, hash = v.hash, prev_hash = v.prev_hash
   FROM unnest(?::integer[], ?::varchar[], ?::varchar[], ?::integer[]) AS v(seq, hash, prev_hash, id)
   WHERE event.id = v.id"""
@@ -114,24 +118,27 @@ async def _chained(bulk: Bulk, rows: Iterable[Mapping[str, Any]]) -> list[dict[s
     return chain(rows, *last[0]) if last else chain(rows, 0, GENESIS)
 
 
-async def seal(conn: AsyncConnection) -> int:
+async def seal(conn: AsyncConnection, batch: int = SEAL_BATCH) -> int:
     """Chain the events this transaction added onto the end of the trail; how many.
 
     Appends are serialized: SQLite's writer already holds the write lock, PostgreSQL
-    takes an advisory lock until commit, so two writers never extend the same end.
+    takes an advisory lock until commit, so two writers never extend the same end. The
+    events are read and chained `batch` at a time, so a large import holds few in memory.
     """
     bulk = await Bulk.on(conn)
-    rows = await _fetch(bulk, "WHERE seq IS NULL ORDER BY id")
-    if not rows:
-        return 0
-    await _hold_end(conn)
-    links = await _chained(bulk, rows)
-    columns = [[link[name] for link in links] for name in ("seq", "hash", "prev_hash", "event_id")]
-    if conn.dialect.name == "postgresql":
-        await bulk.execute(_SEAL_ARRAYS, columns)  # one statement: row by row costs a round trip
-    else:
-        await bulk.executemany(_SEAL, list(zip(*columns, strict=True)))
-    return len(links)
+    sealed, after = 0, 0
+    while rows := await _fetch(bulk, _UNSEALED, [after, batch]):
+        if not sealed:
+            await _hold_end(conn)
+        links = await _chained(bulk, rows)
+        columns = [[link[n] for link in links] for n in ("seq", "hash", "prev_hash", "event_id")]
+        if conn.dialect.name == "postgresql":
+            await bulk.execute(_SEAL_ARRAYS, columns)  # one statement: row by row is a round trip
+        else:
+            await bulk.executemany(_SEAL, list(zip(*columns, strict=True)))
+        sealed += len(links)
+        after = rows[-1]["id"]
+    return sealed
 
 
 _INSERT = f"INSERT INTO event ({', '.join(_STORED)}) VALUES ({', '.join('?' * len(_STORED))})"  # noqa: S608 (constants)

@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from graph.audit import record_operator_action, verify
+from graph.audit import record_operator_action, seal, verify
 from graph.db import async_url
 from graph.models import event_table
+from graph.people import upsert_people_in
+from graph.records import PersonRecord
 from graph.store import GraphStore
 from tests.conftest import opened_store
 from tests.graph.helpers import Rec
@@ -121,3 +123,21 @@ async def test_ingest_chains_its_events_as_it_writes_them_beside_other_writers(
     assert sorted(set(kinds)) == ["account.created", "account.updated", "operator.cancel"]
     assert [seq for _, seq, _, _ in chain] == list(range(1, 500 + 1 + 15 + 1))
     assert result.events == 516 and result.broken is None
+
+
+async def test_a_large_transaction_is_sealed_a_batch_at_a_time_in_one_chain(
+    store: GraphStore,
+) -> None:
+    await _actions(store, 2, "ann")
+    people = [PersonRecord(email=f"p{i}@example.com", authority_id=f"E{i}") for i in range(10)]
+    async with store.db.write() as conn:
+        await upsert_people_in(conn, people, "hr")
+        assert await seal(conn, batch=3) == 10  # four batches: 3, 3, 3 and 1
+        assert await seal(conn, batch=3) == 0
+    await _actions(store, 1, "bob")
+    chain = await _chain(store)
+    async with store.db.read() as conn:
+        result = await verify(conn)
+    assert [seq for _, seq, _, _ in chain] == list(range(1, 14))
+    assert [event_id for event_id, _, _, _ in chain] == sorted(e for e, _, _, _ in chain)
+    assert result.events == 13 and result.broken is None
