@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -88,10 +88,9 @@ def chain(rows: Iterable[Mapping[Any, Any]], seq: int, prev_hash: str) -> list[d
 _STORED = (*CONTENT, "hash", "prev_hash")  # an event's columns: its content and its link
 _SELECT = f"SELECT {', '.join(_STORED)} FROM event"  # noqa: S608 (constants)
 _SEAL = "UPDATE event SET seq = ?, hash = ?, prev_hash = ? WHERE id = ?"
-# After the last id sealed, not from the start: rows sealed before stay behind (PostgreSQL
-# would walk their old versions again on every batch until a vacuum).
+# SQLite: after the last id sealed (the seq index, from that id on).
 _UNSEALED = "WHERE id > ? AND seq IS NULL ORDER BY id LIMIT ?"
-SEAL_BATCH = 5_000
+SEAL_BATCH = 20_000
 _SEAL_ARRAYS = """UPDATE event SET seq = v.seq, hash = v.hash, prev_hash = v.prev_hash
   FROM unnest(?::integer[], ?::varchar[], ?::varchar[], ?::integer[]) AS v(seq, hash, prev_hash, id)
   WHERE event.id = v.id"""
@@ -118,6 +117,20 @@ async def _chained(bulk: Bulk, rows: Iterable[Mapping[str, Any]]) -> list[dict[s
     return chain(rows, *last[0]) if last else chain(rows, 0, GENESIS)
 
 
+async def _unsealed(bulk: Bulk, postgres: bool, batch: int) -> AsyncIterator[list[dict[str, Any]]]:
+    """The events no one has chained yet, in id order, `batch` at a time."""
+    if postgres:
+        # One scan of the seq index through a cursor: with an id range as well, PostgreSQL's
+        # planner can pair it with every old version of the rows sealed before.
+        async for found in bulk.cursor(f"{_SELECT} WHERE seq IS NULL ORDER BY id", batch):
+            yield [dict(zip(_STORED, row, strict=True)) for row in found]
+        return
+    after = 0
+    while rows := await _fetch(bulk, _UNSEALED, [after, batch]):
+        yield rows
+        after = rows[-1]["id"]
+
+
 async def seal(conn: AsyncConnection, batch: int = SEAL_BATCH) -> int:
     """Chain the events this transaction added onto the end of the trail; how many.
 
@@ -126,18 +139,18 @@ async def seal(conn: AsyncConnection, batch: int = SEAL_BATCH) -> int:
     events are read and chained `batch` at a time, so a large import holds few in memory.
     """
     bulk = await Bulk.on(conn)
-    sealed, after = 0, 0
-    while rows := await _fetch(bulk, _UNSEALED, [after, batch]):
+    postgres = conn.dialect.name == "postgresql"
+    sealed = 0
+    async for rows in _unsealed(bulk, postgres, batch):
         if not sealed:
             await _hold_end(conn)
         links = await _chained(bulk, rows)
         columns = [[link[n] for link in links] for n in ("seq", "hash", "prev_hash", "event_id")]
-        if conn.dialect.name == "postgresql":
+        if postgres:
             await bulk.execute(_SEAL_ARRAYS, columns)  # one statement: row by row is a round trip
         else:
             await bulk.executemany(_SEAL, list(zip(*columns, strict=True)))
         sealed += len(links)
-        after = rows[-1]["id"]
     return sealed
 
 

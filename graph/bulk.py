@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +65,14 @@ class Bulk:
         """Binary COPY of `rows` into `columns` (default every column) of `table` (PostgreSQL)."""
         if rows:
             await self._driver.copy_records_to_table(table, records=rows, columns=columns)
+
+    async def cursor(
+        self, sql: str, size: int, params: Sequence[object] = ()
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """Rows of a query `size` at a time, through a server-side cursor (PostgreSQL)."""
+        cursor = await self._driver.cursor(self._sql(sql), *params)
+        while rows := await cursor.fetch(size):
+            yield [tuple(row) for row in rows]
 
     async def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query as tuples."""
