@@ -22,6 +22,7 @@ from graph.sql import IN_CHUNK, chunks, dumps, loads
 
 p = person_table
 SOURCES_KEY = "@sources"
+_SHARED = f'%"{SOURCES_KEY}"%'  # the attributes of a person more than one authority describes
 # The people one authority alone describes and has not deprovisioned (read through the driver:
 # a row for nearly everyone).
 _OWN_ACTIVE = """SELECT id FROM person WHERE source = ? AND lifecycle != 'deprovisioned'
@@ -86,7 +87,7 @@ def split(attributes: Mapping[str, Any], source: str) -> tuple[dict[str, Any], d
 
 def _shared(*columns: Any) -> Any:
     """People more than one authority describes (their views are in attributes_json)."""
-    return sa.select(p.c.id, *columns).where(p.c.attributes_json.contains(f'"{SOURCES_KEY}"'))
+    return sa.select(p.c.id, *columns).where(p.c.attributes_json.like(_SHARED))
 
 
 async def linked_ids(
@@ -106,7 +107,7 @@ async def linked_ids(
 async def described_active(conn: AsyncConnection, source: str) -> set[int]:
     """The people `source` last described as not deprovisioned, shared ones by its own view."""
     bulk = await Bulk.on(conn)
-    found = {pid for (pid,) in await bulk.fetch(_OWN_ACTIVE, [source, f'%"{SOURCES_KEY}"%'])}
+    found = {pid for (pid,) in await bulk.fetch(_OWN_ACTIVE, [source, _SHARED])}
     for row in await conn.execute(_shared(p.c.attributes_json)):
         view = (loads(row.attributes_json) or {}).get(SOURCES_KEY, {}).get(source)
         if view is not None and view.get("lifecycle") != "deprovisioned":

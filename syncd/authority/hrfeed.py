@@ -197,7 +197,7 @@ def _plain_lines(text: str) -> list[str] | None:
 
 
 def _plain_rows(fieldnames: list[str], header: str, lines: list[str]) -> Rows:
-    """The rows after the header, read as csv would: no quotes, carriage returns or NULs."""
+    """The rows after the header, read as csv would: no quotes, lone carriage returns or NULs."""
     for number in range(1, len(lines)):
         line = lines[number]
         if line:

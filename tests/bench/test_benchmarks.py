@@ -13,12 +13,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_bench(module: str, *args: str) -> dict[str, object]:
+def run_bench(module: str, *args: str, **env: str) -> dict[str, object]:
     """Run `python -m bench.<module> args` from the repository; return its JSON."""
     done = subprocess.run(
         [sys.executable, "-m", f"bench.{module}", *args],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         capture_output=True,
         text=True,
         timeout=600,
@@ -58,7 +58,11 @@ def test_propagate_times_leavers() -> None:
 @pytest.mark.skipif(not os.environ.get("SYNCD_TEST_POSTGRES_URL"), reason="needs PostgreSQL (CI)")
 def test_ingest_on_postgresql_copies_and_merges() -> None:
     name = os.environ.get("SYNCD_TEST_POSTGRES_DB", "syncd_test") + "_bench"
-    figures = run_bench("ingest", "--accounts", "2000", "--backend", "postgres", "--database", name)
+    figures = run_bench(
+        "ingest",
+        *("--accounts", "2000", "--backend", "postgres", "--database", name),
+        SYNCD_BENCH_POSTGRES_URL=os.environ["SYNCD_TEST_POSTGRES_URL"],  # the server tests use
+    )
     assert figures["first_rows_written"] == 2000
     assert figures["reingest_rows_written"] == 0
     assert isinstance(figures["copy_merge_ratio"], float)
