@@ -27,12 +27,18 @@ from graph.audit import seal
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 WRITER_QUEUE_TIMEOUT = 900.0  # seconds a SQLite write transaction waits for its turn
+IDLE_LIMIT = 60.0  # seconds a PostgreSQL transaction of ours may sit idle (none comes close)
 # SQLite's primary result codes for "another connection holds the lock".
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 # PostgreSQL SQLSTATEs of faults that pass: by class (connection exception, insufficient
 # resources, operator intervention such as a restart) and by code (lock or serialization).
 _PG_TRANSIENT_CLASSES = ("08", "53", "57")
-_PG_TRANSIENT_CODES = {"40001": "serialization failure", "40P01": "deadlock", "55P03": "lock wait"}
+_PG_TRANSIENT_CODES = {
+    "40001": "serialization failure",
+    "40P01": "deadlock",
+    "55P03": "lock wait",
+    "25P03": "transaction ended by the server after idling (was this process paused?)",
+}
 MIGRATION_LOCK = 0x73796E6364  # pg_advisory_xact_lock key for migrations: "syncd"
 
 
@@ -169,8 +175,16 @@ def _tune_sqlite(dbapi_connection: Any, record: Any, cache_kib: int) -> None:
     dbapi_connection.isolation_level = None
 
 
-def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
+def _make_engine(url: URL, *, writer: bool, idle_limit: float = IDLE_LIMIT) -> AsyncEngine:
     if url.get_backend_name() != "sqlite":
+        settings = {
+            # Bulk statements carry thousands of keys; a cached generic plan, made while one
+            # connector filled the table, can turn their index lookups into full scans.
+            "plan_cache_mode": "force_custom_plan",
+            # A process paused (or hung) inside a transaction would hold its row locks for
+            # ever; the server ends such a transaction, so another replica can go on.
+            "idle_in_transaction_session_timeout": str(max(int(idle_limit * 1000), 1)),
+        }
         return create_async_engine(
             url,
             json_serializer=_json_dumps,
@@ -178,9 +192,7 @@ def _make_engine(url: URL, *, writer: bool) -> AsyncEngine:
             pool_size=5,
             max_overflow=5,
             pool_pre_ping=True,
-            # Bulk statements carry thousands of keys; a cached generic plan, made while one
-            # connector filled the table, can turn their index lookups into full scans.
-            connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+            connect_args={"server_settings": settings},
         )
     engine = create_async_engine(
         url,
@@ -330,15 +342,18 @@ async def upgrade_database(url: str) -> None:
         await engine.dispose()
 
 
-async def open_database(url: str) -> Database:
-    """Open the graph; SQLite files are created and upgraded, PostgreSQL must be current."""
+async def open_database(url: str, *, idle_limit: float = IDLE_LIMIT) -> Database:
+    """Open the graph; SQLite files are created and upgraded, PostgreSQL must be current.
+
+    `idle_limit`: seconds PostgreSQL lets one of its transactions sit idle before ending it.
+    """
     target = async_url(url)
     if target.get_backend_name() == "sqlite":
         await upgrade_database(url)
         return Database(
             target, _make_engine(target, writer=True), _make_engine(target, writer=False)
         )
-    engine = _make_engine(target, writer=True)
+    engine = _make_engine(target, writer=True, idle_limit=idle_limit)
     try:
         async with engine.connect() as conn:
             current = await conn.run_sync(_is_current)

@@ -1,24 +1,49 @@
-"""Leases: who may write, claimed and renewed with single atomic statements (no session state)."""
+"""Leases: who may write, claimed and renewed with single atomic statements (no session state).
+
+Expiry is judged by the database's clock on PostgreSQL, so replicas with skewed clocks agree.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 import socket
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from graph.db import Database
-from graph.models import lease_table, utcnow
+from graph.models import UTCDateTime, lease_table, utcnow
 from graph.sql import from_row, insert_for
 
 WRITER = "writer"
+AUTHORITY = "authority"
+CONNECTOR = "connector:"  # a connector's lease is named this prefix and its name
 LOCK_WAIT_MS = 2_000
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)  # the expiry of a lease row nobody has held
 t = lease_table
+
+
+def steady() -> float:
+    """A local clock for lease deadlines that keeps counting while the machine sleeps."""
+    return (
+        time.clock_gettime(time.CLOCK_BOOTTIME)
+        if hasattr(time, "CLOCK_BOOTTIME")
+        else (time.monotonic())
+    )
+
+
+def clock(db: Database, ahead: float = 0.0) -> sa.ColumnElement[datetime]:
+    """Now plus `ahead` seconds: the database's clock on PostgreSQL, this process's on SQLite."""
+    if db.is_sqlite:  # one host: its own clock is the only one
+        return sa.literal(utcnow() + timedelta(seconds=ahead), UTCDateTime)
+    now = sa.func.statement_timestamp(type_=UTCDateTime)
+    return now + sa.literal(timedelta(seconds=ahead), sa.Interval()) if ahead else now
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +92,14 @@ def _lease(row: Any) -> Lease:
 
 async def acquire(db: Database, name: str, holder: str, ttl: float) -> Lease:
     """Take the lease if it is free, expired or already ours; else raise LeaseHeld."""
-    now = utcnow()
     values = {
         "name": name,
         "holder": holder,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "token": 1,
-        "started_at": now,
-        "expires_at": now + timedelta(seconds=ttl),
+        "started_at": clock(db),
+        "expires_at": clock(db, ttl),
     }
     try:
         async with db.write() as conn:
@@ -104,11 +128,27 @@ async def acquire(db: Database, name: str, holder: str, ttl: float) -> Lease:
             raise
         raise LeaseHeld(locked, locked=True) from None
     if row is not None:
-        return _lease(row)
+        mine = _lease(row)
+        if name == WRITER and (shared := await _live_shared(db)) is not None:
+            await release(db, mine)  # replicas share the database: this process may not write
+            raise LeaseHeld(shared)
+        return mine
     held = await current(db, name)
     if held is None:
         raise LeaseLost(f"the {name} lease row vanished while it was claimed")
     raise LeaseHeld(held)
+
+
+async def _live_shared(db: Database) -> Lease | None:
+    """A live lease of the replicas' kind: replicas at work on the same database."""
+    shared = sa.or_(t.c.name == AUTHORITY, t.c.name.startswith(CONNECTOR, autoescape=True))
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(t).where(shared, t.c.expires_at >= clock(db)).order_by(t.c.name).limit(1)
+            )
+        ).first()
+    return None if row is None else _lease(row)
 
 
 async def renew(db: Database, lease: Lease, ttl: float) -> Lease:
@@ -118,7 +158,7 @@ async def renew(db: Database, lease: Lease, ttl: float) -> Lease:
             await conn.execute(
                 sa.update(t)
                 .where(t.c.name == lease.name, t.c.holder == lease.holder, t.c.token == lease.token)
-                .values(expires_at=utcnow() + timedelta(seconds=ttl))
+                .values(expires_at=clock(db, ttl))
                 .returning(*t.c)
             )
         ).first()
@@ -134,7 +174,7 @@ async def release(db: Database, lease: Lease) -> bool:
         result = await conn.execute(
             sa.update(t)
             .where(t.c.name == lease.name, t.c.holder == lease.holder, t.c.token == lease.token)
-            .values(expires_at=utcnow())
+            .values(expires_at=clock(db))
         )
     return bool(result.rowcount)
 
@@ -144,3 +184,84 @@ async def current(db: Database, name: str) -> Lease | None:
     async with db.read() as conn:
         row = (await conn.execute(sa.select(t).where(t.c.name == name))).first()
     return None if row is None else _lease(row)
+
+
+async def ensure(db: Database, names: Iterable[str]) -> None:
+    """A row for each lease name, expired and held by nobody, where none exists yet."""
+    rows = [
+        {
+            "name": n,
+            "holder": "",
+            "host": "",
+            "pid": 0,
+            "token": 0,
+            "started_at": NEVER,
+            "expires_at": NEVER,
+        }
+        for n in names
+    ]
+    if rows:
+        async with db.write() as conn:
+            await conn.execute(insert_for(conn, t).values(rows).on_conflict_do_nothing())
+
+
+async def expired(db: Database, names: Iterable[str]) -> list[str]:
+    """Which of these leases nobody holds now."""
+    async with db.read() as conn:
+        found = await conn.execute(
+            sa.select(t.c.name).where(t.c.name.in_(list(names)), t.c.expires_at < clock(db))
+        )
+        return sorted(found.scalars())
+
+
+async def claim(db: Database, name: str, holder: str, ttl: float) -> Lease | None:
+    """Take the lease if it has expired, raising its fencing token; None if it is held.
+
+    Never while a single writer (`syncd once`, or a `syncd run` without replicas) holds the
+    writer lease on the same database.
+    """
+    writer = sa.alias(t, "writer")
+    lone_writer = sa.exists().where(writer.c.name == WRITER, writer.c.expires_at >= clock(db))
+    async with db.write() as conn:
+        if not db.is_sqlite:  # a paused holder may hold the row mid-renewal: not forever
+            wait = min(LOCK_WAIT_MS, max(int(ttl * 1000 / 3), 1))
+            await conn.execute(sa.text(f"SET LOCAL lock_timeout = {wait}"))
+        row = (
+            await conn.execute(
+                sa.update(t)
+                .where(t.c.name == name, t.c.expires_at < clock(db), ~lone_writer)
+                .values(
+                    holder=holder,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    token=t.c.token + 1,
+                    started_at=clock(db),
+                    expires_at=clock(db, ttl),
+                )
+                .returning(*t.c)
+            )
+        ).first()
+    return None if row is None else _lease(row)
+
+
+async def renew_all(db: Database, held: Mapping[str, Lease], ttl: float) -> dict[str, Lease]:
+    """Renew every lease held in one statement; those missing from the answer were lost."""
+    if not held:
+        return {}
+    ours = [
+        sa.and_(t.c.name == lease.name, t.c.holder == lease.holder, t.c.token == lease.token)
+        for lease in held.values()
+    ]
+    async with db.write() as conn:
+        rows = await conn.execute(
+            sa.update(t).where(sa.or_(*ours)).values(expires_at=clock(db, ttl)).returning(*t.c)
+        )
+        return {row.name: _lease(row) for row in rows}
+
+
+async def listing(db: Database) -> tuple[datetime, list[Lease]]:
+    """The database's time now, and every lease row."""
+    async with db.read() as conn:
+        now = (await conn.execute(sa.select(clock(db)))).scalar_one()
+        rows = (await conn.execute(sa.select(t).order_by(t.c.name))).all()
+    return now, [_lease(row) for row in rows]

@@ -146,6 +146,8 @@ class Operation(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_ts())
     updated_at: datetime = Field(sa_column=_ts())
     finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The fencing token of the lease its claimer held: only that claimer may complete it.
+    lease_token: int | None = None
 
 
 class OperationAttempt(SQLModel, table=True):
@@ -224,6 +226,16 @@ class Lease(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_ts())
 
 
+class Replica(SQLModel, table=True):
+    """A running `syncd run` that shares the leases; live while seen within a lease TTL."""
+
+    id: str = Field(primary_key=True)  # the replica's lease holder id
+    host: str
+    pid: int
+    started_at: datetime = Field(sa_column=_ts())
+    seen_at: datetime = Field(sa_column=_ts())
+
+
 metadata = SQLModel.metadata
 
 
@@ -243,6 +255,7 @@ conflict_table = _table(Conflict)
 connector_state_table = _table(ConnectorState)
 authority_state_table = _table(AuthorityState)
 lease_table = _table(Lease)
+replica_table = _table(Replica)
 
 # SCIM resources an identity provider provisioned (graph.scim reads and writes them).
 

@@ -79,6 +79,11 @@ class QueuedOperation:
     attempts: int
     last_error: str | None
     lookup_failures: int = 0
+    lease_token: int | None = None  # the fencing token it was claimed under
+
+
+class Superseded(Exception):
+    """The operation is no longer this claimer's: a lease holder after it put it back."""
 
 
 def _queued(row: Any) -> QueuedOperation:
@@ -138,12 +143,18 @@ def _due(connector: str, now: datetime, limit: int) -> sa.Select[Any]:
 
 
 async def claim(
-    db: Database, connector: str, limit: int, *, due: datetime | None = None
+    db: Database,
+    connector: str,
+    limit: int,
+    *,
+    due: datetime | None = None,
+    token: int | None = None,
 ) -> list[QueuedOperation]:
     """Take the next operations of a connector due by `due` (now), marking them in flight.
 
     Only rows this call moved from pending to in flight are returned, so two claimers
-    (two processes, or two pushers) never get the same operation.
+    (two processes, or two pushers) never get the same operation. `token` is the claimer's
+    lease fencing token: only a claimer with it may complete or fail them.
     """
     now = utcnow()
     due = now if due is None else min(due, now)
@@ -168,7 +179,12 @@ async def claim(
             await conn.execute(
                 sa.update(o)
                 .where(o.c.id.in_(ids), o.c.state == "pending")
-                .values(state="in_flight", attempts=o.c.attempts + 1, updated_at=now)
+                .values(
+                    state="in_flight",
+                    attempts=o.c.attempts + 1,
+                    updated_at=now,
+                    lease_token=token,
+                )
                 .returning(*o.c)
             )
         ).all()
@@ -199,16 +215,30 @@ async def record_attempt(
     )
 
 
-async def complete(conn: AsyncConnection, op_id: int, account_id: int | None = None) -> None:
+def _claimed(op: QueuedOperation) -> sa.ColumnElement[bool]:
+    """The operation's row while it is still in flight under the claim that took it."""
+    return sa.and_(
+        o.c.id == op.id,
+        o.c.state == "in_flight",
+        o.c.lease_token.is_not_distinct_from(op.lease_token),
+    )
+
+
+async def complete(
+    conn: AsyncConnection, op: QueuedOperation, account_id: int | None = None
+) -> None:
     """The vendor confirmed the operation (inside the caller's transaction).
 
     `account_id` names the account a create made (or found), so the operation shows it.
+    Raises Superseded, so the caller's transaction rolls back, if the claim is no longer
+    this caller's.
     """
+    op_id = op.id
     now = utcnow()
     values: dict[str, Any] = {"account_id": account_id} if account_id is not None else {}
-    await conn.execute(
+    result = await conn.execute(
         sa.update(o)
-        .where(o.c.id == op_id)
+        .where(_claimed(op))
         .values(
             state="done",
             last_error=None,
@@ -218,6 +248,8 @@ async def complete(conn: AsyncConnection, op_id: int, account_id: int | None = N
             **values,
         )
     )
+    if not result.rowcount:
+        raise Superseded(f"operation {op_id} was put back in the queue by a later lease holder")
     await record_attempt(conn, op_id, "done")
     await record_operations(conn, o.c.id == op_id, "done")
 
@@ -248,9 +280,9 @@ async def fail(
     state = "dead" if dead else "pending"
     now = utcnow()
     async with db.write() as conn:
-        await conn.execute(
+        result = await conn.execute(
             sa.update(o)
-            .where(o.c.id == op.id)
+            .where(_claimed(op))
             .values(
                 state=state,
                 last_error=error[:2000],
@@ -262,6 +294,8 @@ async def fail(
                 finished_at=now if dead else None,
             )
         )
+        if not result.rowcount:
+            raise Superseded(f"operation {op.id} was put back in the queue by a later lease holder")
         await record_attempt(
             conn, op.id, "dead" if dead else "retry", status=status, message=message or error
         )
@@ -271,11 +305,26 @@ async def fail(
     return state
 
 
-async def recover_in_flight(db: Database, connector: str | None = None) -> int:
-    """After a crash, put operations that were in flight back in the queue."""
+async def recover_in_flight(
+    db: Database,
+    connector: str | None = None,
+    *,
+    only_token: int | None = None,
+    except_token: int | None = None,
+) -> int:
+    """After a crash, put operations that were in flight back in the queue.
+
+    `only_token`: only those claimed under that lease token (one claimer's own).
+    `except_token`: only those claimed under another one; their claimer's lease has moved
+    on, so nobody will finish them.
+    """
     query = sa.update(o).where(o.c.state == "in_flight")
     if connector is not None:
         query = query.where(o.c.connector == connector)
+    if only_token is not None:
+        query = query.where(o.c.lease_token == only_token)
+    if except_token is not None:
+        query = query.where(o.c.lease_token.is_distinct_from(except_token))
     async with db.write() as conn:
         result = await conn.execute(query.values(state="pending", updated_at=utcnow()))
     return int(result.rowcount)

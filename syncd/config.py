@@ -212,9 +212,14 @@ class ScimConfig(_Strict):
 
 
 class LeaseConfig(_Strict):
-    """The writer lease: how long it lasts unrenewed (renewed at a third of that)."""
+    """How long a lease lasts unrenewed (renewed at a third of that), and whether replicas share.
+
+    With `replicas = true`, several `syncd run` processes on one PostgreSQL database divide
+    the connectors and the authority between them; else one process holds the writer lease.
+    """
 
     ttl: float = Field(default=30.0, ge=1)
+    replicas: bool = False
 
 
 class Config(_Strict):
@@ -250,6 +255,13 @@ class Config(_Strict):
             for name, item in self.connectors.items():
                 if item.webhook is not None:
                     raise ValueError(f"connectors.{name}.webhook: needs a [webhooks] table")
+        return self
+
+    @model_validator(mode="after")
+    def _replicas_share_postgresql(self) -> Config:
+        """Replicas coordinate through PostgreSQL; SQLite has one writer."""
+        if self.lease.replicas and self.database.url.lower().startswith("sqlite"):
+            raise KeyProblem("lease.replicas", "replicas need PostgreSQL: database.url is SQLite")
         return self
 
     @model_validator(mode="after")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +24,7 @@ from connectors.core.errors import (
     UnsupportedOperation,
     VendorHTTPError,
     VendorRequestError,
+    WriteFenced,
 )
 from connectors.core.records import VendorAccount
 from graph.db import Database
@@ -37,11 +38,14 @@ from graph.outbox import (
     TRANSIENT,
     UNSUPPORTED,
     QueuedOperation,
+    Superseded,
     claim,
     complete,
     fail,
+    recover_in_flight,
 )
 from graph.writeback import mark_deactivated, record_account
+from syncd.plan import same_value
 
 log = structlog.get_logger("syncd.push")
 
@@ -142,13 +146,22 @@ class Pusher:
         self.batch = batch
         self.concurrency = concurrency
         self.observe = observe
-        # False once this process may no longer write (its writer lease ran out).
+        # False once this process may no longer write (its lease ran out). Asked before each
+        # claim and, through the connector's HTTP layer, immediately before each write.
         self.may_write: Callable[[], bool] = lambda: True
+        connector.http.may_write = lambda: self.may_write()
+        self.token: int | None = None  # the fencing token of the lease operations are claimed under
         self.log = log.bind(connector=connector.name)
 
     async def drain(self, stop: anyio.Event | None = None) -> PushStats:
         """Push every due operation; stop early on rejected credentials or when told to."""
         stats = PushStats()
+        if self.token is not None and self.may_write():
+            # What a claimer under an older lease left in flight will not be finished by it.
+            name, token = self.connector.name, self.token
+            swept = await recover_in_flight(self.db, name, except_token=token)
+            if swept:
+                self.log.warning("outbox.recovered", operations=swept)
         # Workers take operations one at a time, so the next batch is claimed while the
         # last of this one is still at the vendor: the rate budget never waits on a claim.
         send, receive = anyio.create_memory_object_stream[QueuedOperation]()
@@ -174,7 +187,7 @@ class Pusher:
         while not stats.auth_failed and not (stop is not None and stop.is_set()):
             if not self.may_write():
                 break
-            ops = await claim(self.db, self.connector.name, self.batch, due=began)
+            ops = await claim(self.db, self.connector.name, self.batch, due=began, token=self.token)
             if not ops:
                 break
             creates = [
@@ -200,6 +213,14 @@ class Pusher:
     async def _push(self, op: QueuedOperation, stats: PushStats) -> None:
         if not self.may_write():
             return  # refused before it is sent; the next lease holder puts it back in the queue
+        try:
+            await self._try(op, stats)
+        except WriteFenced:
+            self.log.warning("push.fenced", op=op.op, operation=op.id)
+        except Superseded as exc:
+            self.log.warning("push.superseded", op=op.op, operation=op.id, reason=str(exc))
+
+    async def _try(self, op: QueuedOperation, stats: PushStats) -> None:
         started = time.monotonic()
         try:
             await self._apply(op)
@@ -215,6 +236,8 @@ class Pusher:
             await self._failed(op, exc, stats, final=True, kind=LOOKALIKE)
         except (UnsupportedOperation, InvalidIdentifierError) as exc:
             await self._failed(op, exc, stats, final=True, kind=UNSUPPORTED)
+        except WriteFenced:
+            raise
         except (ConnectorError, ValueError) as exc:
             final = refused_for_good(exc)
             await self._failed(op, exc, stats, final=final, kind=failure_kind(exc))
@@ -270,6 +293,8 @@ class Pusher:
             await self._record(op, account, "created_by_push" if created else "email")
             return
         external_id = await self._external_id(op)
+        if op.attempts > 1 and await self._already_applied(op, external_id):
+            return
         if op.op in ("update", "reactivate"):
             try:
                 account = await connector.update_account(external_id, op.payload)
@@ -294,6 +319,29 @@ class Pusher:
             await self._finish(op, external_id, deactivated=True)
         else:
             raise UnsupportedOperation(connector.vendor, f"unknown operation {op.op!r}")
+
+    async def _already_applied(self, op: QueuedOperation, external_id: str) -> bool:
+        """Whether an earlier try (sent before a crash or takeover) already made the change.
+
+        Completes the operation if so: a write that reached the vendor is not sent twice.
+        """
+        try:
+            current = await self.connector.get_account(external_id)
+        except UnsupportedOperation:
+            return False
+        if op.op in ("deactivate", "delete"):
+            if current is not None and current.status != "inactive":
+                return False
+            await self._finish(op, external_id, deactivated=True)
+        else:
+            if current is None or (op.op == "reactivate" and current.status != "active"):
+                return False
+            changes = {key: value for key, value in op.payload.items() if key != "active"}
+            if not all(same_value(k, v, current.attributes.get(k)) for k, v in changes.items()):
+                return False
+            await self._record(op, current)
+        self.log.info("push.already_applied", op=op.op, operation=op.id)
+        return True
 
     async def _create(self, op: QueuedOperation) -> tuple[VendorAccount, bool]:
         """The account for a create, and whether syncd created it (else a lookup found it)."""
@@ -338,9 +386,24 @@ class Pusher:
         assert invite is not None
         if not self.may_write():
             return
+        try:
+            await self._invite_all(invite, ops, stats)
+        except WriteFenced:
+            self.log.warning("push.fenced", op="create", operations=len(ops))
+        except Superseded as exc:
+            self.log.warning("push.superseded", op="create", reason=str(exc))
+
+    async def _invite_all(
+        self,
+        invite: Callable[[list[dict[str, object]]], Awaitable[list[VendorAccount]]],
+        ops: list[QueuedOperation],
+        stats: PushStats,
+    ) -> None:
         started = time.monotonic()
         try:
-            accounts: list[VendorAccount] = await invite([op.payload for op in ops])
+            accounts = await invite([op.payload for op in ops])
+        except WriteFenced:
+            raise
         except AuthenticationError as exc:
             stats.auth_failed = True
             for op in ops:
@@ -383,14 +446,14 @@ class Pusher:
                 link_method=link_method,
                 policy=self.policy,
             )
-            await complete(conn, op.id, account_id)
+            await complete(conn, op, account_id)
         self._done(op, account.external_id)
 
     async def _finish(self, op: QueuedOperation, external_id: str, *, deactivated: bool) -> None:
         async with self.db.write() as conn:
             if deactivated and op.account_id is not None:
                 await mark_deactivated(conn, op.account_id)
-            await complete(conn, op.id)
+            await complete(conn, op)
         self._done(op, external_id)
 
     def _done(self, op: QueuedOperation, external_id: str) -> None:

@@ -28,6 +28,10 @@ class UnsupportedOperation(ConnectorError):
     """The vendor has no API for the requested operation."""
 
 
+class WriteFenced(ConnectorError):
+    """This process's lease ran out: the write was not sent (whoever holds it now sends it)."""
+
+
 class InvalidIdentifierError(ConnectorError):
     """An id cannot name one resource in a URL path; retrying will not change that."""
 

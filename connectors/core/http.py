@@ -23,6 +23,7 @@ from connectors.core.errors import (
     VendorHTTPError,
     VendorServerError,
     VendorUnavailableError,
+    WriteFenced,
     strip_query,
 )
 from connectors.core.priority import Priority
@@ -32,9 +33,14 @@ from connectors.core.vendor_message import vendor_message
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 RequestObserver = Callable[[str, str, int, float], None]
 """Called with connector, method, status (0: no answer) and seconds, once per attempt."""
+
+
+def _always() -> bool:
+    return True
 
 
 class _Throttled(Exception):
@@ -82,6 +88,9 @@ class VendorHttp:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._log = structlog.get_logger("connectors.core.http", connector=connector)
         self.observer: RequestObserver | None = None
+        # Asked immediately before each write is sent: False once this process's lease ran
+        # out, so a process that was paused wakes and stops before the write, never after.
+        self.may_write: Callable[[], bool] = _always
         self.max_response_bytes = max_response_bytes
 
     @property
@@ -203,6 +212,8 @@ class VendorHttp:
     async def _send(self, request: _Request, ticket: Ticket) -> tuple[int, bytes | bytearray]:
         """Perform the HTTP exchange and report the outcome to the budget and the observer."""
         method, path = request.method, request.path
+        if method not in _READS and not self.may_write():
+            raise WriteFenced(self.vendor, f"{method} {strip_query(path)} not sent: lease ran out")
         started = time.perf_counter()
         try:
             async with self._session.request(

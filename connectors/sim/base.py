@@ -251,6 +251,7 @@ class VendorSimulator(ABC):
                 web.get(CONTROL_PREFIX + "users", self._sim_users),
                 web.post(CONTROL_PREFIX + "users", self._sim_add_users),
                 web.get(CONTROL_PREFIX + "stats", self._sim_stats),
+                web.get(CONTROL_PREFIX + "writes", self._sim_writes),
                 web.put(CONTROL_PREFIX + "config", self._sim_config),
                 web.get(CONTROL_PREFIX + "config", self._sim_get_config),
                 web.post(CONTROL_PREFIX + "reset", self._sim_reset),
@@ -284,6 +285,8 @@ class VendorSimulator(ABC):
             self.stats.answered(request.method, path, CLIENT_GONE)
             raise
         self.stats.answered(request.method, path, response.status)
+        if request.method not in ("GET", "HEAD"):
+            self.stats.wrote(request.method, request.path, response.status, await request.read())
         return response
 
     def _error_response(self, error: VendorError) -> web.Response:
@@ -480,6 +483,10 @@ class VendorSimulator(ABC):
     async def _sim_stats(self, request: web.Request) -> web.Response:
         """Return the request statistics."""
         return json_response(self.stats.to_json())
+
+    async def _sim_writes(self, request: web.Request) -> web.Response:
+        """Return every write answered, oldest first (bodies as digests)."""
+        return json_response({"writes": list(self.stats.writes)})
 
     async def _sim_get_config(self, request: web.Request) -> web.Response:
         """Return the current settings."""

@@ -1,8 +1,12 @@
-"""What a simulator saw: requests by method, path and status, 429s, peak rate, query keys."""
+"""What a simulator saw: requests by method, path and status, 429s, peak rate, query keys, writes."""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections import Counter, deque
+
+MAX_WRITES_LOGGED = 200_000
 
 
 class SimStats:
@@ -16,6 +20,8 @@ class SimStats:
         self.query_keys: set[str] = set()
         self.secret_in_url = 0
         self._recent: deque[float] = deque()
+        # Every write answered, oldest first: wall time, method, exact path, status, body digest.
+        self.writes: deque[dict[str, object]] = deque(maxlen=MAX_WRITES_LOGGED)
 
     def arrived(self, now: float, url: str, query_keys: list[str]) -> None:
         """Count an arriving request toward the peak rate and note its query keys."""
@@ -33,6 +39,27 @@ class SimStats:
         if status == 429:
             self.throttled += 1
 
+    def wrote(self, method: str, path: str, status: int, body: bytes) -> None:
+        """Log one answered write (the body only as a digest: it may hold personal data)."""
+        self.writes.append(
+            {
+                "at": time.time(),
+                "method": method,
+                "path": path,
+                "status": status,
+                "body_sha256": hashlib.sha256(body).hexdigest(),
+            }
+        )
+
+    def duplicate_writes(self) -> int:
+        """Successful writes that repeat an earlier one exactly: same method, path and body."""
+        seen: Counter[tuple[object, object, object]] = Counter(
+            (w["method"], w["path"], w["body_sha256"])
+            for w in self.writes
+            if isinstance(w["status"], int) and 200 <= w["status"] < 300
+        )
+        return sum(count - 1 for count in seen.values())
+
     def to_json(self) -> dict[str, object]:
         """Return the counters as JSON-ready data."""
         return {
@@ -45,4 +72,6 @@ class SimStats:
             ],
             "query_keys": sorted(self.query_keys),
             "secret_in_url": self.secret_in_url,
+            "writes": len(self.writes),
+            "duplicate_writes": self.duplicate_writes(),
         }

@@ -88,7 +88,7 @@ async def run_once(config: Config, args: argparse.Namespace) -> int:
             writer_lease(config.database.url, config.lease.ttl) as writer,
         ):
             for pusher in engine.pushers.values():
-                pusher.may_write = writer.valid
+                pusher.may_write, pusher.token = writer.valid, writer.lease.token
             names = [args.connector] if args.connector else list(engine.connectors)
             try:
                 await _cycle(engine, names, summary)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 import signal
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -14,8 +14,9 @@ import anyio
 import sqlalchemy as sa
 import structlog
 
-from graph import outbox
+from graph import lease, outbox, replicas
 from graph.authority import authority_state, authority_view
+from graph.db import open_database
 from graph.models import utcnow
 from syncd.authority.scim.listener import scim_listener
 from syncd.boundary import EX_TEMPFAIL, Failure
@@ -29,8 +30,9 @@ from syncd.service.hints import DROPPED, IGNORED, QUEUED, Hint, HintQueue, work_
 from syncd.service.listeners import serve_app
 from syncd.service.metrics import Metrics
 from syncd.service.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from syncd.service.shares import Held, Shares
 from syncd.service.webhooks import webhook_app, webhook_routes
-from syncd.service.writer import writer_lease
+from syncd.service.writer import WriterLease, writer_lease
 
 log = structlog.get_logger("syncd.service.daemon")
 DRAIN_GRACE = 8.0  # seconds in-flight writes get to finish after SIGTERM
@@ -63,6 +65,27 @@ class ConnectorHealth:
     failing: str | None = None
     parked: str | None = None
     failures: int = 0
+    claimed_at: datetime | None = None  # when this replica took the connector's lease over
+
+
+@dataclass(eq=False)
+class Unit:
+    """One lease's work in this process: its readers stop at once, its pusher drains."""
+
+    name: str
+    stopping: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    finished: anyio.Event = field(default_factory=anyio.Event)
+
+
+def lease_names(config: Config) -> list[str]:
+    """The leases that divide the work: the authority's and one per connector."""
+    return [lease.AUTHORITY, *(lease.CONNECTOR + name for name in config.connectors)]
+
+
+def _connector_of(name: str) -> str | None:
+    """The connector a lease is for (None: the authority's)."""
+    return name.removeprefix(lease.CONNECTOR) if name.startswith(lease.CONNECTOR) else None
 
 
 class Daemon:
@@ -71,6 +94,7 @@ class Daemon:
     def __init__(self, config_path: Path, environ: Mapping[str, str] | None = None) -> None:
         self.config_path = config_path
         self.environ = environ
+        self.replica = lease.holder_id()
         self.metrics = Metrics()
         self.notifier = Notifier(environ)
         self.health: dict[str, ConnectorHealth] = {}
@@ -89,33 +113,21 @@ class Daemon:
         self._hints_full: set[str] = set()  # connectors whose hint queue is dropping
         self._planned = anyio.Event()  # the start's full pass is done: pollers may list
         self._replan_wanted = anyio.Event()  # a reload asks for another full pass
+        self.units: dict[str, Unit] = {}  # the leases whose work runs here, by lease name
+        self._units: anyio.abc.TaskGroup | None = None
+        self.shares: Shares | None = None  # set while replicas share the leases
 
     async def run(self, config: Config) -> int:
-        """Start in order (database, health server, connectors), run until a signal."""
-        async with (
-            Engine.open(config, self.environ) as engine,
-            writer_lease(config.database.url, config.lease.ttl) as writer,
-        ):
+        """Start in order (database, lease, health server, connectors), run until a signal."""
+        async with Engine.open(config, self.environ) as engine:
             self.engine = engine
-            engine.on_commit = self.wake_pushers
-            for name, connector in engine.connectors.items():
-                self.health[name] = ConnectorHealth()
-                self._wake[name] = anyio.Event()
-                connector.http.observer = self.metrics.observe_request
-                engine.pushers[name].observe = self.metrics.observe_push
-                engine.pushers[name].may_write = writer.valid
-            app = health_app(self, self.metrics)
-            async with (
-                serve_app(app, config.health.host, config.health.port) as url,
-                self._webhooks(engine),
-                scim_listener(config.scim, engine.store.db, engine, self.environ) as scim_url,
-            ):
-                self.health_url, self.scim_url = url, scim_url
-                log.info("daemon.started", health=url, connectors=sorted(engine.connectors))
-                recovered = await engine.recover()
-                if recovered:
-                    log.warning("outbox.recovered", operations=recovered)
-                await self._supervise(engine)
+            if config.lease.replicas:
+                self.metrics.replica = self.replica
+                self._planned.set()  # the authority's holder plans everyone, maybe elsewhere
+                await self._serve(engine)
+            else:
+                async with writer_lease(config.database.url, config.lease.ttl) as writer:
+                    await self._serve(engine, writer)
         self.notifier.close()
         log.info("daemon.stopped")
         if self.not_recovered is not None:
@@ -124,6 +136,39 @@ class Daemon:
                 f"({self.not_recovered}); the next start does"
             )
         return 0
+
+    async def _serve(self, engine: Engine, writer: WriterLease | None = None) -> None:
+        """Serve health, webhooks and SCIM while the work runs; the writer lease, if alone."""
+        config = engine.config
+        engine.on_commit = self.wake_pushers
+        for name, connector in engine.connectors.items():
+            self.health[name] = ConnectorHealth()
+            self._wake[name] = anyio.Event()
+            connector.http.observer = self.metrics.observe_request
+            engine.pushers[name].observe = self.metrics.observe_push
+            if writer is not None:
+                engine.pushers[name].may_write = writer.valid
+                engine.pushers[name].token = writer.lease.token
+        app = health_app(self, self.metrics)
+        async with (
+            serve_app(app, config.health.host, config.health.port) as url,
+            self._webhooks(engine),
+            scim_listener(config.scim, engine.store.db, engine, self.environ) as scim_url,
+        ):
+            self.health_url, self.scim_url = url, scim_url
+            log.info(
+                "daemon.started",
+                health=url,
+                connectors=sorted(engine.connectors),
+                replica=self.replica if writer is None else None,
+            )
+            if writer is None:
+                await self._share(engine)
+                return
+            recovered = await engine.recover()
+            if recovered:
+                log.warning("outbox.recovered", operations=recovered)
+            await self._supervise(engine)
 
     @asynccontextmanager
     async def _webhooks(self, engine: Engine) -> AsyncIterator[None]:
@@ -148,7 +193,9 @@ class Daemon:
     def _accept_hint(self, name: str, hint: Hint | None) -> str:
         """Queue a webhook's hint for its connector's worker; count what became of it."""
         queue = self.hints[name]
-        outcome = IGNORED if hint is None else queue.offer(hint)
+        elsewhere = self.shares is not None and lease.CONNECTOR + name not in self.units
+        # A replica that does not hold the connector ignores its hints: its next poll sees all.
+        outcome = IGNORED if hint is None or elsewhere else queue.offer(hint)
         self.metrics.observe_hint(name, outcome)
         if outcome == QUEUED:
             self._hints_full.discard(name)
@@ -179,25 +226,46 @@ class Daemon:
         for event in self._wake.values():
             event.set()
 
-    async def _supervise(self, engine: Engine) -> None:
-        async with anyio.create_task_group() as writers:
+    async def _share(self, engine: Engine) -> None:
+        """Share the leases with the other replicas until a signal."""
+        # Its own connections, so a renewal never queues behind this replica's writers; and
+        # if this process is paused mid-statement, the server frees its lease rows in time.
+        ttl = engine.config.lease.ttl
+        db = await open_database(engine.config.database.url, idle_limit=ttl / 2)
+        try:
+            self.shares = Shares(db, lease_names(engine.config), ttl, self.replica, self)
+            await self._supervise(engine, self.shares)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await db.close()
+
+    async def _supervise(self, engine: Engine, shares: Shares | None = None) -> None:
+        """Run the work of every lease (alone) or of the leases held (shared) until a signal."""
+        async with anyio.create_task_group() as units:
+            self._units = units
+            keeper = anyio.CancelScope()
             async with anyio.create_task_group() as readers:
                 self._readers = readers.cancel_scope
                 readers.start_soon(self._signals)
                 if (interval := watchdog_interval(self.environ)) is not None:
                     readers.start_soon(watchdog_loop, self.notifier, interval)
-                if engine.config.authority is not None:
-                    readers.start_soon(self._task, "feed", self._feed_loop(engine))
-                for name in self.hints:
-                    readers.start_soon(self._task, f"hints:{name}", self._hint_loop(engine, name))
-                readers.start_soon(self._task, "replan", self._replan_loop(engine))
-                for name in engine.connectors:
-                    readers.start_soon(self._task, f"poll:{name}", self._poll_loop(engine, name))
-                    writers.start_soon(self._task, f"push:{name}", self._push_loop(engine, name))
+                if shares is None:
+                    for name in lease_names(engine.config):
+                        self.begin(name)
+                else:
+                    units.start_soon(self._keep, shares, keeper)
                 self.notifier.ready(self._summary())
-            # Readers are done: pushers finish their in-flight writes, within a bound.
+            # A signal: each lease's pusher finishes its in-flight writes, within a bound.
+            if shares is not None:
+                await shares.give_back_all()  # renewed meanwhile, then released
+            for unit in self.units.values():
+                unit.stopping.set()
             self.wake_pushers()
-            writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
+            for unit in list(self.units.values()):
+                await unit.finished.wait()
+            keeper.cancel()
+        if shares is not None:
+            return  # what is left in flight is put back by whoever holds each lease next
         # Whatever a cancelled write left in flight goes back to the queue, not half-done.
         bounded = anyio.move_on_after(backstop.RECOVERY_TIMEOUT)
         with anyio.CancelScope(shield=True), bounded:
@@ -205,6 +273,68 @@ class Daemon:
         if bounded.cancelled_caught:
             self.not_recovered = f"database unavailable: {self.database.outage or 'timed out'}"
             log.error("outbox.not_recovered", reason=self.not_recovered)
+
+    async def _keep(self, shares: Shares, scope: anyio.CancelScope) -> None:
+        with scope:
+            await self._task("leases", shares.run())
+
+    # -- the work of one lease (shares.Work) ------------------------------------------------
+
+    def begin(self, name: str, held: Held | None = None) -> None:
+        """Start a lease's work: a connector's poller, pusher and hints, or the authority's."""
+        assert self._units is not None and self.engine is not None
+        unit = self.units[name] = Unit(name)
+        connector = _connector_of(name)
+        if connector is not None and held is not None:
+            pusher = self.engine.pushers[connector]
+            pusher.token, pusher.may_write = held.lease.token, held.valid
+            self.health[connector] = ConnectorHealth(claimed_at=utcnow())
+        self._units.start_soon(self._run_unit, self.engine, unit)
+
+    def abandon(self, name: str) -> None:
+        """The lease moved: its work stops at once (its pusher could not write anyway)."""
+        if (unit := self.units.pop(name, None)) is not None:
+            unit.scope.cancel()
+
+    async def finish(self, name: str) -> None:
+        """Stop a lease's work, its pusher's in-flight writes first finishing, within a bound."""
+        unit = self.units.get(name)
+        if unit is None:
+            return
+        unit.stopping.set()
+        if (connector := _connector_of(name)) is not None:
+            self._wake[connector].set()
+        await unit.finished.wait()
+        if self.units.get(name) is unit:
+            del self.units[name]
+
+    async def _run_unit(self, engine: Engine, unit: Unit) -> None:
+        connector = _connector_of(unit.name)
+        try:
+            with unit.scope:
+                async with anyio.create_task_group() as writers:
+                    async with anyio.create_task_group() as readers:
+                        for task, work in self._readers_of(engine, unit.name):
+                            readers.start_soon(self._task, task, work)
+                        if connector is not None:
+                            pushing = self._push_loop(engine, connector, unit.stopping)
+                            writers.start_soon(self._task, f"push:{connector}", pushing)
+                        await unit.stopping.wait()
+                        readers.cancel_scope.cancel()
+                    writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
+        finally:
+            unit.finished.set()
+
+    def _readers_of(self, engine: Engine, name: str) -> Sequence[tuple[str, Awaitable[None]]]:
+        """The tasks of a lease that only read and plan: stopped at once when it ends."""
+        connector = _connector_of(name)
+        if connector is None:
+            feed = [("feed", self._feed_loop(engine))] if engine.config.authority else []
+            return [*feed, ("replan", self._replan_loop(engine))]
+        tasks = [(f"poll:{connector}", self._poll_loop(engine, connector))]
+        if connector in self.hints:
+            tasks.append((f"hints:{connector}", self._hint_loop(engine, connector)))
+        return tasks
 
     async def _task(self, name: str, work: Awaitable[None]) -> None:
         """Run one supervised task; if it crashes, the process stops within the bound."""
@@ -348,31 +478,35 @@ class Daemon:
         self._wake[name].set()
         self.notifier.status(self._summary())
 
-    async def _push_loop(self, engine: Engine, name: str) -> None:
-        while not self.stopping.is_set():
+    async def _push_loop(self, engine: Engine, name: str, stopping: anyio.Event) -> None:
+        pusher = engine.pushers[name]
+        while not stopping.is_set():
             await self.database.ride(
                 f"push:{name}",
-                lambda: self._push_once(engine, name),
-                stop=self.stopping,
+                lambda: self._push_once(engine, name, stopping),
+                stop=stopping,
                 # The drain a fault ended has stopped: nothing it claimed is still being sent.
-                requeue=lambda: outbox.recover_in_flight(engine.store.db, name),
+                requeue=lambda: outbox.recover_in_flight(
+                    engine.store.db, name, only_token=pusher.token
+                ),
             )
-            if self.stopping.is_set():
+            if stopping.is_set():
                 return
             with anyio.move_on_after(PUSH_IDLE):
                 await self._wake[name].wait()
             self._wake[name] = anyio.Event()
 
-    async def _push_once(self, engine: Engine, name: str) -> None:
+    async def _push_once(self, engine: Engine, name: str, stopping: anyio.Event) -> None:
         """Drain one connector's outbox; a rejected credential parks the connector."""
-        stats = await engine.push(name, self.stopping)
+        stats = await engine.push(name, stopping)
         if stats.auth_failed:
             self.health[name].parked = "credentials rejected while pushing"
 
     def _summary(self) -> str:
-        ok = sum(1 for item in self.health.values() if item.failing is None)
-        parked = sum(1 for item in self.health.values() if item.parked)
-        return f"{ok}/{len(self.health)} connectors ok, {parked} parked"
+        here = [self.health[name] for name in self._connectors_here()]
+        ok = sum(1 for item in here if item.failing is None)
+        parked = sum(1 for item in here if item.parked)
+        return f"{ok}/{len(here)} connectors ok, {parked} parked"
 
     # -- HealthSource ---------------------------------------------------------------
 
@@ -391,12 +525,20 @@ class Daemon:
         if self.engine.config.authority is not None:
             checks["authority"] = await self._authority_check()
         checks["deprovisions"] = await self._deprovisions_check()
+        if self.shares is not None:
+            checks["leases"] = self._leases_check(self.shares)
         now = utcnow()
-        for name, health in self.health.items():
+        for name in self._connectors_here():
+            health = self.health[name]
             settings = self.engine.config.connectors[name]
             limit = settings.staleness_limit or 3 * settings.poll_interval
+            claimed = health.claimed_at
             if health.parked:
                 checks[f"connector:{name}"] = Check(False, "parked: credentials rejected")
+            elif (
+                health.last_success is None and claimed and (now - claimed).total_seconds() < limit
+            ):
+                checks[f"connector:{name}"] = Check(True, "taken over; first listing under way")
             elif health.last_success is None:
                 checks[f"connector:{name}"] = Check(False, "no complete listing yet")
             elif (age := (now - health.last_success).total_seconds()) > limit:
@@ -404,6 +546,23 @@ class Daemon:
             else:
                 checks[f"connector:{name}"] = Check(True, "fresh")
         return checks
+
+    def _connectors_here(self) -> list[str]:
+        """The connectors this process runs: all alone, the ones whose lease it holds if shared."""
+        if self.shares is None:
+            return list(self.health)
+        return [name for name in self.health if lease.CONNECTOR + name in self.units]
+
+    def _leases_check(self, shares: Shares) -> Check:
+        """Ready while lease rounds succeed: it then holds its share or stands by."""
+        held = f"holds {len(shares.held)} of {len(shares.names)} leases, {shares.live} replicas"
+        if shares.error is not None:
+            return Check(False, f"lease round failed ({shares.error}); {held}")
+        if shares.last_round is None:
+            return Check(False, "no lease round yet")
+        if lease.steady() - shares.last_round > shares.ttl:
+            return Check(False, f"no lease round for over {shares.ttl:g} s; {held}")
+        return Check(True, held)
 
     async def _authority_check(self) -> Check:
         assert self.engine is not None
@@ -441,7 +600,8 @@ class Daemon:
             item.connector: item.open_conflicts for item in await self.engine.store.counts()
         }
         connectors: dict[str, object] = {}
-        for name, health in self.health.items():
+        for name in self._connectors_here():
+            health = self.health[name]
             budget = self.engine.connectors[name].budget
             outbox_states = {state: n for (c, state), n in by_state.items() if c == name}
             connectors[name] = {
@@ -465,11 +625,33 @@ class Daemon:
             authority = authority_view(await authority_state(conn, AUTHORITY_SOURCE))
         return {
             "summary": self._summary(),
+            **(await self._sharing(self.shares) if self.shares is not None else {}),
             "authority": authority,
             "deprovisions": mass_deprovision_view(
                 reasons, self.engine.config.guard.deprovision_window
             ),
             "connectors": connectors,
+        }
+
+    async def _sharing(self, shares: Shares) -> dict[str, object]:
+        """This replica, the live ones, and who holds each lease (the same on every replica)."""
+        now, rows = await lease.listing(shares.db)
+        live = await replicas.live(shares.db, shares.ttl)
+        return {
+            "replica": self.replica,
+            "replicas": [
+                {"id": item.id, "host": item.host, "pid": item.pid, "seen": item.seen_at}
+                for item in live
+            ],
+            "leases": {
+                row.name: {
+                    "holder": row.holder if row.expires_at > now else None,
+                    "token": row.token,
+                    "expires_in_seconds": max(round((row.expires_at - now).total_seconds(), 1), 0),
+                }
+                for row in rows
+                if row.name in shares.names
+            },
         }
 
     async def refresh_metrics(self) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from graph import outbox, queries
 from graph.db import Database
@@ -26,6 +28,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.replica: str | None = None  # every series carries it while replicas share work
         self.requests = self._make(
             Counter,
             "syncd_vendor_requests",
@@ -157,4 +160,23 @@ class Metrics:
 
     def render(self) -> bytes:
         """Return every metric in the Prometheus text format (see CONTENT_TYPE)."""
-        return generate_latest(self.registry)
+        if self.replica is None:
+            return generate_latest(self.registry)
+        return generate_latest(_Labelled(self.registry, {"replica": self.replica}))
+
+
+class _Labelled:
+    """A registry's metrics with labels added to every sample, as a scrape target's would be."""
+
+    def __init__(self, registry: CollectorRegistry, labels: dict[str, str]) -> None:
+        self.registry = registry
+        self.labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        """Each metric of the registry, its samples labelled."""
+        for metric in self.registry.collect():
+            metric.samples = [
+                sample._replace(labels={**sample.labels, **self.labels})
+                for sample in metric.samples
+            ]
+            yield metric

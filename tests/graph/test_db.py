@@ -19,7 +19,7 @@ from graph.db import WRITER_QUEUE_TIMEOUT, DatabaseError, async_url, display_url
 from graph.models import metadata
 from syncd.cli.main import main
 
-HEAD = "0010"  # the newest migration
+HEAD = "0011"  # the newest migration
 
 
 async def test_opening_a_sqlite_file_creates_and_upgrades_it(tmp_path: Path) -> None:

@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import anyio
+import pytest
+import sqlalchemy as sa
 
 from graph import oplog, outbox
 from graph.db import Database
-from graph.models import utcnow
+from graph.models import operation_table, utcnow
 from graph.outbox import OperationSpec
 from graph.store import GraphStore
 
@@ -56,7 +58,7 @@ async def test_claim_takes_deactivations_first_and_marks_them_in_flight(store: G
     assert all(op.state == "in_flight" and op.attempts == 1 for op in claimed)
     assert await outbox.claim(store.db, "other", limit=5) == []
     async with store.db.write() as conn:
-        await outbox.complete(conn, claimed[0].id)
+        await outbox.complete(conn, claimed[0])
     assert await outbox.counts_by_state(store.db) == {
         ("acme", "done"): 1,
         ("acme", "in_flight"): 1,
@@ -71,7 +73,10 @@ async def test_failures_retry_later_then_go_dead(store: GraphStore) -> None:
     later = utcnow() + timedelta(hours=1)
     assert await outbox.fail(store.db, op, "HTTP 503", retry_at=later, max_attempts=2) == "pending"
     assert await outbox.claim(store.db, "acme", limit=1) == []  # not due yet
-    await outbox.fail(store.db, op, "HTTP 503", retry_at=utcnow(), max_attempts=2)
+    with pytest.raises(outbox.Superseded):  # no longer in flight: its claimer is done with it
+        await outbox.fail(store.db, op, "HTTP 503", retry_at=utcnow(), max_attempts=2)
+    async with store.db.write() as conn:
+        await conn.execute(sa.update(operation_table).values(next_attempt_at=utcnow()))
     [again] = await outbox.claim(store.db, "acme", limit=1)
     assert again.attempts == 2
     assert await outbox.fail(store.db, again, "HTTP 503", retry_at=utcnow(), max_attempts=2) == (
@@ -86,6 +91,29 @@ async def test_in_flight_work_is_recovered_after_a_crash(store: GraphStore) -> N
     await outbox.claim(store.db, "acme", limit=1)
     assert await outbox.recover_in_flight(store.db) == 1
     assert [op.attempts for op in await outbox.claim(store.db, "acme", limit=1)] == [2]
+
+
+async def test_only_the_claim_under_the_current_lease_token_completes(store: GraphStore) -> None:
+    async with store.db.write() as conn:
+        await outbox.enqueue(conn, [_spec(), _spec("deactivate", basis="d")])
+    stale = await outbox.claim(store.db, "acme", limit=2, token=1)
+    assert {op.lease_token for op in stale} == {1}
+    # The lease moved to token 2: what token 1 left in flight goes back, and is claimed again.
+    assert await outbox.recover_in_flight(store.db, "acme", except_token=2) == 2
+    assert await outbox.recover_in_flight(store.db, "acme", except_token=2) == 0
+    current = await outbox.claim(store.db, "acme", limit=2, token=2)
+    for op in stale:  # the old claimer wakes: it can neither complete nor fail them
+        with pytest.raises(outbox.Superseded):
+            async with store.db.write() as conn:
+                await outbox.complete(conn, op)
+        with pytest.raises(outbox.Superseded):
+            await outbox.fail(store.db, op, "HTTP 503", retry_at=utcnow(), max_attempts=5)
+    assert await outbox.counts_by_state(store.db) == {("acme", "in_flight"): 2}
+    assert await outbox.recover_in_flight(store.db, "acme", only_token=1) == 0
+    async with store.db.write() as conn:
+        await outbox.complete(conn, current[0])
+    assert await outbox.recover_in_flight(store.db, "acme", only_token=2) == 1
+    assert await outbox.counts_by_state(store.db) == {("acme", "done"): 1, ("acme", "pending"): 1}
 
 
 async def test_held_operations_wait_for_approval_or_rejection(store: GraphStore) -> None:

@@ -137,7 +137,7 @@ async def test_refresh_drops_label_sets_that_vanished(store: GraphStore) -> None
     }
     for op in await outbox.claim(store.db, "alpha", limit=5):
         async with store.db.write() as conn:
-            await outbox.complete(conn, op.id)
+            await outbox.complete(conn, op)
     await outbox.release_held(store.db, approve=False, actor="t", connector="beta")
     await metrics.refresh(store.db)
     assert _series(metrics, "syncd_outbox_operations") == {
