@@ -31,11 +31,9 @@ t = lease_table
 
 def steady() -> float:
     """A local clock for lease deadlines that keeps counting while the machine sleeps."""
-    return (
-        time.clock_gettime(time.CLOCK_BOOTTIME)
-        if hasattr(time, "CLOCK_BOOTTIME")
-        else (time.monotonic())
-    )
+    if hasattr(time, "CLOCK_BOOTTIME"):  # Linux; elsewhere the monotonic clock
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
 
 
 def clock(db: Database, ahead: float = 0.0) -> sa.ColumnElement[datetime]:

@@ -30,9 +30,9 @@ from syncd.service.hints import DROPPED, IGNORED, QUEUED, Hint, HintQueue, work_
 from syncd.service.listeners import serve_app
 from syncd.service.metrics import Metrics
 from syncd.service.sdnotify import Notifier, watchdog_interval, watchdog_loop
-from syncd.service.shares import Held, Shares
+from syncd.service.shares import Shares
 from syncd.service.webhooks import webhook_app, webhook_routes
-from syncd.service.writer import WriterLease, writer_lease
+from syncd.service.writer import Held, writer_lease
 
 log = structlog.get_logger("syncd.service.daemon")
 DRAIN_GRACE = 8.0  # seconds in-flight writes get to finish after SIGTERM
@@ -137,7 +137,7 @@ class Daemon:
             )
         return 0
 
-    async def _serve(self, engine: Engine, writer: WriterLease | None = None) -> None:
+    async def _serve(self, engine: Engine, writer: Held | None = None) -> None:
         """Serve health, webhooks and SCIM while the work runs; the writer lease, if alone."""
         config = engine.config
         engine.on_commit = self.wake_pushers

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
@@ -15,23 +14,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from graph import lease, replicas
 from graph.db import Database
+from syncd.service.writer import Held
 
 log = structlog.get_logger("syncd.service.shares")
 RELEASE_TIMEOUT = 5.0
 _DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
-
-
-@dataclass
-class Held:
-    """A lease this replica holds, and until when (by its own steady clock) it is valid."""
-
-    lease: lease.Lease
-    deadline: float  # never later than the row's expiry: measured from before the claim was sent
-    lost: bool = False
-
-    def valid(self) -> bool:
-        """True while a write may still be sent under this lease."""
-        return not self.lost and lease.steady() < self.deadline
 
 
 class Work(Protocol):
@@ -143,7 +130,7 @@ class Shares:
 
     def _lose(self, name: str, reason: str) -> None:
         held = self.held.pop(name)
-        held.lost = True
+        held.lost = reason
         log.error("lease.lost", lease=name, reason=reason, fence=held.lease.token)
         self.work.abandon(name)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,8 +18,12 @@ RELEASE_TIMEOUT = 5.0
 LOST_EXIT_GRACE = 5.0  # seconds a process that lost its lease gets to stop by itself
 
 
-class WriterLease:
-    """The lease this process holds, and until when (by this process's own clock) it is valid."""
+class Held:
+    """A lease this process holds, and until when (by its own steady clock) it is valid.
+
+    The deadline is measured from before the claiming or renewing statement was sent, so it
+    is never later than the row's expiry.
+    """
 
     def __init__(self, held: lease.Lease, deadline: float) -> None:
         self.lease = held
@@ -29,20 +32,20 @@ class WriterLease:
 
     def valid(self) -> bool:
         """True while a write may still be sent: the lease is ours and has not run out."""
-        return self.lost is None and time.monotonic() < self.deadline
+        return self.lost is None and lease.steady() < self.deadline
 
 
-async def _keep(db: Database, held: WriterLease, ttl: float, work: anyio.CancelScope) -> None:
+async def _keep(db: Database, held: Held, ttl: float, work: anyio.CancelScope) -> None:
     """Renew at a third of the TTL; if the lease runs out or is taken, cancel the work."""
     warned = False
     while True:
         await anyio.sleep(ttl / 3)
         while True:
-            remaining = held.deadline - time.monotonic()
+            remaining = held.deadline - lease.steady()
             if remaining <= 0:
                 held.lost = f"not renewed within its {ttl:g} s TTL"
                 break
-            sent = time.monotonic()
+            sent = lease.steady()
             try:
                 with anyio.fail_after(remaining):
                     held.lease = await lease.renew(db, held.lease, ttl)
@@ -74,13 +77,13 @@ def _lost_message(reason: str) -> str:
 
 
 @asynccontextmanager
-async def writer_lease(url: str, ttl: float) -> AsyncIterator[WriterLease]:
+async def writer_lease(url: str, ttl: float) -> AsyncIterator[Held]:
     """Hold the writer lease while the block runs; raise LeaseHeld or LeaseLost otherwise."""
     # Its own connections, so a renewal never queues behind this process's writers.
     db = await open_database(url)
     try:
-        started = time.monotonic()
-        held = WriterLease(await lease.acquire(db, lease.WRITER, lease.holder_id(), ttl), 0.0)
+        started = lease.steady()
+        held = Held(await lease.acquire(db, lease.WRITER, lease.holder_id(), ttl), 0.0)
         held.deadline = started + ttl
         log.info("lease.acquired", fence=held.lease.token, ttl=ttl)
         try:

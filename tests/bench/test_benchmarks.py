@@ -66,3 +66,19 @@ def test_ingest_on_postgresql_copies_and_merges() -> None:
     assert figures["first_rows_written"] == 2000
     assert figures["reingest_rows_written"] == 0
     assert isinstance(figures["copy_merge_ratio"], float)
+
+
+@pytest.mark.skipif(not os.environ.get("SYNCD_TEST_POSTGRES_URL"), reason="needs PostgreSQL (CI)")
+def test_scaleout_counts_pages_per_replica_count() -> None:
+    name = os.environ.get("SYNCD_TEST_POSTGRES_DB", "syncd_test") + "_scaleout"
+    figures = run_bench(
+        "scaleout",
+        *("--replicas", "1,2", "--instances", "4", "--users", "100", "--window", "2"),
+        *("--database-name", name),
+    )
+    assert figures["vendor_limit_pages_per_second"] == 4 * 20.0
+    results = figures["replicas"]
+    assert isinstance(results, dict) and set(results) == {"1", "2"}
+    for count, result in results.items():
+        assert result["pages_per_second"] > 0
+        assert sum(result["leases_held"]) == 5 and len(result["leases_held"]) == int(count)

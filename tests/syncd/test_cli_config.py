@@ -72,3 +72,15 @@ def test_a_secret_with_a_line_break_is_78(tmp_path: Path) -> None:
             "syncd: bad config: connectors.hub.secrets.api_key: "
             "the secret contains a line break or a control character\n"
         )
+
+
+def test_replicas_on_sqlite_are_78_and_say_they_need_postgresql(tmp_path: Path) -> None:
+    config = tmp_path / "syncd.toml"
+    table = 'settings = { hub = "acme" }\nsecrets = { api_key = "env:K" }\n'
+    config.write_text(BASE.format(db=tmp_path / "g.db") + table + "\n[lease]\nreplicas = true\n")
+    result = run("run", "--config", str(config), env={"K": "key"})
+    assert result.returncode == 78, result.stderr
+    assert result.stderr == (
+        "syncd: bad config: lease.replicas: replicas need PostgreSQL: database.url is SQLite\n"
+    )
+    assert not (tmp_path / "g.db").exists()

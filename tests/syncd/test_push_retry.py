@@ -17,7 +17,7 @@ from syncd.cli.commands import run_status
 from syncd.engine import Engine
 from syncd.push import Pusher, RetryPolicy
 from syncd.service.daemon import ConnectorHealth, Daemon
-from tests.syncd.test_engine import ENV, PEOPLE, World, person, write_feed
+from tests.syncd.test_engine import ENV, PEOPLE, World, by_email, cycle, person, write_feed
 from tests.syncd.test_engine import world as world  # the fixture
 
 o = operation_table
@@ -191,3 +191,38 @@ async def test_a_403_on_a_write_is_dead_at_once_while_a_401_parks(
         assert not refused.auth_failed
         assert parked.auth_failed  # the key itself is rejected: nothing dies, the connector parks
         assert {row["state"] for row in await creates(engine, "partnerize")} == {"pending"}
+
+
+async def test_a_write_that_reached_the_vendor_before_a_crash_is_not_sent_again(
+    world: World, db_url: str
+) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await cycle(engine)
+        rows = [person(i) for i in range(PEOPLE)]
+        rows[1] = person(1, title="Staff Engineer")
+        rows[2] = person(2, status="terminated")
+        write_feed(world.feed, rows)
+        await engine.apply_feed()
+        sim = world.sims["influitive"]
+        ops = await outbox.claim(engine.store.db, "influitive", 10, token=1)
+        assert sorted(op.op for op in ops) == ["deactivate", "update"]
+        users = by_email(world, "influitive")
+        for op in ops:  # each reached the vendor; the process died before it recorded that
+            email = "person1@corp.example" if op.op == "update" else "person2@corp.example"
+            external_id = str(users[email][sim.id_key])
+            if op.op == "update":
+                await engine.connectors["influitive"].update_account(external_id, op.payload)
+            else:
+                await engine.connectors["influitive"].deactivate_account(external_id)
+        sent = len(sim.stats.writes)
+        pusher = engine.pushers["influitive"]
+        pusher.token = 2  # the next holder of the connector's lease
+        stats = await pusher.drain()
+        assert stats.done == 2
+        assert len(sim.stats.writes) == sent  # it read each account, and sent nothing again
+        assert sim.stats.duplicate_writes() == 0
+        async with engine.store.db.read() as conn:
+            states = (
+                await conn.execute(sa.select(o.c.state).where(o.c.id.in_([op.id for op in ops])))
+            ).scalars()
+            assert set(states) == {"done"}

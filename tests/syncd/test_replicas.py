@@ -1,18 +1,20 @@
-"""Three `syncd run` replicas on one PostgreSQL: kill -9 at random, SIGSTOP, nothing pushed twice."""
+"""Three `syncd run` replicas on one PostgreSQL: kill -9, SIGSTOP, and nothing pushed twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import anyio
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -98,15 +100,15 @@ async def _holders(url: str) -> dict[str, int | None]:
     }
 
 
-async def _all_held(url: str, pids: Sequence[int], timeout: float) -> float:
-    """Seconds until every lease is held by one of `pids`; fails past `timeout`."""
+async def _all_held(url: str, pids: Sequence[int], within: float) -> float:
+    """Seconds until every lease is held by one of `pids`; fails past `within` seconds."""
     started = time.monotonic()
     names = {"authority", *(f"connector:{name}" for name in VENDOR_NAMES)}
     while True:
         holders = await _holders(url)
         if set(holders) == names and all(pid in pids for pid in holders.values()):
             return time.monotonic() - started
-        assert time.monotonic() - started < timeout, f"leases not all held by {pids}: {holders}"
+        assert time.monotonic() - started < within, f"leases not all held by {pids}: {holders}"
         await anyio.sleep(0.1)
 
 
@@ -134,9 +136,19 @@ def _problems(fleet: Fleet, rows: Sequence[dict[str, str]]) -> list[str]:
 async def _settled(fleet: Fleet, rows: Sequence[dict[str, str]]) -> list[str]:
     """Wait until the vendors match the HR file (or the time runs out); what still differs."""
     deadline = time.monotonic() + SETTLE_SECONDS
-    while (problems := _problems(fleet, rows)) and time.monotonic() < deadline:
+    while (problems := _problems(fleet, rows)) and time.monotonic() < deadline:  # noqa: ASYNC110
         await anyio.sleep(1.0)
     return problems
+
+
+def _titled(index: int, row: dict[str, str]) -> dict[str, str]:
+    """Every seventh person is promoted."""
+    return {**row, "title": "Staff Engineer"} if index % 7 == 0 else row
+
+
+def _leaving(index: int, row: dict[str, str]) -> dict[str, str]:
+    """Every eleventh person (from the second on) leaves."""
+    return {**row, "status": "terminated"} if index % 11 == 1 else row
 
 
 def _duplicates(fleet: Fleet) -> dict[str, int]:
@@ -173,22 +185,18 @@ async def test_three_replicas_share_the_work_and_survive_kill_9(tmp_path: Path) 
         write_feed(feed, rows)
         replicas = _replica_configs(tmp_path, url, feed, fleet, 3)
         # The HR file changes while replicas die: titles, then leavers, then new hires.
-        changes = {
-            5: lambda: [
-                person(i, title="Staff Engineer") if i % 7 == 0 else r for i, r in enumerate(rows)
-            ],
-            10: lambda: [
-                person(i, status="terminated") if i % 11 == 1 else r for i, r in enumerate(rows)
-            ],
-            15: lambda: rows + [person(PEOPLE + i) for i in range(200)],
+        changes: dict[int, Callable[[list[dict[str, str]]], list[dict[str, str]]]] = {
+            5: lambda now: [_titled(i, r) for i, r in enumerate(now)],
+            10: lambda now: [_leaving(i, r) for i, r in enumerate(now)],
+            15: lambda now: now + [person(PEOPLE + i) for i in range(200)],
         }
         async with _running(replicas):
-            await _all_held(url, [r.pid for r in replicas], timeout=30)
+            await _all_held(url, [r.pid for r in replicas], within=30)
             takeovers = []
             for kill in range(KILLS):
                 await anyio.sleep(chance.uniform(0.3, 2.5))
                 if kill in changes:
-                    rows = changes[kill]()
+                    rows = changes[kill](rows)
                     write_feed(feed, rows)
                 victim = replicas[chance.randrange(len(replicas))]
                 assert victim.process is not None and victim.process.poll() is None, _tails(
@@ -197,7 +205,7 @@ async def test_three_replicas_share_the_work_and_survive_kill_9(tmp_path: Path) 
                 victim.process.kill()
                 await anyio.to_thread.run_sync(victim.process.wait)
                 survivors = [r.pid for r in replicas if r is not victim]
-                takeovers.append(await _all_held(url, survivors, timeout=TAKEOVER_BOUND))
+                takeovers.append(await _all_held(url, survivors, within=TAKEOVER_BOUND))
                 victim.start()
             problems = await _settled(fleet, rows)
             assert not problems, f"seed {seed}: {problems[:10]}\n{_tails(replicas)}"
@@ -223,12 +231,12 @@ async def test_a_replica_paused_past_its_ttl_writes_nothing_after_waking(tmp_pat
         write_feed(feed, rows)
         first, second = _replica_configs(tmp_path, url, feed, fleet, 2)
         async with _running([first]):
-            await _all_held(url, [first.pid], timeout=30)
-            while sum(len(fleet[name].simulator.stats.writes) for name in VENDOR_NAMES) < 50:
+            await _all_held(url, [first.pid], within=30)
+            while sum(len(fleet[n].simulator.stats.writes) for n in VENDOR_NAMES) < 50:  # noqa: ASYNC110
                 await anyio.sleep(0.05)
             os.kill(first.pid, signal.SIGSTOP)
             async with _running([second]):
-                await _all_held(url, [second.pid], timeout=TAKEOVER_BOUND + 2)
+                await _all_held(url, [second.pid], within=TAKEOVER_BOUND + 2)
                 for sim in fleet.simulators.values():
                     sim.settings.latency_ms = 0
                 problems = await _settled(fleet, rows)
@@ -246,3 +254,59 @@ async def test_a_replica_paused_past_its_ttl_writes_nothing_after_waking(tmp_pat
                 assert _duplicates(fleet) == dict.fromkeys(VENDOR_NAMES, 0)
                 assert first.process is not None and first.process.poll() is None
                 assert "lease.lost" in first.log.read_text()
+
+
+def _port(config: Path) -> int:
+    line = next(line for line in config.read_text().splitlines() if line.startswith("port ="))
+    return int(line.split("=")[1])
+
+
+async def _get(client: aiohttp.ClientSession, replica: Replica, path: str) -> tuple[int, str]:
+    async with client.get(f"http://127.0.0.1:{_port(replica.config)}/{path}") as response:
+        return response.status, await response.text()
+
+
+async def test_each_replica_serves_its_health_and_a_sigterm_moves_work_at_once(
+    tmp_path: Path,
+) -> None:
+    url = await _database()
+    async with simulator_fleet(VENDOR_NAMES, token=TOKEN) as fleet:
+        feed = tmp_path / "hr.csv"
+        rows = [person(i) for i in range(20)]
+        write_feed(feed, rows)
+        replicas = _replica_configs(tmp_path, url, feed, fleet, 2)
+        async with _running(replicas), aiohttp.ClientSession() as client:
+            await _all_held(url, [r.pid for r in replicas], within=30)
+            assert not await _settled(fleet, rows)
+            with anyio.fail_after(30):  # each is ready: it holds its share or stands by
+                for replica in replicas:
+                    while (await _get(client, replica, "readyz"))[0] != 200:  # noqa: ASYNC110
+                        await anyio.sleep(0.1)
+            ids = set()
+            for replica in replicas:
+                status = json.loads((await _get(client, replica, "status"))[1])
+                ids.add(status["replica"])
+                assert str(replica.pid) in status["replica"]
+                assert len(status["replicas"]) == 2
+                assert set(status["leases"]) == {
+                    "authority",
+                    *(f"connector:{name}" for name in VENDOR_NAMES),
+                }
+                here = {
+                    n for n, item in status["leases"].items() if item["holder"] == status["replica"]
+                }
+                assert set(status["connectors"]) == {
+                    name.removeprefix("connector:") for name in here if name != "authority"
+                }
+                metrics = (await _get(client, replica, "metrics"))[1]
+                samples = [line for line in metrics.splitlines() if line and line[0] != "#"]
+                label = f'replica="{status["replica"]}"'
+                assert samples and all(label in line for line in samples)
+            holders = {item["holder"] for item in status["leases"].values()}
+            assert holders <= ids and len(holders) == 2  # both work
+            first, second = replicas
+            assert first.process is not None
+            first.process.send_signal(signal.SIGTERM)
+            assert await anyio.to_thread.run_sync(first.process.wait) == 0
+            # Given back, not left to run out: the other holds everything within one round.
+            assert await _all_held(url, [second.pid], within=TTL) < TTL
