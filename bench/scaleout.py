@@ -11,7 +11,9 @@ counters are read over `--window` seconds.
 * `pages_per_second`: listing pages the vendors answered per second, all instances together.
 * `vendor_limit_pages_per_second`: `--instances` x `--rate`: the most the vendors allow.
 * `throttled`: 429s the vendors answered in the window; `leases_held`: leases per replica.
-* `replica_cpu_seconds`: CPU the replicas used in the window, together.
+* `replica_cpu_seconds`: CPU the replicas used in the window, together;
+  `vendor_cpu_seconds`: CPU the simulators' one process used meanwhile (near the window,
+  the simulators and not the replicas set the pace).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -40,6 +43,7 @@ from syncd.cli.simfleet import fleet_connectors, fleet_environ
 
 POLL_INTERVAL = 0.2
 TTL = 6.0
+BURST = 2  # the vendors allow what each connector's budget sends at once (its default burst)
 
 
 def instance_names(instances: int) -> dict[str, str]:
@@ -54,23 +58,26 @@ async def serve_vendors(
     warnings_to_stderr()
     async with simulator_fleet(instance_names(instances), users=users) as fleet:
         for sim in fleet.simulators.values():
-            sim.settings.update({"rate": rate, "burst": 1, "latency_ms": latency_ms})
+            sim.settings.update({"rate": rate, "burst": BURST, "latency_ms": latency_ms})
         tables = fleet_connectors(fleet, rate=rate, poll_interval=POLL_INTERVAL)
         pipe.send((tables, fleet_environ(fleet)))
         with suppress(EOFError):  # the parent closed its end
             while await anyio.to_thread.run_sync(pipe.recv) == "traffic":
                 pipe.send(
-                    {
-                        name: (
-                            sum(
-                                n
-                                for (method, _, status), n in sim.stats.requests.items()
-                                if method == "GET" and status == 200
-                            ),
-                            sim.stats.throttled,
-                        )
-                        for name, sim in fleet.simulators.items()
-                    }
+                    (
+                        time.process_time(),
+                        {
+                            name: (
+                                sum(
+                                    n
+                                    for (method, _, status), n in sim.stats.requests.items()
+                                    if method == "GET" and status == 200
+                                ),
+                                sim.stats.throttled,
+                            )
+                            for name, sim in fleet.simulators.items()
+                        },
+                    )
                 )
 
 
@@ -126,10 +133,10 @@ async def leases_held(db_url: str) -> dict[int, int]:
     return held if sum(held.values()) == total and total else {}
 
 
-async def traffic(pipe: Connection) -> dict[str, tuple[int, int]]:
-    """Each instance's (pages answered, 429s) so far."""
+async def traffic(pipe: Connection) -> tuple[float, dict[str, tuple[int, int]]]:
+    """The vendors' process CPU so far, and each instance's (pages answered, 429s)."""
     pipe.send("traffic")
-    answer: dict[str, tuple[int, int]] = await anyio.to_thread.run_sync(pipe.recv)
+    answer: tuple[float, dict[str, tuple[int, int]]] = await anyio.to_thread.run_sync(pipe.recv)
     return answer
 
 
@@ -186,12 +193,13 @@ async def measure(
                     if process.poll() is not None:
                         raise SystemExit(f"a replica stopped: see {workdir}")
                 await anyio.sleep(0.2)
-            while any(pages == 0 for pages, _ in (await traffic(pipe)).values()):  # noqa: ASYNC110
+            while any(pages == 0 for pages, _ in (await traffic(pipe))[1].values()):  # noqa: ASYNC110
                 await anyio.sleep(0.2)
         await anyio.sleep(2 * POLL_INTERVAL + 1)  # every instance past its first listing
-        before, cpu = await traffic(pipe), cpu_seconds([p.pid for p in processes])
+        (vendor_cpu, before), cpu = await traffic(pipe), cpu_seconds([p.pid for p in processes])
         await anyio.sleep(window)
-        after, cpu = await traffic(pipe), cpu_seconds([p.pid for p in processes]) - cpu
+        (vendor_cpu_after, after) = await traffic(pipe)
+        cpu = cpu_seconds([p.pid for p in processes]) - cpu
         held = await leases_held(db_url)
     finally:
         for process in processes:
@@ -206,6 +214,7 @@ async def measure(
         "pages_per_second": round(pages / window, 1),
         "throttled": throttled,
         "replica_cpu_seconds": round(cpu, 2),
+        "vendor_cpu_seconds": round(vendor_cpu_after - vendor_cpu, 2),
         "leases_held": sorted(held.values(), reverse=True),
     }
 
@@ -255,8 +264,8 @@ def main() -> None:
     parser.add_argument("--replicas", default="1,2,3", help="replica counts, comma-separated")
     parser.add_argument("--instances", type=int, default=30)
     parser.add_argument("--users", type=int, default=2_000)
-    parser.add_argument("--rate", type=float, default=20.0)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=40.0)
+    parser.add_argument("--latency-ms", type=float, default=5.0)
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument(
         "--database-name",

@@ -76,7 +76,7 @@ def test_scaleout_counts_pages_per_replica_count() -> None:
         *("--replicas", "1,2", "--instances", "4", "--users", "100", "--window", "2"),
         *("--database-name", name),
     )
-    assert figures["vendor_limit_pages_per_second"] == 4 * 20.0
+    assert figures["vendor_limit_pages_per_second"] == 4 * 40.0
     results = figures["replicas"]
     assert isinstance(results, dict) and set(results) == {"1", "2"}
     for count, result in results.items():
