@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,8 +18,9 @@ from graph.models import (
     operation_table,
     person_email_table,
     person_table,
+    utcnow,
 )
-from graph.sql import IN_CHUNK, chunks, loads
+from graph.sql import IN_CHUNK, chunks, insert_for, loads
 
 a = account_table
 p = person_table
@@ -263,6 +264,39 @@ class ListingState:
 
     listed: bool
     complete: bool
+
+
+async def hold_listings(conn: AsyncConnection, connectors: Sequence[str]) -> None:
+    """Lock the connectors' listing bookkeeping until the caller's transaction ends.
+
+    Every plan that queues takes this lock before it reads whether a connector was listed,
+    so an HR change committed while a connector's first listing is planned is seen by one
+    of the two: on PostgreSQL they would otherwise run at once, each missing the other.
+    (SQLite runs one write transaction at a time already.)
+    """
+    if conn.dialect.name == "sqlite" or not connectors:
+        return
+    s = connector_state_table
+    names = sorted(set(connectors))  # one order for everyone: no deadlock between planners
+    now = utcnow()
+    rows = [
+        {
+            "connector": name,
+            "listing_complete": False,
+            "page_count": 0,
+            "account_count": 0,
+            "consecutive_failures": 0,
+            "updated_at": now,
+        }
+        for name in names
+    ]
+    await conn.execute(insert_for(conn, s).values(rows).on_conflict_do_nothing())
+    await conn.execute(
+        sa.select(s.c.connector)
+        .where(s.c.connector.in_(names))
+        .order_by(s.c.connector)
+        .with_for_update()
+    )
 
 
 async def listing_state(conn: AsyncConnection, connector: str) -> ListingState:

@@ -348,6 +348,40 @@ class Scope(TypedDict, total=False):
     person_ids: Iterable[int] | None
 
 
+async def release_moot_holds(
+    conn: AsyncConnection,
+    signatures: Iterable[tuple[str, str, int | None, int | None, str]],
+    reason: str,
+) -> int:
+    """Put back in the queue held operations with these signatures held for `reason` only.
+
+    A signature is (connector, op, account, person, payload JSON), as the planner compares.
+    """
+    released = 0
+    for connector, op, account_id, person_id, payload in signatures:
+        result = await conn.execute(
+            sa.update(o)
+            .where(
+                o.c.connector == connector,
+                o.c.op == op,
+                o.c.account_id.is_not_distinct_from(account_id),
+                o.c.person_id.is_not_distinct_from(person_id),
+                o.c.payload_json == payload,
+                o.c.state == "held",
+                o.c.last_error == reason,
+            )
+            .values(state="pending", last_error=None, updated_at=utcnow())
+            .returning(o.c.id)
+        )
+        ids = list(result.scalars())
+        if ids:
+            await record_operations(
+                conn, o.c.id.in_(ids), "approved", action="plan", detail=f"no longer: {reason}"
+            )
+        released += len(ids)
+    return released
+
+
 async def release_held(
     db: Database, *, approve: bool, actor: str, **scope: Unpack[Scope]
 ) -> list[Changed]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from graph import ingest, people, queries, resolve
-from graph.db import Database, open_database
+from graph.db import IDLE_LIMIT, Database, open_database
 from graph.emails import DEFAULT_POLICY, EmailPolicy
 from graph.ingest import FinishResult, IngestStats, Listing, Pages
 from graph.people import PeopleStats
@@ -22,9 +22,11 @@ class GraphStore:
         self.policy = policy
 
     @classmethod
-    async def open(cls, url: str, policy: EmailPolicy = DEFAULT_POLICY) -> GraphStore:
+    async def open(
+        cls, url: str, policy: EmailPolicy = DEFAULT_POLICY, *, idle_limit: float = IDLE_LIMIT
+    ) -> GraphStore:
         """Open the graph at a database URL (SQLite files are created and upgraded)."""
-        return cls(await open_database(url), policy)
+        return cls(await open_database(url, idle_limit=idle_limit), policy)
 
     async def close(self) -> None:
         """Release the database connections."""

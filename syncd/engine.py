@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.core.base import Connector
 from connectors.core.budget import RateBudget
-from connectors.core.errors import AuthenticationError, ConnectorError
+from connectors.core.errors import AuthenticationError, ConnectorError, WriteFenced
+from connectors.core.records import VendorAccount
 from connectors.core.session import open_session
 from connectors.registry import vendor
 from graph import outbox
 from graph.authority import AuthorityState, authority_state, save_applied, save_refusal
 from graph.authority_rows import current_rows, row_hashes, save_rows
+from graph.db import IDLE_LIMIT
 from graph.emails import normalize_email
 from graph.ingest import ingest_account
 from graph.linked import (
@@ -157,6 +159,17 @@ def _connector_error(exc: BaseException) -> ConnectorError | None:
     return None
 
 
+async def _fenced(
+    pages: AsyncGenerator[list[VendorAccount], None], may_write: Callable[[], bool], name: str
+) -> AsyncGenerator[list[VendorAccount], None]:
+    """The listing's pages while this process may still store them (its lease is valid)."""
+    async with aclosing(pages):
+        async for page in pages:
+            if not may_write():
+                raise WriteFenced(name, "listing not stored: this process's lease ran out")
+            yield page
+
+
 class Engine:
     """One configured deployment: the graph, its connectors and their pushers."""
 
@@ -230,7 +243,10 @@ class Engine:
             name: resolve_secrets(name, item.secrets, environ)
             for name, item in config.connectors.items()
         }
-        store = await GraphStore.open(config.database.url)
+        # Replicas: a transaction left open by a paused replica ends before its lease can
+        # move (a takeover comes at least two thirds of the TTL after the pause began).
+        idle = config.lease.ttl / 2 if config.lease.replicas else IDLE_LIMIT
+        store = await GraphStore.open(config.database.url, idle_limit=idle)
         try:
             async with store.db.read() as conn:
                 learned = await learned_rates(conn)
@@ -429,13 +445,14 @@ class Engine:
     async def list_connector(self, name: str, *, dry_run: bool = False) -> ListingResult:
         """List every account, write what changed, resolve, and plan for this connector."""
         connector = self.connectors[name]
+        may_write = self.pushers[name].may_write  # False once this process's lease ran out
         result = ListingResult(name)
         started = time.monotonic()
         listing = await self.store.begin_listing(name)
         complete = False
         rejected = 0
         try:
-            async with aclosing(connector.list_pages()) as pages:
+            async with aclosing(_fenced(connector.list_pages(), may_write, name)) as pages:
                 stats = await self.store.ingest_pages(listing, pages)
             result.changed = stats.inserted + stats.updated
             complete = True
@@ -450,6 +467,9 @@ class Engine:
                 result.error = f"{CREDENTIALS_REJECTED}: {exc}"
             else:
                 result.error = f"{type(exc).__name__}: {exc}"
+        if not may_write():  # another replica holds the connector now: it stores and plans
+            result.seconds = time.monotonic() - started
+            return result
         # A record that could not be stored was not seen: it proves nothing missing.
         finish = await self.store.finish_listing(
             listing, complete=complete, mark_missing=rejected == 0
@@ -500,11 +520,12 @@ class Engine:
             return result
         async with self.store.db.read() as conn:
             preview = await reconcile(conn, targets, self.policy, orphans=True, dry_run=True)
-        if not preview.operations:
+        if not preview.operations and not preview.unheld:
             return preview
         # The guards count what this pass would queue: everyone with an operation is in it.
-        people = {spec.person_id for spec in preview.operations if spec.person_id is not None}
-        orphans = len(people) < len(preview.operations)  # an orphan has no person
+        changing = [*preview.operations, *preview.unheld]
+        people = {spec.person_id for spec in changing if spec.person_id is not None}
+        orphans = len(people) < len(changing)  # an orphan has no person
         async with self.store.db.write() as conn:
             return await reconcile(conn, targets, self.policy, people, orphans=orphans)
 

@@ -6,6 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -113,6 +114,16 @@ def _vendor_answer(exc: Exception) -> tuple[int | None, str | None]:
     return None, None
 
 
+def _maybe_sent(op: QueuedOperation) -> bool:
+    """Whether an earlier try of the operation may have reached the vendor."""
+    return op.attempts > 1 or op.lookup_failures > 0
+
+
+def _email_key(op: QueuedOperation) -> str:
+    """A create's email as lookups compare it."""
+    return str(op.payload.get("email", "")).strip().casefold()
+
+
 class LookupFailed(Exception):
     """The lookup before a create failed; the create itself was not tried."""
 
@@ -151,6 +162,9 @@ class Pusher:
         self.may_write: Callable[[], bool] = lambda: True
         connector.http.may_write = lambda: self.may_write()
         self.token: int | None = None  # the fencing token of the lease operations are claimed under
+        # Accounts one listing scan found for creates that must look their email up first
+        # (casefolded email -> account, None: not there), each used once.
+        self._looked_up: dict[str, VendorAccount | None] = {}
         self.log = log.bind(connector=connector.name)
 
     async def drain(self, stop: anyio.Event | None = None) -> PushStats:
@@ -165,12 +179,15 @@ class Pusher:
         # Workers take operations one at a time, so the next batch is claimed while the
         # last of this one is still at the vendor: the rate budget never waits on a claim.
         send, receive = anyio.create_memory_object_stream[QueuedOperation]()
-        async with anyio.create_task_group() as group:
-            for _ in range(self.concurrency):
-                group.start_soon(self._work, receive.clone(), stats)
-            receive.close()
-            async with send:
-                await self._claim_all(send, stats, stop)
+        try:
+            async with anyio.create_task_group() as group:
+                for _ in range(self.concurrency):
+                    group.start_soon(self._work, receive.clone(), stats)
+                receive.close()
+                async with send:
+                    await self._claim_all(send, stats, stop)
+        finally:
+            self._looked_up.clear()  # a later drain looks again: the vendor may have changed
         return stats
 
     async def _claim_all(
@@ -190,12 +207,9 @@ class Pusher:
             ops = await claim(self.db, self.connector.name, self.batch, due=began, token=self.token)
             if not ops:
                 break
-            creates = [
-                op
-                for op in ops
-                if op.op == "create" and op.attempts == 1 and op.lookup_failures == 0
-            ]
+            creates = [op for op in ops if op.op == "create" and not _maybe_sent(op)]
             rest = [op for op in ops if op not in creates]
+            await self._scan_for(rest)
             if self.connector.capabilities.bulk_invite and len(creates) > 1:
                 await self._invite(creates, stats)
             else:
@@ -346,7 +360,7 @@ class Pusher:
     async def _create(self, op: QueuedOperation) -> tuple[VendorAccount, bool]:
         """The account for a create, and whether syncd created it (else a lookup found it)."""
         email = str(op.payload.get("email", ""))
-        if op.attempts > 1 or op.lookup_failures > 0:
+        if _maybe_sent(op):
             # An earlier try may have reached the vendor before a crash or timeout.
             found = await self._find(op, email)
             if found is not None:
@@ -359,10 +373,33 @@ class Pusher:
                 raise
             return found, False
 
+    async def _scan_for(self, ops: list[QueuedOperation]) -> None:
+        """Look up in one listing scan the creates of a batch that must look first."""
+        # Only where the vendor has no email filter: there each lookup alone is a scan of
+        # every page, and after a takeover or a crash a whole batch may need one.
+        if self.connector.capabilities.email_filter:
+            return
+        wanted = {_email_key(op) for op in ops if op.op == "create" and _maybe_sent(op)}
+        if len(wanted) < 2:
+            return
+        found: dict[str, VendorAccount] = {}
+        try:
+            async with aclosing(self.connector.list_accounts()) as accounts:
+                async for account in accounts:
+                    if (key := (account.email or "").strip().casefold()) in wanted:
+                        found.setdefault(key, account)
+        except ConnectorError:
+            return  # each create then looks itself up, and fails or succeeds on its own
+        self._looked_up.update({key: found.get(key) for key in wanted})
+
     async def _find(self, op: QueuedOperation, email: str) -> VendorAccount | None:
         """The vendor's account for exactly this email; a look-alike is refused, never linked."""
+        key = email.strip().casefold()
         try:
-            found = await self.connector.find_by_email(email)
+            if key in self._looked_up:
+                found = self._looked_up.pop(key)
+            else:
+                found = await self.connector.find_by_email(email)
         except (AuthenticationError, UnsupportedOperation):
             raise
         except ConnectorError as exc:

@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from graph import linked
 from graph.authority import active_people, deprovisioned_since, deprovisions_approved_at
 from graph.models import utcnow
-from graph.outbox import OperationSpec, dead_create_generations, enqueue, held_for
+from graph.outbox import (
+    OperationSpec,
+    dead_create_generations,
+    enqueue,
+    held_for,
+    release_moot_holds,
+)
 from graph.shared import split
 from graph.sql import dumps
 from syncd.plan import Account, Guard, Person, Precedence, Target, plan_person, removal
@@ -30,6 +36,8 @@ class ReconcileResult:
     operations: list[OperationSpec] = field(default_factory=list)
     # Planned again but already in the outbox, with the state they wait in there.
     waiting: list[tuple[OperationSpec, str]] = field(default_factory=list)
+    # Held in the outbox, but this pass would not hold them: released unless a dry run.
+    unheld: list[OperationSpec] = field(default_factory=list)
 
 
 def to_person(row: linked.PersonRow) -> Person:
@@ -183,6 +191,11 @@ def mass_deprovision_view(
     }
 
 
+def _signature(spec: OperationSpec) -> linked.OperationSignature:
+    """What makes two planned writes the same write."""
+    return (spec.connector, spec.op, spec.account_id, spec.person_id, dumps(dict(spec.payload)))
+
+
 async def reconcile(
     conn: AsyncConnection,
     targets: Sequence[Target],
@@ -197,6 +210,8 @@ async def reconcile(
     Orphans are planned when `orphans` says so, by default only when planning everyone.
     """
     result = ReconcileResult()
+    if not dry_run:
+        await linked.hold_listings(conn, [target.connector for target in targets])
     ready = await targets_ready(conn, targets)
     if not ready:
         return result
@@ -210,18 +225,14 @@ async def reconcile(
     reasons: dict[str, str] = {}  # idempotency key -> why it waits for an operator
 
     def keep(spec: OperationSpec, hold: str | None = None) -> None:
-        signature = (
-            spec.connector,
-            spec.op,
-            spec.account_id,
-            spec.person_id,
-            dumps(dict(spec.payload)),
-        )
+        signature = _signature(spec)
         if signature in seen:
             return
         seen.add(signature)
         if (state := open_ops.get(signature)) is not None:
             result.waiting.append((spec, state))  # the same write is already waiting
+            if state == "held" and hold is None:
+                result.unheld.append(spec)  # held for a reason that no longer holds?
             return
         planned.append(spec)
         if hold is not None:
@@ -261,6 +272,9 @@ async def reconcile(
     result.queued += await enqueue(
         conn, [spec for spec in result.operations if spec.idempotency_key not in reasons]
     )
+    # A leaver's account held because it was not linked to them, and linked to them since
+    # (a create that reached the vendor before a crash, found by its lookup), goes now.
+    await release_moot_holds(conn, [_signature(spec) for spec in result.unheld], HELD_UNLINKED)
     burst_began = bool(burst) and not await held_for(conn, HELD_AUTHORITY_MASS_DEPROVISION)
     waiting: dict[tuple[str, str], list[OperationSpec]] = {}
     for spec in result.operations:

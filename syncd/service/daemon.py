@@ -289,6 +289,10 @@ class Daemon:
             pusher = self.engine.pushers[connector]
             pusher.token, pusher.may_write = held.lease.token, held.valid
             self.health[connector] = ConnectorHealth(claimed_at=utcnow())
+            # What happened while another replica held it is unknown here: its first
+            # listing plans everyone for it (an incomplete listing elsewhere left people
+            # unplanned, and only a full plan catches them).
+            self.engine.planned_since.pop(connector, None)
         self._units.start_soon(self._run_unit, self.engine, unit)
 
     def abandon(self, name: str) -> None:
@@ -323,6 +327,8 @@ class Daemon:
                         readers.cancel_scope.cancel()
                     writers.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
         finally:
+            if connector is not None and self.shares is not None:
+                self.metrics.forget(connector)  # whoever holds it next reports it
             unit.finished.set()
 
     def _readers_of(self, engine: Engine, name: str) -> Sequence[tuple[str, Awaitable[None]]]:

@@ -135,6 +135,11 @@ class Metrics:
         else:
             self.learned_rate.labels(connector).set(learned)
 
+    def forget(self, connector: str) -> None:
+        """Drop a connector's gauges: another replica holds it and reports it now."""
+        for gauge in (self.rate, self.learned_rate, self.last_cycle, self.parked):
+            gauge.remove(connector)  # a no-op when there is no such series
+
     def set_parked(self, connector: str, parked: bool) -> None:
         """Publish whether a connector is parked."""
         self.parked.labels(connector).set(1 if parked else 0)

@@ -226,3 +226,18 @@ async def test_a_write_that_reached_the_vendor_before_a_crash_is_not_sent_again(
                 await conn.execute(sa.select(o.c.state).where(o.c.id.in_([op.id for op in ops])))
             ).scalars()
             assert set(states) == {"done"}
+
+
+async def test_creates_left_in_flight_are_looked_up_in_one_scan(world: World, db_url: str) -> None:
+    async with Engine.open(world.config(db_url), environ=ENV) as engine:
+        await crashed_mid_push(engine, "partnerize", 3)  # no email filter: a lookup is a scan
+        sim = world.sims["partnerize"]
+
+        def reads() -> int:
+            return sum(n for (method, _, _), n in sim.stats.requests.items() if method == "GET")
+
+        before = reads()
+        await engine.push("partnerize")
+        assert reads() - before == 1  # one page holds everyone: one scan for all twelve
+        emails = sorted(str(user["email"]) for user in world.users("partnerize"))
+        assert emails == sorted(f"person{i}@corp.example" for i in range(PEOPLE))  # each once

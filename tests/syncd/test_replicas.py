@@ -28,11 +28,12 @@ from tests.syncd.test_engine import TOKEN, VENDOR_NAMES, person, write_feed
 
 PEOPLE = 2_000
 KILLS = 20
-TTL = 2.0
-# A lease expires at most TTL after its holder died; a replica under its share claims it
-# at its next round, a third of the TTL later. The bound leaves room for a busy machine.
-TAKEOVER_BOUND = 2 * TTL + 1.0
-SETTLE_SECONDS = 240.0
+TTL = 3.0
+# A lease expires at most TTL after its holder died (sooner if it was last renewed earlier);
+# the others look for expired leases every tenth of the TTL. One second more is for a busy
+# machine (three replicas, five simulators and PostgreSQL on two cores).
+TAKEOVER_BOUND = 1.1 * TTL + 1.0
+SETTLE_SECONDS = 420.0
 TITLED = ("influitive", "userflow", "appxite")  # the vendors that keep a title
 DEACTIVATING = ("influitive", "thought_industries", "partnerize", "appxite")
 
@@ -100,13 +101,17 @@ async def _holders(url: str) -> dict[str, int | None]:
     }
 
 
-async def _all_held(url: str, pids: Sequence[int], within: float) -> float:
-    """Seconds until every lease is held by one of `pids`; fails past `within` seconds."""
+async def _all_held(url: str, pids: Sequence[int], within: float, *, shared: bool = False) -> float:
+    """Seconds until every lease is held by one of `pids` (`shared`: each holds some).
+
+    Fails past `within` seconds.
+    """
     started = time.monotonic()
     names = {"authority", *(f"connector:{name}" for name in VENDOR_NAMES)}
     while True:
         holders = await _holders(url)
-        if set(holders) == names and all(pid in pids for pid in holders.values()):
+        held = set(holders) == names and all(pid in pids for pid in holders.values())
+        if held and (not shared or set(holders.values()) == set(pids)):
             return time.monotonic() - started
         assert time.monotonic() - started < within, f"leases not all held by {pids}: {holders}"
         await anyio.sleep(0.1)
@@ -210,6 +215,9 @@ async def test_three_replicas_share_the_work_and_survive_kill_9(tmp_path: Path) 
             problems = await _settled(fleet, rows)
             assert not problems, f"seed {seed}: {problems[:10]}\n{_tails(replicas)}"
             assert _duplicates(fleet) == dict.fromkeys(VENDOR_NAMES, 0), f"seed {seed}"
+            # Some kills landed mid-push: a new holder found writes left in flight.
+            assert any("outbox.recovered" in replica.log.read_text() for replica in replicas)
+            print(f"takeovers after kill -9 (s): {sorted(round(t, 2) for t in takeovers)}")
             assert max(takeovers) <= TAKEOVER_BOUND
             for replica in replicas:  # and each stops cleanly, giving its leases back
                 assert replica.process is not None
@@ -282,6 +290,7 @@ async def test_each_replica_serves_its_health_and_a_sigterm_moves_work_at_once(
                 for replica in replicas:
                     while (await _get(client, replica, "readyz"))[0] != 200:  # noqa: ASYNC110
                         await anyio.sleep(0.1)
+            await _all_held(url, [r.pid for r in replicas], within=30, shared=True)  # balanced
             ids = set()
             for replica in replicas:
                 status = json.loads((await _get(client, replica, "status"))[1])

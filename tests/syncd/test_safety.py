@@ -236,6 +236,16 @@ async def test_an_unlinked_account_with_a_leavers_email_is_held(world: World, db
             for row in await operations(engine, "influitive")
         }
         assert states["997001"] == ("held", HELD_UNLINKED)
+        # Linked to the leaver since (an operator's link, or a create found by its lookup):
+        # the reason to hold is gone, and the next plan lets the deactivation go.
+        async with engine.store.db.write() as conn:
+            await link(conn, "influitive", "997001", "z@partner.example")
+        await engine.replan()
+        after = {row.external_id: row.state for row in await operations(engine, "influitive")}
+        assert after["997001"] == "pending"
+        await engine.push("influitive")
+        [stray] = [user for user in world.users("influitive") if user["id"] == 997001]
+        assert not world.active("influitive", stray)
 
 
 async def test_bad_vendor_ids_are_rejected_and_never_reach_a_url(world: World, db_url: str) -> None:
