@@ -1,4 +1,4 @@
-"""What a simulator saw: requests by method, path and status, 429s, peak rate, query keys, writes."""
+"""What a simulator saw: requests by method, path and status, 429s, peak rate, keys, writes."""
 
 from __future__ import annotations
 
