@@ -151,18 +151,10 @@ async def _live_shared(db: Database) -> Lease | None:
 
 async def renew(db: Database, lease: Lease, ttl: float) -> Lease:
     """Push the expiry out by `ttl`, only if the lease is still ours; else raise LeaseLost."""
-    async with db.write() as conn:
-        row = (
-            await conn.execute(
-                sa.update(t)
-                .where(t.c.name == lease.name, t.c.holder == lease.holder, t.c.token == lease.token)
-                .values(expires_at=clock(db, ttl))
-                .returning(*t.c)
-            )
-        ).first()
-    if row is None:
+    renewed = await renew_all(db, {lease.name: lease}, ttl)
+    if lease.name not in renewed:
         raise LeaseLost(f"the {lease.name} lease was taken over by another process")
-    return _lease(row)
+    return renewed[lease.name]
 
 
 async def release(db: Database, lease: Lease) -> bool:
